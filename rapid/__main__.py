@@ -1,0 +1,3 @@
+from rapid.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,170 @@
+"""The Lambda Invoke API, as boto3 and the AWS CLI call it.
+
+``POST /2015-03-31/functions/{name}/invocations[?Qualifier=]`` and the legacy
+``POST /2014-11-13/functions/{name}/invoke-async/``; ``GET /healthz`` for readiness. Each
+handler checks its request, builds an ``Invocation`` and hands it to the function; a
+synchronous invoke returns a future that the invocation's ``on_settled`` resolves, so no
+task is created per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from collections.abc import Callable
+from urllib.parse import parse_qs, unquote
+
+import msgspec
+
+from rapid.core.errors import (
+    MAX_ASYNC_REQUEST,
+    MAX_SYNC_REQUEST,
+    ServiceError,
+    not_json,
+    request_too_large,
+    unknown_operation,
+    validation,
+    shutting_down,
+)
+from rapid.core.invocation import Invocation
+from rapid.core.naming import function_arn, parse_function_name, request_id, trace_id
+from rapid.host.host import Host
+from rapid.http.message import Request, Response
+from rapid.http.protocol import HttpConnection
+
+_TAIL_BYTES = 4096
+_INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+_MAX_CLIENT_CONTEXT = 3583
+
+
+def _error(exc: ServiceError, rid: str) -> Response:
+    headers = [("x-amzn-ErrorType", exc.code), ("x-amzn-RequestId", rid)]
+    if exc.retry_after is not None:
+        headers.append(("Retry-After", str(exc.retry_after)))
+    return Response.json(exc.status, exc.body(), headers)
+
+
+class InvokeAPI:
+    def __init__(self, host: Host, ready: Callable[[], bool]) -> None:
+        self.host = host
+        self.ready = ready
+        self._loop = asyncio.get_running_loop()
+
+    def __call__(self, req: Request, conn: HttpConnection) -> Response | asyncio.Future[Response]:
+        path = req.path
+        rid = request_id()
+        try:
+            if path.startswith("/2015-03-31/functions/") and path.endswith("/invocations"):
+                if req.method != "POST":
+                    raise unknown_operation()
+                return self.invoke(unquote(path[22:-12]), req, rid, None)
+            if path.startswith("/2014-11-13/functions/") and path.rstrip("/").endswith("/invoke-async"):
+                if req.method != "POST":
+                    raise unknown_operation()
+                name = unquote(path[22:].rstrip("/")[: -len("/invoke-async")])
+                return self.invoke(name, req, rid, "Event")
+            if path == "/healthz":
+                if self.ready() and not self.host.stopping:
+                    return Response.json(200, {"status": "ok"})
+                return Response.json(503, {"status": "starting" if not self.host.stopping else "stopping"})
+            raise unknown_operation()
+        except ServiceError as exc:
+            return _error(exc, rid)
+
+    def invoke(
+        self, name: str, req: Request, rid: str, forced_type: str | None
+    ) -> Response | asyncio.Future[Response]:
+        host = self.host
+        if host.stopping:
+            raise shutting_down()
+        qualifier = parse_qs(req.query).get("Qualifier", [None])[0] if req.query else None
+        target = parse_function_name(name, qualifier, host.region, host.config.account_id)
+        fn = host.resolve(target)
+
+        kind = forced_type or req.headers.get("x-amz-invocation-type") or "RequestResponse"
+        if kind not in _INVOCATION_TYPES:
+            raise validation(
+                f"1 validation error detected: Value '{kind}' at 'invocationType' failed to satisfy "
+                "constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]"
+            )
+        limit = MAX_ASYNC_REQUEST if kind == "Event" else MAX_SYNC_REQUEST
+        body = req.body
+        if req.too_large or len(body) > limit:
+            raise request_too_large(limit)
+        if not body:
+            body = b"{}"  # an invoke with no payload gives the function an empty object
+        else:
+            try:
+                msgspec.json.decode(body, type=msgspec.Raw)
+            except msgspec.DecodeError:
+                raise not_json() from None
+        client_context = None
+        raw_context = req.headers.get("x-amz-client-context")
+        if raw_context and kind != "Event":
+            client_context = _client_context(raw_context)
+        if kind == "DryRun":
+            return Response(204, b"", [("x-amzn-RequestId", rid)])
+
+        inv = Invocation(
+            request_id=rid,
+            payload=bytes(body),
+            function_arn=function_arn(host.region, host.config.account_id, fn.name, target.qualifier),
+            timeout=fn.timeout,
+            trace_id=req.headers.get("x-amzn-trace-id") or trace_id(),
+            client_context=client_context,
+            cognito_identity=req.headers.get("x-amz-cognito-identity"),
+            tail_log=req.headers.get("x-amz-log-type") == "Tail",
+        )
+        if kind == "Event":
+            # Durable async invocation is its own piece of work; until then an Event runs
+            # once, in the background, from memory.
+            fn.submit(inv)
+            return Response(202, b"", [("x-amzn-RequestId", rid), ("X-Amz-Executed-Version", fn.version)])
+
+        if inv.tail_log:
+            inv.log_lines = []
+        fut: asyncio.Future[Response] = self._loop.create_future()
+        version = fn.version
+
+        def settled(inv: Invocation) -> None:
+            if not fut.done():
+                fut.set_result(_answer(inv, version))
+
+        inv.on_settled = settled
+        fn.submit(inv)
+        return fut
+
+
+def _answer(inv: Invocation, version: str) -> Response:
+    outcome = inv.outcome
+    assert outcome is not None
+    if outcome.service_error is not None:
+        return _error(outcome.service_error, inv.request_id)
+    headers = [
+        ("Content-Type", "application/json"),
+        ("X-Amz-Executed-Version", version),
+        ("x-amzn-RequestId", inv.request_id),
+    ]
+    if outcome.function_error:
+        headers.append(("X-Amz-Function-Error", "Unhandled"))
+    if inv.log_lines is not None:
+        tail = ("\n".join(inv.log_lines) + "\n").encode("utf-8", "replace")[-_TAIL_BYTES:]
+        headers.append(("X-Amz-Log-Result", base64.b64encode(tail).decode("ascii")))
+    return Response(200, outcome.body, headers)
+
+
+def _client_context(raw: str) -> str:
+    if len(raw) > _MAX_CLIENT_CONTEXT:
+        raise validation(
+            "1 validation error detected: Value at 'clientContext' failed to satisfy constraint: "
+            f"Member must have length less than or equal to {_MAX_CLIENT_CONTEXT}"
+        )
+    try:
+        text = base64.b64decode(raw, validate=True).decode("utf-8")
+        msgspec.json.decode(text)
+    except (binascii.Error, UnicodeDecodeError, msgspec.DecodeError):
+        raise ServiceError(
+            400, "InvalidRequestContentException", "Client context must be a valid Base64-encoded JSON object."
+        ) from None
+    return text

@@ -1,0 +1,61 @@
+"""The command line: ``rapid serve [options] [-- CMD [ARGS...]]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from rapid import __version__
+from rapid.config import ConfigError, load
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rapid", description="A fast, faithful host for AWS Lambda functions.")
+    p.add_argument("--version", action="version", version=f"rapid {__version__}")
+    sub = p.add_subparsers(dest="command_name", required=True)
+    s = sub.add_parser(
+        "serve",
+        help="serve the Invoke API and run functions",
+        usage="rapid serve [options] [-- CMD [ARGS...]]",
+        description="Serve functions. With `-- CMD`, serve CMD as the function `function`, "
+        "the way the AWS Runtime Interface Emulator does.",
+    )
+    s.add_argument("--host", help="address to listen on (default 127.0.0.1) [RAPID_HOST]")
+    s.add_argument("--port", help="port to listen on (default 8080) [RAPID_PORT]")
+    s.add_argument("--function", action="append", default=[], metavar="NAME=PATH",
+                   help="a function: a folder with a `bootstrap` or a handler, or a .zip [RAPID_FUNCTIONS]")
+    s.add_argument("--config", help="a rapid.toml declaring functions and settings [RAPID_CONFIG]")
+    s.add_argument("--runtime", help="provided | python | node | shell (default provided) [RAPID_RUNTIME]")
+    s.add_argument("--handler", help="handler for a bundled runtime, e.g. app.handler [RAPID_HANDLER]")
+    s.add_argument("--timeout", help="seconds per invocation (default 3; 300 in drop-in mode) [RAPID_TIMEOUT]")
+    s.add_argument("--memory", help="memory size in MB (default 128; 3008 in drop-in mode) [RAPID_MEMORY]")
+    s.add_argument("--concurrency", help="most instances per function [RAPID_CONCURRENCY]")
+    s.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                   help="a variable for the functions [RAPID_ENV, one per line]")
+    s.add_argument("--data-dir", dest="data_dir", help="where durable state lives [RAPID_DATA_DIR]")
+    s.add_argument("--log-format", dest="log_format", help="text | json (default text) [RAPID_LOG_FORMAT]")
+    s.add_argument("--region", help="the region in ARNs and AWS_REGION (default us-east-1) [AWS_REGION]")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = None
+    if "--" in args:
+        at = args.index("--")
+        args, command = args[:at], args[at + 1 :]
+    ns = _parser().parse_args(args)
+    values = {k: v for k, v in vars(ns).items() if k != "command_name"}
+    if command:
+        values["command"] = command
+    try:
+        config = load(values)
+        from rapid.daemon import run
+
+        return run(config)
+    except ConfigError as exc:
+        print(f"rapid: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,237 @@
+"""One configuration model, filled from the TOML file, the environment and the command line.
+
+Precedence, lowest first: built-in defaults < ``rapid.toml`` < environment < command line.
+All three fill plain dicts that are merged and then converted once into the ``Config``
+Struct, so every source is validated by the same rules, unknown keys are rejected, and an
+error names the key it is about (``$.functions.hello.timeout``).
+
+Function settings given on the command line or in the environment (``--runtime``,
+``--timeout``, ...) apply to the functions declared there (``--function``, ``-- CMD``); a
+function declared in the TOML file carries its own settings in its own table.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+
+class ConfigError(Exception):
+    """A configuration problem found at start-up: one clear line, exit status 2."""
+
+
+# AWS's reserved variables: a function may not set them (AWS refuses such a configuration).
+RESERVED_ENV = frozenset({
+    "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
+})
+
+Name = Annotated[str, Meta(pattern=r"^[a-zA-Z0-9_-]{1,64}$")]
+
+
+class FunctionConfig(Struct, forbid_unknown_fields=True, kw_only=True):
+    path: str | None = None  # a folder or a .zip; relative to the TOML file's folder
+    command: list[str] | None = None  # drop-in mode: the bootstrap command itself
+    runtime: Literal["provided", "python", "node", "shell"] = "provided"
+    handler: str = ""
+    timeout: Annotated[int, Meta(ge=1, le=900)] = 3
+    memory: Annotated[int, Meta(ge=128, le=10240)] = 128
+    concurrency: Annotated[int, Meta(ge=0, le=1000)] | None = None
+    environment: dict[str, str] = {}
+    # Not for users' TOML files in practice; set by drop-in mode.
+    version: str = "$LATEST"
+    inherit_environment: bool = False  # drop-in mode passes the container's env through
+
+
+class Config(Struct, forbid_unknown_fields=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Meta(ge=0, le=65535)] = 8080
+    log_format: Literal["text", "json"] = "text"
+    data_dir: str | None = None
+    region: str = "us-east-1"
+    account_id: Annotated[str, Meta(pattern=r"^\d{12}$")] = "000000000000"
+    init_timeout: Annotated[float, Meta(gt=0, le=900)] = 10.0
+    shutdown_timeout: Annotated[float, Meta(ge=0)] = 10.0
+    functions: dict[Name, FunctionConfig] = {}
+    dropin: bool = False  # derived: serving `-- CMD` (or a searched bootstrap) as `function`
+
+
+# Which keys are server settings and which are function settings, for the flat CLI/env layer.
+SERVER_KEYS = ("host", "port", "log_format", "data_dir", "region", "account_id", "init_timeout", "shutdown_timeout")
+FUNCTION_KEYS = ("runtime", "handler", "timeout", "memory", "concurrency")
+
+# Every flag's environment variable. RIE's own variables apply to drop-in mode.
+ENV_VARS = {
+    "host": "RAPID_HOST",
+    "port": "RAPID_PORT",
+    "log_format": "RAPID_LOG_FORMAT",
+    "data_dir": "RAPID_DATA_DIR",
+    "region": "AWS_REGION",
+    "account_id": "RAPID_ACCOUNT_ID",
+    "init_timeout": "RAPID_INIT_TIMEOUT",
+    "shutdown_timeout": "RAPID_SHUTDOWN_TIMEOUT",
+    "config": "RAPID_CONFIG",
+    "function": "RAPID_FUNCTIONS",  # whitespace-separated NAME=PATH items
+    "env": "RAPID_ENV",  # newline-separated KEY=VALUE items
+    "runtime": "RAPID_RUNTIME",
+    "handler": "RAPID_HANDLER",
+    "timeout": "RAPID_TIMEOUT",
+    "memory": "RAPID_MEMORY",
+    "concurrency": "RAPID_CONCURRENCY",
+}
+RIE_VARS = {
+    "timeout": "AWS_LAMBDA_FUNCTION_TIMEOUT",
+    "memory": "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "handler": "_HANDLER",
+    "version": "AWS_LAMBDA_FUNCTION_VERSION",
+}
+DROPIN_DEFAULTS = {"timeout": 300, "memory": 3008}
+
+
+def from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The environment's layer, in the same flat shape the command line gives."""
+    out: dict[str, Any] = {}
+    for key, var in ENV_VARS.items():
+        value = environ.get(var)
+        if value is None or value == "":
+            continue
+        if key == "function":
+            out[key] = value.split()
+        elif key == "env":
+            out[key] = [line for line in value.splitlines() if line.strip()]
+        else:
+            out[key] = value
+    return out
+
+
+def load(
+    cli: Mapping[str, Any], environ: Mapping[str, str] | None = None, cwd: str | None = None
+) -> Config:
+    """Build the one Config from a flat dict of command-line values (``None`` = not given),
+    the environment and the TOML file either names. Raises ``ConfigError``."""
+    environ = os.environ if environ is None else environ
+    cwd = cwd or os.getcwd()
+    flat = from_env(environ)
+    flat.update({k: v for k, v in cli.items() if v is not None and v != []})
+
+    merged: dict[str, Any] = {}
+    functions: dict[str, dict[str, Any]] = {}
+    config_file = flat.get("config")
+    if config_file:
+        merged, functions = _read_toml(config_file, cwd)
+    for key in SERVER_KEYS:
+        if key in flat:
+            merged[key] = _number(key, flat[key])
+
+    shared = {k: _number(k, flat[k]) for k in FUNCTION_KEYS if k in flat}
+    env_vars = _pairs("--env", flat.get("env", []))
+    if env_vars:
+        shared["environment"] = env_vars
+    for item in flat.get("function", []):
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ConfigError(f"--function {item!r}: expected NAME=PATH")
+        if name in functions:
+            raise ConfigError(f"function {name!r} is declared twice")
+        functions[name] = {"path": os.path.join(cwd, path), **shared}
+
+    command = flat.get("command")
+    if command is not None or not functions:
+        dropin = _dropin(command, environ, shared, cwd)
+        name = environ.get("AWS_LAMBDA_FUNCTION_NAME") or "function"
+        functions[name] = dropin
+        merged["dropin"] = True
+
+    merged["functions"] = functions
+    try:
+        config = msgspec.convert(merged, Config, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from None
+    for name, fn in config.functions.items():
+        _check_function(name, fn)
+    return config
+
+
+def _dropin(command: list[str] | None, environ: Mapping[str, str], shared: dict[str, Any], cwd: str) -> dict[str, Any]:
+    fn: dict[str, Any] = dict(DROPIN_DEFAULTS)
+    for key, var in RIE_VARS.items():
+        if environ.get(var):
+            fn[key] = environ[var]
+    fn.update(shared)
+    fn["path"] = cwd
+    fn["inherit_environment"] = True
+    if command:
+        fn["command"] = list(command)
+    return fn
+
+
+def _read_toml(path: str, cwd: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    file = Path(cwd, path)
+    try:
+        data = tomllib.loads(file.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    functions = data.pop("functions", {})
+    if not isinstance(functions, dict):
+        raise ConfigError(f"{path}: 'functions' must be a table of [functions.NAME] tables")
+    for name, fn in functions.items():
+        if isinstance(fn, dict) and isinstance(fn.get("path"), str):
+            fn["path"] = str(file.parent / fn["path"])
+    if isinstance(data.get("data_dir"), str):
+        data["data_dir"] = str(file.parent / data["data_dir"])
+    return data, functions
+
+
+def _number(key: str, value: Any) -> Any:
+    """CLI and env values arrive as strings; the Struct's types decide what they must be."""
+    if isinstance(value, str) and key in ("port", "timeout", "memory", "concurrency"):
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{key}: expected a whole number, got {value!r}") from None
+    if isinstance(value, str) and key in ("init_timeout", "shutdown_timeout"):
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+    return value
+
+
+def _pairs(flag: str, items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")  # the value may itself contain '='
+        if not sep or not key:
+            raise ConfigError(f"{flag} {item!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def _check_function(name: str, fn: FunctionConfig) -> None:
+    where = f"functions.{name}"
+    if fn.command is None:
+        if fn.path is None:
+            raise ConfigError(f"{where}.path is required")
+        if not os.path.exists(fn.path):
+            raise ConfigError(f"{where}.path: no such file or directory: {fn.path}")
+        if not (os.path.isdir(fn.path) or fn.path.endswith(".zip")):
+            raise ConfigError(f"{where}.path: expected a folder or a .zip: {fn.path}")
+    if fn.runtime != "provided" and not fn.handler:
+        raise ConfigError(f"{where}.handler is required for runtime {fn.runtime!r}")
+    if not fn.inherit_environment:
+        reserved = sorted(RESERVED_ENV & fn.environment.keys())
+        if reserved:
+            raise ConfigError(
+                f"{where}.environment: reserved keys cannot be set: {', '.join(reserved)}"
+            )

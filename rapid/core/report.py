@@ -1,0 +1,128 @@
+"""The platform's log lines, in Lambda's text format and its JSON (Telemetry) format.
+
+Text lines are exactly Lambda's, TAB separated with a trailing TAB on REPORT::
+
+    START RequestId: <id> Version: $LATEST
+    END RequestId: <id>
+    REPORT RequestId: <id>\\tDuration: 1.23 ms\\tBilled Duration: 2 ms\\tMemory Size: 128 MB\\tMax Memory Used: 31 MB\\t[Init Duration: 80.00 ms\\t]
+
+Failures append the new-style ``Status: …`` and ``Error Type: …`` fields. Billed duration is
+the duration plus any init duration on the line, rounded up to the millisecond (AWS bills
+init for custom runtimes).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import msgspec
+
+_json = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    request_id: str
+    duration_ms: float
+    memory_size_mb: int
+    max_memory_used_mb: int
+    init_duration_ms: float | None = None
+    status: str = "success"  # success | error | timeout
+    error_type: str | None = None
+
+    @property
+    def billed_ms(self) -> int:
+        return math.ceil(self.duration_ms + (self.init_duration_ms or 0.0))
+
+
+def iso_now(now: float | None = None) -> str:
+    t = time.time() if now is None else now
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+
+
+# -- text ---------------------------------------------------------------------------------
+
+def start_text(request_id: str, version: str) -> str:
+    return f"START RequestId: {request_id} Version: {version}"
+
+
+def end_text(request_id: str) -> str:
+    return f"END RequestId: {request_id}"
+
+
+def report_text(r: Report) -> str:
+    parts = [
+        f"REPORT RequestId: {r.request_id}",
+        f"Duration: {r.duration_ms:.2f} ms",
+        f"Billed Duration: {r.billed_ms} ms",
+        f"Memory Size: {r.memory_size_mb} MB",
+        f"Max Memory Used: {r.max_memory_used_mb} MB",
+    ]
+    if r.init_duration_ms is not None:
+        parts.append(f"Init Duration: {r.init_duration_ms:.2f} ms")
+    if r.status != "success":
+        parts.append(f"Status: {r.status}")
+        if r.error_type:
+            parts.append(f"Error Type: {r.error_type}")
+    return "\t".join(parts) + "\t"
+
+
+def init_report_text(duration_ms: float, phase: str, status: str, error_type: str | None) -> str:
+    parts = [f"INIT_REPORT Init Duration: {duration_ms:.2f} ms", f"Phase: {phase}", f"Status: {status}"]
+    if error_type:
+        parts.append(f"Error Type: {error_type}")
+    return "\t".join(parts)
+
+
+# -- JSON (the Telemetry API envelope, as CloudWatch shows it in JSON log format) ---------
+
+def _envelope(kind: str, record: object, now: float | None = None) -> str:
+    return _json.encode({"time": iso_now(now), "type": kind, "record": record}).decode()
+
+
+def start_json(request_id: str, version: str, function_arn: str) -> str:
+    return _envelope(
+        "platform.start", {"requestId": request_id, "functionArn": function_arn, "version": version}
+    )
+
+
+def report_json(r: Report) -> str:
+    metrics: dict[str, float | int] = {
+        "durationMs": round(r.duration_ms, 3),
+        "billedDurationMs": r.billed_ms,
+        "memorySizeMB": r.memory_size_mb,
+        "maxMemoryUsedMB": r.max_memory_used_mb,
+    }
+    if r.init_duration_ms is not None:
+        metrics["initDurationMs"] = round(r.init_duration_ms, 3)
+    record: dict[str, object] = {"requestId": r.request_id, "metrics": metrics, "status": r.status}
+    if r.error_type:
+        record["errorType"] = r.error_type
+    return _envelope("platform.report", record)
+
+
+def init_report_json(duration_ms: float, phase: str, status: str, error_type: str | None, init_type: str) -> str:
+    record: dict[str, object] = {
+        "initializationType": init_type,
+        "phase": phase,
+        "status": status,
+        "metrics": {"durationMs": round(duration_ms, 3)},
+    }
+    if error_type:
+        record["errorType"] = error_type
+    return _envelope("platform.initReport", record)
+
+
+def function_line_json(line: str, request_id: str | None) -> str:
+    """A function's own output line in JSON log format: JSON objects pass through as they
+    are; anything else is wrapped the way Lambda wraps plain text."""
+    if line.startswith("{") and line.endswith("}"):
+        try:
+            msgspec.json.decode(line)
+            return line
+        except msgspec.DecodeError:
+            pass
+    record = {"timestamp": iso_now(), "level": "INFO", "requestId": request_id, "message": line}
+    return _json.encode(record).decode()

@@ -1,0 +1,2 @@
+"""Processes: spawn, environment, output, memory, signals, and the guarantee that nothing
+a daemon starts outlives it."""

@@ -1,0 +1,160 @@
+"""One runtime process: spawned in its own process group, watched, read, and ended.
+
+- Its own session (so its own process group): ending the instance kills the group, which
+  takes every child the runtime forked with it.
+- stdout and stderr share one pipe, so lines keep the order the runtime wrote them in;
+  the pipe is read on the event loop and split into lines.
+- Its exit is watched through a pidfd: no SIGCHLD handler, no thread per child.
+- Its group is registered with the ``Guardian`` so it dies even if the daemon is SIGKILLed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+
+from rapid.supervisor.guardian import Guardian
+from rapid.supervisor.memory import PeakMemory
+
+_MAX_LINE = 256 * 1024  # a runtime that never writes a newline still gets its output shown
+
+
+class RuntimeProcess:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: str,
+        on_line: Callable[[bytes], None],
+        on_exit: Callable[[int], None],
+        guardian: Guardian,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._on_line = on_line
+        self._on_exit = on_exit
+        self._guardian = guardian
+        self._partial = b""
+        self.returncode: int | None = None
+        r, w = os.pipe()
+        try:
+            self._popen = subprocess.Popen(
+                list(argv),
+                env=dict(env),
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=w,
+                stderr=w,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except BaseException:
+            os.close(r)
+            os.close(w)
+            raise
+        os.close(w)
+        self.pid = self._popen.pid
+        guardian.watch(self.pid)
+        self.memory = PeakMemory(self.pid)
+        os.set_blocking(r, False)
+        self._out: int | None = r
+        loop.add_reader(r, self._read)
+        self._pidfd: int | None = os.pidfd_open(self.pid)
+        loop.add_reader(self._pidfd, self._reap)
+
+    # -- output ---------------------------------------------------------------------------
+
+    def _read(self) -> None:
+        self.drain()
+
+    def drain(self) -> None:
+        """Read whatever the runtime has written so far, without waiting.
+
+        Called before the platform writes END/REPORT, so a runtime's lines printed before it
+        answered are shown (and kept in the log tail) before the END line.
+        """
+        fd = self._out
+        if fd is None:
+            return
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self._close_output()
+                return
+            self._split(data)
+            if len(data) < 65536:
+                return
+
+    def _split(self, data: bytes) -> None:
+        if self._partial:
+            data = self._partial + data
+            self._partial = b""
+        lines = data.split(b"\n")
+        tail = lines.pop()
+        for line in lines:
+            self._on_line(line)
+        if len(tail) > _MAX_LINE:
+            self._on_line(tail)
+        else:
+            self._partial = tail
+
+    def _close_output(self) -> None:
+        fd = self._out
+        if fd is None:
+            return
+        self._out = None
+        self._loop.remove_reader(fd)
+        os.close(fd)
+        if self._partial:
+            self._on_line(self._partial)
+            self._partial = b""
+
+    # -- exit -----------------------------------------------------------------------------
+
+    def _reap(self) -> None:
+        code = self._popen.poll()
+        if code is None:
+            return
+        self.returncode = code
+        if self._pidfd is not None:
+            self._loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+        self.drain()
+        # Children the runtime left behind die with it.
+        self._signal_group(signal.SIGKILL)
+        self._guardian.forget(self.pid)
+        self.memory.close()
+        self._close_output()
+        self._on_exit(code)
+
+    # -- signals --------------------------------------------------------------------------
+
+    def _signal_group(self, sig: int) -> None:
+        try:
+            os.killpg(self.pid, sig)
+        except OSError:
+            pass
+
+    def kill(self) -> None:
+        """SIGKILL the whole group; the exit is reported through ``on_exit`` as usual."""
+        self._signal_group(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        self._signal_group(signal.SIGTERM)
+
+    @property
+    def alive(self) -> bool:
+        return self.returncode is None
+
+    def __repr__(self) -> str:
+        state = "running" if self.returncode is None else f"exited {self.returncode}"
+        return f"<RuntimeProcess pid={self.pid} {state}>"
