@@ -151,7 +151,14 @@ def load(
         functions[name] = dropin
         merged["dropin"] = True
 
-    merged["functions"] = functions
+    converted = {}
+    for name, fn in functions.items():
+        try:
+            converted[name] = msgspec.convert(fn, FunctionConfig, strict=False)
+        except msgspec.ValidationError as exc:
+            # msgspec names dict keys "[...]": say which function, and where in it.
+            raise ConfigError(f"functions.{name}: {str(exc).replace('`$', '`functions.' + name)}") from None
+    merged["functions"] = converted
     try:
         config = msgspec.convert(merged, Config, strict=False)
     except msgspec.ValidationError as exc:

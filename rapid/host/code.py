@@ -44,8 +44,8 @@ def bundled(runtime: str, task_root: str) -> Code:
         argv: tuple[str, ...] = (sys.executable, script)
     elif runtime == "node":
         node = shutil.which("node")
-        if node is None:
-            raise ConfigError("runtime 'node' needs the `node` command on PATH")
+        if node is None:  # as on Lambda, a missing runtime fails the invoke, not the host
+            return Code(task_root, str(folder), None, invalid_entrypoint("runtime 'node' needs `node` on PATH"))
         argv = (node, script)
     elif runtime == "shell":
         argv = (shutil.which("bash") or "/bin/bash", script)

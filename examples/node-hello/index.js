@@ -1,0 +1,1 @@
+exports.handler = async (event, context) => ({ message: 'Hello, ' + (event?.name || 'world') + '!' });
