@@ -148,6 +148,8 @@ def load(
     if command is not None or not functions:
         dropin = _dropin(command, environ, shared, cwd)
         name = environ.get("AWS_LAMBDA_FUNCTION_NAME") or "function"
+        if name in functions:
+            raise ConfigError(f"function {name!r} is declared twice (once as the drop-in command)")
         functions[name] = dropin
         merged["dropin"] = True
 

@@ -14,6 +14,7 @@ as a 200 with ``X-Amz-Function-Error: Unhandled``; see ``FunctionError``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # Limits, exactly as AWS counts them.
@@ -172,16 +173,18 @@ def invalid_entrypoint(detail: str) -> FunctionError:
     return FunctionError("Runtime.InvalidEntrypoint", detail)
 
 
+_VALID_ERROR_TYPE = re.compile(r"(Runtime|Function)\.[A-Z][a-zA-Z]+")
+
+
 def normalise_error_type(value: str | None) -> str:
     """The error type for REPORT/telemetry, as the RIE normalises what runtimes post.
 
-    ``Runtime.X``/``Function.X`` with a capitalised word survive; any other ``Function.``
-    value becomes ``Function.Unknown``; everything else ``Runtime.Unknown``.
+    ``Runtime.X``/``Function.X`` (a capital, then ASCII letters) survive; any other
+    ``Function.`` value becomes ``Function.Unknown``; everything else ``Runtime.Unknown``.
     """
     if value:
-        head, _, tail = value.partition(".")
-        if head in ("Runtime", "Function") and tail[:1].isupper() and tail.isalpha():
+        if _VALID_ERROR_TYPE.match(value):
             return value
-        if head == "Function":
+        if value.startswith("Function."):
             return "Function.Unknown"
     return "Runtime.Unknown"

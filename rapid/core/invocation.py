@@ -104,6 +104,8 @@ class Invocation:
         """Move to a final state with ``outcome``; False (and nothing done) if already final."""
         if self.state in FINAL:
             return False
+        if TRANSITIONS.get((self.state, event)) not in FINAL:
+            raise IllegalInvocationTransition(f"{event.value} does not settle a {self.state.value} invocation")
         self.advance(event)
         self.outcome = outcome
         if self.on_settled is not None:

@@ -4,8 +4,8 @@ Theory of operation
 -------------------
 A runtime process talks to its Runtime API in a fixed rhythm::
 
-    (spawned) --next--> Ready --dispatch--> Invoking --response|error--> Responded --next--> Ready ...
-         \\--init/error--> InitFailed
+    Started --next--> Ready --dispatch--> Running --response|error--> ResponseSent --next--> Ready ...
+         \\--init/error--> InitError
 
 ``next`` is the runtime's ``GET /invocation/next``; ``dispatch`` is the host handing it an
 event; ``response``/``error`` are its ``POST /invocation/{id}/response|error``; ``init_error``
@@ -27,19 +27,21 @@ from rapid.core.errors import InvalidStateTransition
 
 
 class RuntimeState(enum.Enum):
-    INITIALIZING = "Initializing"
+    # The values are the RIE's state names (core/states.go): they appear in 403 messages.
+    INITIALIZING = "Started"
     READY = "Ready"
-    INVOKING = "Invoking"
-    RESPONDED = "Responded"
+    INVOKING = "Running"
+    RESPONDED = "RuntimeResponseSentState"
     INIT_FAILED = "InitError"
     EXITED = "Exited"
 
 
 class RuntimeEvent(enum.Enum):
-    NEXT = "Ready"  # the value is the RIE's name for the state the runtime asks to enter
-    DISPATCH = "Invoking"
-    RESPONSE = "ResponseSent"
-    ERROR = "ErrorSent"
+    # The value is the RIE's name for the state the call asks to enter.
+    NEXT = "Ready"
+    DISPATCH = "Running"
+    RESPONSE = "RuntimeResponseSentState"
+    ERROR = "InvocationErrorResponse"
     INIT_ERROR = "InitError"
     EXIT = "Exited"
 
