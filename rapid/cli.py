@@ -30,7 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--handler", help="handler for a bundled runtime, e.g. app.handler [RAPID_HANDLER]")
     s.add_argument("--timeout", help="seconds per invocation (default 3; 300 in drop-in mode) [RAPID_TIMEOUT]")
     s.add_argument("--memory", help="memory size in MB (default 128; 3008 in drop-in mode) [RAPID_MEMORY]")
-    s.add_argument("--concurrency", help="most instances per function [RAPID_CONCURRENCY]")
+    s.add_argument("--concurrency", help="reserved concurrency per function: at most N instances [RAPID_CONCURRENCY]")
+    s.add_argument("--max-concurrency", dest="max_concurrency",
+                   help="host-wide limit (default 1000, capped by the machine) [RAPID_MAX_CONCURRENCY]")
     s.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                    help="a variable for the functions [RAPID_ENV, one per line]")
     s.add_argument("--data-dir", dest="data_dir", help="where durable state lives [RAPID_DATA_DIR]")

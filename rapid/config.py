@@ -45,7 +45,10 @@ class FunctionConfig(Struct, forbid_unknown_fields=True, kw_only=True):
     handler: str = ""
     timeout: Annotated[int, Meta(ge=1, le=900)] = 3
     memory: Annotated[int, Meta(ge=128, le=10240)] = 128
-    concurrency: Annotated[int, Meta(ge=0, le=1000)] | None = None
+    reserved_concurrency: Annotated[int, Meta(ge=0)] | None = None  # --concurrency
+    provisioned_concurrency: Annotated[int, Meta(ge=0)] = 0
+    per_instance_concurrency: Annotated[int, Meta(ge=1, le=64)] = 1  # AWS_LAMBDA_MAX_CONCURRENCY
+    ephemeral_storage: Annotated[int, Meta(ge=512, le=10240)] = 512  # MB of /tmp
     environment: dict[str, str] = {}
     # Not for users' TOML files in practice; set by drop-in mode.
     version: str = "$LATEST"
@@ -61,13 +64,30 @@ class Config(Struct, forbid_unknown_fields=True, kw_only=True):
     account_id: Annotated[str, Meta(pattern=r"^\d{12}$")] = "000000000000"
     init_timeout: Annotated[float, Meta(gt=0, le=900)] = 10.0
     shutdown_timeout: Annotated[float, Meta(ge=0)] = 10.0
+    max_concurrency: Annotated[int, Meta(ge=1)] = 1000  # capped by what the machine can run
+    idle_timeout: Annotated[float, Meta(gt=0)] = 600.0  # stop an on-demand instance idle this long
+    max_lifetime: Annotated[float, Meta(gt=0)] = 4 * 3600.0  # recycle every instance after this
+    freeze: bool = True  # stop an idle instance's processes between invokes
+    private_tmp: Literal["auto", "namespace", "directory"] = "auto"
+    drop_privileges: Literal["auto", "off"] = "auto"  # as root: run instances as their own uid
+    user_range: Annotated[str, Meta(pattern=r"^\d+-\d+$")] = "990000-999999"
+    memory_limit: Literal["auto", "cgroup", "watchdog", "off"] = "auto"
+    verify_runtime_peer: bool = True  # refuse Runtime API connections from other processes
     functions: dict[Name, FunctionConfig] = {}
     dropin: bool = False  # derived: serving `-- CMD` (or a searched bootstrap) as `function`
 
 
 # Which keys are server settings and which are function settings, for the flat CLI/env layer.
-SERVER_KEYS = ("host", "port", "log_format", "data_dir", "region", "account_id", "init_timeout", "shutdown_timeout")
+SERVER_KEYS = (
+    "host", "port", "log_format", "data_dir", "region", "account_id", "init_timeout", "shutdown_timeout",
+    "max_concurrency", "idle_timeout", "max_lifetime", "freeze", "private_tmp", "drop_privileges",
+    "user_range", "memory_limit", "verify_runtime_peer",
+)
 FUNCTION_KEYS = ("runtime", "handler", "timeout", "memory", "concurrency")
+_INTS = ("port", "timeout", "memory", "concurrency", "max_concurrency")
+_FLOATS = ("init_timeout", "shutdown_timeout", "idle_timeout", "max_lifetime")
+_BOOLS = ("freeze", "verify_runtime_peer")
+MAX_ENV_BYTES = 4096  # Lambda: 4 KB of environment variables in all
 
 # Every flag's environment variable. RIE's own variables apply to drop-in mode.
 ENV_VARS = {
@@ -79,6 +99,15 @@ ENV_VARS = {
     "account_id": "RAPID_ACCOUNT_ID",
     "init_timeout": "RAPID_INIT_TIMEOUT",
     "shutdown_timeout": "RAPID_SHUTDOWN_TIMEOUT",
+    "max_concurrency": "RAPID_MAX_CONCURRENCY",
+    "idle_timeout": "RAPID_IDLE_TIMEOUT",
+    "max_lifetime": "RAPID_MAX_LIFETIME",
+    "freeze": "RAPID_FREEZE",
+    "private_tmp": "RAPID_PRIVATE_TMP",
+    "drop_privileges": "RAPID_DROP_PRIVILEGES",
+    "user_range": "RAPID_USER_RANGE",
+    "memory_limit": "RAPID_MEMORY_LIMIT",
+    "verify_runtime_peer": "RAPID_VERIFY_RUNTIME_PEER",
     "config": "RAPID_CONFIG",
     "function": "RAPID_FUNCTIONS",  # whitespace-separated NAME=PATH items
     "env": "RAPID_ENV",  # newline-separated KEY=VALUE items
@@ -133,6 +162,8 @@ def load(
             merged[key] = _number(key, flat[key])
 
     shared = {k: _number(k, flat[k]) for k in FUNCTION_KEYS if k in flat}
+    if "concurrency" in shared:
+        shared["reserved_concurrency"] = shared.pop("concurrency")
     env_vars = _pairs("--env", flat.get("env", []))
     if env_vars:
         shared["environment"] = env_vars
@@ -167,6 +198,13 @@ def load(
         raise ConfigError(f"invalid configuration: {exc}") from None
     for name, fn in config.functions.items():
         _check_function(name, fn)
+    reserved = sum(fn.reserved_concurrency or 0 for fn in config.functions.values())
+    if reserved > config.max_concurrency - 100:
+        raise ConfigError(
+            f"reserved_concurrency: {reserved} reserved in all, but at most "
+            f"{max(0, config.max_concurrency - 100)} of max_concurrency {config.max_concurrency} may be "
+            "(100 stay unreserved, as on AWS)"
+        )
     return config
 
 
@@ -204,16 +242,22 @@ def _read_toml(path: str, cwd: str) -> tuple[dict[str, Any], dict[str, dict[str,
 
 def _number(key: str, value: Any) -> Any:
     """CLI and env values arrive as strings; the Struct's types decide what they must be."""
-    if isinstance(value, str) and key in ("port", "timeout", "memory", "concurrency"):
+    if isinstance(value, str) and key in _INTS:
         try:
             return int(value)
         except ValueError:
             raise ConfigError(f"{key}: expected a whole number, got {value!r}") from None
-    if isinstance(value, str) and key in ("init_timeout", "shutdown_timeout"):
+    if isinstance(value, str) and key in _FLOATS:
         try:
             return float(value)
         except ValueError:
             raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+    if isinstance(value, str) and key in _BOOLS:
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
     return value
 
 
@@ -238,6 +282,16 @@ def _check_function(name: str, fn: FunctionConfig) -> None:
             raise ConfigError(f"{where}.path: expected a folder or a .zip: {fn.path}")
     if fn.runtime != "provided" and not fn.handler:
         raise ConfigError(f"{where}.handler is required for runtime {fn.runtime!r}")
+    if fn.reserved_concurrency is not None and fn.provisioned_concurrency > fn.reserved_concurrency:
+        raise ConfigError(
+            f"{where}.provisioned_concurrency ({fn.provisioned_concurrency}) cannot exceed "
+            f"its reserved_concurrency ({fn.reserved_concurrency})"
+        )
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in fn.environment.items())
+    if size > MAX_ENV_BYTES and not fn.inherit_environment:
+        raise ConfigError(
+            f"{where}.environment: {size} bytes of variables; Lambda allows {MAX_ENV_BYTES} in all"
+        )
     if not fn.inherit_environment:
         reserved = sorted(RESERVED_ENV & fn.environment.keys())
         if reserved:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import shutil
 import signal
 import sys
 import tempfile
 from pathlib import Path
 
+import msgspec
 import uvloop
 
 from rapid.api.invoke import InvokeAPI
@@ -34,16 +36,29 @@ async def serve_forever(config: Config) -> int:
         data_dir = scratch = tempfile.mkdtemp(prefix="rapid-data-")
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     logs = LogSink()
-    host = Host(config, logs)
+    cap = machine_capacity()
+    if config.max_concurrency > cap:
+        say(f"max_concurrency {config.max_concurrency} capped to {cap}, what this machine can run")
+        config = msgspec.structs.replace(config, max_concurrency=cap)
+    try:
+        host = Host(config, logs)
+    except RuntimeError as exc:
+        raise ConfigError(str(exc)) from None
     try:
         for name, fc in config.functions.items():
             code = code_for(fc, dropin=config.dropin, data_dir=Path(data_dir))
             if code.entrypoint_error is not None:
                 say(f"warning: function {name!r}: {code.entrypoint_error.message}")
+            warning = host.sandbox.check_function(name, code)
+            if warning:
+                say(f"warning: {warning}")
             host.add(name, fc, code, tagged=not config.dropin)
     except ConfigError:
         host.guardian.close()
+        host.sandbox.close()
         raise
+    say(host.sandbox.describe())
+    host.start()
 
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -68,6 +83,23 @@ async def serve_forever(config: Config) -> int:
     if scratch is not None:
         shutil.rmtree(scratch, ignore_errors=True)
     return 0
+
+
+def machine_capacity() -> int:
+    """How many instances this machine can hold: descriptors (about 8 per instance in the
+    daemon, after raising the soft limit to the hard one) and memory (a small runtime's RSS
+    is some 16 MB)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    by_fds = max(1, (soft - 256) // 8)
+    try:
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        by_memory = max(1, pages // (16 * 1024 * 1024))
+    except (ValueError, OSError):
+        by_memory = by_fds
+    return int(min(by_fds, by_memory))
 
 
 def run(config: Config) -> int:

@@ -93,7 +93,7 @@ def test_cli_function_with_shared_settings(tmp_path: Path, fn_dir: Path) -> None
 
 def test_cli_function_defaults(tmp_path: Path, fn_dir: Path) -> None:
     f = load({"function": ["hello=fn"]}, {}, str(tmp_path)).functions["hello"]
-    assert (f.timeout, f.memory, f.concurrency, f.environment) == (3, 128, None, {})
+    assert (f.timeout, f.memory, f.reserved_concurrency, f.environment) == (3, 128, None, {})
 
 
 def test_settings_apply_to_every_cli_function(tmp_path: Path, fn_dir: Path) -> None:
@@ -219,7 +219,7 @@ runtime = "python"
 handler = "app.handler"
 timeout = 30
 memory = 256
-concurrency = 4
+reserved_concurrency = 4
 environment = {{ GREETING = "hi=there" }}
 [functions.abs]
 path = "{elsewhere}"
@@ -229,7 +229,7 @@ path = "{elsewhere}"
     assert cfg.port == 9000 and cfg.dropin is False
     hello = cfg.functions["hello"]
     assert Path(hello.path) == conf / "src" / "hello"
-    assert (hello.runtime, hello.handler, hello.timeout, hello.memory, hello.concurrency) == (
+    assert (hello.runtime, hello.handler, hello.timeout, hello.memory, hello.reserved_concurrency) == (
         "python", "app.handler", 30, 256, 4)
     assert hello.environment == {"GREETING": "hi=there"}
     assert Path(cfg.functions["abs"].path) == elsewhere

@@ -181,10 +181,14 @@ def test_environment_of_the_contract(behave_fn, tmp_path):
         api = env("AWS_LAMBDA_RUNTIME_API")
         assert api.startswith("127.0.0.1:") and api != f"127.0.0.1:{d.port}"
         tmpdir = env("TMPDIR")
-        assert os.path.isdir(tmpdir) and tmpdir != "/tmp"
+        namespaced = any("private tmpfs per instance" in line for line in d.stderr)
+        if namespaced:
+            assert tmpdir == "/tmp"  # its own tmpfs, in its own mount namespace
+        else:
+            assert os.path.isdir(tmpdir) and tmpdir != "/tmp"
         assert d.invoke("fn", {"env": "RAPID_NOT_SET_ANYWHERE"}).json() is None
     # The private TMPDIR goes with the instance.
-    assert not os.path.exists(tmpdir)
+    assert namespaced or not os.path.exists(tmpdir)
 
 
 def test_working_directory_is_the_task_root(tmp_path):
@@ -295,7 +299,7 @@ def test_children_forked_by_the_runtime_die_with_it(tmp_path):
         assert d.runtime_pids() == []
 
 
-def test_invocations_wait_their_turn_in_order(behave_fn):
+def test_concurrent_invokes_each_get_their_own_answer(behave_fn):
     import threading
 
     with run_server(fn_args(behave_fn)) as d:
@@ -311,7 +315,7 @@ def test_invocations_wait_their_turn_in_order(behave_fn):
         for t in threads:
             t.join()
         assert results == {i: i for i in range(1, 21)}
-        # One instance served them all, one at a time.
         starts = [line for line in d.lines if " START RequestId" in line]
         assert len(starts) == 21
-        assert len(d.runtime_pids()) == 1
+        # The pool grew to meet the burst, never past one instance per concurrent invoke.
+        assert 1 <= len(d.runtime_pids()) <= 20

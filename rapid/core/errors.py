@@ -72,6 +72,10 @@ def unknown_operation() -> ServiceError:
     return ServiceError(404, "UnknownOperationException", "Unknown operation")
 
 
+def throttled(reason: str) -> ServiceError:
+    return ServiceError(429, "TooManyRequestsException", "Rate Exceeded.", reason=reason, retry_after=1)
+
+
 def shutting_down() -> ServiceError:
     return ServiceError(503, "ServiceException", "rapid is shutting down", kind="Service")
 

@@ -8,13 +8,21 @@ A function owns a FIFO queue of invocations and a pool of instances. An instance
 - *idle*      (its runtime holds a ``/next`` and nothing is assigned to it), or
 - *busy*      (running an invocation, or answered and not yet back at ``/next``).
 
+An instance takes up to ``per_instance`` invocations at once (1 on Lambda; more on Lambda
+Managed Instances), so ``idle`` lists an instance once per ``/next`` it holds.
+
 ``plan`` looks at that state and returns the actions that move work forward, and nothing
-else: dispatch the oldest invocations to idle instances (most recently used first, so the
-least recently used age out), then start as many instances as the queue still needs,
-counting the ones already starting, within the pool's limit. An instance that starts after
-its predecessor died mid-invoke or failed init is a *reset*: Lambda re-runs init inside the
-next invoke (a "suppressed init"), so that start carries the oldest queued invocation with
-it and its init runs on that invocation's clock.
+else:
+
+1. dispatch the oldest invocations to idle slots, most recently used first (so the least
+   recently used instances age out);
+2. start as many instances as the rest of the queue needs, counting the capacity of those
+   already starting, within ``limit`` instances;
+3. throttle what still has no place, newest first: that is Lambda's 429, not a queue.
+
+An instance that starts after its predecessor died mid-invoke or failed init is a *reset*:
+Lambda re-runs init inside the next invoke (a "suppressed init"), so that start carries the
+oldest queued invocation with it and its init runs on that invocation's clock.
 
 This is httpcore's connection pool rule: the pool decides in one pure method, the async
 layer performs the I/O. It is tested without processes.
@@ -28,12 +36,13 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class PoolView:
-    idle: Sequence[int]  # instance ids, least recently used first
-    starting: int
-    busy: int
+    idle: Sequence[int]  # instance ids, one per held /next, least recently used first
+    starting: int  # instances whose init has not finished and that carry no invocation
+    busy: int  # every other live instance
     queued: int
     limit: int  # the most instances this pool may run at once
     resets: int = 0  # died instances whose next start must be a suppressed init
+    per_instance: int = 1  # invocations one instance takes at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +55,12 @@ class Start:
     suppressed: bool = False  # init runs inside the oldest queued invocation
 
 
-Action = Dispatch | Start
+@dataclass(frozen=True, slots=True)
+class Throttle:
+    count: int  # the newest ``count`` queued invocations are answered 429
+
+
+Action = Dispatch | Start | Throttle
 
 
 def plan(view: PoolView) -> list[Action]:
@@ -56,17 +70,22 @@ def plan(view: PoolView) -> list[Action]:
     while queued and idle:
         actions.append(Dispatch(idle.pop()))  # most recently used first
         queued -= 1
-    running = len(view.idle) + view.starting + view.busy
-    room = view.limit - running
-    # Suppressed starts take an invocation with them; plain starts wait for the queue head.
-    need = queued - view.starting
+    instances = len(set(view.idle)) + view.starting + view.busy
+    room = max(0, view.limit - instances)
+    k = max(1, view.per_instance)
+    waiting = max(0, queued - view.starting * k)  # starting instances take the queue head
     resets = view.resets
-    while need > 0 and room > 0:
-        if resets > 0:
+    while waiting > 0 and room > 0:
+        if resets > 0:  # a suppressed start takes one invocation with it
             actions.append(Start(suppressed=True))
             resets -= 1
+            waiting -= 1
+            if k > 1:
+                waiting = max(0, waiting - (k - 1))
         else:
             actions.append(Start())
-        need -= 1
+            waiting = max(0, waiting - k)
         room -= 1
+    if waiting > 0:
+        actions.append(Throttle(waiting))
     return actions

@@ -1,9 +1,12 @@
 """A function: its settings, its queue of invocations and its pool of instances.
 
 The function owns the FIFO queue and the instances; which instance gets which invocation,
-and when to start one, is decided by ``rapid.core.scheduler.plan`` and merely carried out
-here. Versions, aliases and larger pools arrive by giving the host more ``Function`` objects
-(one per version) and a larger ``limit``; nothing here assumes one instance.
+when to start one and when to throttle is decided by ``rapid.core.scheduler.plan`` and
+merely carried out here. Its instance limit comes from the host: the reserved concurrency
+if the function has one, else what the host's unreserved pool has left.
+
+Provisioned instances are started with the host, kept warm, never stopped for idleness and
+replaced when they die; traffic beyond them spills onto on-demand instances.
 """
 
 from __future__ import annotations
@@ -13,11 +16,10 @@ import os
 from collections import deque
 from typing import TYPE_CHECKING
 
-from rapid.core import scheduler
-from rapid.core.errors import ServiceError
+from rapid.core import report, scheduler
+from rapid.core.errors import ServiceError, throttled
 from rapid.core.invocation import Invocation, InvocationEvent, Outcome
 from rapid.core.naming import LATEST, function_arn, log_stream_name
-from rapid.core.runtime_state import RuntimeState
 from rapid.host.code import Code
 from rapid.host.instance import Instance
 
@@ -39,13 +41,16 @@ class Function:
         self.version = config.version or LATEST
         self.memory = config.memory
         self.timeout = float(config.timeout)
+        self.per_instance = config.per_instance_concurrency
+        self.reserved = config.reserved_concurrency
+        self.provisioned = config.provisioned_concurrency
         self.arn = function_arn(host.config.region, host.config.account_id, name)
         self.json_logs = host.config.log_format == "json"
-        self.limit = 1 if config.concurrency is None else config.concurrency
         self.queue: deque[Invocation] = deque()
         self.instances: dict[int, Instance] = {}
-        self.idle: list[Instance] = []  # least recently used first
+        self.idle: list[Instance] = []  # one entry per held /next, least recently used first
         self.resets = 0
+        self.throttles = 0
         self._next_id = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._prefix = f"[{name}] " if tagged else ""
@@ -54,7 +59,7 @@ class Function:
     # -- environment ----------------------------------------------------------------------
 
     def _build_static_env(self) -> dict[str, str]:
-        cfg, host = self.config, self.host.config
+        cfg, host = self.config, self.host
         code = self.code
         if cfg.inherit_environment:
             env = dict(os.environ)
@@ -64,12 +69,7 @@ class Function:
         libs = [code.runtime_dir, f"{code.runtime_dir}/lib", code.task_root, f"{code.task_root}/lib", "/opt/lib"]
         if env.get("LD_LIBRARY_PATH"):
             libs.insert(0, env["LD_LIBRARY_PATH"])
-        env.update(
-            TZ=":UTC",
-            LANG="en_US.UTF-8",
-            PATH=f"{path}:/opt/bin",
-            LD_LIBRARY_PATH=":".join(libs),
-        )
+        env.update(TZ=":UTC", LANG="en_US.UTF-8", PATH=f"{path}:/opt/bin", LD_LIBRARY_PATH=":".join(libs))
         env.update(cfg.environment)  # the function's own variables may override the above
         env.update(
             _HANDLER=cfg.handler,
@@ -79,20 +79,25 @@ class Function:
             AWS_LAMBDA_FUNCTION_VERSION=self.version,
             AWS_LAMBDA_FUNCTION_MEMORY_SIZE=str(self.memory),
             AWS_LAMBDA_LOG_GROUP_NAME=f"/aws/lambda/{self.name}",
-            AWS_LAMBDA_INITIALIZATION_TYPE="on-demand",
             AWS_REGION=host.region,
             AWS_DEFAULT_REGION=host.region,
         )
+        if self.per_instance > 1:
+            env["AWS_LAMBDA_MAX_CONCURRENCY"] = str(self.per_instance)
         if self.json_logs:
             env.setdefault("AWS_LAMBDA_LOG_FORMAT", "JSON")
         return env
 
-    def environment(self, instance: Instance) -> dict[str, str]:
+    def environment(self, instance: Instance, tmpdir: str) -> dict[str, str]:
         env = dict(self._static_env)
         env["AWS_LAMBDA_RUNTIME_API"] = instance.address
         env["AWS_LAMBDA_LOG_STREAM_NAME"] = log_stream_name(instance.hex, self.version)
-        env["TMPDIR"] = instance.tmpdir
+        env["AWS_LAMBDA_INITIALIZATION_TYPE"] = self.init_type(instance)
+        env["TMPDIR"] = tmpdir
         return env
+
+    def init_type(self, instance: Instance) -> str:
+        return "provisioned-concurrency" if instance.provisioned else "on-demand"
 
     # -- logs -----------------------------------------------------------------------------
 
@@ -104,9 +109,16 @@ class Function:
         if inv.log_lines is not None:
             inv.log_lines.append(text)
 
+    def start_line(self, inv: Invocation) -> str:
+        if self.json_logs:
+            return report.start_json(inv.request_id, self.version, inv.function_arn)
+        return report.start_text(inv.request_id, self.version)
+
     # -- scheduling -----------------------------------------------------------------------
 
     def submit(self, inv: Invocation) -> None:
+        """Queue ``inv``; it is dispatched, starts an instance, or is throttled (settled
+        with a 429 ``service_error``) at once."""
         self.queue.append(inv)
         self._schedule()
 
@@ -126,17 +138,29 @@ class Function:
 
     def instance_gone(self, instance: Instance, reset: bool) -> None:
         self.instances.pop(instance.id, None)
-        self.not_idle(instance)
+        while instance in self.idle:
+            self.idle.remove(instance)
         if reset:
             self.resets += 1
+        if instance.provisioned and not self.host.stopping:
+            self._start(None, provisioned=True)  # Lambda keeps the provisioned count
         self._schedule()
+
+    @property
+    def limit(self) -> int:
+        """The most instances this function may run now."""
+        k = self.per_instance
+        if self.reserved is not None:
+            return -(-self.reserved // k)  # ceil: reserved counts invocations
+        return len(self.instances) + self.host.unreserved_room(self)
 
     def _view(self) -> scheduler.PoolView:
         starting = busy = 0
+        idle_ids = {inst.id for inst in self.idle}
         for inst in self.instances.values():
-            if inst.idle:
+            if inst.id in idle_ids:
                 continue
-            if inst.machine.state is RuntimeState.INITIALIZING and inst.bound is None:
+            if inst.starting and inst.bound is None:
                 starting += 1
             else:
                 busy += 1
@@ -147,30 +171,77 @@ class Function:
             queued=len(self.queue),
             limit=self.limit,
             resets=self.resets,
+            per_instance=self.per_instance,
         )
 
     def _schedule(self) -> None:
         if not self.queue or self.host.stopping:
             return
-        for action in scheduler.plan(self._view()):
+        actions = scheduler.plan(self._view())
+        if any(isinstance(a, scheduler.Throttle) for a in actions) and self.reserved is None:
+            # Before refusing work, take room back from other functions' idle instances.
+            if self.host.reclaim_idle(for_function=self):
+                actions = scheduler.plan(self._view())
+        for action in actions:
             if isinstance(action, scheduler.Dispatch):
                 inst = self.instances[action.instance]
-                self.idle.remove(inst)
+                _remove_last(self.idle, inst)
                 inst.deliver(self.queue.popleft())
-            else:
+            elif isinstance(action, scheduler.Start):
                 bound = None
                 if action.suppressed:
                     self.resets -= 1
                     bound = self.queue.popleft()
                 self._start(bound)
+            else:
+                self._throttle(action.count)
 
-    def _start(self, bound: Invocation | None) -> None:
+    def _throttle(self, count: int) -> None:
+        reason = (
+            "ReservedFunctionConcurrentInvocationLimitExceeded"
+            if self.reserved is not None
+            else "ConcurrentInvocationLimitExceeded"
+        )
+        error = throttled(reason)
+        refused = [self.queue.pop() for _ in range(min(count, len(self.queue)))]
+        self.throttles += len(refused)
+        for inv in reversed(refused):
+            inv.settle(InvocationEvent.FAIL, Outcome(b"", status="error", service_error=error))
+
+    def _start(self, bound: Invocation | None, *, provisioned: bool = False) -> None:
         self._next_id += 1
-        inst = Instance(self, self._next_id, bound)
+        inst = Instance(self, self._next_id, bound, provisioned=provisioned)
         self.instances[inst.id] = inst
         task = asyncio.get_running_loop().create_task(inst.start())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def start_provisioned(self) -> None:
+        for _ in range(self.provisioned):
+            self._start(None, provisioned=True)
+
+    # -- upkeep (called by the host's sweep) ----------------------------------------------
+
+    def sweep(self, now: float, idle_timeout: float, max_lifetime: float) -> None:
+        """Stop idle on-demand instances past the idle timeout; recycle instances past
+        their lifetime (a busy one finishes its invocation first)."""
+        for inst in list(self.instances.values()):
+            if inst.dead or inst.starting:
+                continue
+            old = now - inst.born > max_lifetime
+            idle = not inst.running and inst.idle_slots > 0
+            if old:
+                inst.stop()
+            elif idle and not inst.provisioned and now - inst.idle_since > idle_timeout:
+                inst.stop()
+
+    def stop_one_idle(self) -> bool:
+        """Stop the least recently used idle on-demand instance, to make room elsewhere."""
+        for inst in self.idle:
+            if not inst.provisioned and not inst.running:
+                inst.stop()
+                return True
+        return False
 
     # -- shutdown -------------------------------------------------------------------------
 
@@ -181,10 +252,17 @@ class Function:
 
     @property
     def running(self) -> int:
-        return sum(1 for inst in self.instances.values() if inst.current is not None or inst.bound is not None)
+        return sum(len(inst.running) + (inst.bound is not None) for inst in self.instances.values())
 
     def __repr__(self) -> str:
         return (
             f"<Function {self.name} instances={len(self.instances)} idle={len(self.idle)} "
-            f"queued={len(self.queue)} resets={self.resets}>"
+            f"queued={len(self.queue)} resets={self.resets} limit={self.limit}>"
         )
+
+
+def _remove_last(items: list[Instance], inst: Instance) -> None:
+    for i in range(len(items) - 1, -1, -1):
+        if items[i] is inst:
+            del items[i]
+            return

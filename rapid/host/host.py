@@ -1,5 +1,13 @@
-"""The host: every function this daemon serves, and what they share (logs, the guardian,
-the folder private TMPDIRs live in). It resolves invoke targets and shuts everything down."""
+"""The host: every function this daemon serves, and what they share.
+
+It holds the log stream, the guardian, the sandbox and the host-wide concurrency: a
+function with reserved concurrency owns exactly that many instances; every other function
+draws on the unreserved pool (``max_concurrency`` less all reservations, at least 100 of
+it, as on AWS). When the pool is full, an idle instance of another function is stopped to
+make room before anything is throttled. A sweep, once a second, stops idle instances past
+the idle timeout, recycles instances past their lifetime, and (without a memory cgroup)
+kills instances over their memory size.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,7 @@ import asyncio
 import os
 import shutil
 import tempfile
+import time
 
 from rapid.config import Config, FunctionConfig
 from rapid.core.errors import function_not_found, shutting_down
@@ -15,6 +24,10 @@ from rapid.host.code import Code
 from rapid.host.function import Function
 from rapid.logs import LogSink
 from rapid.supervisor.guardian import Guardian
+from rapid.supervisor.peers import process_tree
+from rapid.supervisor.sandbox import Sandbox
+
+_SWEEP_SECONDS = 1.0
 
 
 class Host:
@@ -24,14 +37,24 @@ class Host:
         self.region = config.region
         self.functions: dict[str, Function] = {}
         self.stopping = False
-        self.guardian = Guardian()
-        # Private TMPDIRs live here; created 0700 so other users cannot look in.
+        # Private TMPDIRs (when there is no mount namespace) live here, created 0700.
         self.tmp_root = tempfile.mkdtemp(prefix="rapid-tmp-")
+        os.chmod(self.tmp_root, 0o711)  # instances under their own uid reach their own folder
+        self.sandbox = Sandbox(config, self.tmp_root)
+        self.guardian = Guardian()
+        self.max_concurrency = config.max_concurrency
+        self._sweeper: asyncio.Task[None] | None = None
 
     def add(self, name: str, config: FunctionConfig, code: Code, *, tagged: bool) -> Function:
         fn = Function(self, name, config, code, tagged=tagged)
         self.functions[name] = fn
         return fn
+
+    def start(self) -> None:
+        """Start provisioned instances and the sweep; call once the functions are added."""
+        for fn in self.functions.values():
+            fn.start_provisioned()
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
 
     def resolve(self, target: Target) -> Function:
         fn = self.functions.get(target.name)
@@ -41,15 +64,45 @@ class Host:
             )
         return fn
 
-    def make_tmpdir(self, instance_hex: str) -> str:
-        path = os.path.join(self.tmp_root, instance_hex)
-        os.mkdir(path, 0o700)
-        return path
+    # -- host-wide concurrency ------------------------------------------------------------
+
+    @property
+    def unreserved_total(self) -> int:
+        reserved = sum(fn.reserved or 0 for fn in self.functions.values())
+        return self.max_concurrency - reserved
+
+    def unreserved_room(self, asking: Function) -> int:
+        used = sum(len(fn.instances) for fn in self.functions.values() if fn.reserved is None)
+        return max(0, self.unreserved_total - used)
+
+    def reclaim_idle(self, for_function: Function) -> bool:
+        """Stop one idle on-demand instance of another unreserved function; True if one was."""
+        for fn in self.functions.values():
+            if fn is not for_function and fn.reserved is None and fn.stop_one_idle():
+                return True
+        return False
+
+    # -- upkeep ---------------------------------------------------------------------------
+
+    async def _sweep(self) -> None:
+        cfg = self.config
+        watchdog = self.sandbox.cgroups is None and cfg.memory_limit in ("auto", "watchdog")
+        while not self.stopping:
+            await asyncio.sleep(_SWEEP_SECONDS if not watchdog else 0.25)
+            now = time.monotonic()
+            for fn in self.functions.values():
+                fn.sweep(now, cfg.idle_timeout, cfg.max_lifetime)
+                if watchdog:
+                    _watch_memory(fn)
+
+    # -- shutdown -------------------------------------------------------------------------
 
     async def shutdown(self) -> None:
         """Stop taking work, let running invocations finish (up to the shutdown timeout),
         then SIGTERM every runtime, SIGKILL what is left after a grace period."""
         self.stopping = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for fn in self.functions.values():
             fn.refuse_queued(shutting_down())
         loop = asyncio.get_running_loop()
@@ -68,8 +121,27 @@ class Host:
         while loop.time() < deadline and any(i.process and i.process.alive for i in instances):
             await asyncio.sleep(0.02)
         self.guardian.close()
+        self.sandbox.close()
         shutil.rmtree(self.tmp_root, ignore_errors=True)
         self.logs.flush()
 
     def __repr__(self) -> str:
         return f"<Host functions={sorted(self.functions)} stopping={self.stopping}>"
+
+
+def _watch_memory(fn: Function) -> None:
+    """Without a cgroup: kill an instance whose process tree's RSS passed its memory size."""
+    limit_kb = fn.memory * 1024
+    for inst in list(fn.instances.values()):
+        process = inst.process
+        if process is None or not process.alive:
+            continue
+        total = 0
+        for pid in process_tree(process.pid):
+            try:
+                with open(f"/proc/{pid}/statm") as f:
+                    total += int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+            except (OSError, ValueError, IndexError):
+                continue
+        if total > limit_kb:
+            process.kill()  # the invoker sees Runtime.ExitError "signal: killed"

@@ -3,23 +3,25 @@
 Theory of operation
 -------------------
 An instance is born *starting*: it opens its own Runtime API server on a fresh loopback
-port (that address is its identity: a request on it can only ever touch this instance's
-invocations) and spawns the runtime with ``AWS_LAMBDA_RUNTIME_API`` pointing there.
+port (that address is its identity; a connection from any process but its own runtime is
+refused) and spawns the runtime with ``AWS_LAMBDA_RUNTIME_API`` pointing there.
 
-Init ends at the runtime's first ``GET /next``. A plain start has 10 s for that; a
-*suppressed* start (the one after an instance of this function died mid-invoke or failed
-init) carries the oldest queued invocation and runs init on that invocation's clock, as
-Lambda does.
+Init ends at the runtime's first ``GET /next``. A plain start has 10 s for that (a
+provisioned one, 130 s or the timeout); a *suppressed* start (after an instance of this
+function died mid-invoke or failed init) carries the oldest queued invocation and runs init
+on that invocation's clock, as Lambda does.
 
-From then on it loops: ``/next`` parks a future (or takes the queue head at once),
-``dispatch`` answers it with an event and arms the invocation's timer, ``/response`` or
-``/error`` settles the invocation and writes END/REPORT. Every Runtime API call is checked
-against ``RuntimeMachine`` first.
+The instance has ``per_instance_concurrency`` slots (1 on Lambda), each a
+``RuntimeMachine``: ``/next`` parks a future on a slot (or takes the queue head at once);
+``deliver`` answers it with an event and arms that invocation's timer; ``/response`` or
+``/error`` settles the invocation and writes END/REPORT. Every call is checked against the
+slot's machine first. While nothing runs, the instance is frozen (SIGSTOP on its process
+group) so background work in user code stalls between invokes, as on Lambda.
 
-It dies once, through ``_die``: on a timeout, a crash, an init failure, or shutdown. Its
-process group is killed, the function is told (so it can start a replacement when work
-waits), and the server and private TMPDIR go when the process has exited. A dead instance
-is never reused.
+It dies once, through ``_die``: on a timeout, a crash, an init failure, an idle timeout,
+recycling, or shutdown. Its process group is killed, the function is told (so it can start a
+replacement when work waits), and the server and private TMPDIR go when the process has
+exited. A dead instance is never reused.
 """
 
 from __future__ import annotations
@@ -27,16 +29,18 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import subprocess
 import time
+from collections import deque
 from typing import TYPE_CHECKING
 
 import msgspec
 
+from rapid.api.runtime import RuntimeAPI
 from rapid.core import report
 from rapid.core.errors import (
     MAX_RUNTIME_RESPONSE,
     FunctionError,
-    RuntimeAPIError,
     invalid_request_id,
     normalise_error_type,
     payload_too_large,
@@ -56,6 +60,7 @@ from rapid.core.invocation import (
 from rapid.core.runtime_state import RuntimeEvent, RuntimeMachine, RuntimeState
 from rapid.http.message import Request, Response
 from rapid.http.protocol import HttpConnection, serve
+from rapid.supervisor.peers import holds_socket, peer_socket, process_tree
 from rapid.supervisor.process import RuntimeProcess
 
 if TYPE_CHECKING:
@@ -63,44 +68,61 @@ if TYPE_CHECKING:
 
 _encode = msgspec.json.Encoder().encode
 _ACCEPTED = b'{"status":"OK"}'
+_JSON = [("Content-Type", "application/json")]
 
 
 class Instance:
-    def __init__(self, function: Function, instance_id: int, bound: Invocation | None) -> None:
+    def __init__(
+        self, function: Function, instance_id: int, bound: Invocation | None, *, provisioned: bool = False
+    ) -> None:
         self.function = function
         self.id = instance_id
         self.hex = os.urandom(16).hex()
-        self.machine = RuntimeMachine()
+        self.provisioned = provisioned
+        self.slots = [RuntimeMachine() for _ in range(function.per_instance)]
         self.bound = bound  # the invocation a suppressed init runs for
         self.suppressed = bound is not None
-        self.current: Invocation | None = None
-        self.waiter: asyncio.Future[Response] | None = None
+        self.initialized = False
+        self.parked: deque[tuple[RuntimeMachine, asyncio.Future[Response]]] = deque()
+        self.lost: list[RuntimeMachine] = []  # Ready slots whose /next connection dropped
+        self.running: dict[str, tuple[Invocation, RuntimeMachine]] = {}
         self.process: RuntimeProcess | None = None
         self.server: asyncio.Server | None = None
         self.address = ""
         self.tmpdir = ""
+        self.uid: int | None = None
         self.dead = False
+        self.retiring = False  # recycle once the running invocations are done
+        self.frozen = False
+        self.born = time.monotonic()
+        self.idle_since = self.born
         self.spawned_at = 0.0
         self.init_duration_ms: float | None = None  # reported on the first REPORT only
         self.invokes = 0
-        self._timer: asyncio.TimerHandle | None = None
+        self._init_timer: asyncio.TimerHandle | None = None
+        self._timers: dict[str, asyncio.TimerHandle] = {}
         self._loop = asyncio.get_running_loop()
 
     # -- start ----------------------------------------------------------------------------
 
     async def start(self) -> None:
         fn = self.function
+        host = fn.host
         try:
-            self.server = await serve(self.runtime_api, "127.0.0.1", 0, MAX_RUNTIME_RESPONSE)
+            self.server = await serve(RuntimeAPI(self), "127.0.0.1", 0, MAX_RUNTIME_RESPONSE)
         except OSError as exc:
             self._init_failed(FunctionError("Sandbox.Failure", f"Runtime API: {exc}"), None, "failure")
             return
+        if self.dead:  # stopped while the server was opening
+            self._cleanup()
+            return
         port = self.server.sockets[0].getsockname()[1]
         self.address = f"127.0.0.1:{port}"
-        self.tmpdir = fn.host.make_tmpdir(self.hex)
+        sandbox = host.sandbox.prepare(self)
+        self.tmpdir, self.uid = sandbox.tmpdir_on_host, sandbox.uid
         self.spawned_at = time.monotonic()
         if self.bound is not None:
-            self._arm(self.bound, self.spawned_at)
+            self._arm(self.bound)
         code = fn.code
         if code.argv is None:
             assert code.entrypoint_error is not None
@@ -108,93 +130,113 @@ class Instance:
             return
         try:
             self.process = RuntimeProcess(
-                code.argv, fn.environment(self), code.task_root, self._on_line, self._on_exit, fn.host.guardian
+                code.argv, fn.environment(self, sandbox.tmpdir), code.task_root, self._on_line,
+                self._on_exit, host.guardian, preexec=sandbox.preexec, cgroup=sandbox.cgroup,
             )
-        except OSError as exc:
+        except (OSError, subprocess.SubprocessError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
             self._init_failed(
-                FunctionError("Runtime.InvalidEntrypoint", f"fork/exec {code.argv[0]}: {exc.strerror.lower()}"),
+                FunctionError("Runtime.InvalidEntrypoint", f"fork/exec {code.argv[0]}: {reason.lower()}"),
                 None,
                 "error",
             )
             return
         if self.bound is None:
-            self._timer = self._loop.call_later(fn.host.config.init_timeout, self._init_timed_out)
+            limit = host.config.init_timeout
+            if self.provisioned:  # Lambda: 130 s or the function timeout, whichever is higher
+                limit = max(130.0, fn.timeout)
+            self._init_timer = self._loop.call_later(limit, self._init_timed_out)
 
     # -- Runtime API ----------------------------------------------------------------------
 
-    def runtime_api(self, req: Request, conn: HttpConnection) -> Response | asyncio.Future[Response]:
-        path = req.path
-        while path.startswith("//"):  # a client joining "/" + "/2018-06-01/..." still works
-            path = path[1:]
-        if not path.startswith("/2018-06-01/runtime/"):
-            return Response.json(404, {"errorMessage": "Not Found", "errorType": "NotFound"})
-        rest = path[20:]
-        try:
-            if rest == "invocation/next":
-                if req.method != "GET":
-                    return _method_not_allowed()
-                return self.next(conn)
-            if rest.startswith("invocation/"):
-                request_id, _, action = rest[11:].rpartition("/")
-                if req.method != "POST":
-                    return _method_not_allowed()
-                if "%" in request_id:
-                    from urllib.parse import unquote
+    def owns(self, conn: HttpConnection) -> bool:
+        """Whether the peer of ``conn`` is a process of this instance (checked once)."""
+        if conn.tag is None:
+            conn.tag = self._check_peer(conn)
+        return conn.tag is True
 
-                    request_id = unquote(request_id)
-                if action == "response":
-                    return self.respond(request_id, req)
-                if action == "error":
-                    return self.error(request_id, req)
-            elif rest == "init/error":
-                if req.method != "POST":
-                    return _method_not_allowed()
-                return self.init_error(req)
-        except RuntimeAPIError as exc:
-            return Response.json(exc.status, exc.body())
-        return Response.json(404, {"errorMessage": "Not Found", "errorType": "NotFound"})
+    def _check_peer(self, conn: HttpConnection) -> bool:
+        if not self.function.host.config.verify_runtime_peer:
+            return True
+        process = self.process
+        if process is None or conn.peer is None or self.server is None:
+            return False
+        found = peer_socket(conn.peer, ("127.0.0.1", int(self.address.rsplit(":", 1)[1])))
+        if found is None:
+            return False
+        inode, uid = found
+        if self.uid is not None and uid != self.uid:
+            return False
+        pids = process.members() or process_tree(process.pid)
+        return holds_socket(pids, inode)
 
-    def next(self, conn: HttpConnection) -> Response | asyncio.Future[Response]:
-        state = self.machine.state
-        if state is RuntimeState.READY and (self.waiter is None or self.waiter.done()):
-            pass  # the runtime's previous /next connection dropped; it is polling again
-        else:
-            self.machine.advance(RuntimeEvent.NEXT)
-        if state is RuntimeState.INITIALIZING:
+    def next(self) -> Response | asyncio.Future[Response]:
+        slot = self._slot_for_next()
+        first = not self.initialized
+        if first:
             self._init_done()
             if self.bound is not None:
                 inv, self.bound = self.bound, None
-                return self._dispatch(inv)
+                return self._dispatch(inv, slot)
+        if self.retiring:  # recycled: this runtime takes no more work
+            self._loop.call_soon(self._die, False)
+            return self._park(slot)
         inv = self.function.take(self)
         if inv is not None:
-            return self._dispatch(inv)
-        self.waiter = waiter = self._loop.create_future()
-        waiter.add_done_callback(self._waiter_done)
+            return self._dispatch(inv, slot)
+        fut = self._park(slot)
         self.function.became_idle(self)
-        return waiter
+        if not self.running:
+            self.idle_since = time.monotonic()
+            self._freeze()
+        return fut
 
-    def _waiter_done(self, fut: asyncio.Future[Response]) -> None:
-        if fut.cancelled() and self.waiter is fut:
-            # The runtime hung up on its /next: nobody can take an event here until it asks again.
-            self.waiter = None
-            self.function.not_idle(self)
+    def _slot_for_next(self) -> RuntimeMachine:
+        if self.lost:
+            return self.lost.pop()  # its /next connection dropped; it is polling again
+        for slot in self.slots:
+            if slot.can(RuntimeEvent.NEXT):
+                slot.advance(RuntimeEvent.NEXT)
+                return slot
+        # No slot may ask for an event now: the machine words the 403.
+        self.slots[0].advance(RuntimeEvent.NEXT)
+        raise AssertionError("unreachable")
+
+    def _park(self, slot: RuntimeMachine) -> asyncio.Future[Response]:
+        fut: asyncio.Future[Response] = self._loop.create_future()
+        self.parked.append((slot, fut))
+        fut.add_done_callback(self._parked_done)
+        return fut
+
+    def _parked_done(self, fut: asyncio.Future[Response]) -> None:
+        if not fut.cancelled():
+            return
+        for i, (slot, f) in enumerate(self.parked):
+            if f is fut:
+                # The runtime hung up on this /next: the slot stays Ready, and may poll again.
+                del self.parked[i]
+                self.lost.append(slot)
+                self.function.not_idle(self)
+                return
+
+    @property
+    def idle_slots(self) -> int:
+        return len(self.parked)
 
     def deliver(self, inv: Invocation) -> None:
-        """Hand ``inv`` to the runtime's parked ``/next`` (the function chose us as idle)."""
-        waiter, self.waiter = self.waiter, None
-        assert waiter is not None and not waiter.done()
-        waiter.set_result(self._dispatch(inv))
+        """Hand ``inv`` to a parked ``/next`` (the function chose this instance as idle)."""
+        slot, fut = self.parked.popleft()
+        self._thaw()
+        fut.set_result(self._dispatch(inv, slot))
 
-    def _dispatch(self, inv: Invocation) -> Response:
-        now = time.monotonic()
-        if inv.state is InvocationState.QUEUED and inv.started == 0.0:
-            self._arm(inv, now)
+    def _dispatch(self, inv: Invocation, slot: RuntimeMachine) -> Response:
+        if inv.started == 0.0:
+            self._arm(inv)
         inv.advance(InvocationEvent.DISPATCH)
-        self.machine.advance(RuntimeEvent.DISPATCH)
-        self.current = inv
+        slot.advance(RuntimeEvent.DISPATCH)
+        self.running[inv.request_id] = (inv, slot)
         fn = self.function
-        fn.log_platform(inv, report.start_text(inv.request_id, fn.version) if not fn.json_logs
-                        else report.start_json(inv.request_id, fn.version, inv.function_arn))
+        fn.log_platform(inv, fn.start_line(inv))
         headers = [
             ("Content-Type", "application/json"),
             ("Lambda-Runtime-Aws-Request-Id", inv.request_id),
@@ -208,74 +250,78 @@ class Instance:
             headers.append(("Lambda-Runtime-Cognito-Identity", inv.cognito_identity))
         return Response(200, inv.payload, headers)
 
-    def _arm(self, inv: Invocation, now: float) -> None:
+    def _arm(self, inv: Invocation) -> None:
         """Start ``inv``'s clock: its deadline, and the timer that enforces it."""
-        inv.started = now
+        inv.started = now = time.monotonic()
         inv.deadline = now + inv.timeout
         inv.deadline_epoch_ms = int((time.time() + inv.timeout) * 1000)
         # uvloop's clock ticks in whole milliseconds: durations use time.monotonic(), and
         # the timer is relative, armed at the same instant.
-        self._timer = self._loop.call_later(inv.timeout, self._timed_out, inv)
+        self._timers[inv.request_id] = self._loop.call_later(inv.timeout, self._timed_out, inv)
 
-    def _answering(self, request_id: str) -> Invocation:
-        inv = self.current
-        if inv is None or inv.request_id != request_id or inv.settled:
+    def _answering(self, request_id: str) -> tuple[Invocation, RuntimeMachine]:
+        entry = self.running.get(request_id)
+        if entry is None or entry[0].settled:
             raise invalid_request_id()
-        return inv
+        return entry
 
     def respond(self, request_id: str, req: Request) -> Response:
-        inv = self._answering(request_id)
-        self.machine.advance(RuntimeEvent.RESPONSE)
+        inv, slot = self._answering(request_id)
+        slot.advance(RuntimeEvent.RESPONSE)
         if req.too_large:
             self._finish(inv, InvocationEvent.FAIL, platform_failure(response_too_large(), inv.request_id, _encode))
             err = payload_too_large()
             return Response.json(err.status, err.body())
         self._finish(inv, InvocationEvent.RESPOND, success(bytes(req.body), req.headers.get("content-type")))
-        return Response(202, _ACCEPTED, [("Content-Type", "application/json")])
+        return Response(202, _ACCEPTED, _JSON)
 
     def error(self, request_id: str, req: Request) -> Response:
-        inv = self._answering(request_id)
-        self.machine.advance(RuntimeEvent.ERROR)
+        inv, slot = self._answering(request_id)
+        slot.advance(RuntimeEvent.ERROR)
         body = bytes(req.body) if not req.too_large else b""
         error_type = req.headers.get("lambda-runtime-function-error-type") or _error_type_of(body)
         self._finish(inv, InvocationEvent.FAIL, function_failure(body, normalise_error_type(error_type)))
-        return Response(202, _ACCEPTED, [("Content-Type", "application/json")])
+        return Response(202, _ACCEPTED, _JSON)
 
     def init_error(self, req: Request) -> Response:
-        self.machine.advance(RuntimeEvent.INIT_ERROR)
+        slot = next((s for s in self.slots if s.state is RuntimeState.INITIALIZING), self.slots[0])
+        if self.initialized:
+            slot = self.slots[0]  # init is over: the machine words the 403
+        slot.advance(RuntimeEvent.INIT_ERROR)
         body = bytes(req.body)
         error_type = req.headers.get("lambda-runtime-function-error-type") or _error_type_of(body)
         # Answer the runtime first; then end it (it should exit by itself, but need not).
         self._loop.call_soon(self._init_failed, None, (body, normalise_error_type(error_type)), "error")
-        return Response(202, _ACCEPTED, [("Content-Type", "application/json")])
+        return Response(202, _ACCEPTED, _JSON)
 
     # -- outcomes -------------------------------------------------------------------------
 
     def _finish(self, inv: Invocation, event: InvocationEvent, outcome: Outcome) -> None:
         """Settle ``inv``: END and REPORT go out before the invoker is answered, so a log
         tail asked for with ``X-Amz-Log-Type: Tail`` holds them."""
-        self._cancel_timer()
-        process = self.process
-        if process is not None:
-            process.drain()  # while ``inv`` is current, so its lines join its log tail
-        if self.current is inv:
-            self.current = None
+        timer = self._timers.pop(inv.request_id, None)
+        if timer is not None:
+            timer.cancel()
+        if self.process is not None:
+            self.process.drain()  # while ``inv`` runs, so its lines join its log tail
+        self.running.pop(inv.request_id, None)
         self.invokes += 1
         self._report(inv, outcome)
         inv.settle(event, outcome)
+        if self.retiring and not self.running and not self.dead:
+            self._die(reset=False)
 
     def _report(self, inv: Invocation, outcome: Outcome, include_start: bool = False) -> None:
         fn = self.function
-        now = time.monotonic()
         if include_start:
-            fn.log_platform(inv, report.start_text(inv.request_id, fn.version) if not fn.json_logs
-                            else report.start_json(inv.request_id, fn.version, inv.function_arn))
+            fn.log_platform(inv, fn.start_line(inv))
         init_ms, self.init_duration_ms = self.init_duration_ms, None
+        process = self.process
         r = report.Report(
             request_id=inv.request_id,
-            duration_ms=(now - inv.started) * 1000.0 if inv.started else 0.0,
+            duration_ms=(time.monotonic() - inv.started) * 1000.0 if inv.started else 0.0,
             memory_size_mb=fn.memory,
-            max_memory_used_mb=self.process.memory.sample() if self.process is not None else 0,
+            max_memory_used_mb=process.peak_memory_mb() if process is not None else 0,
             init_duration_ms=init_ms,
             status=outcome.status,
             error_type=outcome.error_type if outcome.status != "success" else None,
@@ -287,30 +333,36 @@ class Instance:
             fn.log_platform(inv, report.report_text(r))
 
     def _timed_out(self, inv: Invocation) -> None:
-        self._timer = None
+        self._timers.pop(inv.request_id, None)
         if inv.settled:
             return
         outcome = platform_failure(timed_out(inv.timeout), inv.request_id, _encode)
         was_queued = inv.state is InvocationState.QUEUED
         if was_queued:  # a suppressed init that never reached /next
+            self.bound = None
             self._init_report("invoke", "timeout", None)
         if self.process is not None:
             self.process.drain()
-        if self.current is inv:
-            self.current = None
+        self.running.pop(inv.request_id, None)
         self.invokes += 1
         self._report(inv, outcome, include_start=was_queued)
         inv.settle(InvocationEvent.TIME_OUT, outcome)
         self._die(reset=True)
 
     def _init_done(self) -> None:
-        if not self.suppressed:  # a suppressed init's timer is its invocation's: keep it
-            self._cancel_timer()
-            self.init_duration_ms = (time.monotonic() - self.spawned_at) * 1000.0
+        self.initialized = True
+        if self._init_timer is not None:
+            self._init_timer.cancel()
+            self._init_timer = None
+        ms = (time.monotonic() - self.spawned_at) * 1000.0
+        if self.provisioned:  # initialised ahead of any invoke: reported on its own line
+            self._init_report("init", "success", None, ms)
+        elif not self.suppressed:
+            self.init_duration_ms = ms
 
     def _init_timed_out(self) -> None:
-        self._timer = None
-        if self.machine.state is RuntimeState.INITIALIZING and not self.dead:
+        self._init_timer = None
+        if not self.initialized and not self.dead:
             self._init_failed(None, None, "timeout")
 
     def _init_failed(
@@ -324,7 +376,9 @@ class Instance:
         self._init_report("invoke" if self.suppressed else "init", status, error_type)
         inv, self.bound = self.bound, None
         if inv is not None and not inv.settled:
-            self._cancel_timer()
+            timer = self._timers.pop(inv.request_id, None)
+            if timer is not None:
+                timer.cancel()
             if posted is not None:
                 outcome = function_failure(posted[0], posted[1])
             elif error is not None:
@@ -336,11 +390,12 @@ class Instance:
             inv.settle(InvocationEvent.FAIL, outcome)
         self._die(reset=True)
 
-    def _init_report(self, phase: str, status: str, error_type: str | None) -> None:
+    def _init_report(self, phase: str, status: str, error_type: str | None, ms: float | None = None) -> None:
         fn = self.function
-        ms = (time.monotonic() - self.spawned_at) * 1000.0 if self.spawned_at else 0.0
+        if ms is None:
+            ms = (time.monotonic() - self.spawned_at) * 1000.0 if self.spawned_at else 0.0
         if fn.json_logs:
-            fn.log_line(report.init_report_json(ms, phase, status, error_type, "on-demand"))
+            fn.log_line(report.init_report_json(ms, phase, status, error_type, fn.init_type(self)))
         else:
             fn.log_line(report.init_report_text(ms, phase, status, error_type))
 
@@ -348,7 +403,9 @@ class Instance:
 
     def _on_line(self, line: bytes) -> None:
         text = line.decode("utf-8", "replace").rstrip("\r")
-        inv = self.current or self.bound
+        inv = self.bound
+        if inv is None and len(self.running) == 1:
+            inv = next(iter(self.running.values()))[0]
         fn = self.function
         if fn.json_logs:
             text = report.function_line_json(text, inv.request_id if inv else None)
@@ -357,39 +414,57 @@ class Instance:
             inv.log_lines.append(text)
 
     def _on_exit(self, returncode: int) -> None:
-        if self.machine.state is not RuntimeState.EXITED:
-            state = self.machine.state
-            self.machine.advance(RuntimeEvent.EXIT)
-            if not self.dead:
-                inv = self.current
-                if state is RuntimeState.INIT_FAILED:
-                    pass  # the /init/error handler already scheduled _init_failed
-                elif state is RuntimeState.INITIALIZING:
-                    self._init_failed(runtime_exited(returncode), None, "error")
-                elif inv is not None and not inv.settled:
-                    self._cancel_timer()
-                    self.current = None
-                    self.invokes += 1
-                    outcome = platform_failure(runtime_exited(returncode), inv.request_id, _encode)
-                    self._report(inv, outcome)
-                    inv.settle(InvocationEvent.FAIL, outcome)
-                    self._die(reset=True)
-                else:
-                    if not self.function.host.stopping:
-                        self.function.log_line(f"Error: {runtime_exited(returncode).message}")
-                    self._die(reset=True)
+        states = {slot.state for slot in self.slots}
+        for slot in self.slots:
+            if slot.state is not RuntimeState.EXITED:
+                slot.advance(RuntimeEvent.EXIT)
+        crashed = False
+        for inv, _slot in list(self.running.values()):
+            if not inv.settled:
+                timer = self._timers.pop(inv.request_id, None)
+                if timer is not None:
+                    timer.cancel()
+                self.running.pop(inv.request_id, None)
+                self.invokes += 1
+                outcome = platform_failure(runtime_exited(returncode), inv.request_id, _encode)
+                self._report(inv, outcome)
+                inv.settle(InvocationEvent.FAIL, outcome)
+                crashed = True
+        if not self.dead:
+            if RuntimeState.INIT_FAILED in states:
+                pass  # the /init/error handler already scheduled _init_failed
+            elif not self.initialized:
+                self._init_failed(runtime_exited(returncode), None, "error")
+            else:
+                if not crashed and not self.function.host.stopping:
+                    self.function.log_line(f"Error: {runtime_exited(returncode).message}")
+                self._die(reset=True)
         self._cleanup()
+
+    def _freeze(self) -> None:
+        if self.function.host.config.freeze and self.process is not None and not self.frozen:
+            self.frozen = True
+            self.process.freeze()
+
+    def _thaw(self) -> None:
+        if self.frozen and self.process is not None:
+            self.frozen = False
+            self.process.thaw()
 
     def _die(self, reset: bool) -> None:
         if self.dead:
             return
         self.dead = True
-        self._cancel_timer()
-        waiter, self.waiter = self.waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.cancel()
+        for timer in (self._init_timer, *self._timers.values()):
+            if timer is not None:
+                timer.cancel()
+        self._init_timer = None
+        while self.parked:
+            _slot, fut = self.parked.popleft()
+            if not fut.done():
+                fut.cancel()
         if self.process is not None and self.process.alive:
-            self.process.kill()
+            self.process.kill()  # SIGKILL works on a stopped group too
         else:
             self._cleanup()
         self.function.instance_gone(self, reset)
@@ -398,19 +473,23 @@ class Instance:
         if self.server is not None:
             self.server.close()
             self.server = None
+        self.function.host.sandbox.release(self)
         if self.tmpdir:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
             self.tmpdir = ""
 
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+    # -- the pool's levers ----------------------------------------------------------------
 
-    # -- shutdown -------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop an instance the pool no longer needs (idle timeout, recycling)."""
+        if self.running or self.bound is not None:
+            self.retiring = True
+        else:
+            self._die(reset=False)
 
     def terminate(self) -> None:
         if self.process is not None and self.process.alive:
+            self._thaw()
             self.process.terminate()
 
     def kill(self) -> None:
@@ -418,18 +497,16 @@ class Instance:
             self.process.kill()
 
     @property
-    def idle(self) -> bool:
-        return self.waiter is not None and not self.waiter.done()
+    def starting(self) -> bool:
+        return not self.initialized and not self.dead
 
     def __repr__(self) -> str:
+        states = ",".join(s.state.value for s in self.slots)
         return (
-            f"<Instance {self.function.name}#{self.id} {self.machine.state.value}"
-            f"{' dead' if self.dead else ''} invokes={self.invokes} api={self.address}>"
+            f"<Instance {self.function.name}#{self.id} [{states}]{' dead' if self.dead else ''}"
+            f"{' frozen' if self.frozen else ''} running={len(self.running)} parked={len(self.parked)} "
+            f"invokes={self.invokes} api={self.address}>"
         )
-
-
-def _method_not_allowed() -> Response:
-    return Response.json(405, {"errorMessage": "Method Not Allowed", "errorType": "MethodNotAllowed"})
 
 
 def _error_type_of(body: bytes) -> str | None:

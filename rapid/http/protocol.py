@@ -28,6 +28,7 @@ class HttpConnection(asyncio.Protocol):
     __slots__ = (
         "app", "max_body", "transport", "parser", "_req", "_url", "_body", "_size",
         "_in_headers", "_pending", "_waiting", "_waiting_keep_alive", "_closed", "peer",
+        "_close_after", "_closing", "_fail_after", "tag",
     )
 
     def __init__(self, app: App, max_body: int) -> None:
@@ -44,7 +45,11 @@ class HttpConnection(asyncio.Protocol):
         self._waiting: asyncio.Future[Response] | None = None
         self._waiting_keep_alive = True
         self._closed = False
+        self._close_after = False
+        self._closing = False  # a response with Connection: close went out; write nothing more
+        self._fail_after = False  # bad bytes arrived behind a pending answer: 400 after it
         self.peer: tuple[str, int] | None = None
+        self.tag: object = None  # for the app: e.g. whether this peer was checked
 
     # -- asyncio.Protocol -----------------------------------------------------------------
 
@@ -53,6 +58,8 @@ class HttpConnection(asyncio.Protocol):
         self.peer = transport.get_extra_info("peername")
 
     def data_received(self, data: bytes) -> None:
+        if self._closing or self._fail_after:
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -89,6 +96,11 @@ class HttpConnection(asyncio.Protocol):
         if self._req is None:
             self._req = Request(self.parser.get_method().decode(), self._url.decode("latin-1"))
         self._in_headers = False
+        # curl sends `Expect: 100-continue` with bodies over 1 MiB and waits a second for
+        # the interim answer before sending the body: answer at once, as Go's server does.
+        if self._req.headers.get("expect", "").lower() == "100-continue" and self.transport is not None:
+            if self._waiting is None and not self._pending and not self._closing:
+                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
         self._size += len(body)
@@ -147,6 +159,9 @@ class HttpConnection(asyncio.Protocol):
             self._write(fut.result(), self._waiting_keep_alive)
         while self._pending and self._waiting is None and not self._closed:
             self._handle(self._pending.popleft())
+        if self._fail_after and self._waiting is None and not self._pending:
+            self._fail_after = False
+            self._fail()
 
     def _write(self, resp: Response, keep_alive: bool) -> None:
         transport = self.transport
@@ -157,10 +172,19 @@ class HttpConnection(asyncio.Protocol):
             transport.write(head + resp.body)
         else:
             transport.writelines((head, resp.body))
-        if not keep_alive:
+        if not keep_alive or self._close_after:
+            self._closing = True
             transport.close()
 
     def _fail(self) -> None:
+        if self._closing:
+            return
+        if self._waiting is not None or self._pending:
+            # Answer what came before the bad bytes first; then refuse and hang up
+            # (data_received drops whatever else arrives meanwhile).
+            self._fail_after = True
+            return
+        self._closing = True
         if self.transport is not None and not self._closed:
             self.transport.write(_BAD_REQUEST.head(False) + _BAD_REQUEST.body)
             self.transport.close()
@@ -168,6 +192,10 @@ class HttpConnection(asyncio.Protocol):
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def close_after_response(self) -> None:
+        """Answer the request being handled, then hang up (for refused peers)."""
+        self._close_after = True
 
     def __repr__(self) -> str:
         return f"<HttpConnection peer={self.peer} waiting={self._waiting is not None} closed={self._closed}>"

@@ -1,8 +1,10 @@
 """Peak memory of a runtime, read cheaply.
 
-``VmHWM`` in ``/proc/<pid>/status`` is the kernel's own high-water mark of the resident set:
-a peak, kept for us, read with one ``pread`` on a descriptor opened once at spawn. No
-sampling, no recursive process scan (psutil's ``children()`` costs milliseconds).
+With a memory cgroup, its peak counter (``memory.peak``, or v1's
+``memory.max_usage_in_bytes``) covers the whole process tree. Without one, ``VmHWM`` in
+``/proc/<pid>/status`` is the kernel's high-water mark of the runtime's resident set. Either
+way it is a peak the kernel keeps, read with one ``pread`` on a descriptor opened once at
+spawn: no sampling, no recursive process scan (psutil's ``children()`` costs milliseconds).
 """
 
 from __future__ import annotations
@@ -11,11 +13,16 @@ import os
 
 
 class PeakMemory:
-    __slots__ = ("_fd", "peak_kb")
+    __slots__ = ("_fd", "_cgroup", "peak_kb")
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, cgroup: str | None = None) -> None:
+        self._cgroup = cgroup is not None
+        path = f"/proc/{pid}/status"
+        if cgroup is not None:
+            v2 = os.path.join(cgroup, "memory.peak")
+            path = v2 if os.path.exists(v2) else os.path.join(cgroup, "memory.max_usage_in_bytes")
         try:
-            self._fd: int | None = os.open(f"/proc/{pid}/status", os.O_RDONLY)
+            self._fd: int | None = os.open(path, os.O_RDONLY)
         except OSError:
             self._fd = None
         self.peak_kb = 0
@@ -25,11 +32,13 @@ class PeakMemory:
         if self._fd is not None:
             try:
                 data = os.pread(self._fd, 4096, 0)
-                at = data.find(b"VmHWM:")
-                if at >= 0:
-                    kb = int(data[at + 6 : data.index(b"kB", at)])
-                    if kb > self.peak_kb:
-                        self.peak_kb = kb
+                if self._cgroup:
+                    kb = int(data) // 1024
+                else:
+                    at = data.find(b"VmHWM:")
+                    kb = int(data[at + 6 : data.index(b"kB", at)]) if at >= 0 else 0
+                if kb > self.peak_kb:
+                    self.peak_kb = kb
             except (OSError, ValueError):
                 pass
         return max(1, round(self.peak_kb / 1024))

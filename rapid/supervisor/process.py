@@ -31,6 +31,9 @@ class RuntimeProcess:
         on_line: Callable[[bytes], None],
         on_exit: Callable[[int], None],
         guardian: Guardian,
+        *,
+        preexec: Callable[[], None] | None = None,
+        cgroup: str | None = None,
     ) -> None:
         loop = asyncio.get_running_loop()
         self._loop = loop
@@ -50,6 +53,7 @@ class RuntimeProcess:
                 stderr=w,
                 start_new_session=True,
                 close_fds=True,
+                preexec_fn=preexec,
             )
         except BaseException:
             os.close(r)
@@ -58,7 +62,8 @@ class RuntimeProcess:
         os.close(w)
         self.pid = self._popen.pid
         guardian.watch(self.pid)
-        self.memory = PeakMemory(self.pid)
+        self.cgroup = cgroup
+        self.memory = PeakMemory(self.pid, cgroup)
         os.set_blocking(r, False)
         self._out: int | None = r
         loop.add_reader(r, self._read)
@@ -132,6 +137,7 @@ class RuntimeProcess:
         # Children the runtime left behind die with it.
         self._signal_group(signal.SIGKILL)
         self._guardian.forget(self.pid)
+        self.memory.sample()  # the last word on the peak, for a crash's REPORT
         self.memory.close()
         self._close_output()
         self._on_exit(code)
@@ -150,6 +156,26 @@ class RuntimeProcess:
 
     def terminate(self) -> None:
         self._signal_group(signal.SIGTERM)
+
+    def freeze(self) -> None:
+        """Stop the whole group between invokes, as Lambda freezes an idle environment."""
+        self._signal_group(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self._signal_group(signal.SIGCONT)
+
+    def peak_memory_mb(self) -> int:
+        return self.memory.sample()
+
+    def members(self) -> list[int]:
+        """The instance's processes, where a cgroup knows them (else empty)."""
+        if self.cgroup is None:
+            return []
+        try:
+            with open(os.path.join(self.cgroup, "cgroup.procs")) as f:
+                return [int(x) for x in f.read().split()]
+        except OSError:
+            return []
 
     @property
     def alive(self) -> bool:

@@ -1,0 +1,68 @@
+"""The Runtime API edge (2018-06-01): route each request to its instance, render errors.
+
+One small handler per endpoint, each a guard on a state transition of the instance that
+owns this server (``rapid.host.instance``). Every instance has its own server, so a
+request here can only ever reach this instance's invocations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+from urllib.parse import unquote
+
+from rapid.core.errors import RuntimeAPIError
+from rapid.http.message import Request, Response
+from rapid.http.protocol import HttpConnection
+
+if TYPE_CHECKING:
+    from rapid.host.instance import Instance
+
+_PREFIX = "/2018-06-01/runtime/"
+_NOT_FOUND = {"errorMessage": "Not Found", "errorType": "NotFound"}
+_FORBIDDEN = {
+    "errorMessage": "Only the runtime of this instance may use its Runtime API",
+    "errorType": "AccessDenied",
+}
+
+
+def _method_not_allowed() -> Response:
+    return Response.json(405, {"errorMessage": "Method Not Allowed", "errorType": "MethodNotAllowed"})
+
+
+class RuntimeAPI:
+    __slots__ = ("instance",)
+
+    def __init__(self, instance: Instance) -> None:
+        self.instance = instance
+
+    def __call__(self, req: Request, conn: HttpConnection) -> Response | asyncio.Future[Response]:
+        inst = self.instance
+        if not inst.owns(conn):
+            conn.close_after_response()
+            return Response.json(403, _FORBIDDEN)
+        path = req.path
+        while path.startswith("//"):  # a client joining "/" + "/2018-06-01/..." still works
+            path = path[1:]
+        if not path.startswith(_PREFIX):
+            return Response.json(404, _NOT_FOUND)
+        rest = path[len(_PREFIX):]
+        try:
+            if rest == "invocation/next":
+                return inst.next() if req.method == "GET" else _method_not_allowed()
+            if rest.startswith("invocation/"):
+                request_id, _, action = rest[11:].rpartition("/")
+                if action not in ("response", "error"):
+                    return Response.json(404, _NOT_FOUND)
+                if req.method != "POST":
+                    return _method_not_allowed()
+                if "%" in request_id:  # the Node client URL-encodes the id
+                    request_id = unquote(request_id)
+                if action == "response":
+                    return inst.respond(request_id, req)
+                return inst.error(request_id, req)
+            if rest == "init/error":
+                return inst.init_error(req) if req.method == "POST" else _method_not_allowed()
+        except RuntimeAPIError as exc:
+            return Response.json(exc.status, exc.body())
+        return Response.json(404, _NOT_FOUND)

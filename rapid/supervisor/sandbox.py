@@ -1,0 +1,268 @@
+"""Isolation of each instance: private /tmp, its own user, rlimits, a memory limit.
+
+What the daemon may do decides the mode, once, at start (``Sandbox.detect``):
+
+- **private /tmp**: with CAP_SYS_ADMIN each runtime starts in its own mount namespace with a
+  tmpfs on ``/tmp`` sized to the function's ephemeral storage. A task root, runtime or
+  interpreter that lives under the host's ``/tmp`` is bound back into the namespace at the
+  same path (read-only for code), so nothing the runtime needs disappears. Without the
+  capability: a private directory exported as ``TMPDIR``, removed with the instance, its
+  size watched.
+- **own user**: as root, each instance runs as its own unprivileged uid/gid from a range,
+  so instances cannot read each other's files or signal each other's processes. A function
+  whose runtime an unprivileged user cannot execute (Python under ``/root``, say) keeps
+  root, with a warning at start: it is better to run than to fail every invoke.
+- **memory**: a memory cgroup per instance (v2, or v1 as on some hosts) with the function's
+  memory size as its limit; the kernel OOM-kills an instance over it, and the cgroup's peak
+  is the REPORT's ``Max Memory Used``. Without cgroups, the host's watchdog samples RSS.
+- **rlimits**: 1,024 open files and 1,024 processes, as on Lambda.
+
+Everything that happens in the child runs in ``preexec``, between fork and exec.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from rapid.supervisor.cgroups import MemoryCgroups
+
+if TYPE_CHECKING:
+    from rapid.config import Config
+    from rapid.host.code import Code
+    from rapid.host.instance import Instance
+
+_CLONE_NEWNS = 0x00020000
+_MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
+_LAMBDA_RLIMITS = 1024
+
+
+@dataclass(slots=True)
+class SandboxSpec:
+    tmpdir: str  # TMPDIR as the runtime sees it
+    tmpdir_on_host: str  # a host folder to remove with the instance, or ""
+    uid: int | None
+    preexec: Callable[[], None] | None
+    cgroup: str | None
+
+
+class Sandbox:
+    def __init__(self, config: Config, tmp_root: str) -> None:
+        self.config = config
+        self.tmp_root = tmp_root
+        self.root = os.geteuid() == 0
+        self.namespaces = config.private_tmp != "directory" and _can_unshare()
+        if config.private_tmp == "namespace" and not self.namespaces:
+            raise RuntimeError("private_tmp = 'namespace' needs CAP_SYS_ADMIN (run as root)")
+        self.cgroups = MemoryCgroups.create() if config.memory_limit in ("auto", "cgroup") else None
+        if config.memory_limit == "cgroup" and self.cgroups is None:
+            raise RuntimeError("memory_limit = 'cgroup' needs a writable memory cgroup")
+        self.drop = self.root and config.drop_privileges == "auto"
+        low, _, high = config.user_range.partition("-")
+        self._uids = range(int(low), int(high) + 1)
+        self._taken: set[int] = set()
+        self._runs_as_root: set[str] = set()  # functions whose runtime others cannot execute
+        self._libc = ctypes.CDLL(None, use_errno=True) if self.namespaces else None
+
+    def describe(self) -> str:
+        tmp = "private tmpfs per instance (mount namespace)" if self.namespaces else "private TMPDIR per instance"
+        users = f"uids {self.config.user_range}" if self.drop else "the daemon's user"
+        memory = "cgroup limit" if self.cgroups else ("RSS watchdog" if self.config.memory_limit != "off" else "off")
+        return f"isolation: /tmp {tmp}; runtimes run as {users}; memory {memory}"
+
+    def check_function(self, name: str, code: Code) -> str | None:
+        """A warning if this function cannot run as an unprivileged user (it then keeps root)."""
+        if not self.drop or code.argv is None:
+            return None
+        blocked = _blocked_for_others(code, self.namespaces)
+        if blocked is None:
+            return None
+        self._runs_as_root.add(name)
+        return f"function {name!r} runs as root: {blocked} is not reachable by unprivileged users"
+
+    # -- per instance ---------------------------------------------------------------------
+
+    def prepare(self, inst: Instance) -> SandboxSpec:
+        fn = inst.function
+        code = fn.code
+        uid = None
+        if self.drop and fn.name not in self._runs_as_root:
+            uid = next(u for u in self._uids if u not in self._taken)
+            self._taken.add(uid)
+        cgroup = None
+        if self.cgroups is not None:
+            cgroup = self.cgroups.make(inst.hex, fn.memory)
+        tmpdir_on_host = ""
+        if self.namespaces:
+            tmpdir = "/tmp"
+        else:
+            tmpdir = tmpdir_on_host = os.path.join(self.tmp_root, inst.hex)
+            os.mkdir(tmpdir, 0o700)
+            if uid is not None:
+                os.chown(tmpdir, uid, uid)
+        preexec = self._preexec(code, fn.config.ephemeral_storage, uid, cgroup)
+        return SandboxSpec(tmpdir, tmpdir_on_host, uid, preexec, cgroup)
+
+    def release(self, inst: Instance) -> None:
+        if inst.uid is not None:
+            self._taken.discard(inst.uid)
+            inst.uid = None
+        if self.cgroups is not None:
+            self.cgroups.remove(inst.hex)
+
+    def close(self) -> None:
+        if self.cgroups is not None:
+            self.cgroups.close()
+
+    def _preexec(self, code: Code, tmp_mb: int, uid: int | None, cgroup: str | None) -> Callable[[], None]:
+        libc = self._libc
+        namespaces = self.namespaces
+        task_root = code.task_root
+        # Paths the runtime needs that a tmpfs on /tmp would hide: bound back in, read-only.
+        keep = _needed_paths(code)
+        hidden = [p for p in keep if _under(p, "/tmp")]
+        readonly = [task_root, code.runtime_dir]
+        procs = os.path.join(cgroup, "cgroup.procs") if cgroup else None
+
+        def mount(src: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> None:
+            assert libc is not None
+            enc = (lambda s: s.encode() if s is not None else None)
+            if libc.mount(enc(src), enc(target), enc(fstype), flags, enc(data)) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"mount {target}: {os.strerror(err)}")
+
+        def preexec() -> None:
+            if procs is not None:
+                with open(procs, "w") as f:
+                    f.write(str(os.getpid()))
+            import resource
+
+            for limit in (resource.RLIMIT_NOFILE, resource.RLIMIT_NPROC):
+                resource.setrlimit(limit, (_LAMBDA_RLIMITS, _LAMBDA_RLIMITS))
+            if namespaces:
+                assert libc is not None
+                if libc.unshare(_CLONE_NEWNS) != 0:
+                    raise OSError(ctypes.get_errno(), "unshare")
+                mount(None, "/", None, _MS_REC | _MS_PRIVATE, None)
+                fds = {p: os.open(p, os.O_PATH) for p in hidden if os.path.exists(p)}
+                mount("tmpfs", "/tmp", "tmpfs", 0, f"size={tmp_mb}m,mode=1777")
+                for path, fd in fds.items():
+                    if os.path.isdir(f"/proc/self/fd/{fd}"):
+                        os.makedirs(path, exist_ok=True)
+                    else:
+                        os.makedirs(os.path.dirname(path), exist_ok=True)
+                        open(path, "a").close()
+                    mount(f"/proc/self/fd/{fd}", path, None, _MS_BIND | _MS_REC, None)
+                    os.close(fd)
+                for path in readonly:
+                    if os.path.isdir(path):
+                        if path not in fds:
+                            mount(path, path, None, _MS_BIND | _MS_REC, None)
+                        mount(None, path, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_REC, None)
+                os.chdir(task_root)
+            if uid is not None:
+                os.setgroups([])
+                os.setgid(uid)
+                os.setuid(uid)
+
+        return preexec
+
+    def __repr__(self) -> str:
+        return f"<Sandbox namespaces={self.namespaces} drop={self.drop} cgroups={self.cgroups is not None}>"
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _needed_paths(code: Code) -> list[str]:
+    paths = [code.task_root, code.runtime_dir, sys.prefix, sys.base_prefix]
+    if code.argv:
+        exe = os.path.realpath(code.argv[0])
+        paths += [os.path.dirname(code.argv[0]), os.path.dirname(exe)]
+        interpreter = _shebang(exe)
+        if interpreter:
+            paths.append(os.path.dirname(os.path.realpath(interpreter)))
+        paths += [a for a in code.argv[1:] if os.path.isabs(a) and os.path.exists(a)]
+    out: list[str] = []
+    for p in paths:
+        p = os.path.abspath(p)
+        if p not in out and not any(_under(p, q) for q in out):
+            out = [q for q in out if not _under(q, p)] + [p]
+    return out
+
+
+def _shebang(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            head = f.readline(256)
+    except OSError:
+        return None
+    if not head.startswith(b"#!"):
+        return None
+    parts = head[2:].decode(errors="replace").split()
+    if not parts:
+        return None
+    if os.path.basename(parts[0]) == "env" and len(parts) > 1:
+        return shutil.which(parts[1])
+    return parts[0]
+
+
+def _blocked_for_others(code: Code, namespaces: bool) -> str | None:
+    """The first path an unprivileged user could not reach to run this function, or None."""
+    assert code.argv is not None
+    exe = os.path.realpath(code.argv[0])
+    targets = [(exe, stat.S_IXOTH), (code.task_root, stat.S_IXOTH | stat.S_IROTH)]
+    interpreter = _shebang(exe)
+    if interpreter:
+        targets.append((os.path.realpath(interpreter), stat.S_IXOTH))
+    for path, need in targets:
+        for part in _ancestors(path, namespaces):
+            try:
+                mode = os.stat(part).st_mode
+            except OSError:
+                return part
+            if part != path and not mode & stat.S_IXOTH:
+                return part
+        try:
+            if os.stat(path).st_mode & need != need:
+                return path
+        except OSError:
+            return path
+    return None
+
+
+def _ancestors(path: str, namespaces: bool) -> list[str]:
+    """The folders an unprivileged user must traverse to reach ``path``. Under /tmp in a
+    mount namespace the path is bound in with fresh 0755 parents: only it counts."""
+    if namespaces and _under(path, "/tmp"):
+        return []
+    out, cur = [], os.path.dirname(path)
+    while True:
+        out.append(cur)
+        if cur == "/":
+            return out
+        cur = os.path.dirname(cur)
+
+
+def _can_unshare() -> bool:
+    """Whether a child may take its own mount namespace and mount a tmpfs (tried for real)."""
+    if os.geteuid() != 0:
+        return False
+    probe = (
+        "import ctypes,sys\n"
+        "libc=ctypes.CDLL(None,use_errno=True)\n"
+        "sys.exit(0 if libc.unshare(0x20000)==0 and libc.mount(b'none',b'/',None,16384|262144,None)==0"
+        " and libc.mount(b'tmpfs',b'/tmp',b'tmpfs',0,b'size=1m')==0 else 1)\n"
+    )
+    try:
+        return subprocess.run([sys.executable, "-I", "-S", "-c", probe], timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
