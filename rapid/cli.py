@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="host-wide limit (default 1000, capped by the machine) [RAPID_MAX_CONCURRENCY]")
     s.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                    help="a variable for the functions [RAPID_ENV, one per line]")
+    s.add_argument("--overflow", help="beyond a limit: throttle (429, as AWS; default) or queue [RAPID_OVERFLOW]")
     s.add_argument("--data-dir", dest="data_dir", help="where durable state lives [RAPID_DATA_DIR]")
     s.add_argument("--log-format", dest="log_format", help="text | json (default text) [RAPID_LOG_FORMAT]")
     s.add_argument("--region", help="the region in ARNs and AWS_REGION (default us-east-1) [AWS_REGION]")

@@ -73,6 +73,7 @@ class Config(Struct, forbid_unknown_fields=True, kw_only=True):
     user_range: Annotated[str, Meta(pattern=r"^\d+-\d+$")] = "990000-999999"
     memory_limit: Literal["auto", "cgroup", "watchdog", "off"] = "auto"
     verify_runtime_peer: bool = True  # refuse Runtime API connections from other processes
+    overflow: Literal["throttle", "queue"] = "throttle"  # beyond the limit: 429 as AWS, or wait
     functions: dict[Name, FunctionConfig] = {}
     dropin: bool = False  # derived: serving `-- CMD` (or a searched bootstrap) as `function`
 
@@ -81,7 +82,7 @@ class Config(Struct, forbid_unknown_fields=True, kw_only=True):
 SERVER_KEYS = (
     "host", "port", "log_format", "data_dir", "region", "account_id", "init_timeout", "shutdown_timeout",
     "max_concurrency", "idle_timeout", "max_lifetime", "freeze", "private_tmp", "drop_privileges",
-    "user_range", "memory_limit", "verify_runtime_peer",
+    "user_range", "memory_limit", "verify_runtime_peer", "overflow",
 )
 FUNCTION_KEYS = ("runtime", "handler", "timeout", "memory", "concurrency")
 _INTS = ("port", "timeout", "memory", "concurrency", "max_concurrency")
@@ -108,6 +109,7 @@ ENV_VARS = {
     "user_range": "RAPID_USER_RANGE",
     "memory_limit": "RAPID_MEMORY_LIMIT",
     "verify_runtime_peer": "RAPID_VERIFY_RUNTIME_PEER",
+    "overflow": "RAPID_OVERFLOW",
     "config": "RAPID_CONFIG",
     "function": "RAPID_FUNCTIONS",  # whitespace-separated NAME=PATH items
     "env": "RAPID_ENV",  # newline-separated KEY=VALUE items

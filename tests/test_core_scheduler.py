@@ -1,183 +1,131 @@
-"""The pool's placement rule, as a pure function: cases, then invariants over a small grid."""
+"""The pool's pure decision (rapid.core.scheduler.plan): no processes, no sockets."""
 
 from __future__ import annotations
 
 import itertools
+import math
 
-import pytest
-
-from rapid.core.scheduler import Dispatch, PoolView, Start, plan
-
-
-def view(idle=(), starting=0, busy=0, queued=0, limit=1, resets=0) -> PoolView:
-    return PoolView(idle=list(idle), starting=starting, busy=busy, queued=queued, limit=limit, resets=resets)
+from rapid.core.scheduler import Dispatch, PoolView, Start, Throttle, plan
 
 
-# -- cases --------------------------------------------------------------------------------
-
-def test_nothing_queued_does_nothing() -> None:
-    assert plan(view()) == []
-    assert plan(view(idle=[1, 2], limit=5)) == []
-    assert plan(view(busy=1, starting=1, limit=5, resets=2)) == []
+def view(idle=(), starting=0, busy=0, queued=0, limit=10, resets=0, per_instance=1) -> PoolView:
+    return PoolView(list(idle), starting, busy, queued, limit, resets, per_instance)
 
 
-def test_first_invoke_starts_one_instance() -> None:
-    assert plan(view(queued=1)) == [Start()]
+def test_nothing_queued_nothing_to_do() -> None:
+    assert plan(view(idle=[1, 2], busy=3)) == []
 
 
-def test_idle_instance_gets_the_work_without_a_start() -> None:
-    assert plan(view(idle=[7], queued=1)) == [Dispatch(7)]
+def test_idle_instances_take_work_most_recently_used_first() -> None:
+    assert plan(view(idle=[1, 2, 3], queued=2)) == [Dispatch(3), Dispatch(2)]
 
 
-def test_most_recently_used_idle_instance_goes_first() -> None:
-    # idle is least recently used first; the most recent is at the end.
-    assert plan(view(idle=[1, 2, 3], queued=1, limit=3)) == [Dispatch(3)]
-    assert plan(view(idle=[1, 2, 3], queued=2, limit=3)) == [Dispatch(3), Dispatch(2)]
-    assert plan(view(idle=[5, 9, 4], queued=3, limit=3)) == [Dispatch(4), Dispatch(9), Dispatch(5)]
+def test_more_work_than_idle_instances_starts_the_rest() -> None:
+    assert plan(view(idle=[7], queued=3, limit=5)) == [Dispatch(7), Start(), Start()]
 
 
-def test_more_work_than_idle_instances_starts_the_rest_within_limit() -> None:
-    assert plan(view(idle=[1], queued=4, limit=3)) == [Dispatch(1), Start(), Start()]
-    assert plan(view(idle=[1], queued=4, limit=10)) == [Dispatch(1), Start(), Start(), Start()]
-
-
-def test_starting_instances_cover_queued_work() -> None:
-    assert plan(view(starting=1, queued=1, limit=5)) == []
+def test_starting_instances_cover_the_queue_head() -> None:
     assert plan(view(starting=2, queued=3, limit=5)) == [Start()]
     assert plan(view(starting=3, queued=3, limit=5)) == []
 
 
-def test_limit_counts_idle_starting_and_busy() -> None:
-    assert plan(view(busy=1, queued=1, limit=1)) == []
-    assert plan(view(busy=2, queued=5, limit=3)) == [Start()]
-    assert plan(view(busy=1, starting=1, queued=5, limit=3)) == [Start()]
-    assert plan(view(idle=[1], busy=1, queued=5, limit=3)) == [Dispatch(1), Start()]
-    assert plan(view(idle=[1, 2], busy=1, starting=1, queued=5, limit=4)) == [Dispatch(2), Dispatch(1)]
+def test_beyond_the_limit_the_newest_are_throttled() -> None:
+    assert plan(view(busy=1, queued=1, limit=1)) == [Throttle(1)]
+    assert plan(view(busy=2, starting=1, queued=4, limit=4)) == [Start(), Throttle(2)]
 
 
-def test_many_queued_limit_one_busy_does_nothing() -> None:
-    assert plan(view(busy=1, queued=100, limit=1)) == []
+def test_reserved_concurrency_zero_throttles_everything() -> None:
+    assert plan(view(queued=3, limit=0)) == [Throttle(3)]
 
 
-def test_limit_zero_starts_nothing() -> None:
-    assert plan(view(queued=1, limit=0)) == []
-    assert plan(view(queued=5, limit=0, resets=3)) == []
-
-
-def test_over_limit_pool_still_dispatches_to_idle_but_starts_nothing() -> None:
-    # A pool above its limit (e.g. the limit was lowered) still uses what it has.
-    assert plan(view(idle=[1], busy=3, queued=4, limit=2)) == [Dispatch(1)]
+def test_an_over_full_pool_still_dispatches_to_idle() -> None:
+    assert plan(view(idle=[1], busy=5, queued=4, limit=2)) == [Dispatch(1), Throttle(3)]
 
 
 def test_resets_start_suppressed_first_then_plain() -> None:
-    assert plan(view(queued=1, resets=1)) == [Start(suppressed=True)]
-    assert plan(view(queued=3, limit=3, resets=1)) == [Start(suppressed=True), Start(), Start()]
-    assert plan(view(queued=3, limit=5, resets=2)) == [
-        Start(suppressed=True), Start(suppressed=True), Start()]
-    # More resets than work: only as many suppressed starts as there is work.
-    assert plan(view(queued=1, limit=5, resets=3)) == [Start(suppressed=True)]
-    # Resets wait for room like any start.
-    assert plan(view(busy=1, queued=2, limit=1, resets=1)) == []
+    assert plan(view(queued=3, limit=5, resets=2)) == [Start(True), Start(True), Start()]
+    assert plan(view(queued=1, limit=5, resets=2)) == [Start(True)]
 
 
-def test_idle_dispatch_comes_before_resets() -> None:
-    assert plan(view(idle=[4], queued=2, limit=3, resets=1)) == [Dispatch(4), Start(suppressed=True)]
-    assert plan(view(idle=[4], queued=1, limit=3, resets=1)) == [Dispatch(4)]
+def test_per_instance_concurrency_counts_slots() -> None:
+    # An instance holding two /next counts twice as idle, once against the limit.
+    assert plan(view(idle=[4, 4], queued=2, limit=1, per_instance=2)) == [Dispatch(4), Dispatch(4)]
+    # Five waiting, 2 per instance: three starts.
+    assert plan(view(queued=5, limit=10, per_instance=2)) == [Start(), Start(), Start()]
+    # A starting instance takes up to K of the queue head.
+    assert plan(view(starting=1, queued=2, limit=1, per_instance=2)) == []
+    assert plan(view(starting=1, queued=3, limit=1, per_instance=2)) == [Throttle(1)]
 
 
-def test_plan_does_not_mutate_the_view() -> None:
-    idle = [1, 2, 3]
-    v = PoolView(idle=idle, starting=0, busy=0, queued=2, limit=3)
-    plan(v)
-    assert idle == [1, 2, 3]
-    assert plan(v) == plan(v)
-
-
-# -- invariants over every small pool -------------------------------------------------------
-#
-# From the docstring: dispatch the oldest work to idle instances, MRU first; then start as
-# many as the queue *still* needs, minus the instances already starting (each of which will
-# take the queue head at its first /next), never letting idle+starting+busy exceed the limit;
-# the first min(resets, starts) starts are suppressed (each carries an invocation with it).
-# So, with D dispatches and S starts:
-#   D == min(queued, idle)
-#   S == max(0, min(limit - running, queued - D - starting))
-#   D + S + starting >= queued or the pool is at its limit    (no work is left stranded)
-#   D + S <= queued                                           (never more places than work)
-
-GRID = list(itertools.product(
-    range(4),  # idle count
-    range(3),  # starting
-    range(3),  # busy
-    range(6),  # queued
-    range(6),  # limit
-    range(3),  # resets
-))
-
-
-def _all_views():
-    for n_idle, starting, busy, queued, limit, resets in GRID:
-        yield view(idle=range(10, 10 + n_idle), starting=starting, busy=busy,
-                   queued=queued, limit=limit, resets=resets)
+def model(v: PoolView) -> tuple[int, int, int, int]:
+    """(dispatches, starts, suppressed starts, throttled), from the module's docstring."""
+    k = v.per_instance
+    dispatches = min(v.queued, len(v.idle))
+    instances = len(set(v.idle)) + v.starting + v.busy
+    room = max(0, v.limit - instances)
+    waiting = max(0, v.queued - dispatches - v.starting * k)
+    starts = suppressed = 0
+    resets = v.resets
+    while waiting > 0 and room > 0:
+        if resets:
+            resets -= 1
+            suppressed += 1
+            waiting = max(0, waiting - 1 - (k - 1))
+        else:
+            waiting = max(0, waiting - k)
+        starts += 1
+        room -= 1
+    return dispatches, starts, suppressed, waiting
 
 
 def test_invariants_over_the_grid() -> None:
-    count = 0
-    for v in _all_views():
-        count += 1
+    checked = 0
+    for idle_n, starting, busy, queued, limit, resets, k in itertools.product(
+        range(3), range(3), range(3), range(6), range(6), range(3), (1, 2, 3)
+    ):
+        v = view(idle=list(range(idle_n)), starting=starting, busy=busy, queued=queued, limit=limit,
+                 resets=resets, per_instance=k)
         actions = plan(v)
-        dispatches = [a for a in actions if isinstance(a, Dispatch)]
-        starts = [a for a in actions if isinstance(a, Start)]
-        assert len(dispatches) + len(starts) == len(actions)
-        running = len(v.idle) + v.starting + v.busy
-        D, S = len(dispatches), len(starts)
-
-        # Dispatches: all first, to distinct idle instances, most recently used first.
-        assert actions[:D] == dispatches
-        assert [d.instance for d in dispatches] == list(reversed(v.idle))[:D]
-        assert D <= min(v.queued, len(v.idle))
-        assert D == min(v.queued, len(v.idle))
-
-        # Starts: within the limit, only for work nobody is going to take.
-        assert S <= max(0, v.limit - running)
-        assert S <= max(0, v.queued - D - v.starting)
-        assert S == max(0, min(v.limit - running, v.queued - D - v.starting))
-        assert D + S <= v.queued
-        assert running + S <= max(v.limit, running)
-
-        # Suppressed starts come first and number min(resets, S).
-        flags = [s.suppressed for s in starts]
-        assert flags == [True] * min(v.resets, S) + [False] * (S - min(v.resets, S))
-
-        # Liveness: if work is left with nobody to take it, the pool is full.
-        if D + S + v.starting < v.queued:
-            assert running + S >= v.limit
-
-        if v.queued == 0:
-            assert actions == []
-    assert count == len(GRID) == 4 * 3 * 3 * 6 * 6 * 3
+        d = [a for a in actions if isinstance(a, Dispatch)]
+        s = [a for a in actions if isinstance(a, Start)]
+        t = [a for a in actions if isinstance(a, Throttle)]
+        assert (len(d), len(s), sum(a.suppressed for a in s), sum(a.count for a in t)) == model(v), v
+        # Dispatches first, throttles last, suppressed starts before plain ones.
+        kinds = [type(a).__name__ for a in actions]
+        assert kinds == sorted(kinds, key=["Dispatch", "Start", "Throttle"].index)
+        assert [a.suppressed for a in s] == sorted((a.suppressed for a in s), reverse=True)
+        # Never past the limit; nothing refused while there was room for it.
+        instances = idle_n + starting + busy
+        assert len(s) <= max(0, limit - instances)
+        if t:
+            assert instances + len(s) >= limit
+        # Every queued invocation is placed, covered by a starting instance, or refused.
+        capacity = len(d) + (starting + len(s)) * k
+        assert len(d) + sum(a.count for a in t) <= queued <= capacity + sum(a.count for a in t)
+        assert len(t) <= 1 and math.isfinite(len(actions))
+        checked += 1
+    assert checked == 3 * 3 * 3 * 6 * 6 * 3 * 3
 
 
 def test_replanning_after_carrying_out_a_plan_adds_nothing() -> None:
-    # Carry out the plan (dispatched instances become busy, starts become starting or,
-    # for suppressed ones, busy with the work they took) and plan again: nothing more to do.
-    for v in _all_views():
+    for queued, limit in itertools.product(range(6), range(4)):
+        v = view(idle=[1], busy=1, queued=queued, limit=limit)
         actions = plan(v)
-        D = sum(isinstance(a, Dispatch) for a in actions)
-        plain = sum(isinstance(a, Start) and not a.suppressed for a in actions)
-        suppressed = sum(isinstance(a, Start) and a.suppressed for a in actions)
-        dispatched = {a.instance for a in actions if isinstance(a, Dispatch)}
-        after = view(
-            idle=[i for i in v.idle if i not in dispatched],
-            starting=v.starting + plain,
-            busy=v.busy + D + suppressed,
-            queued=v.queued - D - suppressed,
-            limit=v.limit,
-            resets=v.resets - suppressed,
-        )
-        assert plan(after) == [], (v, actions, after)
+        d = sum(isinstance(a, Dispatch) for a in actions)
+        s = sum(isinstance(a, Start) for a in actions)
+        t = sum(a.count for a in actions if isinstance(a, Throttle))
+        after = view(idle=[], busy=1 + d, starting=s, queued=queued - d - t, limit=limit)
+        assert plan(after) == [], (v, actions)
 
 
-@pytest.mark.parametrize("limit", range(1, 5))
-def test_burst_fills_exactly_to_the_limit(limit: int) -> None:
-    assert plan(view(queued=10, limit=limit)) == [Start()] * limit
+def test_overflow_queue_leaves_the_rest_waiting() -> None:
+    v = PoolView([], 0, 2, 5, 2, 0, 1, throttle=False)
+    assert plan(v) == []
+
+
+def test_finishing_instances_cover_the_queue_head_like_starting_ones() -> None:
+    # A sequential caller's next invoke waits for the instance that just answered.
+    assert plan(PoolView([], 0, 0, 1, 5, finishing=1)) == []
+    assert plan(PoolView([], 0, 0, 2, 5, finishing=1)) == [Start()]
+    # They count against the limit too.
+    assert plan(PoolView([], 0, 1, 3, 2, finishing=1)) == [Throttle(2)]

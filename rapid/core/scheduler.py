@@ -6,7 +6,8 @@ A function owns a FIFO queue of invocations and a pool of instances. An instance
 
 - *starting*  (spawned, its init not finished),
 - *idle*      (its runtime holds a ``/next`` and nothing is assigned to it), or
-- *busy*      (running an invocation, or answered and not yet back at ``/next``).
+- *finishing* (it just answered and is expected back at ``/next`` within a short grace),
+- *busy*      (running an invocation, or past that grace without a ``/next``).
 
 An instance takes up to ``per_instance`` invocations at once (1 on Lambda; more on Lambda
 Managed Instances), so ``idle`` lists an instance once per ``/next`` it holds.
@@ -17,8 +18,11 @@ else:
 1. dispatch the oldest invocations to idle slots, most recently used first (so the least
    recently used instances age out);
 2. start as many instances as the rest of the queue needs, counting the capacity of those
-   already starting, within ``limit`` instances;
+   already starting or finishing, within ``limit`` instances (a sequential caller whose
+   next invoke beats the runtime's ``/next`` by a few microseconds should get the warm
+   instance, not a cold start);
 3. throttle what still has no place, newest first: that is Lambda's 429, not a queue.
+   (A host may choose ``overflow = "queue"`` instead: the rest then waits its turn.)
 
 An instance that starts after its predecessor died mid-invoke or failed init is a *reset*:
 Lambda re-runs init inside the next invoke (a "suppressed init"), so that start carries the
@@ -38,11 +42,13 @@ from dataclasses import dataclass
 class PoolView:
     idle: Sequence[int]  # instance ids, one per held /next, least recently used first
     starting: int  # instances whose init has not finished and that carry no invocation
-    busy: int  # every other live instance
+    busy: int  # every other live instance but the finishing ones
     queued: int
     limit: int  # the most instances this pool may run at once
     resets: int = 0  # died instances whose next start must be a suppressed init
     per_instance: int = 1  # invocations one instance takes at once
+    throttle: bool = True  # False: what has no place waits in the queue instead (not AWS)
+    finishing: int = 0  # answered just now; expected back at /next any moment
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +76,11 @@ def plan(view: PoolView) -> list[Action]:
     while queued and idle:
         actions.append(Dispatch(idle.pop()))  # most recently used first
         queued -= 1
-    instances = len(set(view.idle)) + view.starting + view.busy
+    instances = len(set(view.idle)) + view.starting + view.busy + view.finishing
     room = max(0, view.limit - instances)
     k = max(1, view.per_instance)
-    waiting = max(0, queued - view.starting * k)  # starting instances take the queue head
+    # Starting and finishing instances will take the queue head when they reach /next.
+    waiting = max(0, queued - (view.starting + view.finishing) * k)
     resets = view.resets
     while waiting > 0 and room > 0:
         if resets > 0:  # a suppressed start takes one invocation with it
@@ -86,6 +93,6 @@ def plan(view: PoolView) -> list[Action]:
             actions.append(Start())
             waiting = max(0, waiting - k)
         room -= 1
-    if waiting > 0:
+    if waiting > 0 and view.throttle:
         actions.append(Throttle(waiting))
     return actions

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,10 @@ if TYPE_CHECKING:
 
 # Kept from the daemon's environment for every runtime: what a process needs to run at all,
 # and the credentials a role would give it on Lambda.
+# How long an instance that just answered counts as about to take more work, before the
+# pool starts another for the waiting queue.
+FINISHING_GRACE = 0.05
+
 _PASSED_THROUGH = ("PATH", "HOME", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
@@ -53,6 +58,7 @@ class Function:
         self.throttles = 0
         self._next_id = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._regrace: asyncio.TimerHandle | None = None
         self._prefix = f"[{name}] " if tagged else ""
         self._static_env = self._build_static_env()
 
@@ -155,23 +161,31 @@ class Function:
         return len(self.instances) + self.host.unreserved_room(self)
 
     def _view(self) -> scheduler.PoolView:
-        starting = busy = 0
+        starting = busy = finishing = 0
         idle_ids = {inst.id for inst in self.idle}
+        now = time.monotonic()
         for inst in self.instances.values():
             if inst.id in idle_ids:
                 continue
             if inst.starting and inst.bound is None:
                 starting += 1
+            elif not inst.running and not inst.retiring and now - inst.answered_at < FINISHING_GRACE:
+                finishing += 1
             else:
                 busy += 1
+        if finishing and self._regrace is None:
+            # If they do not come back in time, plan again without counting on them.
+            self._regrace = asyncio.get_running_loop().call_later(FINISHING_GRACE, self._regraced)
         return scheduler.PoolView(
             idle=[inst.id for inst in self.idle],
             starting=starting,
             busy=busy,
+            finishing=finishing,
             queued=len(self.queue),
             limit=self.limit,
             resets=self.resets,
             per_instance=self.per_instance,
+            throttle=self.host.config.overflow == "throttle",
         )
 
     def _schedule(self) -> None:
@@ -195,6 +209,10 @@ class Function:
                 self._start(bound)
             else:
                 self._throttle(action.count)
+
+    def _regraced(self) -> None:
+        self._regrace = None
+        self._schedule()
 
     def _throttle(self, count: int) -> None:
         reason = (

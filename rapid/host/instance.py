@@ -97,6 +97,7 @@ class Instance:
         self.born = time.monotonic()
         self.idle_since = self.born
         self.spawned_at = 0.0
+        self.answered_at = 0.0  # when it last finished an invocation
         self.init_duration_ms: float | None = None  # reported on the first REPORT only
         self.invokes = 0
         self._init_timer: asyncio.TimerHandle | None = None
@@ -306,6 +307,7 @@ class Instance:
             self.process.drain()  # while ``inv`` runs, so its lines join its log tail
         self.running.pop(inv.request_id, None)
         self.invokes += 1
+        self.answered_at = time.monotonic()
         self._report(inv, outcome)
         inv.settle(event, outcome)
         if self.retiring and not self.running and not self.dead:
