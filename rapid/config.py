@@ -47,7 +47,7 @@ class FunctionConfig(Struct, forbid_unknown_fields=True, kw_only=True):
     memory: Annotated[int, Meta(ge=128, le=10240)] = 128
     reserved_concurrency: Annotated[int, Meta(ge=0)] | None = None  # --concurrency
     provisioned_concurrency: Annotated[int, Meta(ge=0)] = 0
-    per_instance_concurrency: Annotated[int, Meta(ge=1, le=64)] = 1  # AWS_LAMBDA_MAX_CONCURRENCY
+    per_instance_concurrency: Annotated[int, Meta(ge=1, le=1000)] = 1  # AWS_LAMBDA_MAX_CONCURRENCY
     ephemeral_storage: Annotated[int, Meta(ge=512, le=10240)] = 512  # MB of /tmp
     environment: dict[str, str] = {}
     # Not for users' TOML files in practice; set by drop-in mode.

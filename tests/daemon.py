@@ -234,6 +234,7 @@ while True:
 """.replace("{python}", sys.executable)
 
 
+
 def unique() -> str:
     return uuid.uuid4().hex[:8]
 
@@ -250,6 +251,13 @@ def unique() -> str:
 #   {"pid": true}       -> answers its pid
 #   {"alloc": mb}       -> allocates mb MB, answers "allocated"
 #   {"size": n}         -> answers a JSON string of n bytes in total
+#   {"fetch": url}      -> GETs url, answers the status code (or the error's name)
+#   {"write": path, "data": s} / {"read": path} -> file access, answers True / the text or the error's name
+#   {"id": true}        -> answers [uid, gid]
+#   {"rlimits": true}   -> answers [nofile soft, nproc soft]
+#   {"ticks": true}     -> answers how often a background thread has ticked (every 10 ms)
+#   {"signal": pid}     -> sends SIGKILL-free signal 0 to pid, answers "ok" or the error's name
+#   {"fill": mb}        -> writes mb MB to /tmp/fill, answers the MB written or the error's name
 # With INIT_FAIL set in its environment it posts /init/error and exits 1 instead of polling;
 # with INIT_HANG it never calls /next.
 BEHAVE = """#!{python}
@@ -267,6 +275,14 @@ if os.environ.get("INIT_FAIL"):
          {"Lambda-Runtime-Function-Error-Type": "Runtime.ImportModuleError"})
     sys.exit(1)
 keep = []
+ticks = [0]
+def _tick():
+    while True:
+        time.sleep(0.01); ticks[0] += 1
+import threading; threading.Thread(target=_tick, daemon=True).start()
+def attempt(f):
+    try: return f()
+    except Exception as e: return type(e).__name__
 while True:
     conn.request("GET", "/2018-06-01/runtime/invocation/next")
     r = conn.getresponse()
@@ -286,5 +302,33 @@ while True:
     elif "pid" in event: out = os.getpid()
     elif "alloc" in event: keep.append(bytearray(event["alloc"] * 1024 * 1024)); out = "allocated"
     elif "size" in event: out = "x" * (event["size"] - 2)
+    elif "fetch" in event:
+        import urllib.request
+        def get():
+            try: return urllib.request.urlopen(event["fetch"], timeout=5).status
+            except urllib.error.HTTPError as e: return e.code
+        out = attempt(get)
+    elif "write" in event: out = attempt(lambda: open(event["write"], "w").write(event["data"]) and True)
+    elif "read" in event: out = attempt(lambda: open(event["read"]).read())
+    elif "id" in event: out = [os.getuid(), os.getgid()]
+    elif "rlimits" in event:
+        import resource
+        out = [resource.getrlimit(resource.RLIMIT_NOFILE)[0], resource.getrlimit(resource.RLIMIT_NPROC)[0]]
+    elif "ticks" in event: out = ticks[0]
+    elif "signal" in event: out = attempt(lambda: os.kill(event["signal"], 0) or "ok")
+    elif "fill" in event:
+        def fill():
+            with open("/tmp/fill", "wb") as f:
+                for i in range(event["fill"]):
+                    f.write(bytes(1048576))
+                    f.flush()
+            return event["fill"]
+        out = attempt(fill)
     post("invocation/" + rid + "/response", json.dumps(out))
 """.replace("{python}", sys.executable)
+
+
+# The same runtime on the system's Python, which an unprivileged uid can execute (the
+# test venv's interpreter may live under /root, mode 0700).
+SYSTEM_PYTHON = "/usr/bin/python3"
+BEHAVE_SYSTEM = BEHAVE.replace(sys.executable, SYSTEM_PYTHON, 1)

@@ -319,3 +319,38 @@ def test_concurrent_invokes_each_get_their_own_answer(behave_fn):
         assert len(starts) == 21
         # The pool grew to meet the burst, never past one instance per concurrent invoke.
         assert 1 <= len(d.runtime_pids()) <= 20
+
+
+TRAILER_BOOT = """#!{python}
+# Answers like the Go client whose io.Reader failed: a chunked /response with error trailers.
+import base64, http.client, json, os, socket
+host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
+conn = http.client.HTTPConnection(host, int(port))
+while True:
+    conn.request("GET", "/2018-06-01/runtime/invocation/next")
+    r = conn.getresponse(); r.read()
+    rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
+    err = base64.b64encode(json.dumps({"errorType": "ReaderError", "errorMessage": "read failed"}).encode())
+    s = socket.create_connection((host, int(port)))
+    s.sendall(("POST /2018-06-01/runtime/invocation/%s/response HTTP/1.1\\r\\nHost: x\\r\\n"
+               "Transfer-Encoding: chunked\\r\\n"
+               "Trailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body\\r\\n\\r\\n"
+               "5\\r\\npartl\\r\\n0\\r\\nLambda-Runtime-Function-Error-Type: Function.ReaderError\\r\\n"
+               "Lambda-Runtime-Function-Error-Body: %s\\r\\n\\r\\n" % (rid, err.decode())).encode())
+    s.recv(1000)
+    s.close()
+"""
+
+
+def test_error_trailers_make_a_function_error(tmp_path):
+    import sys
+
+    from tests.daemon import make_function
+
+    folder = make_function(tmp_path / "f", TRAILER_BOOT.replace("{python}", sys.executable))
+    with run_server(fn_args(folder)) as d:
+        r = d.invoke("fn", {})
+        assert r.status == 200 and r.function_error == "Unhandled"
+        assert r.json() == {"errorType": "ReaderError", "errorMessage": "read failed"}
+        rid = r.headers["x-amzn-requestid"]
+        assert "Error Type: Function.ReaderError" in d.wait_for_line(f"REPORT RequestId: {rid}")

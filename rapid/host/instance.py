@@ -27,6 +27,8 @@ exited. A dead instance is never reused.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import os
 import shutil
 import subprocess
@@ -273,7 +275,13 @@ class Instance:
             self._finish(inv, InvocationEvent.FAIL, platform_failure(response_too_large(), inv.request_id, _encode))
             err = payload_too_large()
             return Response.json(err.status, err.body())
-        self._finish(inv, InvocationEvent.RESPOND, success(bytes(req.body), req.headers.get("content-type")))
+        trailer_error = req.trailers.get("lambda-runtime-function-error-type")
+        if trailer_error:
+            # The Go client (and a streaming runtime) reports a failure mid-body in trailers.
+            body = _trailer_body(req.trailers.get("lambda-runtime-function-error-body", ""), trailer_error)
+            self._finish(inv, InvocationEvent.FAIL, function_failure(body, normalise_error_type(trailer_error)))
+        else:
+            self._finish(inv, InvocationEvent.RESPOND, success(bytes(req.body), req.headers.get("content-type")))
         return Response(202, _ACCEPTED, _JSON)
 
     def error(self, request_id: str, req: Request) -> Response:
@@ -509,6 +517,15 @@ class Instance:
             f"{' frozen' if self.frozen else ''} running={len(self.running)} parked={len(self.parked)} "
             f"invokes={self.invokes} api={self.address}>"
         )
+
+
+def _trailer_body(encoded: str, error_type: str) -> bytes:
+    try:
+        body = base64.b64decode(encoded, validate=True)
+        msgspec.json.decode(body)
+        return body
+    except (binascii.Error, ValueError, msgspec.DecodeError):
+        return _encode({"errorType": error_type, "errorMessage": ""})
 
 
 def _error_type_of(body: bytes) -> str | None:

@@ -1,0 +1,267 @@
+"""Pools of instances: scaling out, reserved and host-wide limits (429s in AWS's shape),
+provisioned concurrency, several invocations per instance, idle timeout and recycling,
+freezing between invokes."""
+
+import threading
+import time
+
+from tests.daemon import run_server
+
+
+def burst(d, name, payloads, headers=None):
+    results = [None] * len(payloads)
+
+    def call(i):
+        results[i] = d.invoke(name, payloads[i], headers=headers)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(payloads))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_busy_instances_make_the_pool_grow_and_warm_ones_are_reused(behave_fn):
+    with run_server(["--function", f"fn={behave_fn}"]) as d:
+        replies = burst(d, "fn", [{"sleep": 0.5} for _ in range(4)])
+        assert all(r.json() == "slept" for r in replies)
+        assert len(d.runtime_pids()) == 4
+        pids = {d.invoke("fn", {"pid": True}).json() for _ in range(10)}
+        # Sequential invokes stay on the most recently used warm instances (two at most: the
+        # one that just answered may not be back at /next when the next invoke arrives), so
+        # the others can age out.
+        assert len(pids) <= 2
+        assert len(d.runtime_pids()) == 4
+
+
+def test_reserved_concurrency_throttles_beyond_it(behave_fn):
+    with run_server(["--function", f"fn={behave_fn}", "--concurrency", "2"]) as d:
+        replies = burst(d, "fn", [{"sleep": 1} for _ in range(5)])
+        ok = [r for r in replies if r.status == 200]
+        throttled = [r for r in replies if r.status == 429]
+        assert len(ok) == 2 and len(throttled) == 3
+        for r in throttled:
+            assert r.headers["x-amzn-errortype"] == "TooManyRequestsException"
+            assert r.headers["retry-after"] == "1"
+            assert r.json() == {"Reason": "ReservedFunctionConcurrentInvocationLimitExceeded",
+                                "Type": "User", "message": "Rate Exceeded."}
+        assert len(d.runtime_pids()) == 2
+        # Once they are done, the function takes work again.
+        assert d.invoke("fn", {"echo": 1}).json() == 1
+
+
+def test_reserved_concurrency_zero_throttles_every_invoke(behave_fn):
+    with run_server(["--function", f"fn={behave_fn}", "--concurrency", "0"]) as d:
+        r = d.invoke("fn", {"echo": 1})
+        assert r.status == 429
+        assert r.json()["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
+        assert d.runtime_pids() == []
+
+
+def test_host_wide_limit_throttles_with_its_own_reason(behave_fn, tmp_path):
+    toml = tmp_path / "rapid.toml"
+    toml.write_text(
+        f'max_concurrency = 102\n'
+        f'[functions.a]\npath = "{behave_fn}"\ntimeout = 30\n'
+        f'[functions.b]\npath = "{behave_fn}"\ntimeout = 30\n'
+        f'[functions.r]\npath = "{behave_fn}"\nreserved_concurrency = 1\n'
+    )
+    with run_server(["--config", str(toml)], env={"RAPID_SHUTDOWN_TIMEOUT": "0"}) as d:
+        # 101 unreserved: occupy them all with slow invokes of a and b.
+        holders = []
+        for name, n in (("a", 60), ("b", 41)):
+            for _ in range(n):
+                t = threading.Thread(target=d.invoke, args=(name, {"sleep": 15}))
+                t.start()
+                holders.append(t)
+        deadline = time.monotonic() + 20
+        while len(d.runtime_pids()) < 101 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        r = d.invoke("a", {"echo": 1})
+        assert r.status == 429
+        assert r.json()["Reason"] == "ConcurrentInvocationLimitExceeded"
+        # The reserved function still has its own room.
+        assert d.invoke("r", {"echo": "reserved"}).json() == "reserved"
+        d.stop()  # no need to wait for the holders' 15 s: they are answered at shutdown
+        for t in holders:
+            t.join()
+
+
+def test_idle_instances_of_one_function_make_room_for_another(behave_fn, tmp_path):
+    toml = tmp_path / "rapid.toml"
+    toml.write_text(
+        f'max_concurrency = 101\n[functions.a]\npath = "{behave_fn}"\n[functions.b]\npath = "{behave_fn}"\n'
+    )
+    with run_server(["--config", str(toml)]) as d:
+        assert all(r.status == 200 for r in burst(d, "a", [{"sleep": 0.3} for _ in range(101)]))
+        # Every unreserved slot holds an idle instance of a; b still gets one.
+        assert d.invoke("b", {"echo": "b"}).json() == "b"
+
+
+def test_reservations_must_leave_100_unreserved(behave_fn, tmp_path):
+    from tests.daemon import run_cli
+
+    toml = tmp_path / "rapid.toml"
+    toml.write_text(f'max_concurrency = 150\n[functions.a]\npath = "{behave_fn}"\nreserved_concurrency = 51\n')
+    r = run_cli(["serve", "--config", str(toml)])
+    assert r.returncode == 2 and "100 stay unreserved" in r.stderr
+
+
+def test_provisioned_concurrency_is_initialised_ahead_and_kept_warm(behave_fn, tmp_path):
+    toml = tmp_path / "rapid.toml"
+    toml.write_text(f'idle_timeout = 0.5\n[functions.pc]\npath = "{behave_fn}"\nprovisioned_concurrency = 2\n')
+    with run_server(["--config", str(toml)]) as d:
+        deadline = time.monotonic() + 10
+        while len([line for line in d.lines if "INIT_REPORT" in line]) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        inits = [line for line in d.lines if "INIT_REPORT" in line]
+        assert len(inits) == 2 and all("Phase: init\tStatus: success" in line for line in inits)
+        assert len(d.runtime_pids()) == 2
+        r = d.invoke("pc", {"env": "AWS_LAMBDA_INITIALIZATION_TYPE"})
+        assert r.json() == "provisioned-concurrency"
+        # Initialised ahead: no Init Duration on the REPORT.
+        assert "Init Duration" not in d.wait_for_line(f"REPORT RequestId: {r.headers['x-amzn-requestid']}")
+        # Traffic beyond them spills onto on-demand instances.
+        replies = burst(d, "pc", [{"env": "AWS_LAMBDA_INITIALIZATION_TYPE", "sleep": 0} for _ in range(1)] +
+                        [{"sleep": 0.5} for _ in range(3)])
+        assert all(r.status == 200 for r in replies)
+        assert len(d.runtime_pids()) == 3
+        # The on-demand one goes after the idle timeout; provisioned ones stay.
+        deadline = time.monotonic() + 10
+        while len(d.runtime_pids()) > 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(d.runtime_pids()) == 2
+        time.sleep(1.5)
+        assert len(d.runtime_pids()) == 2
+
+
+def test_idle_timeout_stops_instances(behave_fn):
+    with run_server(["--function", f"fn={behave_fn}"], env={"RAPID_IDLE_TIMEOUT": "0.5"}) as d:
+        pid = d.invoke("fn", {"pid": True}).json()
+        assert d.runtime_pids() == [pid]
+        deadline = time.monotonic() + 5
+        while d.runtime_pids() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert d.runtime_pids() == []
+        # A new invoke is a cold start again.
+        r = d.invoke("fn", {"pid": True})
+        assert r.json() != pid
+        assert "Init Duration" in d.wait_for_line(f"REPORT RequestId: {r.headers['x-amzn-requestid']}")
+
+
+def test_max_lifetime_recycles_after_the_running_invocation(behave_fn):
+    with run_server(["--function", f"fn={behave_fn}"], env={"RAPID_MAX_LIFETIME": "1"}) as d:
+        first = d.invoke("fn", {"pid": True}).json()
+        # Running across the lifetime: it finishes, then the instance is recycled.
+        assert d.invoke("fn", {"sleep": 1.5}).json() == "slept"
+        deadline = time.monotonic() + 5
+        while first in d.runtime_pids() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert first not in d.runtime_pids()
+        assert d.invoke("fn", {"pid": True}).json() != first
+
+
+def test_several_invocations_per_instance(behave_fn, tmp_path):
+    toml = tmp_path / "rapid.toml"
+    toml.write_text(f'[functions.mi]\npath = "{behave_fn}"\nper_instance_concurrency = 3\nreserved_concurrency = 3\n')
+    with run_server(["--config", str(toml)]) as d:
+        assert d.invoke("mi", {"env": "AWS_LAMBDA_MAX_CONCURRENCY"}).json() == "3"
+    # The behave runtime is single-threaded; a threaded one holds 3 /next at once.
+    multi = tmp_path / "multi"
+    multi.mkdir()
+    (multi / "bootstrap").write_text(MULTI_BOOT.replace("{python}", __import__("sys").executable))
+    (multi / "bootstrap").chmod(0o755)
+    toml.write_text(f'[functions.mi]\npath = "{multi}"\nper_instance_concurrency = 3\nreserved_concurrency = 3\n')
+    with run_server(["--config", str(toml)]) as d:
+        d.invoke("mi", {"sleep": 0})
+        replies = burst(d, "mi", [{"sleep": 1} for _ in range(3)])
+        assert [r.status for r in replies] == [200, 200, 200]
+        assert len({r.json()["pid"] for r in replies}) == 1  # one instance held all three
+        assert len(d.runtime_pids()) == 1
+        assert d.invoke("mi", {"sleep": 0}).status == 200
+
+
+MULTI_BOOT = """#!{python}
+# A runtime for Lambda Managed Instances: AWS_LAMBDA_MAX_CONCURRENCY threads, each polling /next.
+import http.client, json, os, threading, time
+host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
+def worker():
+    conn = http.client.HTTPConnection(host, int(port))
+    while True:
+        conn.request("GET", "/2018-06-01/runtime/invocation/next")
+        r = conn.getresponse()
+        event = json.loads(r.read())
+        rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
+        time.sleep(event.get("sleep", 0))
+        conn.request("POST", "/2018-06-01/runtime/invocation/" + rid + "/response",
+                     json.dumps({"pid": os.getpid()}))
+        conn.getresponse().read()
+for _ in range(int(os.environ["AWS_LAMBDA_MAX_CONCURRENCY"])):
+    threading.Thread(target=worker).start()
+"""
+
+
+def test_an_idle_instance_is_frozen(behave_fn):
+    with run_server(["--function", f"fn={behave_fn}"]) as d:
+        d.invoke("fn", {"ticks": True})
+        before = d.invoke("fn", {"ticks": True}).json()
+        time.sleep(1)
+        after = d.invoke("fn", {"ticks": True}).json()
+        # A background thread ticking every 10 ms barely moved while the instance was idle.
+        assert after - before < 20
+
+
+def test_freeze_can_be_turned_off(behave_fn):
+    with run_server(["--function", f"fn={behave_fn}"], env={"RAPID_FREEZE": "false"}) as d:
+        before = d.invoke("fn", {"ticks": True}).json()
+        time.sleep(1)
+        assert d.invoke("fn", {"ticks": True}).json() - before > 50
+
+
+def test_burst_of_200_at_a_pool_of_8(behave_fn):
+    with run_server(["--function", f"fn={behave_fn}", "--concurrency", "8"]) as d:
+        answers: dict[int, object] = {}
+        statuses = []
+        lock = threading.Lock()
+
+        def client(ids):
+            for i in ids:
+                while True:
+                    r = d.invoke("fn", {"echo": i})
+                    with lock:
+                        statuses.append(r.status)
+                    if r.status == 429:
+                        continue  # as an SDK retries a throttle
+                    with lock:
+                        assert i not in answers
+                        answers[i] = r.json()
+                    break
+
+        threads = [threading.Thread(target=client, args=(range(k, 200, 16),)) for k in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert answers == {i: i for i in range(200)}  # none lost, none twice, none crossed
+        assert set(statuses) <= {200, 429}
+        assert len(d.runtime_pids()) <= 8
+        starts = [line for line in d.lines if " START RequestId" in line]
+        assert len(starts) == 200  # a throttled invoke never ran
+
+
+def test_many_held_long_polls(tmp_path):
+    """One instance holding 500 /next at once (per-instance concurrency): all are served."""
+    multi = tmp_path / "multi"
+    multi.mkdir()
+    (multi / "bootstrap").write_text(MULTI_BOOT.replace("{python}", __import__("sys").executable))
+    (multi / "bootstrap").chmod(0o755)
+    toml = tmp_path / "rapid.toml"
+    toml.write_text(f'[functions.mi]\npath = "{multi}"\nper_instance_concurrency = 500\n')
+    with run_server(["--config", str(toml)]) as d:
+        assert d.invoke("mi", {}).status == 200
+        time.sleep(2)  # let its 500 threads reach /next
+        replies = burst(d, "mi", [{} for _ in range(100)])
+        assert all(r.status == 200 for r in replies)
+        assert len({r.json()["pid"] for r in replies}) == 1
+        assert d.request("GET", "/healthz").status == 200
