@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--data-dir", dest="data_dir", help="where durable state lives [RAPID_DATA_DIR]")
     s.add_argument("--log-format", dest="log_format", help="text | json (default text) [RAPID_LOG_FORMAT]")
     s.add_argument("--region", help="the region in ARNs and AWS_REGION (default us-east-1) [AWS_REGION]")
+    from rapid.events.cli import add_parser
+
+    add_parser(sub)  # rapid queue
     return p
 
 
@@ -49,6 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         at = args.index("--")
         args, command = args[:at], args[at + 1 :]
     ns = _parser().parse_args(args)
+    if ns.command_name == "queue":
+        from rapid.events.cli import main as queue_main
+
+        return queue_main(ns)
     values = {k: v for k, v in vars(ns).items() if k != "command_name"}
     if command:
         values["command"] = command

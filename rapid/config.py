@@ -50,6 +50,12 @@ class FunctionConfig(Struct, forbid_unknown_fields=True, kw_only=True):
     per_instance_concurrency: Annotated[int, Meta(ge=1, le=1000)] = 1  # AWS_LAMBDA_MAX_CONCURRENCY
     ephemeral_storage: Annotated[int, Meta(ge=512, le=10240)] = 512  # MB of /tmp
     environment: dict[str, str] = {}
+    # Asynchronous invocation (rapid.events): the $LATEST event-invoke-config, and the DLQ.
+    maximum_retry_attempts: Annotated[int, Meta(ge=0, le=2)] | None = None  # default 2
+    maximum_event_age: Annotated[int, Meta(ge=60, le=21600)] | None = None  # seconds, default 21600
+    on_success: str | None = None  # destination: arn:aws:lambda|sqs:..., file:///..., http(s)://...
+    on_failure: str | None = None
+    dead_letter: str | None = None  # DeadLetterConfig.TargetArn: the same kinds of target
     # Not for users' TOML files in practice; set by drop-in mode.
     version: str = "$LATEST"
     inherit_environment: bool = False  # drop-in mode passes the container's env through
@@ -74,6 +80,8 @@ class Config(Struct, forbid_unknown_fields=True, kw_only=True):
     memory_limit: Literal["auto", "cgroup", "watchdog", "off"] = "auto"
     verify_runtime_peer: bool = True  # refuse Runtime API connections from other processes
     overflow: Literal["throttle", "queue"] = "throttle"  # beyond the limit: 429 as AWS, or wait
+    async_time_scale: Annotated[float, Meta(gt=0, le=1)] = 1.0  # scales async retry delays and ages (tests)
+    async_concurrency: Annotated[int, Meta(ge=1)] = 16  # most async attempts in flight per function
     functions: dict[Name, FunctionConfig] = {}
     dropin: bool = False  # derived: serving `-- CMD` (or a searched bootstrap) as `function`
 
@@ -82,11 +90,11 @@ class Config(Struct, forbid_unknown_fields=True, kw_only=True):
 SERVER_KEYS = (
     "host", "port", "log_format", "data_dir", "region", "account_id", "init_timeout", "shutdown_timeout",
     "max_concurrency", "idle_timeout", "max_lifetime", "freeze", "private_tmp", "drop_privileges",
-    "user_range", "memory_limit", "verify_runtime_peer", "overflow",
+    "user_range", "memory_limit", "verify_runtime_peer", "overflow", "async_time_scale", "async_concurrency",
 )
 FUNCTION_KEYS = ("runtime", "handler", "timeout", "memory", "concurrency")
-_INTS = ("port", "timeout", "memory", "concurrency", "max_concurrency")
-_FLOATS = ("init_timeout", "shutdown_timeout", "idle_timeout", "max_lifetime")
+_INTS = ("port", "timeout", "memory", "concurrency", "max_concurrency", "async_concurrency")
+_FLOATS = ("init_timeout", "shutdown_timeout", "idle_timeout", "max_lifetime", "async_time_scale")
 _BOOLS = ("freeze", "verify_runtime_peer")
 MAX_ENV_BYTES = 4096  # Lambda: 4 KB of environment variables in all
 
@@ -109,6 +117,8 @@ ENV_VARS = {
     "user_range": "RAPID_USER_RANGE",
     "memory_limit": "RAPID_MEMORY_LIMIT",
     "verify_runtime_peer": "RAPID_VERIFY_RUNTIME_PEER",
+    "async_time_scale": "RAPID_ASYNC_TIME_SCALE",
+    "async_concurrency": "RAPID_ASYNC_CONCURRENCY",
     "overflow": "RAPID_OVERFLOW",
     "config": "RAPID_CONFIG",
     "function": "RAPID_FUNCTIONS",  # whitespace-separated NAME=PATH items
@@ -200,6 +210,7 @@ def load(
         raise ConfigError(f"invalid configuration: {exc}") from None
     for name, fn in config.functions.items():
         _check_function(name, fn)
+        _check_async_targets(name, fn, config)
     reserved = sum(fn.reserved_concurrency or 0 for fn in config.functions.values())
     if reserved > config.max_concurrency - 100:
         raise ConfigError(
@@ -300,3 +311,17 @@ def _check_function(name: str, fn: FunctionConfig) -> None:
             raise ConfigError(
                 f"{where}.environment: reserved keys cannot be set: {', '.join(reserved)}"
             )
+
+
+def _check_async_targets(name: str, fn: FunctionConfig, config: Config) -> None:
+    from rapid.events.destinations import TargetError, parse_target
+
+    for key in ("on_success", "on_failure", "dead_letter"):
+        value = getattr(fn, key)
+        if not value:
+            continue
+        try:
+            parse_target(value, region=config.region, account=config.account_id,
+                         functions=config.functions, owner=name)
+        except TargetError as exc:
+            raise ConfigError(f"functions.{name}.{key}: {exc}") from None

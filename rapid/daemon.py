@@ -17,6 +17,8 @@ import uvloop
 from rapid.api.invoke import InvokeAPI
 from rapid.config import Config, ConfigError
 from rapid.core.errors import MAX_SYNC_REQUEST
+from rapid.events.dispatcher import Dispatcher
+from rapid.events.store import SQLiteStore, StoreBusy
 from rapid.host.code import code_for
 from rapid.host.host import Host
 from rapid.http.protocol import serve
@@ -35,6 +37,11 @@ async def serve_forever(config: Config) -> int:
     if data_dir is None:
         data_dir = scratch = tempfile.mkdtemp(prefix="rapid-data-")
     Path(data_dir).mkdir(parents=True, exist_ok=True)
+    store = SQLiteStore(data_dir)  # the async queue: taken first, so a busy data dir stops start-up
+    try:
+        recovery = store.open()
+    except StoreBusy as exc:
+        raise ConfigError(str(exc)) from None
     logs = LogSink()
     cap = machine_capacity()
     if config.max_concurrency > cap:
@@ -43,6 +50,7 @@ async def serve_forever(config: Config) -> int:
     try:
         host = Host(config, logs)
     except RuntimeError as exc:
+        store.close()
         raise ConfigError(str(exc)) from None
     try:
         for name, fc in config.functions.items():
@@ -56,18 +64,23 @@ async def serve_forever(config: Config) -> int:
     except ConfigError:
         host.guardian.close()
         host.sandbox.close()
+        store.close()
         raise
     say(host.sandbox.describe())
     host.start()
+    events = Dispatcher(host, store, recovery, data_dir=str(data_dir), scratch=scratch is not None)
+    events.start()
 
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    api = InvokeAPI(host, ready=lambda: True)
+    api = InvokeAPI(host, ready=lambda: True, events=events)
     try:
         server = await serve(api, config.host, config.port, MAX_SYNC_REQUEST)
     except OSError as exc:
         host.guardian.close()
+        events.stop_dispatching()
+        await events.close()
         say(f"error: cannot listen on {config.host}:{config.port}: {exc.strerror}")
         return 1
     port = server.sockets[0].getsockname()[1]
@@ -77,7 +90,9 @@ async def serve_forever(config: Config) -> int:
     await stop.wait()
     say("shutting down")
     server.close()
+    events.stop_dispatching()
     await host.shutdown()
+    await events.close()  # running attempts that did not finish go back to the queue on disk
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(sig)
     if scratch is not None:

@@ -14,7 +14,7 @@ import sys
 
 
 class LogSink:
-    __slots__ = ("_fd", "_buf", "_scheduled", "_loop")
+    __slots__ = ("_buf", "_fd", "_loop", "_scheduled")
 
     def __init__(self, fd: int | None = None) -> None:
         self._fd = sys.stdout.fileno() if fd is None else fd

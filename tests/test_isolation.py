@@ -142,7 +142,9 @@ def test_environment_over_4kb_is_refused_at_start(tmp_path):
 def test_a_runtime_that_dies_while_idle_is_replaced(behave_fn):
     import signal
 
-    with run_server(["--function", f"fn={behave_fn}"]) as d:
+    # A frozen instance cannot die (a task in a frozen cgroup holds even SIGKILL until it is
+    # thawed), so this crash needs an instance that runs while idle.
+    with run_server(["--function", f"fn={behave_fn}"], env={"RAPID_FREEZE": "false"}) as d:
         pid = d.invoke("fn", {"pid": True}).json()
         os.kill(pid, signal.SIGKILL)
         d.wait_for_line("Error: Runtime exited with error: signal: killed")

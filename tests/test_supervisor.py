@@ -1,7 +1,6 @@
 """What the supervisor guarantees, seen from the invoker and the log stream: timeouts,
 crashes, init failures and suppressed init, reuse, environment, memory, shutdown."""
 
-import json
 import os
 import signal
 import time
@@ -284,7 +283,7 @@ def test_sigkill_of_the_daemon_takes_the_runtimes_with_it(behave_fn):
 
 
 def test_children_forked_by_the_runtime_die_with_it(tmp_path):
-    from tests.daemon import make_function, BEHAVE
+    from tests.daemon import BEHAVE, make_function
 
     # The bootstrap forks a long-lived child before serving; a timeout kills the group.
     boot = BEHAVE.replace("keep = []", "keep = []\nimport subprocess\nsubprocess.Popen(['sleep', '1000'])")

@@ -1,7 +1,8 @@
 """The Lambda Invoke API, as boto3 and the AWS CLI call it.
 
 ``POST /2015-03-31/functions/{name}/invocations[?Qualifier=]`` and the legacy
-``POST /2014-11-13/functions/{name}/invoke-async/``; ``GET /healthz`` for readiness. Each
+``POST /2014-11-13/functions/{name}/invoke-async/``; ``GET /healthz`` for readiness; the
+event-invoke-config API and ``GET /metrics`` (``rapid.events.api``). Each
 handler checks its request, builds an ``Invocation`` and hands it to the function; a
 synchronous invoke returns a future that the invocation's ``on_settled`` resolves, so no
 task is created per request.
@@ -23,12 +24,14 @@ from rapid.core.errors import (
     ServiceError,
     not_json,
     request_too_large,
+    shutting_down,
     unknown_operation,
     validation,
-    shutting_down,
 )
 from rapid.core.invocation import Invocation
 from rapid.core.naming import function_arn, parse_function_name, request_id, trace_id
+from rapid.events.api import EventsAPI
+from rapid.events.dispatcher import Dispatcher
 from rapid.host.host import Host
 from rapid.http.message import Request, Response
 from rapid.http.protocol import HttpConnection
@@ -46,9 +49,11 @@ def _error(exc: ServiceError, rid: str) -> Response:
 
 
 class InvokeAPI:
-    def __init__(self, host: Host, ready: Callable[[], bool]) -> None:
+    def __init__(self, host: Host, ready: Callable[[], bool], events: Dispatcher | None = None) -> None:
         self.host = host
         self.ready = ready
+        self.events = events  # durable async invocation (rapid.events); None: Event is refused
+        self.events_api = EventsAPI(host, events) if events is not None else None
         self._loop = asyncio.get_running_loop()
 
     def __call__(self, req: Request, conn: HttpConnection) -> Response | asyncio.Future[Response]:
@@ -64,6 +69,10 @@ class InvokeAPI:
                     raise unknown_operation()
                 name = unquote(path[22:].rstrip("/")[: -len("/invoke-async")])
                 return self.invoke(name, req, rid, "Event")
+            if self.events_api is not None and self.events_api.handles(path):
+                return self.events_api(req, rid)
+            if path == "/metrics" and self.events_api is not None:
+                return self.events_api.metrics(req, rid)
             if path == "/healthz":
                 if self.ready() and not self.host.stopping:
                     return Response.json(200, {"status": "ok"})
@@ -106,6 +115,12 @@ class InvokeAPI:
         if kind == "DryRun":
             return Response(204, b"", [("x-amzn-RequestId", rid)])
 
+        if kind == "Event":
+            if self.events is None:
+                raise shutting_down()
+            # Durable: answered 202 once the event is on disk (rapid.events).
+            return self.events.accept(fn, target.qualifier, rid, bytes(body), req.headers.get("x-amzn-trace-id"))
+
         inv = Invocation(
             request_id=rid,
             payload=bytes(body),
@@ -116,12 +131,6 @@ class InvokeAPI:
             cognito_identity=req.headers.get("x-amz-cognito-identity"),
             tail_log=req.headers.get("x-amz-log-type") == "Tail",
         )
-        if kind == "Event":
-            # Durable async invocation is its own piece of work; until then an Event runs
-            # once, in the background, from memory.
-            fn.submit(inv)
-            return Response(202, b"", [("x-amzn-RequestId", rid), ("X-Amz-Executed-Version", fn.version)])
-
         if inv.tail_log:
             inv.log_lines = []
         fut: asyncio.Future[Response] = self._loop.create_future()

@@ -52,7 +52,12 @@ Kind = Literal["lambda", "sqs", "file", "http"]
 
 
 class TargetError(ValueError):
-    """A destination that rapid cannot deliver to; the message says why."""
+    """A destination that rapid cannot deliver to; the message says why. ``unsupported``:
+    a well-formed ARN of a service rapid does not host (SNS, EventBridge, S3, ...)."""
+
+    def __init__(self, message: str, unsupported: bool = False) -> None:
+        super().__init__(message)
+        self.unsupported = unsupported
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +112,8 @@ def parse_target(
         raise TargetError(f"The destination ARN {value} is invalid: FIFO queues are not supported.")
     raise TargetError(
         f"The destination {value} is not supported by rapid: use a function "
-        "(arn:aws:lambda:...), a built-in queue (arn:aws:sqs:...), file:///path or http://url."
+        "(arn:aws:lambda:...), a built-in queue (arn:aws:sqs:...), file:///path or http://url.",
+        unsupported=True,
     )
 
 

@@ -248,9 +248,7 @@ class Function:
                 continue
             old = now - inst.born > max_lifetime
             idle = not inst.running and inst.idle_slots > 0
-            if old:
-                inst.stop()
-            elif idle and not inst.provisioned and now - inst.idle_since > idle_timeout:
+            if old or idle and not inst.provisioned and now - inst.idle_since > idle_timeout:
                 inst.stop()
 
     def stop_one_idle(self) -> bool:

@@ -42,6 +42,8 @@ class Host:
         os.chmod(self.tmp_root, 0o711)  # instances under their own uid reach their own folder
         self.sandbox = Sandbox(config, self.tmp_root)
         self.guardian = Guardian()
+        for folder in self.sandbox.cgroup_folders():
+            self.guardian.cgroup_folder(folder)
         self.max_concurrency = config.max_concurrency
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -86,7 +88,7 @@ class Host:
 
     async def _sweep(self) -> None:
         cfg = self.config
-        watchdog = self.sandbox.cgroups is None and cfg.memory_limit in ("auto", "watchdog")
+        watchdog = self.sandbox.cgroups.memory is None and cfg.memory_limit in ("auto", "watchdog")
         while not self.stopping:
             await asyncio.sleep(_SWEEP_SECONDS if not watchdog else 0.25)
             now = time.monotonic()

@@ -135,6 +135,7 @@ class Instance:
             self.process = RuntimeProcess(
                 code.argv, fn.environment(self, sandbox.tmpdir), code.task_root, self._on_line,
                 self._on_exit, host.guardian, preexec=sandbox.preexec, cgroup=sandbox.cgroup,
+                freezer=sandbox.freezer,
             )
         except (OSError, subprocess.SubprocessError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)

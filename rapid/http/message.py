@@ -11,7 +11,7 @@ _encode_json = msgspec.json.Encoder().encode
 
 
 class Request:
-    __slots__ = ("method", "target", "headers", "trailers", "body", "too_large", "keep_alive")
+    __slots__ = ("body", "headers", "keep_alive", "method", "target", "too_large", "trailers")
 
     def __init__(self, method: str, target: str) -> None:
         self.method = method
@@ -35,7 +35,7 @@ class Request:
 
 
 class Response:
-    __slots__ = ("status", "headers", "body")
+    __slots__ = ("body", "headers", "status")
 
     def __init__(
         self, status: int, body: bytes | bytearray | memoryview = b"", headers: list[tuple[str, str]] | None = None

@@ -26,9 +26,24 @@ _BAD_REQUEST = Response(400, b'{"message":"Bad Request"}', [("Content-Type", "ap
 
 class HttpConnection(asyncio.Protocol):
     __slots__ = (
-        "app", "max_body", "transport", "parser", "_req", "_url", "_body", "_size",
-        "_in_headers", "_pending", "_waiting", "_waiting_keep_alive", "_closed", "peer",
-        "_close_after", "_closing", "_fail_after", "tag",
+        "_body",
+        "_close_after",
+        "_closed",
+        "_closing",
+        "_fail_after",
+        "_in_headers",
+        "_pending",
+        "_req",
+        "_size",
+        "_url",
+        "_waiting",
+        "_waiting_keep_alive",
+        "app",
+        "max_body",
+        "parser",
+        "peer",
+        "tag",
+        "transport",
     )
 
     def __init__(self, app: App, max_body: int) -> None:

@@ -2,8 +2,9 @@
 
 A daemon can be killed with SIGKILL, which gives it no chance to clean up. So at start it
 spawns this tiny process (in its own session, ignoring ^C and SIGTERM) and tells it, over
-a pipe, each process group it creates and ends. When the pipe reaches EOF (the daemon ended,
-however it ended) the guardian SIGKILLs every group still on its list and exits.
+a pipe, each process group it creates and ends (with the group's freezer cgroup, if any).
+When the pipe reaches EOF (the daemon ended, however it ended) the guardian SIGKILLs every
+group still on its list, thaws its freezer (a frozen task dies only once thawed) and exits.
 """
 
 from __future__ import annotations
@@ -16,18 +17,46 @@ _PROGRAM = r"""
 import os, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
-groups = set()
+groups, folders = {}, []
 for line in sys.stdin.buffer:
-    op, pgid = line[:1], int(line[1:])
+    op, rest = line[:1], line[1:].decode().rstrip("\n")
+    if op == b"c":
+        folders.append(rest)
+        continue
+    pgid, _, freezer = rest.partition(" ")
     if op == b"+":
-        groups.add(pgid)
+        groups[int(pgid)] = freezer
     else:
-        groups.discard(pgid)
-for pgid in groups:
+        groups.pop(int(pgid), None)
+for pgid, freezer in groups.items():
     try:
         os.killpg(pgid, signal.SIGKILL)
     except OSError:
         pass
+    for name, value in (("freezer.state", "THAWED"), ("cgroup.freeze", "0")):
+        try:
+            with open(os.path.join(freezer, name), "w") as f:
+                f.write(value)
+        except OSError:
+            pass
+# The daemon's cgroup folders go once their processes are gone.
+import time
+for _ in range(50):
+    left = []
+    for base in folders:
+        for name in (os.listdir(base) if os.path.isdir(base) else []):
+            try:
+                os.rmdir(os.path.join(base, name))
+            except OSError:
+                pass
+        try:
+            os.rmdir(base)
+        except OSError:
+            left.append(base)
+    folders = left
+    if not folders:
+        break
+    time.sleep(0.05)
 """
 
 
@@ -43,8 +72,12 @@ class Guardian:
         assert self._proc.stdin is not None
         self._fd = self._proc.stdin.fileno()
 
-    def watch(self, pgid: int) -> None:
-        self._send(b"+%d\n" % pgid)
+    def watch(self, pgid: int, freezer: str | None = None) -> None:
+        self._send(f"+{pgid} {freezer or ''}\n".encode())
+
+    def cgroup_folder(self, path: str) -> None:
+        """A cgroup folder of the daemon's, to remove at the end (even after a SIGKILL)."""
+        self._send(f"c{path}\n".encode())
 
     def forget(self, pgid: int) -> None:
         self._send(b"-%d\n" % pgid)

@@ -13,7 +13,7 @@ import os
 
 
 class PeakMemory:
-    __slots__ = ("_fd", "_cgroup", "peak_kb")
+    __slots__ = ("_cgroup", "_fd", "peak_kb")
 
     def __init__(self, pid: int, cgroup: str | None = None) -> None:
         self._cgroup = cgroup is not None
@@ -37,8 +37,7 @@ class PeakMemory:
                 else:
                     at = data.find(b"VmHWM:")
                     kb = int(data[at + 6 : data.index(b"kB", at)]) if at >= 0 else 0
-                if kb > self.peak_kb:
-                    self.peak_kb = kb
+                self.peak_kb = max(self.peak_kb, kb)
             except (OSError, ValueError):
                 pass
         return max(1, round(self.peak_kb / 1024))

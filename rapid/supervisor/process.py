@@ -16,6 +16,7 @@ import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 
+from rapid.supervisor.cgroups import Freezer
 from rapid.supervisor.guardian import Guardian
 from rapid.supervisor.memory import PeakMemory
 
@@ -34,6 +35,7 @@ class RuntimeProcess:
         *,
         preexec: Callable[[], None] | None = None,
         cgroup: str | None = None,
+        freezer: str | None = None,
     ) -> None:
         loop = asyncio.get_running_loop()
         self._loop = loop
@@ -61,9 +63,10 @@ class RuntimeProcess:
             raise
         os.close(w)
         self.pid = self._popen.pid
-        guardian.watch(self.pid)
-        self.cgroup = cgroup
+        guardian.watch(self.pid, freezer)
+        self.cgroup = cgroup or freezer
         self.memory = PeakMemory(self.pid, cgroup)
+        self._freezer = Freezer(freezer) if freezer else None
         os.set_blocking(r, False)
         self._out: int | None = r
         loop.add_reader(r, self._read)
@@ -139,6 +142,9 @@ class RuntimeProcess:
         self._guardian.forget(self.pid)
         self.memory.sample()  # the last word on the peak, for a crash's REPORT
         self.memory.close()
+        if self._freezer is not None:
+            self._freezer.close()
+            self._freezer = None
         self._close_output()
         self._on_exit(code)
 
@@ -153,16 +159,25 @@ class RuntimeProcess:
     def kill(self) -> None:
         """SIGKILL the whole group; the exit is reported through ``on_exit`` as usual."""
         self._signal_group(signal.SIGKILL)
+        if self._freezer is not None:
+            self._freezer.thaw()  # a task in a frozen v1 cgroup dies only once thawed
 
     def terminate(self) -> None:
         self._signal_group(signal.SIGTERM)
 
     def freeze(self) -> None:
-        """Stop the whole group between invokes, as Lambda freezes an idle environment."""
-        self._signal_group(signal.SIGSTOP)
+        """Stop the whole instance between invokes, as Lambda freezes an idle environment:
+        its freezer cgroup if it has one (invisible to it), else SIGSTOP to its group."""
+        if self._freezer is not None:
+            self._freezer.freeze()
+        else:
+            self._signal_group(signal.SIGSTOP)
 
     def thaw(self) -> None:
-        self._signal_group(signal.SIGCONT)
+        if self._freezer is not None:
+            self._freezer.thaw()
+        else:
+            self._signal_group(signal.SIGCONT)
 
     def peak_memory_mb(self) -> int:
         return self.memory.sample()

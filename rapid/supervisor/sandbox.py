@@ -12,6 +12,8 @@ What the daemon may do decides the mode, once, at start (``Sandbox.detect``):
   so instances cannot read each other's files or signal each other's processes. A function
   whose runtime an unprivileged user cannot execute (Python under ``/root``, say) keeps
   root, with a warning at start: it is better to run than to fail every invoke.
+- **freeze**: a freezer cgroup per instance where one can be made (v2's ``cgroup.freeze``,
+  or v1's freezer), else SIGSTOP/SIGCONT on the process group.
 - **memory**: a memory cgroup per instance (v2, or v1 as on some hosts) with the function's
   memory size as its limit; the kernel OOM-kills an instance over it, and the cgroup's peak
   is the REPORT's ``Max Memory Used``. Without cgroups, the host's watchdog samples RSS.
@@ -32,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rapid.supervisor.cgroups import MemoryCgroups
+from rapid.supervisor.cgroups import Cgroups
 
 if TYPE_CHECKING:
     from rapid.config import Config
@@ -50,7 +52,8 @@ class SandboxSpec:
     tmpdir_on_host: str  # a host folder to remove with the instance, or ""
     uid: int | None
     preexec: Callable[[], None] | None
-    cgroup: str | None
+    cgroup: str | None  # the memory cgroup
+    freezer: str | None  # the freezer cgroup (the same folder on v2)
 
 
 class Sandbox:
@@ -61,8 +64,8 @@ class Sandbox:
         self.namespaces = config.private_tmp != "directory" and _can_unshare()
         if config.private_tmp == "namespace" and not self.namespaces:
             raise RuntimeError("private_tmp = 'namespace' needs CAP_SYS_ADMIN (run as root)")
-        self.cgroups = MemoryCgroups.create() if config.memory_limit in ("auto", "cgroup") else None
-        if config.memory_limit == "cgroup" and self.cgroups is None:
+        self.cgroups = Cgroups(memory=config.memory_limit in ("auto", "cgroup"), freezer=config.freeze)
+        if config.memory_limit == "cgroup" and self.cgroups.memory is None:
             raise RuntimeError("memory_limit = 'cgroup' needs a writable memory cgroup")
         self.drop = self.root and config.drop_privileges == "auto"
         low, _, high = config.user_range.partition("-")
@@ -74,8 +77,15 @@ class Sandbox:
     def describe(self) -> str:
         tmp = "private tmpfs per instance (mount namespace)" if self.namespaces else "private TMPDIR per instance"
         users = f"uids {self.config.user_range}" if self.drop else "the daemon's user"
-        memory = "cgroup limit" if self.cgroups else ("RSS watchdog" if self.config.memory_limit != "off" else "off")
-        return f"isolation: /tmp {tmp}; runtimes run as {users}; memory {memory}"
+        if self.cgroups.memory is not None:
+            memory = "cgroup limit"
+        else:
+            memory = "RSS watchdog" if self.config.memory_limit != "off" else "off"
+        if not self.config.freeze:
+            freeze = "off"
+        else:
+            freeze = "cgroup freezer" if self.cgroups.freezer is not None else "SIGSTOP/SIGCONT"
+        return f"isolation: /tmp {tmp}; runtimes run as {users}; memory {memory}; idle freeze {freeze}"
 
     def check_function(self, name: str, code: Code) -> str | None:
         """A warning if this function cannot run as an unprivileged user (it then keeps root)."""
@@ -96,9 +106,7 @@ class Sandbox:
         if self.drop and fn.name not in self._runs_as_root:
             uid = next(u for u in self._uids if u not in self._taken)
             self._taken.add(uid)
-        cgroup = None
-        if self.cgroups is not None:
-            cgroup = self.cgroups.make(inst.hex, fn.memory)
+        cgroup, freezer = self.cgroups.make(inst.hex, fn.memory)
         tmpdir_on_host = ""
         if self.namespaces:
             tmpdir = "/tmp"
@@ -107,21 +115,22 @@ class Sandbox:
             os.mkdir(tmpdir, 0o700)
             if uid is not None:
                 os.chown(tmpdir, uid, uid)
-        preexec = self._preexec(code, fn.config.ephemeral_storage, uid, cgroup)
-        return SandboxSpec(tmpdir, tmpdir_on_host, uid, preexec, cgroup)
+        preexec = self._preexec(code, fn.config.ephemeral_storage, uid, {cgroup, freezer} - {None})
+        return SandboxSpec(tmpdir, tmpdir_on_host, uid, preexec, cgroup, freezer)
 
     def release(self, inst: Instance) -> None:
         if inst.uid is not None:
             self._taken.discard(inst.uid)
             inst.uid = None
-        if self.cgroups is not None:
-            self.cgroups.remove(inst.hex)
+        self.cgroups.remove(inst.hex)
 
     def close(self) -> None:
-        if self.cgroups is not None:
-            self.cgroups.close()
+        self.cgroups.close()
 
-    def _preexec(self, code: Code, tmp_mb: int, uid: int | None, cgroup: str | None) -> Callable[[], None]:
+    def cgroup_folders(self) -> list[str]:
+        return self.cgroups.folders()
+
+    def _preexec(self, code: Code, tmp_mb: int, uid: int | None, cgroups: set[str | None]) -> Callable[[], None]:
         libc = self._libc
         namespaces = self.namespaces
         task_root = code.task_root
@@ -129,7 +138,7 @@ class Sandbox:
         keep = _needed_paths(code)
         hidden = [p for p in keep if _under(p, "/tmp")]
         readonly = [task_root, code.runtime_dir]
-        procs = os.path.join(cgroup, "cgroup.procs") if cgroup else None
+        procs = [os.path.join(c, "cgroup.procs") for c in cgroups if c]
 
         def mount(src: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> None:
             assert libc is not None
@@ -139,8 +148,8 @@ class Sandbox:
                 raise OSError(err, f"mount {target}: {os.strerror(err)}")
 
         def preexec() -> None:
-            if procs is not None:
-                with open(procs, "w") as f:
+            for path in procs:
+                with open(path, "w") as f:
                     f.write(str(os.getpid()))
             import resource
 
@@ -175,7 +184,7 @@ class Sandbox:
         return preexec
 
     def __repr__(self) -> str:
-        return f"<Sandbox namespaces={self.namespaces} drop={self.drop} cgroups={self.cgroups is not None}>"
+        return f"<Sandbox namespaces={self.namespaces} drop={self.drop} {self.cgroups!r}>"
 
 
 def _under(path: str, root: str) -> bool:

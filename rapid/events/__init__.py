@@ -1,0 +1,37 @@
+"""Durable asynchronous invocation: ``InvocationType: Event`` as Lambda does it.
+
+- ``store``: the queue on disk (SQLite, WAL, ``synchronous=FULL``, group commit in one writer
+  thread) behind the ``EventStore`` interface; an event is answered 202 once it is durable.
+- ``dispatcher``: runs queued events on their functions within their concurrency (async work
+  never takes a function's last slot), retries, finishes them.
+- ``policy``: the retry rules as a pure function (no asyncio, no I/O): function errors are
+  retried up to ``MaximumRetryAttempts`` after 1 then 2 minutes; throttles and system
+  errors with backoff from 1 s to 5 min until ``MaximumEventAgeInSeconds``.
+- ``destinations``: targets (function, built-in queue, file, HTTP), AWS's invocation record,
+  dead-letter messages.
+- ``api``: the event-invoke-config API at AWS's paths and ``GET /metrics``.
+- ``metrics``: Prometheus text and the ``rapid queue`` table, from one snapshot.
+- ``cli``: ``rapid queue``.
+
+Configuration
+-------------
+Per function in ``rapid.toml`` (``[functions.NAME]``): ``maximum_retry_attempts`` (0-2),
+``maximum_event_age`` (60-21600 s), ``on_success``, ``on_failure`` (destinations) and
+``dead_letter`` (the function's ``DeadLetterConfig.TargetArn``). The first four are the
+function's event-invoke-config for ``$LATEST``: when any is set in the file, the file's
+settings replace the stored config at start; otherwise the config last set through the API
+(kept in the data dir) stays. Server settings: ``async_time_scale`` (multiplies every retry
+delay, backoff and maximum age; default 1.0, Lambda's timing) and ``async_concurrency`` (most
+async attempts in flight per function, default 16), also as ``RAPID_ASYNC_TIME_SCALE`` and
+``RAPID_ASYNC_CONCURRENCY``.
+
+Guarantees
+----------
+At-least-once: an event is deleted only in the commit that makes its outcome durable (the
+record delivered to a function or built-in queue in the same transaction, appended and
+fsync'd to a file before it, or queued in the durable outbox for HTTP). Every attempt is
+counted on disk before it starts; after a crash, the events that were running are run again
+and counted in ``rapid_async_redelivered_total``. SIGTERM lets running attempts finish (up
+to ``shutdown_timeout``), puts the others back in the queue uncounted, and keeps everything
+on disk. Without ``--data-dir`` the daemon's data dir is temporary, and so is its queue.
+"""

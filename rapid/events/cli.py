@@ -1,0 +1,69 @@
+"""``rapid queue``: the async queue's figures, the same as ``GET /metrics``.
+
+    rapid queue [--data-dir DIR | --url URL] [--prometheus] [--messages QUEUE]
+
+With ``--data-dir`` (or ``RAPID_DATA_DIR``) it reads the queue's database directly, read-only,
+whether a daemon is running on it or not (SQLite's WAL lets a reader in beside the writer).
+With ``--url`` it asks a running daemon for ``/metrics``. Either way it prints one line per
+function (the labelled counters summed), or with ``--prometheus`` the metrics page itself.
+``--messages QUEUE`` prints a built-in queue's messages (data dir only), one JSON object a
+line, shaped like SQS's ``ReceiveMessage`` entries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+
+from rapid.events import metrics
+from rapid.events.store import DB_NAME, connect, read_messages, read_snapshot
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    q = sub.add_parser(
+        "queue", help="show the async queue's figures (as GET /metrics does)",
+        description="Show the async invocation queue: depth, oldest event, retries, dead letters, "
+                    "destination failures, per function; or a built-in queue's messages.",
+    )
+    q.add_argument("--data-dir", dest="data_dir", help="the daemon's data dir [RAPID_DATA_DIR]")
+    q.add_argument("--url", help="ask a running daemon instead, e.g. http://127.0.0.1:8080")
+    q.add_argument("--prometheus", action="store_true", help="print the metrics page as /metrics serves it")
+    q.add_argument("--messages", metavar="QUEUE", help="print a built-in queue's messages, one JSON a line")
+
+
+def main(ns: argparse.Namespace) -> int:
+    if ns.url:
+        if ns.messages:
+            print("rapid: error: --messages reads the data dir; give --data-dir", file=sys.stderr)
+            return 2
+        try:
+            with urllib.request.urlopen(ns.url.rstrip("/") + "/metrics", timeout=10) as resp:
+                text = resp.read().decode()
+        except (urllib.error.URLError, OSError) as exc:
+            print(f"rapid: error: {ns.url}: {getattr(exc, 'reason', exc)}", file=sys.stderr)
+            return 1
+    else:
+        data_dir = ns.data_dir or os.environ.get("RAPID_DATA_DIR")
+        if not data_dir:
+            print("rapid: error: give --data-dir (or RAPID_DATA_DIR), or --url of a running daemon",
+                  file=sys.stderr)
+            return 2
+        path = os.path.join(data_dir, DB_NAME)
+        if not os.path.exists(path):
+            print(f"rapid: error: {path}: no queue there", file=sys.stderr)
+            return 2
+        db = connect(path, readonly=True)
+        try:
+            if ns.messages:
+                for msg in read_messages(db, ns.messages):
+                    print(json.dumps(msg))
+                return 0
+            text = metrics.render(read_snapshot(db))
+        finally:
+            db.close()
+    sys.stdout.write(text if ns.prometheus else metrics.table(metrics.parse(text)))
+    return 0

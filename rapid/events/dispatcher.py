@@ -1,0 +1,530 @@
+"""The dispatcher: runs durably queued events on their functions, as Lambda's poller does.
+
+Life of an event
+----------------
+1. ``accept`` (the Invoke API's ``Event`` branch) hands the event to the store and answers
+   202 once the store says it is durable. If the function has room and nothing older is
+   waiting, the event is stored *running* (its first attempt counted in the same commit) and
+   submitted as soon as the commit returns: one commit on the fast path.
+2. Otherwise it waits in its function's *lane*, a heap ordered by due time. ``_pump`` takes
+   due events while the function has room, marks them running in the store (each attempt is
+   counted durably *before* it runs, so a crash can never hide an attempt) and submits them.
+3. When the invocation settles, ``policy.decide`` says what next: finish (record to the
+   destination, dead letter, delete, all in one commit), retry later (rescheduled in the
+   store, then back in the lane), or, while the daemon stops, nothing: the event stays on
+   disk for the next start.
+
+Sharing a function with synchronous invokes
+-------------------------------------------
+Async work never takes the last slot of a function: at most ``limit - 1`` async attempts run
+at once when the function's limit is above 1 (the whole limit, 1, when it is 1), never more
+than ``async_concurrency`` (server setting, default 16, so that a burst of events does not
+start hundreds of instances on a small machine), and only in slots that synchronous
+invokes leave free (``limit - sync running``). A function with reserved concurrency 2
+therefore always keeps one instance's worth of room for synchronous callers. When a lane
+has due events but no room because synchronous invokes hold it, it is looked at again every
+``BLOCKED_POLL`` seconds. A throttle that still happens (a synchronous invoke took the slot
+in between) backs the whole function off: 1 s, 2 s, ... 5 min (time-scaled), and the event
+is retried after its own backoff, until its maximum age.
+
+Reserved concurrency 0: events are submitted anyway, the host throttles them, and the
+policy sends them to the dead-letter / on-failure target at once, as AWS does.
+
+After a crash
+-------------
+The store queues again every event that was running when the daemon died and counts them
+(``rapid_async_redelivered_total``, and a line on stderr at start): these are the possible
+duplicates of at-least-once delivery. Nothing else can be duplicated, except a file record
+whose fsync completed just before the crash and whose event's deletion did not; that event
+was running, so it is counted too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import sys
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from rapid.core.errors import ServiceError
+from rapid.core.invocation import Invocation
+from rapid.core.naming import LATEST, function_arn, trace_id
+from rapid.events import destinations as dest
+from rapid.events import policy
+from rapid.events.destinations import Response, Target, TargetError
+from rapid.events.store import Delivery, Entry, EventStore, Finish, Finished, Recovery, Snapshot
+from rapid.http.message import Response as HttpResponse
+
+if TYPE_CHECKING:
+    from rapid.host.function import Function
+    from rapid.host.host import Host
+
+BLOCKED_POLL = 0.02  # seconds between looks at a lane whose function is busy with sync work
+MAX_HTTP_DELIVERIES = 16  # concurrent POSTs to HTTP destinations
+_encode = msgspec.json.Encoder().encode
+
+
+def say(text: str) -> None:
+    print(f"rapid: async: {text}", file=sys.stderr, flush=True)
+
+
+class Lane:
+    """One function's waiting events, and its async work in flight."""
+
+    __slots__ = ("name", "heap", "inflight", "paused_until", "streak")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.heap: list[Entry] = []
+        self.inflight = 0  # async attempts submitted (or being marked) and not settled
+        self.paused_until = 0.0  # epoch: backing off after a throttle
+        self.streak = 0  # consecutive throttles of this function's async attempts
+
+
+class Dispatcher:
+    def __init__(self, host: Host, store: EventStore, recovery: Recovery, *, data_dir: str, scratch: bool) -> None:
+        self.host = host
+        self.store = store
+        self.data_dir = data_dir
+        self.scratch = scratch
+        cfg = host.config
+        self.scale = float(cfg.async_time_scale)
+        self.async_concurrency = cfg.async_concurrency
+        self.region, self.account = host.region, cfg.account_id
+        self.lanes: dict[str, Lane] = {}
+        self.configs: dict[tuple[str, str], dict[str, Any]] = dict(recovery.configs)
+        self.dead_letters: dict[str, Target] = {}
+        self.stopping = False
+        self._recovery: Recovery | None = recovery
+        self._loop = asyncio.get_running_loop()
+        self._pump_scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = float("inf")
+        self._targets: dict[str, Target] = {}
+        self._deliveries: list[Delivery] = []
+        self._delivery_wake = asyncio.Event()
+        self._delivery_task: asyncio.Task[None] | None = None
+        self._delivery_jobs: set[asyncio.Task[None]] = set()
+        self._session: Any = None
+
+    # -- life -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        recovery, self._recovery = self._recovery, None
+        assert recovery is not None
+        self.store.start(self._loop)
+        for name, fc in self.host.config.functions.items():
+            body = toml_config(fc)
+            if body is not None:  # the TOML file's settings win at start (see rapid.events)
+                self.configs[(name, LATEST)] = body
+                self.store.put_config(name, LATEST, body, _ignore)
+            if fc.dead_letter:
+                self.dead_letters[name] = self._parse(fc.dead_letter)
+        unknown: dict[str, int] = {}
+        for entry in recovery.entries:
+            if entry.function not in self.host.functions:
+                unknown[entry.function] = unknown.get(entry.function, 0) + 1
+            self._lane(entry.function).heap.append(entry)
+        for lane in self.lanes.values():
+            heapq.heapify(lane.heap)
+        for name, n in sorted(unknown.items()):
+            say(f"{n} queued event(s) for function {name!r}, which is not configured, stay on disk")
+        redelivered = sum(recovery.redelivered.values())
+        if redelivered:
+            say(f"{redelivered} event(s) were running when the previous daemon stopped; they run again "
+                "(possible duplicates, counted in rapid_async_redelivered_total)")
+        queued = len(recovery.entries)
+        if queued:
+            say(f"{queued} queued event(s) recovered from {self.data_dir}")
+        self._deliveries = list(recovery.deliveries)
+        heapq.heapify(self._deliveries)
+        self._delivery_task = self._loop.create_task(self._delivery_loop())
+        self._kick()
+
+    def stop_dispatching(self) -> None:
+        """Start nothing new (the daemon is stopping); what runs may still finish."""
+        self.stopping = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    async def close(self) -> None:
+        """After the host has shut down: put every attempt that did not finish back in the
+        queue, stop deliveries, commit everything, release the data dir."""
+        self.stopping = True
+        await self._call(self.store.release_running)
+        if self._delivery_task is not None:
+            self._delivery_task.cancel()
+        for job in list(self._delivery_jobs):
+            job.cancel()
+        await asyncio.gather(*self._delivery_jobs, *(t for t in [self._delivery_task] if t), return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+        snap: Snapshot = await self._call(self.store.snapshot)
+        await asyncio.to_thread(self.store.close)
+        queued = sum(snap.depth.values())
+        if queued and self.scratch:
+            say(f"{queued} queued event(s) are lost with the temporary data dir; use --data-dir to keep them")
+        elif queued:
+            say(f"{queued} queued event(s) stay on disk in {self.data_dir}")
+
+    # -- accepting ------------------------------------------------------------------------
+
+    def accept(
+        self, fn: Function, qualifier: str | None, rid: str, payload: bytes, trace: str | None
+    ) -> asyncio.Future[HttpResponse]:
+        """Store the event; the future answers 202 once it is durable."""
+        now = time.time()
+        entry = Entry(0, rid, fn.name, qualifier or "", trace or trace_id(now), now, now)
+        lane = self._lane(fn.name)
+        fast = (
+            not self.stopping and not lane.heap and lane.paused_until <= now and fn.reserved != 0
+            and self._room(fn, lane) > 0
+        )
+        if fast:
+            lane.inflight += 1
+            entry.attempts = 1
+        fut: asyncio.Future[HttpResponse] = self._loop.create_future()
+        version = fn.version
+
+        def done(_: object, error: BaseException | None) -> None:
+            if error is not None:
+                if fast:
+                    lane.inflight -= 1
+                if not fut.done():
+                    fut.set_result(_service_error(ServiceError(
+                        500, "ServiceException", f"The event could not be stored: {error}", kind="Service"), rid))
+                return
+            if not fut.done():
+                fut.set_result(HttpResponse(202, b"", [("x-amzn-RequestId", rid), ("X-Amz-Executed-Version", version)]))
+            if fast:
+                if not self.stopping:
+                    self._run(fn, lane, entry, payload)
+            else:
+                heapq.heappush(lane.heap, entry)
+                self._kick()
+
+        self.store.enqueue(entry, payload, fast, done)
+        return fut
+
+    # -- dispatching ----------------------------------------------------------------------
+
+    def _lane(self, name: str) -> Lane:
+        lane = self.lanes.get(name)
+        if lane is None:
+            lane = self.lanes[name] = Lane(name)
+        return lane
+
+    def _room(self, fn: Function, lane: Lane) -> int:
+        """How many more async attempts ``fn`` may take now (see the module's docstring)."""
+        if fn.reserved == 0:
+            return len(lane.heap) + 1  # every attempt is throttled: let the host say so
+        limit = fn.limit
+        cap = min(self.async_concurrency, limit - 1 if limit > 1 else limit)
+        sync_running = max(0, fn.running - lane.inflight)
+        free = limit - sync_running - lane.inflight
+        return max(0, min(cap - lane.inflight, free))
+
+    def _kick(self) -> None:
+        if not self._pump_scheduled and not self.stopping:
+            self._pump_scheduled = True
+            self._loop.call_soon(self._pump)
+
+    def _wake_at(self, at: float) -> None:
+        if at >= self._timer_at and self._timer is not None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = self._loop.call_later(max(0.0, at - time.time()), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = float("inf")
+        self._kick()
+
+    def _pump(self) -> None:
+        self._pump_scheduled = False
+        if self.stopping or self.host.stopping:
+            return
+        now = time.time()
+        wake = float("inf")
+        for lane in self.lanes.values():
+            heap = lane.heap
+            if not heap:
+                continue
+            fn = self.host.functions.get(lane.name)
+            if fn is None:
+                continue
+            if lane.paused_until > now:
+                wake = min(wake, lane.paused_until)
+                continue
+            room = self._room(fn, lane)
+            batch: list[Entry] = []
+            while heap and heap[0].due_at <= now and len(batch) < room:
+                entry = heapq.heappop(heap)
+                if policy.expired(entry.enqueued_at, self._limits(entry), now):
+                    self._finish(entry, policy.EVENT_AGE_EXCEEDED, None, None)
+                    continue
+                batch.append(entry)
+            if heap:
+                if heap[0].due_at > now:
+                    wake = min(wake, heap[0].due_at)
+                elif lane.inflight + len(batch) == 0:
+                    # No room and nothing of ours in flight to free some: synchronous
+                    # invokes hold the function. Look again soon.
+                    wake = min(wake, now + BLOCKED_POLL)
+            if batch:
+                lane.inflight += len(batch)
+                self.store.mark_started(batch, self._started_cb(fn, lane, batch))
+        if wake < float("inf"):
+            self._wake_at(wake)
+
+    def _started_cb(self, fn: Function, lane: Lane, batch: list[Entry]) -> Callable[[Any, BaseException | None], None]:
+        def done(payloads: list[bytes | None] | None, error: BaseException | None) -> None:
+            if error is not None or payloads is None:
+                say(f"could not start events of {fn.name}: {error}")
+                lane.inflight -= len(batch)
+                retry_at = time.time() + 1.0
+                for entry in batch:
+                    entry.due_at = retry_at
+                    heapq.heappush(lane.heap, entry)
+                self._wake_at(retry_at)
+                return
+            for entry, payload in zip(batch, payloads):
+                if payload is None:  # gone from the store (cannot happen with one daemon)
+                    lane.inflight -= 1
+                    continue
+                entry.attempts += 1
+                if self.stopping:
+                    continue  # released by close()
+                self._run(fn, lane, entry, payload)
+
+        return done
+
+    def _run(self, fn: Function, lane: Lane, entry: Entry, payload: bytes) -> None:
+        inv = Invocation(
+            request_id=entry.request_id,
+            payload=payload,
+            function_arn=function_arn(self.region, self.account, fn.name, entry.qualifier or None),
+            timeout=fn.timeout,
+            trace_id=entry.trace_id,
+        )
+        inv.on_settled = lambda inv: self._settled(fn, lane, entry, payload, inv)
+        fn.submit(inv)
+
+    def _settled(self, fn: Function, lane: Lane, entry: Entry, payload: bytes, inv: Invocation) -> None:
+        lane.inflight -= 1
+        outcome = inv.outcome
+        assert outcome is not None
+        svc = outcome.service_error
+        stopping = self.stopping or self.host.stopping
+        result = policy.classify(svc.status if svc is not None else None, outcome.function_error, stopping)
+        if svc is not None:
+            response = Response(svc.status, _encode(svc.body()))
+        else:
+            response = Response(200, outcome.body, "Unhandled" if outcome.function_error else None)
+        now = time.time()
+        limits = self._limits(entry)
+        decision = policy.decide(
+            result, now=now, enqueued_at=entry.enqueued_at, errors=entry.errors, throttles=entry.throttles,
+            limits=limits, reserved_zero=fn.reserved == 0,
+        )
+        if result in ("throttled", "system_error") and fn.reserved != 0:
+            lane.streak += 1
+            lane.paused_until = now + policy.backoff(lane.streak) * self.scale
+        elif result != "interrupted":
+            lane.streak = 0
+        if isinstance(decision, policy.Succeed):
+            self._finish(entry, policy.SUCCESS, response, payload)
+        elif isinstance(decision, policy.GiveUp):
+            self._finish(entry, decision.condition, response, payload)
+        elif isinstance(decision, policy.Retry):
+            entry.errors, entry.throttles, entry.due_at = decision.errors, decision.throttles, decision.at
+
+            def requeued(_: object, error: BaseException | None) -> None:
+                if error is not None:
+                    say(f"could not reschedule {entry.request_id}: {error}")
+                heapq.heappush(lane.heap, entry)
+                self._kick()
+
+            self.store.reschedule(entry, decision.at, decision.reason, response, requeued)
+        # Release: nothing; close() puts the event back in the queue on disk.
+        self._kick()
+
+    # -- finishing ------------------------------------------------------------------------
+
+    def _finish(self, entry: Entry, condition: str, response: Response | None, payload: bytes | None) -> None:
+        cfg = self.config_for(entry.function, entry.qualifier)
+        failed = condition != policy.SUCCESS
+        destination = None
+        dest_config = cfg.get("DestinationConfig") or {}
+        value = (dest_config.get("OnFailure" if failed else "OnSuccess") or {}).get("Destination")
+        if value:
+            destination = self._target(value, entry)
+        dead_letter = self.dead_letters.get(entry.function) if failed else None
+        fn = self.host.functions.get(entry.function)
+        version = fn.version if fn is not None else LATEST
+        limits = self._limits(entry)
+        plan = Finish(
+            entry=entry, condition=condition, response=response, payload=payload,
+            function_arn=function_arn(self.region, self.account, entry.function, entry.qualifier or version),
+            version=version, destination=destination, dead_letter=dead_letter,
+            delivery_window=limits.max_event_age * self.scale, now=time.time(),
+        )
+
+        def done(result: Finished | None, error: BaseException | None) -> None:
+            if error is not None or result is None:
+                say(f"could not complete {entry.request_id}: {error}; it is retried")
+                entry.due_at = time.time() + 1.0
+                heapq.heappush(self._lane(entry.function).heap, entry)
+                self._wake_at(entry.due_at)
+                return
+            for problem in result.problems:
+                say(f"destination failed: {problem}")
+            for new in result.new_entries:
+                heapq.heappush(self._lane(new.function).heap, new)
+            if result.new_entries:
+                self._kick()
+            if result.deliveries:
+                for d in result.deliveries:
+                    heapq.heappush(self._deliveries, d)
+                self._delivery_wake.set()
+
+        self.store.finish(plan, done)
+
+    def _target(self, value: str, entry: Entry) -> Target | None:
+        try:
+            return self._parse(value)
+        except TargetError as exc:
+            say(f"destination of {entry.function} is invalid now, record dropped: {exc}")
+            return None
+
+    def _parse(self, value: str) -> Target:
+        target = self._targets.get(value)
+        if target is None:
+            target = self._targets[value] = dest.parse_target(
+                value, region=self.region, account=self.account, functions=self.host.functions
+            )
+        return target
+
+    # -- destinations that take time: files that failed, HTTP -------------------------------
+
+    async def _delivery_loop(self) -> None:
+        limit = asyncio.Semaphore(MAX_HTTP_DELIVERIES)
+        while True:
+            if not self._deliveries:
+                self._delivery_wake.clear()
+                await self._delivery_wake.wait()
+                continue
+            delay = self._deliveries[0].due_at - time.time()
+            if delay > 0:
+                self._delivery_wake.clear()
+                try:
+                    await asyncio.wait_for(self._delivery_wake.wait(), delay)
+                except TimeoutError:
+                    pass
+                continue
+            d = heapq.heappop(self._deliveries)
+            await limit.acquire()
+            job = self._loop.create_task(self._deliver(d))
+            self._delivery_jobs.add(job)
+            job.add_done_callback(lambda t: (self._delivery_jobs.discard(t), limit.release()))
+
+    async def _deliver(self, d: Delivery) -> None:
+        if d.target.startswith("file://"):
+            problem: str | None = await self._call(self.store.deliver_file, d)
+        else:
+            if self._session is None:
+                import aiohttp
+
+                self._session = aiohttp.ClientSession()
+            problem = await dest.post(self._session, d.target, d.body)
+            if problem is None:
+                await self._call(self.store.delivery_done, d)
+        if problem is None:
+            return
+        d.tries += 1
+        now = time.time()
+        d.due_at = now + policy.backoff(d.tries) * self.scale
+        drop = d.due_at > d.expires_at
+        if drop:
+            say(f"destination {d.target} for {d.function}: {problem}; record dropped after {d.tries} tries")
+        else:
+            say(f"destination {d.target} for {d.function}: {problem}; try {d.tries + 1} in "
+                f"{d.due_at - now:.2f} s")
+        await self._call(self.store.delivery_failed, d, drop)
+        if not drop:
+            heapq.heappush(self._deliveries, d)
+            self._delivery_wake.set()
+
+    # -- configuration --------------------------------------------------------------------
+
+    def config_for(self, function: str, qualifier: str) -> dict[str, Any]:
+        return self.configs.get((function, qualifier or LATEST)) or {}
+
+    def _limits(self, entry: Entry) -> policy.Limits:
+        cfg = self.config_for(entry.function, entry.qualifier)
+        return policy.Limits(
+            cfg.get("MaximumRetryAttempts", policy.DEFAULT_MAX_RETRY_ATTEMPTS),
+            cfg.get("MaximumEventAgeInSeconds", policy.DEFAULT_MAX_EVENT_AGE),
+            self.scale,
+        )
+
+    def put_config(self, function: str, qualifier: str, body: dict[str, Any] | None) -> asyncio.Future[None]:
+        """Set (or with None delete) an event-invoke-config; the future resolves once durable."""
+        if body is None:
+            self.configs.pop((function, qualifier), None)
+        else:
+            self.configs[(function, qualifier)] = body
+        return self._call(self.store.put_config, function, qualifier, body)
+
+    def snapshot(self) -> asyncio.Future[Snapshot]:
+        return self._call(self.store.snapshot)
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _call(self, method: Callable[..., None], *args: Any) -> asyncio.Future[Any]:
+        """A store operation as a future."""
+        fut: asyncio.Future[Any] = self._loop.create_future()
+
+        def done(result: Any, error: BaseException | None) -> None:
+            if fut.done():
+                return
+            if error is not None:
+                fut.set_exception(error)
+            else:
+                fut.set_result(result)
+
+        method(*args, done)
+        return fut
+
+
+def toml_config(fc: Any) -> dict[str, Any] | None:
+    """A function's async settings from ``rapid.toml`` as an event-invoke-config, or None."""
+    if fc.maximum_retry_attempts is None and fc.maximum_event_age is None and not (fc.on_success or fc.on_failure):
+        return None
+    body: dict[str, Any] = {"LastModified": time.time()}
+    if fc.maximum_retry_attempts is not None:
+        body["MaximumRetryAttempts"] = fc.maximum_retry_attempts
+    if fc.maximum_event_age is not None:
+        body["MaximumEventAgeInSeconds"] = fc.maximum_event_age
+    body["DestinationConfig"] = {
+        "OnSuccess": {"Destination": fc.on_success} if fc.on_success else {},
+        "OnFailure": {"Destination": fc.on_failure} if fc.on_failure else {},
+    }
+    return body
+
+
+def _ignore(_: object, error: BaseException | None) -> None:
+    if error is not None:
+        say(f"could not store a configuration: {error}")
+
+
+def _service_error(exc: ServiceError, rid: str) -> HttpResponse:
+    headers = [("x-amzn-ErrorType", exc.code), ("x-amzn-RequestId", rid)]
+    return HttpResponse.json(exc.status, exc.body(), headers)

@@ -1,0 +1,69 @@
+"""The benchmark harness runs, so it cannot rot. Its figures are never asserted: benchmarks
+are measurements, not tests (timings on a shared machine would only make the suite flaky)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+from benchmarks.client import ResponseParser
+from tests.daemon import ROOT, assert_no_leaks
+
+SEQUENTIAL_FIGURES = {"invokes_per_s", "p50_us", "p90_us", "p99_us", "daemon_cpu_us", "runtime_cpu_us",
+                      "client_cpu_us"}
+
+
+def _harness(args: list[str], home: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAPID_", "AWS_LAMBDA_"))}
+    env["HOME"] = home  # every process the harness starts carries it: see assert_no_leaks
+    return subprocess.run([sys.executable, "-m", "benchmarks", *args], check=False, cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_harness_runs_one_tiny_round_and_writes_json(tmp_path):
+    home = tempfile.mkdtemp(prefix="rapid-test-home-")
+    out = tmp_path / "results.json"
+    # rapid itself stands in for "another Runtime-API host", so --against is exercised too.
+    other = f"{sys.executable} -m rapid serve --port {{port}} -- {{bootstrap}}"
+    proc = _harness(["--quick", "--only", "sequential,floor", "-n", "30", "--rounds", "2",
+                     "--against", other, "--json", str(out)], home)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "machine:" in proc.stdout and "SUMMARY" in proc.stdout
+    assert "(1) sequential" in proc.stdout and "other / rapid" in proc.stdout
+    assert "sequential - rapid - round 2/2" in proc.stderr  # the progress, one line per step off a tty
+
+    data = json.loads(out.read_text())
+    assert {"machine", "hosts", "settings", "scenarios", "summary", "wall_s"} <= data.keys()
+    assert data["machine"]["cores"] >= 1 and data["machine"]["python"]
+    assert set(data["hosts"]) == {"rapid", "other", "floor"}
+    results = data["scenarios"]["sequential"]["results"]
+    for target in ("rapid", "other", "floor"):
+        rounds = results[target]["rounds"]
+        assert len(rounds) == 2
+        assert SEQUENTIAL_FIGURES <= rounds[0]["rows"]["100 B"].keys()
+        assert len(rounds[0]["samples"]["100 B"]) == 30
+    budget = [e for e in data["summary"] if e["figure"] == "daemon_cpu_us"]
+    assert budget and budget[0]["budget"] == 400 and budget[0]["verdict"] in ("ok", "ok (aim met)", "over")
+    assert_no_leaks(home)
+
+
+def test_an_unknown_scenario_is_refused(tmp_path):
+    proc = _harness(["--only", "sequential,nope"], tempfile.mkdtemp(prefix="rapid-test-home-"), timeout=30)
+    assert proc.returncode == 2
+    assert "unknown scenario nope" in proc.stderr
+
+
+def test_the_load_clients_parser_reads_lengths_chunks_and_trailers():
+    parser = ResponseParser()
+    wire = (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+            b"HTTP/1.1 100 Continue\r\n\r\n"
+            b"HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n"
+            b"X-Trailer: 1\r\n\r\n"
+            b"HTTP/1.1 204 No Content\r\n\r\n")
+    got = []
+    for i in range(0, len(wire), 7):  # in awkward pieces
+        got += [(status, body) for status, body, _ in parser.feed(wire[i : i + 7])]
+    assert got == [(200, b"hello"), (202, b"abcde"), (204, b"")]
