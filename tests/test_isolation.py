@@ -128,6 +128,26 @@ def test_memory_limit_kills_the_instance(behave_fn, tmp_path):
         assert d.invoke("fn", {"echo": "back"}).json() == "back"
 
 
+def test_memory_watchdog_without_cgroups(behave_fn, tmp_path):
+    toml = tmp_path / "rapid.toml"
+    toml.write_text(f'memory_limit = "watchdog"\n[functions.fn]\npath = "{behave_fn}"\nmemory = 128\ntimeout = 20\n')
+    with run_server(["--config", str(toml)]) as d:
+        assert any("memory RSS watchdog" in line for line in d.stderr)
+        r = d.invoke("fn", {"alloc": 400})
+        assert r.json()["errorMessage"].endswith("Runtime exited with error: signal: killed")
+        assert d.invoke("fn", {"echo": "back"}).json() == "back"
+
+
+def test_private_tmpdir_mode(behave_fn):
+    with run_server(["--function", f"fn={behave_fn}"], env={"RAPID_PRIVATE_TMP": "directory"}) as d:
+        assert any("private TMPDIR per instance" in line for line in d.stderr)
+        tmpdir = d.invoke("fn", {"env": "TMPDIR"}).json()
+        assert tmpdir != "/tmp" and os.path.isdir(tmpdir)
+        assert d.invoke("fn", {"write": tmpdir + "/x", "data": "kept"}).json() is True
+        assert d.invoke("fn", {"read": tmpdir + "/x"}).json() == "kept"
+    assert not os.path.exists(tmpdir)
+
+
 def test_lambda_rlimits(behave_fn):
     with run_server(["--function", f"fn={behave_fn}"]) as d:
         assert d.invoke("fn", {"rlimits": True}).json() == [1024, 1024]

@@ -252,16 +252,16 @@ def test_burst_of_200_at_a_pool_of_8(behave_fn):
 
 
 def test_many_held_long_polls(tmp_path):
-    """One instance holding 500 /next at once (per-instance concurrency): all are served."""
+    """One instance holding 1,000 /next at once (per-instance concurrency): all are served."""
     multi = tmp_path / "multi"
     multi.mkdir()
     (multi / "bootstrap").write_text(MULTI_BOOT.replace("{python}", __import__("sys").executable))
     (multi / "bootstrap").chmod(0o755)
     toml = tmp_path / "rapid.toml"
-    toml.write_text(f'[functions.mi]\npath = "{multi}"\nper_instance_concurrency = 500\n')
+    toml.write_text(f'[functions.mi]\npath = "{multi}"\nper_instance_concurrency = 1000\n')
     with run_server(["--config", str(toml)]) as d:
         assert d.invoke("mi", {}).status == 200
-        time.sleep(2)  # let its 500 threads reach /next
+        time.sleep(3)  # let its 1,000 threads reach /next
         replies = burst(d, "mi", [{} for _ in range(100)])
         assert all(r.status == 200 for r in replies)
         assert len({r.json()["pid"] for r in replies}) == 1

@@ -89,13 +89,17 @@ class Host:
     async def _sweep(self) -> None:
         cfg = self.config
         watchdog = self.sandbox.cgroups.memory is None and cfg.memory_limit in ("auto", "watchdog")
+        rounds = 0
         while not self.stopping:
             await asyncio.sleep(_SWEEP_SECONDS if not watchdog else 0.25)
             now = time.monotonic()
+            rounds += 1
             for fn in self.functions.values():
                 fn.sweep(now, cfg.idle_timeout, cfg.max_lifetime)
                 if watchdog:
                     _watch_memory(fn)
+                if not self.sandbox.namespaces and rounds % 40 == 0:
+                    _watch_tmpdirs(fn)
 
     # -- shutdown -------------------------------------------------------------------------
 
@@ -147,3 +151,25 @@ def _watch_memory(fn: Function) -> None:
                 continue
         if total > limit_kb:
             process.kill()  # the invoker sees Runtime.ExitError "signal: killed"
+
+
+def _watch_tmpdirs(fn: Function) -> None:
+    """Without a sized tmpfs: say when an instance's private TMPDIR passes its ephemeral
+    storage (on Lambda, writes past it fail with ENOSPC; here they cannot be stopped)."""
+    limit = fn.config.ephemeral_storage * 1024 * 1024
+    for inst in fn.instances.values():
+        if not inst.tmpdir or inst.tmp_warned:
+            continue
+        used = 0
+        for folder, _dirs, files in os.walk(inst.tmpdir):
+            for name in files:
+                try:
+                    used += os.lstat(os.path.join(folder, name)).st_blocks * 512
+                except OSError:
+                    continue
+        if used > limit:
+            inst.tmp_warned = True
+            fn.log_line(
+                f"WARNING: instance {inst.hex} has {used // 1048576} MB in its TMPDIR, over its "
+                f"ephemeral storage of {fn.config.ephemeral_storage} MB"
+            )

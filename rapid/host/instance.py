@@ -92,6 +92,7 @@ class Instance:
         self.server: asyncio.Server | None = None
         self.address = ""
         self.tmpdir = ""
+        self.tmp_warned = False
         self.uid: int | None = None
         self.dead = False
         self.retiring = False  # recycle once the running invocations are done
