@@ -232,6 +232,8 @@ def _blocked_for_others(code: Code, namespaces: bool) -> str | None:
     interpreter = _shebang(exe)
     if interpreter:
         targets.append((os.path.realpath(interpreter), stat.S_IXOTH))
+    # Scripts named on the command line (a bundled runtime's bootstrap) must be readable.
+    targets += [(os.path.realpath(a), stat.S_IROTH) for a in code.argv[1:] if os.path.isabs(a) and os.path.exists(a)]
     for path, need in targets:
         for part in _ancestors(path, namespaces):
             try:
