@@ -454,7 +454,12 @@ class Instance:
         self._cleanup()
 
     def _freeze(self) -> None:
-        if self.function.host.config.freeze and self.process is not None and not self.frozen:
+        # Lambda Managed Instances (several invocations per instance) are never frozen, and
+        # could not be: the runtime's other pollers must reach /next while one is parked.
+        fn = self.function
+        if fn.per_instance > 1:
+            return
+        if fn.host.config.freeze and self.process is not None and not self.frozen:
             self.frozen = True
             self.process.freeze()
 
