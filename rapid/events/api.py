@@ -32,7 +32,13 @@ from urllib.parse import parse_qs, unquote
 
 import msgspec
 
-from rapid.core.errors import ServiceError, invalid_parameter, not_json, unknown_operation, validation
+from rapid.core.errors import (
+    ServiceError,
+    invalid_parameter,
+    not_json,
+    unknown_operation,
+    validation,
+)
 from rapid.core.naming import LATEST, function_arn, parse_function_name
 from rapid.events import destinations as dest
 from rapid.events import metrics, policy
@@ -77,7 +83,7 @@ class EventsAPI:
     # -- routing --------------------------------------------------------------------------
 
     def handles(self, path: str) -> bool:
-        return path.startswith(PREFIX) and (path.endswith(_SUFFIX) or path.endswith(_LIST))
+        return path.startswith(PREFIX) and path.endswith((_SUFFIX, _LIST))
 
     def __call__(self, req: Request, rid: str) -> Response | asyncio.Future[Response]:
         """Raises ``ServiceError`` for the caller to render."""

@@ -20,6 +20,14 @@ On a built-in queue these are the message's attributes, the body is the event as
 stores a dead letter. A file, an HTTP endpoint or a function has no attributes, so it gets
 ``{"body": <event>, "attributes": {"RequestID": ..., "ErrorCode": ..., "ErrorMessage": ...}}``.
 
+Delivery: a function or built-in queue target is written in the same transaction that
+completes the event, a file is appended and fsync'd before that transaction commits. An HTTP
+endpoint (and a file that could not be written) gets the record from a durable outbox: a
+POST that does not answer 2xx within 10 s is retried with backoff (1 s, 2 s, ... 5 min,
+time-scaled) for as long as the function's maximum event age; then the record is dropped and
+counted (``rapid_async_destination_dropped_total``), as AWS drops a record it cannot deliver.
+A record over 1 MB for a function or a queue is dropped and counted the same way.
+
 Everything here but ``post`` is pure.
 """
 

@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from rapid.core.errors import ServiceError
-from rapid.core.invocation import Invocation
+from rapid.core.invocation import Invocation, InvocationEvent, Outcome
 from rapid.core.naming import LATEST, function_arn, trace_id
 from rapid.events import destinations as dest
 from rapid.events import policy
@@ -75,7 +75,7 @@ def say(text: str) -> None:
 class Lane:
     """One function's waiting events, and its async work in flight."""
 
-    __slots__ = ("name", "heap", "inflight", "paused_until", "streak")
+    __slots__ = ("heap", "inflight", "name", "paused_until", "streak")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -224,6 +224,10 @@ class Dispatcher:
         if fn.reserved == 0:
             return len(lane.heap) + 1  # every attempt is throttled: let the host say so
         limit = fn.limit
+        if limit <= 0:
+            # The host-wide pool is full (of other functions' instances): try one, so the
+            # host reclaims an idle instance for it or throttles it (and we back off).
+            return 1 if lane.inflight == 0 else 0
         cap = min(self.async_concurrency, limit - 1 if limit > 1 else limit)
         sync_running = max(0, fn.running - lane.inflight)
         free = limit - sync_running - lane.inflight
@@ -315,7 +319,15 @@ class Dispatcher:
             trace_id=entry.trace_id,
         )
         inv.on_settled = lambda inv: self._settled(fn, lane, entry, payload, inv)
-        fn.submit(inv)
+        try:
+            fn.submit(inv)
+        except Exception as exc:  # noqa: BLE001 - a bug below must not lose the event
+            import traceback
+
+            traceback.print_exc()
+            if not inv.settled:
+                error = ServiceError(500, "ServiceException", f"rapid could not run the event: {exc}", kind="Service")
+                inv.settle(InvocationEvent.FAIL, Outcome(b"", status="error", service_error=error))
 
     def _settled(self, fn: Function, lane: Lane, entry: Entry, payload: bytes, inv: Invocation) -> None:
         lane.inflight -= 1
@@ -477,11 +489,19 @@ class Dispatcher:
 
     def put_config(self, function: str, qualifier: str, body: dict[str, Any] | None) -> asyncio.Future[None]:
         """Set (or with None delete) an event-invoke-config; the future resolves once durable."""
-        if body is None:
-            self.configs.pop((function, qualifier), None)
-        else:
-            self.configs[(function, qualifier)] = body
-        return self._call(self.store.put_config, function, qualifier, body)
+        fut: asyncio.Future[None] = self._loop.create_future()
+
+        def done(_: object, error: BaseException | None) -> None:
+            if error is None:  # in force once it is on disk
+                if body is None:
+                    self.configs.pop((function, qualifier), None)
+                else:
+                    self.configs[(function, qualifier)] = body
+            if not fut.done():
+                fut.set_exception(error) if error is not None else fut.set_result(None)
+
+        self.store.put_config(function, qualifier, body, done)
+        return fut
 
     def snapshot(self) -> asyncio.Future[Snapshot]:
         return self._call(self.store.snapshot)

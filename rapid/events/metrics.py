@@ -141,5 +141,7 @@ def table(samples: list[tuple[str, dict[str, str], float]]) -> str:
     text = "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
                      for r in lines)
     if queues:
-        text += "\n\nqueue  messages\n" + "\n".join(f"{q}  {int(n)}" for q, n in sorted(queues.items()))
+        width = max(len("queue"), *(len(q) for q in queues))
+        text += f"\n\n{'queue'.ljust(width)}  messages\n" + "\n".join(
+            f"{q.ljust(width)}  {int(n):>8}" for q, n in sorted(queues.items()))
     return text + "\n"

@@ -221,7 +221,7 @@ class _Op:
     """One operation for the writer: ``apply`` runs in the writer thread inside the group's
     transaction; ``done`` gets its result on the event loop after the commit."""
 
-    __slots__ = ("apply", "done", "result", "error")
+    __slots__ = ("apply", "done", "error", "result")
 
     def __init__(self, apply: Callable[[_Batch], Any], done: Done) -> None:
         self.apply = apply
@@ -233,7 +233,7 @@ class _Op:
 class _Batch:
     """What the operations of one group share: the cursor, counters, files to fsync."""
 
-    __slots__ = ("db", "counters", "op_counters", "files")
+    __slots__ = ("counters", "db", "files", "op_counters")
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
@@ -399,7 +399,7 @@ class SQLiteStore:
                 try:
                     op.result = op.apply(batch)
                     batch.counters.update(batch.op_counters)
-                except Exception as exc:  # this operation fails alone
+                except Exception as exc:  # noqa: BLE001 - this operation fails alone, whatever it was
                     db.execute("ROLLBACK TO op")
                     op.error = exc
                 db.execute("RELEASE op")
@@ -409,7 +409,7 @@ class SQLiteStore:
             db.execute("COMMIT")
             self.batches += 1
             self.operations += len(ops)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the group failed: every operation is told
             traceback.print_exc()
             try:
                 db.execute("ROLLBACK")
@@ -533,7 +533,7 @@ def _complete(ops: list[_Op]) -> None:
     for op in ops:
         try:
             op.done(op.result, op.error)
-        except Exception:
+        except Exception:  # noqa: BLE001 - one callback's bug must not starve the others
             traceback.print_exc()
 
 

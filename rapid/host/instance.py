@@ -146,6 +146,8 @@ class Instance:
                 "error",
             )
             return
+        if sandbox.cgroup or sandbox.freezer:
+            self._loop.run_in_executor(None, sandbox.attach, self.process.pid)
         if self.bound is None:
             limit = host.config.init_timeout
             if self.provisioned:  # Lambda: 130 s or the function timeout, whichever is higher

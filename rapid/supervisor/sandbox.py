@@ -19,13 +19,17 @@ What the daemon may do decides the mode, once, at start (``Sandbox.detect``):
   is the REPORT's ``Max Memory Used``. Without cgroups, the host's watchdog samples RSS.
 - **rlimits**: 1,024 open files and 1,024 processes, as on Lambda.
 
-Everything that happens in the child runs in ``preexec``, between fork and exec.
+What must happen in the child runs in ``preexec``, between fork and exec; joining the
+cgroups happens from a worker thread right after the spawn (``SandboxSpec.attach``), since
+on cgroup v1 it costs milliseconds that would otherwise stall the event loop and every cold
+start.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import resource
 import shutil
 import stat
 import subprocess
@@ -54,6 +58,17 @@ class SandboxSpec:
     preexec: Callable[[], None] | None
     cgroup: str | None  # the memory cgroup
     freezer: str | None  # the freezer cgroup (the same folder on v2)
+
+    def attach(self, pid: int) -> None:
+        """Move a spawned runtime into its cgroups. Blocking, and slow on cgroup v1 (each
+        write waits for an RCU grace period, some 5 ms): run it off the event loop, while
+        the runtime starts up. Until it lands, the runtime is merely unlimited."""
+        for folder in dict.fromkeys(f for f in (self.cgroup, self.freezer) if f):
+            try:
+                with open(os.path.join(folder, "cgroup.procs"), "w") as f:
+                    f.write(str(pid))
+            except OSError:
+                pass  # it has already exited
 
 
 class Sandbox:
@@ -115,7 +130,7 @@ class Sandbox:
             os.mkdir(tmpdir, 0o700)
             if uid is not None:
                 os.chown(tmpdir, uid, uid)
-        preexec = self._preexec(code, fn.config.ephemeral_storage, uid, {cgroup, freezer} - {None})
+        preexec = self._preexec(code, fn.config.ephemeral_storage, uid)
         return SandboxSpec(tmpdir, tmpdir_on_host, uid, preexec, cgroup, freezer)
 
     def release(self, inst: Instance) -> None:
@@ -130,7 +145,7 @@ class Sandbox:
     def cgroup_folders(self) -> list[str]:
         return self.cgroups.folders()
 
-    def _preexec(self, code: Code, tmp_mb: int, uid: int | None, cgroups: set[str | None]) -> Callable[[], None]:
+    def _preexec(self, code: Code, tmp_mb: int, uid: int | None) -> Callable[[], None]:
         libc = self._libc
         namespaces = self.namespaces
         task_root = code.task_root
@@ -138,7 +153,6 @@ class Sandbox:
         keep = _needed_paths(code)
         hidden = [p for p in keep if _under(p, "/tmp")]
         readonly = [task_root, code.runtime_dir]
-        procs = [os.path.join(c, "cgroup.procs") for c in cgroups if c]
 
         def mount(src: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> None:
             assert libc is not None
@@ -148,11 +162,6 @@ class Sandbox:
                 raise OSError(err, f"mount {target}: {os.strerror(err)}")
 
         def preexec() -> None:
-            for path in procs:
-                with open(path, "w") as f:
-                    f.write(str(os.getpid()))
-            import resource
-
             for limit in (resource.RLIMIT_NOFILE, resource.RLIMIT_NPROC):
                 resource.setrlimit(limit, (_LAMBDA_RLIMITS, _LAMBDA_RLIMITS))
             if namespaces:
