@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import resource
 import shutil
@@ -117,6 +118,20 @@ def machine_capacity() -> int:
     return int(min(by_fds, by_memory))
 
 
+def tune_malloc() -> None:
+    """Keep large request and response bodies on glibc's heap instead of fresh mmaps: a
+    1 MB body then reuses pages already faulted in rather than faulting 256 new ones on
+    every invoke, and freeing it does not hand the memory straight back to the kernel."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return  # not glibc
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 64 * 1024 * 1024)
+    libc.mallopt(m_trim_threshold, 256 * 1024 * 1024)
+
+
 def run(config: Config) -> int:
+    tune_malloc()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(serve_forever(config))
