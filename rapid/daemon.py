@@ -19,7 +19,7 @@ from rapid.api.invoke import InvokeAPI
 from rapid.config import Config, ConfigError
 from rapid.core.errors import MAX_SYNC_REQUEST
 from rapid.events.dispatcher import Dispatcher
-from rapid.events.store import SQLiteStore, StoreBusy
+from rapid.events.store import SQLiteStore, StoreError
 from rapid.host.code import code_for
 from rapid.host.host import Host
 from rapid.http.protocol import serve
@@ -41,7 +41,7 @@ async def serve_forever(config: Config) -> int:
     store = SQLiteStore(data_dir)  # the async queue: taken first, so a busy data dir stops start-up
     try:
         recovery = store.open()
-    except StoreBusy as exc:
+    except StoreError as exc:  # the data dir is another daemon's, or unusable
         raise ConfigError(str(exc)) from None
     logs = LogSink()
     cap = machine_capacity()

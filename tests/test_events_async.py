@@ -5,6 +5,7 @@ a one-minute retry takes 0.6 s."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import socket
@@ -55,7 +56,7 @@ class Env:
                                      None), timeout, f"a record for {rid} in {name}")
 
     def db(self):
-        return sqlite3.connect(f"file:{self.data / 'events.db'}?mode=ro", uri=True)
+        return contextlib.closing(sqlite3.connect(f"file:{self.data / 'events.db'}?mode=ro", uri=True))
 
     def messages(self, queue):
         r = run_cli(["queue", "--data-dir", str(self.data), "--messages", queue])
@@ -70,8 +71,14 @@ class Env:
                 total += float(line.rsplit(" ", 1)[1])
         return total
 
-    def reports(self, rid):
-        return [line for line in self.d.lines if line.startswith("[") and f"REPORT RequestId: {rid}" in line]
+    def reports(self, rid, at_least=1):
+        """The REPORT lines of ``rid``'s attempts, once there are ``at_least`` (the log
+        stream can trail the record, which the writer thread fsyncs on its own)."""
+        def found():
+            return [line for line in list(self.d.lines) if f"REPORT RequestId: {rid}" in line]
+
+        wait_for(lambda: len(found()) >= at_least, 10, f"{at_least} REPORT line(s) for {rid}")
+        return found()
 
 
 def wait_for(probe, timeout=20, what="the condition"):
@@ -88,7 +95,7 @@ def wait_for(probe, timeout=20, what="the condition"):
 def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("async")
     behave = make_function(root / "behave", BEHAVE)
-    f = lambda name: f"file://{root / name}.ndjson"  # noqa: E731
+    f = lambda name: f"file://{root / name}.ndjson"
     (root / "rapid.toml").write_text(f"""
 data_dir = "data"
 async_time_scale = {SCALE}
@@ -133,6 +140,15 @@ dead_letter = "{sqs_arn('zero-dlq')}"
 [functions.hook]
 path = "{behave}"
 """)
+    slow_init = make_function(root / "slow_init", BEHAVE.replace("keep = []", "time.sleep(0.5)\nkeep = []", 1))
+    with (root / "rapid.toml").open("a") as toml:
+        toml.write(f"""
+[functions.cold]
+path = "{slow_init}"
+reserved_concurrency = 1
+on_success = "{f('cold')}"
+on_failure = "{f('cold')}"
+""")
     with run_server(["--config", str(root / "rapid.toml")]) as d:
         yield Env(d, root)
 
@@ -152,8 +168,12 @@ def test_event_is_durable_before_202_then_processed(env):
     assert rec["responseContext"] == {"statusCode": 200, "executedVersion": "$LATEST"}
     assert rec["responsePayload"] == "slept"
     assert len(env.reports(rid)) == 1
-    with env.db() as db:  # done: gone from the queue
-        assert db.execute("SELECT COUNT(*) FROM events WHERE request_id = ?", (rid,)).fetchone() == (0,)
+
+    def gone():  # the record is fsync'd first, then the event deleted in the next commit
+        with env.db() as db:
+            return db.execute("SELECT COUNT(*) FROM events WHERE request_id = ?", (rid,)).fetchone() == (0,)
+
+    wait_for(gone, 10, "the event to leave the queue")
 
 
 def test_success_record_carries_the_response(env):
@@ -180,7 +200,7 @@ def test_function_error_retried_twice_then_on_failure_and_dead_letter(env):
     assert rec["requestPayload"] == {"error": "Boom"}
     assert rec["responseContext"] == {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"}
     assert rec["responsePayload"] == {"errorMessage": "boom", "errorType": "Boom"}
-    assert len(env.reports(rid)) == 3  # the function really ran three times
+    assert len(env.reports(rid, 3)) == 3  # the function really ran three times
     # The dead letter: the event as-is, with AWS's attributes.
     (dead,) = [m for m in env.messages("dlq") if m["MessageAttributes"]["RequestID"]["StringValue"] == rid]
     assert json.loads(dead["Body"]) == {"error": "Boom"}
@@ -238,14 +258,20 @@ def test_throttled_events_wait_and_do_not_fail(env):
     stop = threading.Event()
     sync_status = []
 
-    def caller():
-        while not stop.is_set():
+    def caller():  # a second of synchronous traffic while the burst is queued
+        end = time.monotonic() + 1.0
+        while not stop.is_set() and time.monotonic() < end:
             sync_status.append(env.d.invoke("one", {"sleep": 0.05}).status)
+            time.sleep(0.02)
 
     t = threading.Thread(target=caller)
     t.start()
     try:
         rids = [env.event("one", {"sleep": 0.2}) for _ in range(6)]
+        # They wait in the queue on disk, visibly.
+        assert env.metric("rapid_async_queue_depth", function="one") >= 2
+        wait_for(lambda: env.metric("rapid_async_oldest_event_age_seconds", function="one") >= 0.2, 10,
+                 "the oldest event to age")
         recs = [env.record_for("one", rid, 30) for rid in rids]
     finally:
         stop.set()
@@ -254,6 +280,32 @@ def test_throttled_events_wait_and_do_not_fail(env):
     assert all(r["responsePayload"] == "slept" for r in recs)
     assert 200 in sync_status and set(sync_status) <= {200, 429}
     assert env.metric("rapid_async_failed_total", function="one") == 0
+
+
+def test_throttled_attempts_back_off_and_succeed(env):
+    # A synchronous invoke is waiting for the function's only instance to finish a slow
+    # init when the event arrives: its attempts are throttled (429) until the instance is
+    # free, backing off each time; then it runs, once.
+    sync = []
+    t = threading.Thread(target=lambda: sync.append(env.d.invoke("cold", {"echo": "sync"})))
+    t.start()
+    time.sleep(0.1)
+    rid = env.event("cold", {"echo": "async"})
+    rec = env.record_for("cold", rid)
+    t.join()
+    assert (sync[0].status, sync[0].json()) == (200, "sync")
+    assert rec["requestContext"]["condition"] == "Success" and rec["responsePayload"] == "async"
+    throttled = env.metric("rapid_async_retries_total", function="cold", reason="throttled")
+    assert throttled >= 1
+    assert rec["requestContext"]["approximateInvokeCount"] == throttled + 1  # throttled attempts count
+    assert len(env.reports(rid)) == 1  # it ran once
+
+
+def test_legacy_invoke_async_is_durable_too(env):
+    r = env.d.request("POST", "/2014-11-13/functions/ok/invoke-async/", b'{"echo": "legacy"}')
+    assert r.status == 202
+    rec = env.record_for("ok", r.headers["x-amzn-requestid"])
+    assert rec["responsePayload"] == "legacy"
 
 
 def test_async_work_leaves_a_slot_for_synchronous_invokes(env):
@@ -265,6 +317,7 @@ def test_async_work_leaves_a_slot_for_synchronous_invokes(env):
     assert (r.status, r.json()) == (200, "sync")
     for rid in rids:
         env.record_for("two", rid)
+        env.reports(rid)
     # The async attempts never overlapped: START a, REPORT a, START b, REPORT b, ...
     order = [(line.split("RequestId: ")[1].split()[0], line.split("] ")[1].split()[0])
              for line in env.d.lines
@@ -306,7 +359,7 @@ def test_http_destination_down_at_first_then_recovering(env):
     received, answers = [], [503]  # then it comes up, refuses once more, then takes it
 
     class Hook(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             body = self.rfile.read(int(self.headers["Content-Length"]))
             status = answers.pop(0) if answers else 200
             if status == 200:
@@ -340,7 +393,7 @@ def test_rapid_queue_shows_the_same_figures_as_metrics(env):
     assert page.status == 200 and page.headers["content-type"].startswith("text/plain; version=0.0.4")
     offline = run_cli(["queue", "--data-dir", str(env.data), "--prometheus"])
     online = run_cli(["queue", "--url", env.d.url, "--prometheus"])
-    strip = lambda text: [line for line in text.splitlines() if "oldest_event_age" not in line]  # noqa: E731
+    strip = lambda text: [line for line in text.splitlines() if "oldest_event_age" not in line]
     assert strip(offline.stdout) == strip(online.stdout) == strip(page.body.decode())
     table = run_cli(["queue", "--data-dir", str(env.data)]).stdout
     head, *rows = table.split("\n\n")[0].splitlines()

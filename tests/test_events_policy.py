@@ -3,7 +3,17 @@
 import pytest
 
 from rapid.events import policy
-from rapid.events.policy import GiveUp, Limits, Release, Retry, Succeed, backoff, classify, decide, expired
+from rapid.events.policy import (
+    GiveUp,
+    Limits,
+    Release,
+    Retry,
+    Succeed,
+    backoff,
+    classify,
+    decide,
+    expired,
+)
 
 T0 = 1_000_000.0
 DEFAULT = Limits()

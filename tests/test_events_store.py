@@ -271,7 +271,7 @@ async def test_release_on_shutdown_is_not_a_redelivery(tmp_path):
     store.start(asyncio.get_running_loop())
     e = entry("a")
     await call(store.enqueue, e, b"{}", True)
-    assert await call(store.release_running) == 1
+    assert await call(store.release_running, {}) == 1
     store.close()
     again = SQLiteStore(tmp_path)
     rec = again.open()

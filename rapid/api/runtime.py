@@ -8,8 +8,12 @@ request here can only ever reach this instance's invocations.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
+
+import msgspec
 
 from rapid.core.errors import RuntimeAPIError
 from rapid.http.message import Request, Response
@@ -66,3 +70,33 @@ class RuntimeAPI:
         except RuntimeAPIError as exc:
             return Response.json(exc.status, exc.body())
         return Response.json(404, _NOT_FOUND)
+
+
+def posted_error_type(req: Request) -> str | None:
+    """The error type a runtime reported: its header, else the body's ``errorType``
+    (most clients send only the body)."""
+    header = req.headers.get("lambda-runtime-function-error-type")
+    if header:
+        return header
+    try:
+        value = msgspec.json.decode(req.body)
+    except msgspec.DecodeError:
+        return None
+    t = value.get("errorType") if isinstance(value, dict) else None
+    return t if isinstance(t, str) else None
+
+
+def trailer_error(req: Request) -> tuple[str, bytes] | None:
+    """(error type, error body) from a response's error trailers, or None.
+
+    The Go client declares both trailers on every POST and fills them only when the
+    io.Reader it was streaming failed; a streaming runtime does the same mid-stream."""
+    error_type = req.trailers.get("lambda-runtime-function-error-type")
+    if not error_type:
+        return None
+    try:
+        body = base64.b64decode(req.trailers.get("lambda-runtime-function-error-body", ""), validate=True)
+        msgspec.json.decode(body)
+    except (binascii.Error, ValueError, msgspec.DecodeError):
+        body = msgspec.json.encode({"errorType": error_type, "errorMessage": ""})
+    return error_type, body

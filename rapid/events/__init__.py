@@ -32,6 +32,6 @@ record delivered to a function or built-in queue in the same transaction, append
 fsync'd to a file before it, or queued in the durable outbox for HTTP). Every attempt is
 counted on disk before it starts; after a crash, the events that were running are run again
 and counted in ``rapid_async_redelivered_total``. SIGTERM lets running attempts finish (up
-to ``shutdown_timeout``), puts the others back in the queue uncounted, and keeps everything
-on disk. Without ``--data-dir`` the daemon's data dir is temporary, and so is its queue.
+to ``shutdown_timeout``), puts the others back in the queue (those cut short are counted as
+redeliveries), and keeps everything on disk. Without ``--data-dir`` the daemon's data dir is temporary, and so is its queue.
 """

@@ -23,9 +23,11 @@ start hundreds of instances on a small machine), and only in slots that synchron
 invokes leave free (``limit - sync running``). A function with reserved concurrency 2
 therefore always keeps one instance's worth of room for synchronous callers. When a lane
 has due events but no room because synchronous invokes hold it, it is looked at again every
-``BLOCKED_POLL`` seconds. A throttle that still happens (a synchronous invoke took the slot
-in between) backs the whole function off: 1 s, 2 s, ... 5 min (time-scaled), and the event
-is retried after its own backoff, until its maximum age.
+``BLOCKED_POLL`` seconds. A throttle can still happen (a synchronous invoke is waiting for
+an instance that is still starting, which ``fn.running`` does not count yet): the host
+answers the attempt 429, the whole function's async work backs off (1 s, 2 s, ... 5 min,
+time-scaled), the event is retried after its own backoff until its maximum age, and the
+throttled attempt counts in ``approximateInvokeCount``, as AWS counts it.
 
 Reserved concurrency 0: events are submitted anyway, the host throttles them, and the
 policy sends them to the dead-letter / on-failure target at once, as AWS does.
@@ -36,7 +38,9 @@ The store queues again every event that was running when the daemon died and cou
 (``rapid_async_redelivered_total``, and a line on stderr at start): these are the possible
 duplicates of at-least-once delivery. Nothing else can be duplicated, except a file record
 whose fsync completed just before the crash and whose event's deletion did not; that event
-was running, so it is counted too.
+was running, so it is counted too. On SIGTERM, an attempt that the shutdown cuts short (its
+runtime is stopped after ``shutdown_timeout``) goes back to the queue uncounted as an
+attempt and counted as a redelivery, with a line on stderr.
 """
 
 from __future__ import annotations
@@ -110,6 +114,7 @@ class Dispatcher:
         self._delivery_task: asyncio.Task[None] | None = None
         self._delivery_jobs: set[asyncio.Task[None]] = set()
         self._session: Any = None
+        self._cut: dict[str, int] = {}  # attempts cut short by the shutdown, per function
 
     # -- life -----------------------------------------------------------------------------
 
@@ -156,7 +161,11 @@ class Dispatcher:
         """After the host has shut down: put every attempt that did not finish back in the
         queue, stop deliveries, commit everything, release the data dir."""
         self.stopping = True
-        await self._call(self.store.release_running)
+        cut = dict(self._cut)
+        await self._call(self.store.release_running, cut)
+        if cut:
+            say(f"{sum(cut.values())} running attempt(s) were cut short by the shutdown; they run again at the "
+                "next start (possible duplicates, counted in rapid_async_redelivered_total)")
         if self._delivery_task is not None:
             self._delivery_task.cancel()
         for job in list(self._delivery_jobs):
@@ -365,7 +374,9 @@ class Dispatcher:
                 self._kick()
 
             self.store.reschedule(entry, decision.at, decision.reason, response, requeued)
-        # Release: nothing; close() puts the event back in the queue on disk.
+        elif svc is None:  # Release of an attempt that ran and was cut short by the shutdown
+            self._cut[entry.function] = self._cut.get(entry.function, 0) + 1
+        # Release: close() puts the event back in the queue on disk.
         self._kick()
 
     # -- finishing ------------------------------------------------------------------------
@@ -445,7 +456,12 @@ class Dispatcher:
             await limit.acquire()
             job = self._loop.create_task(self._deliver(d))
             self._delivery_jobs.add(job)
-            job.add_done_callback(lambda t: (self._delivery_jobs.discard(t), limit.release()))
+
+            def finished(t: asyncio.Task[None]) -> None:
+                self._delivery_jobs.discard(t)
+                limit.release()
+
+            job.add_done_callback(finished)
 
     async def _deliver(self, d: Delivery) -> None:
         if d.target.startswith("file://"):

@@ -79,8 +79,8 @@ def render(snap: Snapshot) -> str:
                     out.append(f'{name}{{function="{_label(f)}",{label}="{_label(n[len(key):])}"}} {v}')
     out.append("# HELP rapid_queue_messages Messages in a built-in queue.")
     out.append("# TYPE rapid_queue_messages gauge")
-    for q, n in sorted(snap.queues.items()):
-        out.append(f'rapid_queue_messages{{queue="{_label(q)}"}} {n}')
+    for q, count in sorted(snap.queues.items()):
+        out.append(f'rapid_queue_messages{{queue="{_label(q)}"}} {count}')
     return "\n".join(out) + "\n"
 
 

@@ -24,7 +24,7 @@ use e.g. 0.01 so that a one-minute retry takes 0.6 s).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 RETRY_DELAYS = (60.0, 120.0)  # after the 1st and the 2nd function error
 BACKOFF_FIRST = 1.0
@@ -34,9 +34,9 @@ DEFAULT_MAX_EVENT_AGE = 21600
 RETRY_ATTEMPTS_RANGE = (0, 2)
 EVENT_AGE_RANGE = (60, 21600)
 
-SUCCESS = "Success"
-RETRIES_EXHAUSTED = "RetriesExhausted"
-EVENT_AGE_EXCEEDED = "EventAgeExceeded"
+SUCCESS: Final = "Success"
+RETRIES_EXHAUSTED: Final = "RetriesExhausted"
+EVENT_AGE_EXCEEDED: Final = "EventAgeExceeded"
 
 # What an attempt came to, as the dispatcher classifies an invocation's outcome.
 Result = Literal["success", "function_error", "throttled", "system_error", "interrupted"]
@@ -148,4 +148,4 @@ def decide(
     if now >= expiry:
         return GiveUp(EVENT_AGE_EXCEEDED)
     at = now + backoff(throttles) * limits.time_scale
-    return Retry(min(at, expiry), result, errors, throttles)  # type: ignore[arg-type]
+    return Retry(min(at, expiry), result, errors, throttles)

@@ -120,6 +120,34 @@ class Function:
             return report.start_json(inv.request_id, self.version, inv.function_arn)
         return report.start_text(inv.request_id, self.version)
 
+    def report(
+        self, inv: Invocation, outcome: Outcome, init_ms: float | None, peak_mb: int, include_start: bool
+    ) -> None:
+        """The platform's lines for a finished invocation: END and REPORT (START too when
+        the invocation never reached a runtime)."""
+        if include_start:
+            self.log_platform(inv, self.start_line(inv))
+        r = report.Report(
+            request_id=inv.request_id,
+            duration_ms=(time.monotonic() - inv.started) * 1000.0 if inv.started else 0.0,
+            memory_size_mb=self.memory,
+            max_memory_used_mb=peak_mb,
+            init_duration_ms=init_ms,
+            status=outcome.status,
+            error_type=outcome.error_type if outcome.status != "success" else None,
+        )
+        if self.json_logs:
+            self.log_platform(inv, report.report_json(r))
+        else:
+            self.log_platform(inv, report.end_text(inv.request_id))
+            self.log_platform(inv, report.report_text(r))
+
+    def report_init(self, instance: Instance, ms: float, phase: str, status: str, error_type: str | None) -> None:
+        if self.json_logs:
+            self.log_line(report.init_report_json(ms, phase, status, error_type, self.init_type(instance)))
+        else:
+            self.log_line(report.init_report_text(ms, phase, status, error_type))
+
     # -- scheduling -----------------------------------------------------------------------
 
     def submit(self, inv: Invocation) -> None:

@@ -27,23 +27,19 @@ exited. A dead instance is never reused.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import os
 import shutil
 import subprocess
 import time
-from collections import deque
 from typing import TYPE_CHECKING
 
 import msgspec
 
-from rapid.api.runtime import RuntimeAPI
+from rapid.api.runtime import RuntimeAPI, posted_error_type, trailer_error
 from rapid.core import report
 from rapid.core.errors import (
     MAX_RUNTIME_RESPONSE,
     FunctionError,
-    invalid_request_id,
     normalise_error_type,
     payload_too_large,
     response_too_large,
@@ -62,7 +58,8 @@ from rapid.core.invocation import (
 from rapid.core.runtime_state import RuntimeEvent, RuntimeMachine, RuntimeState
 from rapid.http.message import Request, Response
 from rapid.http.protocol import HttpConnection, serve
-from rapid.supervisor.peers import holds_socket, peer_socket, process_tree
+from rapid.host.slots import Slots
+from rapid.supervisor.peers import is_peer_of
 from rapid.supervisor.process import RuntimeProcess
 
 if TYPE_CHECKING:
@@ -81,13 +78,10 @@ class Instance:
         self.id = instance_id
         self.hex = os.urandom(16).hex()
         self.provisioned = provisioned
-        self.slots = [RuntimeMachine() for _ in range(function.per_instance)]
+        self.slots = Slots(function.per_instance)
         self.bound = bound  # the invocation a suppressed init runs for
         self.suppressed = bound is not None
         self.initialized = False
-        self.parked: deque[tuple[RuntimeMachine, asyncio.Future[Response]]] = deque()
-        self.lost: list[RuntimeMachine] = []  # Ready slots whose /next connection dropped
-        self.running: dict[str, tuple[Invocation, RuntimeMachine]] = {}
         self.process: RuntimeProcess | None = None
         self.server: asyncio.Server | None = None
         self.address = ""
@@ -166,19 +160,17 @@ class Instance:
         if not self.function.host.config.verify_runtime_peer:
             return True
         process = self.process
-        if process is None or conn.peer is None or self.server is None:
+        if process is None or conn.peer is None or not self.address:
             return False
-        found = peer_socket(conn.peer, ("127.0.0.1", int(self.address.rsplit(":", 1)[1])))
-        if found is None:
-            return False
-        inode, uid = found
-        if self.uid is not None and uid != self.uid:
-            return False
-        pids = process.members() or process_tree(process.pid)
-        return holds_socket(pids, inode)
+        port = int(self.address.rsplit(":", 1)[1])
+        return is_peer_of(conn.peer, port, self.uid, process.pid, process.members())
+
+    @property
+    def running(self) -> dict[str, tuple[Invocation, RuntimeMachine]]:
+        return self.slots.running
 
     def next(self) -> Response | asyncio.Future[Response]:
-        slot = self._slot_for_next()
+        slot = self.slots.for_next()
         first = not self.initialized
         if first:
             self._init_done()
@@ -198,41 +190,23 @@ class Instance:
             self._freeze()
         return fut
 
-    def _slot_for_next(self) -> RuntimeMachine:
-        if self.lost:
-            return self.lost.pop()  # its /next connection dropped; it is polling again
-        for slot in self.slots:
-            if slot.can(RuntimeEvent.NEXT):
-                slot.advance(RuntimeEvent.NEXT)
-                return slot
-        # No slot may ask for an event now: the machine words the 403.
-        self.slots[0].advance(RuntimeEvent.NEXT)
-        raise AssertionError("unreachable")
-
     def _park(self, slot: RuntimeMachine) -> asyncio.Future[Response]:
         fut: asyncio.Future[Response] = self._loop.create_future()
-        self.parked.append((slot, fut))
+        self.slots.park(slot, fut)
         fut.add_done_callback(self._parked_done)
         return fut
 
     def _parked_done(self, fut: asyncio.Future[Response]) -> None:
-        if not fut.cancelled():
-            return
-        for i, (slot, f) in enumerate(self.parked):
-            if f is fut:
-                # The runtime hung up on this /next: the slot stays Ready, and may poll again.
-                del self.parked[i]
-                self.lost.append(slot)
-                self.function.not_idle(self)
-                return
+        if fut.cancelled() and self.slots.hung_up(fut):
+            self.function.not_idle(self)  # it may poll again, on a new connection
 
     @property
     def idle_slots(self) -> int:
-        return len(self.parked)
+        return self.slots.idle
 
     def deliver(self, inv: Invocation) -> None:
         """Hand ``inv`` to a parked ``/next`` (the function chose this instance as idle)."""
-        slot, fut = self.parked.popleft()
+        slot, fut = self.slots.unpark()
         self._thaw()
         fut.set_result(self._dispatch(inv, slot))
 
@@ -240,8 +214,7 @@ class Instance:
         if inv.started == 0.0:
             self._arm(inv)
         inv.advance(InvocationEvent.DISPATCH)
-        slot.advance(RuntimeEvent.DISPATCH)
-        self.running[inv.request_id] = (inv, slot)
+        self.slots.dispatch(inv, slot)
         fn = self.function
         fn.log_platform(inv, fn.start_line(inv))
         headers = [
@@ -266,43 +239,31 @@ class Instance:
         # the timer is relative, armed at the same instant.
         self._timers[inv.request_id] = self._loop.call_later(inv.timeout, self._timed_out, inv)
 
-    def _answering(self, request_id: str) -> tuple[Invocation, RuntimeMachine]:
-        entry = self.running.get(request_id)
-        if entry is None or entry[0].settled:
-            raise invalid_request_id()
-        return entry
-
     def respond(self, request_id: str, req: Request) -> Response:
-        inv, slot = self._answering(request_id)
+        inv, slot = self.slots.answering(request_id)
         slot.advance(RuntimeEvent.RESPONSE)
         if req.too_large:
             self._finish(inv, InvocationEvent.FAIL, platform_failure(response_too_large(), inv.request_id, _encode))
             err = payload_too_large()
             return Response.json(err.status, err.body())
-        trailer_error = req.trailers.get("lambda-runtime-function-error-type")
-        if trailer_error:
-            # The Go client (and a streaming runtime) reports a failure mid-body in trailers.
-            body = _trailer_body(req.trailers.get("lambda-runtime-function-error-body", ""), trailer_error)
-            self._finish(inv, InvocationEvent.FAIL, function_failure(body, normalise_error_type(trailer_error)))
+        failed = trailer_error(req)  # the Go client reports a failure mid-body in trailers
+        if failed is not None:
+            self._finish(inv, InvocationEvent.FAIL, function_failure(failed[1], normalise_error_type(failed[0])))
         else:
             self._finish(inv, InvocationEvent.RESPOND, success(bytes(req.body), req.headers.get("content-type")))
         return Response(202, _ACCEPTED, _JSON)
 
     def error(self, request_id: str, req: Request) -> Response:
-        inv, slot = self._answering(request_id)
+        inv, slot = self.slots.answering(request_id)
         slot.advance(RuntimeEvent.ERROR)
         body = bytes(req.body) if not req.too_large else b""
-        error_type = req.headers.get("lambda-runtime-function-error-type") or _error_type_of(body)
-        self._finish(inv, InvocationEvent.FAIL, function_failure(body, normalise_error_type(error_type)))
+        self._finish(inv, InvocationEvent.FAIL, function_failure(body, normalise_error_type(posted_error_type(req))))
         return Response(202, _ACCEPTED, _JSON)
 
     def init_error(self, req: Request) -> Response:
-        slot = next((s for s in self.slots if s.state is RuntimeState.INITIALIZING), self.slots[0])
-        if self.initialized:
-            slot = self.slots[0]  # init is over: the machine words the 403
-        slot.advance(RuntimeEvent.INIT_ERROR)
+        self.slots.for_init_error(self.initialized).advance(RuntimeEvent.INIT_ERROR)
         body = bytes(req.body)
-        error_type = req.headers.get("lambda-runtime-function-error-type") or _error_type_of(body)
+        error_type = posted_error_type(req)
         # Answer the runtime first; then end it (it should exit by itself, but need not).
         self._loop.call_soon(self._init_failed, None, (body, normalise_error_type(error_type)), "error")
         return Response(202, _ACCEPTED, _JSON)
@@ -326,25 +287,10 @@ class Instance:
             self._die(reset=False)
 
     def _report(self, inv: Invocation, outcome: Outcome, include_start: bool = False) -> None:
-        fn = self.function
-        if include_start:
-            fn.log_platform(inv, fn.start_line(inv))
+        """END and REPORT for ``inv`` (START too, if it never reached the runtime)."""
         init_ms, self.init_duration_ms = self.init_duration_ms, None
-        process = self.process
-        r = report.Report(
-            request_id=inv.request_id,
-            duration_ms=(time.monotonic() - inv.started) * 1000.0 if inv.started else 0.0,
-            memory_size_mb=fn.memory,
-            max_memory_used_mb=process.peak_memory_mb() if process is not None else 0,
-            init_duration_ms=init_ms,
-            status=outcome.status,
-            error_type=outcome.error_type if outcome.status != "success" else None,
-        )
-        if fn.json_logs:
-            fn.log_platform(inv, report.report_json(r))
-        else:
-            fn.log_platform(inv, report.end_text(inv.request_id))
-            fn.log_platform(inv, report.report_text(r))
+        peak = self.process.peak_memory_mb() if self.process is not None else 0
+        self.function.report(inv, outcome, init_ms, peak, include_start)
 
     def _timed_out(self, inv: Invocation) -> None:
         self._timers.pop(inv.request_id, None)
@@ -405,13 +351,9 @@ class Instance:
         self._die(reset=True)
 
     def _init_report(self, phase: str, status: str, error_type: str | None, ms: float | None = None) -> None:
-        fn = self.function
         if ms is None:
             ms = (time.monotonic() - self.spawned_at) * 1000.0 if self.spawned_at else 0.0
-        if fn.json_logs:
-            fn.log_line(report.init_report_json(ms, phase, status, error_type, fn.init_type(self)))
-        else:
-            fn.log_line(report.init_report_text(ms, phase, status, error_type))
+        self.function.report_init(self, ms, phase, status, error_type)
 
     # -- the process ----------------------------------------------------------------------
 
@@ -428,10 +370,7 @@ class Instance:
             inv.log_lines.append(text)
 
     def _on_exit(self, returncode: int) -> None:
-        states = {slot.state for slot in self.slots}
-        for slot in self.slots:
-            if slot.state is not RuntimeState.EXITED:
-                slot.advance(RuntimeEvent.EXIT)
+        states = self.slots.exit()
         crashed = False
         for inv, _slot in list(self.running.values()):
             if not inv.settled:
@@ -478,10 +417,7 @@ class Instance:
             if timer is not None:
                 timer.cancel()
         self._init_timer = None
-        while self.parked:
-            _slot, fut = self.parked.popleft()
-            if not fut.done():
-                fut.cancel()
+        self.slots.cancel_parked()
         if self.process is not None and self.process.alive:
             self.process.kill()  # SIGKILL works on a stopped group too
         else:
@@ -520,29 +456,7 @@ class Instance:
         return not self.initialized and not self.dead
 
     def __repr__(self) -> str:
-        states = ",".join(s.state.value for s in self.slots)
         return (
-            f"<Instance {self.function.name}#{self.id} [{states}]{' dead' if self.dead else ''}"
-            f"{' frozen' if self.frozen else ''} running={len(self.running)} parked={len(self.parked)} "
-            f"invokes={self.invokes} api={self.address}>"
+            f"<Instance {self.function.name}#{self.id} {self.slots!r}{' dead' if self.dead else ''}"
+            f"{' frozen' if self.frozen else ''} invokes={self.invokes} api={self.address}>"
         )
-
-
-def _trailer_body(encoded: str, error_type: str) -> bytes:
-    try:
-        body = base64.b64decode(encoded, validate=True)
-        msgspec.json.decode(body)
-        return body
-    except (binascii.Error, ValueError, msgspec.DecodeError):
-        return _encode({"errorType": error_type, "errorMessage": ""})
-
-
-def _error_type_of(body: bytes) -> str | None:
-    try:
-        value = msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        return None
-    if isinstance(value, dict):
-        t = value.get("errorType")
-        return t if isinstance(t, str) else None
-    return None
