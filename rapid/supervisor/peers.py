@@ -70,11 +70,14 @@ def holds_socket(pids: Iterable[int], inode: int) -> bool:
 def is_peer_of(peer: tuple[str, int], port: int, uid: int | None, root: int, members: list[int]) -> bool:
     """Whether the process at ``peer``, connected to our loopback ``port``, belongs to the
     instance: its socket owned by the instance's uid (when it has its own) and held by one
-    of its processes (its cgroup's ``members``, else the tree under its ``root`` pid)."""
+    of its processes: the tree under its ``root`` pid, or its cgroup's ``members`` (which
+    also know children that left the tree; a child forked before the runtime joined its
+    cgroup is only in the tree)."""
     found = peer_socket(peer, ("127.0.0.1", port))
     if found is None:
         return False
     inode, owner = found
     if uid is not None and owner != uid:
         return False
-    return holds_socket(members or process_tree(root), inode)
+    tree = process_tree(root)
+    return holds_socket(tree, inode) or holds_socket([p for p in members if p not in tree], inode)
