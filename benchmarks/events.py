@@ -210,7 +210,7 @@ def run_end_to_end(args: argparse.Namespace, payload: bytes, env: dict[str, str]
 async def store_inline(path: str, n: int, producers: int, payload: bytes, per_tick: bool) -> tuple[float, float]:
     import sqlite3
 
-    from rapid.events.store import _SCHEMA, connect
+    from rapid.events.sqlite_db import _SCHEMA, connect
 
     db = connect(path)
     db.executescript(_SCHEMA)
@@ -257,7 +257,8 @@ async def store_inline(path: str, n: int, producers: int, payload: bytes, per_ti
 
 
 async def store_threaded(path: str, n: int, producers: int, payload: bytes) -> tuple[float, float, float]:
-    from rapid.events.store import Entry, SQLiteStore
+    from rapid.events.sqlite_store import SQLiteStore
+    from rapid.events.store import Entry
 
     store = SQLiteStore(path)
     store.open()

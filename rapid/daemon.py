@@ -19,7 +19,8 @@ from rapid.api.invoke import InvokeAPI
 from rapid.config import Config, ConfigError
 from rapid.core.errors import MAX_SYNC_REQUEST
 from rapid.events.dispatcher import Dispatcher
-from rapid.events.store import SQLiteStore, StoreError
+from rapid.events.sqlite_store import SQLiteStore
+from rapid.events.store import StoreError
 from rapid.host.code import code_for
 from rapid.host.host import Host
 from rapid.http.protocol import serve

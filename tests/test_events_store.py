@@ -10,7 +10,9 @@ import pytest
 from rapid.events import destinations as dest
 from rapid.events import metrics
 from rapid.events.destinations import Response, TargetError, parse_target
-from rapid.events.store import Entry, Finish, SQLiteStore, StoreBusy, read_messages, read_snapshot
+from rapid.events.sqlite_db import read_messages, read_snapshot
+from rapid.events.sqlite_store import SQLiteStore
+from rapid.events.store import Entry, Finish, StoreBusy
 
 R, A = "us-east-1", "000000000000"
 ARN = f"arn:aws:lambda:{R}:{A}:function:f:$LATEST"
@@ -215,7 +217,8 @@ async def test_torn_last_line_does_not_swallow_the_next_record(tmp_path):
 
 CRASHER = """
 import asyncio, os, sys
-from rapid.events.store import Entry, SQLiteStore
+from rapid.events.sqlite_store import SQLiteStore
+from rapid.events.store import Entry
 
 async def main():
     store = SQLiteStore(sys.argv[1])

@@ -1,9 +1,18 @@
 """Durable asynchronous invocation: ``InvocationType: Event`` as Lambda does it.
 
-- ``store``: the queue on disk (SQLite, WAL, ``synchronous=FULL``, group commit in one writer
-  thread) behind the ``EventStore`` interface; an event is answered 202 once it is durable.
+- ``store``: the ``EventStore`` interface and what it holds (queued events, outbox rows, the
+  ``Finish`` of an event); an event is answered 202 once it is durable.
+- ``sqlite_store``: the queue on disk behind that interface (SQLite, WAL, ``synchronous=FULL``,
+  group commit in one writer thread; one daemon per data dir).
+- ``sqlite_db``: ``events.db``: its tables, the transaction an operation writes in (finishing an
+  event with its record, dead letter and deliveries), and reading it (``rapid queue``, offline).
 - ``dispatcher``: runs queued events on their functions within their concurrency (async work
   never takes a function's last slot), retries, finishes them.
+- ``settings``: each function's event-invoke-configs (API or ``rapid.toml``), dead-letter target
+  and retry limits, and the ``Finish`` they make of an event.
+- ``outbox``: records and dead letters for HTTP endpoints (and files that could not be written
+  at once), retried with backoff.
+- ``say``: the one line on stderr (``rapid: async: ...``).
 - ``policy``: the retry rules as a pure function (no asyncio, no I/O): function errors are
   retried up to ``MaximumRetryAttempts`` after 1 then 2 minutes; throttles and system
   errors with backoff from 1 s to 5 min until ``MaximumEventAgeInSeconds``.

@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 
 from rapid.events import metrics
-from rapid.events.store import DB_NAME, connect, read_messages, read_snapshot
+from rapid.events.sqlite_db import DB_NAME, connect, read_messages, read_snapshot
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

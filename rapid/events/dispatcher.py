@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -56,11 +55,13 @@ import msgspec
 
 from rapid.core.errors import ServiceError
 from rapid.core.invocation import Invocation, InvocationEvent, Outcome
-from rapid.core.naming import LATEST, function_arn, trace_id
-from rapid.events import destinations as dest
+from rapid.core.naming import function_arn, trace_id
 from rapid.events import policy
-from rapid.events.destinations import Response, Target, TargetError
-from rapid.events.store import Delivery, Entry, EventStore, Finish, Finished, Recovery, Snapshot
+from rapid.events.destinations import Response
+from rapid.events.outbox import Outbox
+from rapid.events.say import say
+from rapid.events.settings import Settings
+from rapid.events.store import Entry, EventStore, Finished, Recovery, Snapshot, call
 from rapid.http.message import Response as HttpResponse
 
 if TYPE_CHECKING:
@@ -68,12 +69,7 @@ if TYPE_CHECKING:
     from rapid.host.host import Host
 
 BLOCKED_POLL = 0.02  # seconds between looks at a lane whose function is busy with sync work
-MAX_HTTP_DELIVERIES = 16  # concurrent POSTs to HTTP destinations
 _encode = msgspec.json.Encoder().encode
-
-
-def say(text: str) -> None:
-    print(f"rapid: async: {text}", file=sys.stderr, flush=True)
 
 
 class Lane:
@@ -100,20 +96,14 @@ class Dispatcher:
         self.async_concurrency = cfg.async_concurrency
         self.region, self.account = host.region, cfg.account_id
         self.lanes: dict[str, Lane] = {}
-        self.configs: dict[tuple[str, str], dict[str, Any]] = dict(recovery.configs)
-        self.dead_letters: dict[str, Target] = {}
         self.stopping = False
         self._recovery: Recovery | None = recovery
         self._loop = asyncio.get_running_loop()
+        self.settings = Settings(host, store, dict(recovery.configs), self._loop)
+        self.outbox = Outbox(store, self._loop, self.scale)
         self._pump_scheduled = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
-        self._targets: dict[str, Target] = {}
-        self._deliveries: list[Delivery] = []
-        self._delivery_wake = asyncio.Event()
-        self._delivery_task: asyncio.Task[None] | None = None
-        self._delivery_jobs: set[asyncio.Task[None]] = set()
-        self._session: Any = None
         self._cut: dict[str, int] = {}  # attempts cut short by the shutdown, per function
 
     # -- life -----------------------------------------------------------------------------
@@ -122,13 +112,7 @@ class Dispatcher:
         recovery, self._recovery = self._recovery, None
         assert recovery is not None
         self.store.start(self._loop)
-        for name, fc in self.host.config.functions.items():
-            body = toml_config(fc)
-            if body is not None:  # the TOML file's settings win at start (see rapid.events)
-                self.configs[(name, LATEST)] = body
-                self.store.put_config(name, LATEST, body, _ignore)
-            if fc.dead_letter:
-                self.dead_letters[name] = self._parse(fc.dead_letter)
+        self.settings.load()
         unknown: dict[str, int] = {}
         for entry in recovery.entries:
             if entry.function not in self.host.functions:
@@ -145,9 +129,7 @@ class Dispatcher:
         queued = len(recovery.entries)
         if queued:
             say(f"{queued} queued event(s) recovered from {self.data_dir}")
-        self._deliveries = list(recovery.deliveries)
-        heapq.heapify(self._deliveries)
-        self._delivery_task = self._loop.create_task(self._delivery_loop())
+        self.outbox.start(recovery.deliveries)
         self._kick()
 
     def stop_dispatching(self) -> None:
@@ -162,18 +144,12 @@ class Dispatcher:
         queue, stop deliveries, commit everything, release the data dir."""
         self.stopping = True
         cut = dict(self._cut)
-        await self._call(self.store.release_running, cut)
+        await call(self._loop, self.store.release_running, cut)
         if cut:
             say(f"{sum(cut.values())} running attempt(s) were cut short by the shutdown; they run again at the "
                 "next start (possible duplicates, counted in rapid_async_redelivered_total)")
-        if self._delivery_task is not None:
-            self._delivery_task.cancel()
-        for job in list(self._delivery_jobs):
-            job.cancel()
-        await asyncio.gather(*self._delivery_jobs, *(t for t in [self._delivery_task] if t), return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
-        snap: Snapshot = await self._call(self.store.snapshot)
+        await self.outbox.close()
+        snap: Snapshot = await call(self._loop, self.store.snapshot)
         await asyncio.to_thread(self.store.close)
         queued = sum(snap.depth.values())
         if queued and self.scratch:
@@ -280,7 +256,7 @@ class Dispatcher:
             batch: list[Entry] = []
             while heap and heap[0].due_at <= now and len(batch) < room:
                 entry = heapq.heappop(heap)
-                if policy.expired(entry.enqueued_at, self._limits(entry), now):
+                if policy.expired(entry.enqueued_at, self.settings.limits(entry), now):
                     self._finish(entry, policy.EVENT_AGE_EXCEEDED, None, None)
                     continue
                 batch.append(entry)
@@ -350,7 +326,7 @@ class Dispatcher:
         else:
             response = Response(200, outcome.body, "Unhandled" if outcome.function_error else None)
         now = time.time()
-        limits = self._limits(entry)
+        limits = self.settings.limits(entry)
         decision = policy.decide(
             result, now=now, enqueued_at=entry.enqueued_at, errors=entry.errors, throttles=entry.throttles,
             limits=limits, reserved_zero=fn.reserved == 0,
@@ -382,23 +358,7 @@ class Dispatcher:
     # -- finishing ------------------------------------------------------------------------
 
     def _finish(self, entry: Entry, condition: str, response: Response | None, payload: bytes | None) -> None:
-        cfg = self.config_for(entry.function, entry.qualifier)
-        failed = condition != policy.SUCCESS
-        destination = None
-        dest_config = cfg.get("DestinationConfig") or {}
-        value = (dest_config.get("OnFailure" if failed else "OnSuccess") or {}).get("Destination")
-        if value:
-            destination = self._target(value, entry)
-        dead_letter = self.dead_letters.get(entry.function) if failed else None
-        fn = self.host.functions.get(entry.function)
-        version = fn.version if fn is not None else LATEST
-        limits = self._limits(entry)
-        plan = Finish(
-            entry=entry, condition=condition, response=response, payload=payload,
-            function_arn=function_arn(self.region, self.account, entry.function, entry.qualifier or version),
-            version=version, destination=destination, dead_letter=dead_letter,
-            delivery_window=limits.max_event_age * self.scale, now=time.time(),
-        )
+        plan = self.settings.plan(entry, condition, response, payload)
 
         def done(result: Finished | None, error: BaseException | None) -> None:
             if error is not None or result is None:
@@ -414,151 +374,23 @@ class Dispatcher:
             if result.new_entries:
                 self._kick()
             if result.deliveries:
-                for d in result.deliveries:
-                    heapq.heappush(self._deliveries, d)
-                self._delivery_wake.set()
+                self.outbox.add(result.deliveries)
 
         self.store.finish(plan, done)
 
-    def _target(self, value: str, entry: Entry) -> Target | None:
-        try:
-            return self._parse(value)
-        except TargetError as exc:
-            say(f"destination of {entry.function} is invalid now, record dropped: {exc}")
-            return None
-
-    def _parse(self, value: str) -> Target:
-        target = self._targets.get(value)
-        if target is None:
-            target = self._targets[value] = dest.parse_target(
-                value, region=self.region, account=self.account, functions=self.host.functions
-            )
-        return target
-
-    # -- destinations that take time: files that failed, HTTP -------------------------------
-
-    async def _delivery_loop(self) -> None:
-        limit = asyncio.Semaphore(MAX_HTTP_DELIVERIES)
-        while True:
-            if not self._deliveries:
-                self._delivery_wake.clear()
-                await self._delivery_wake.wait()
-                continue
-            delay = self._deliveries[0].due_at - time.time()
-            if delay > 0:
-                self._delivery_wake.clear()
-                try:
-                    await asyncio.wait_for(self._delivery_wake.wait(), delay)
-                except TimeoutError:
-                    pass
-                continue
-            d = heapq.heappop(self._deliveries)
-            await limit.acquire()
-            job = self._loop.create_task(self._deliver(d))
-            self._delivery_jobs.add(job)
-
-            def finished(t: asyncio.Task[None]) -> None:
-                self._delivery_jobs.discard(t)
-                limit.release()
-
-            job.add_done_callback(finished)
-
-    async def _deliver(self, d: Delivery) -> None:
-        if d.target.startswith("file://"):
-            problem: str | None = await self._call(self.store.deliver_file, d)
-        else:
-            if self._session is None:
-                import aiohttp
-
-                self._session = aiohttp.ClientSession()
-            problem = await dest.post(self._session, d.target, d.body)
-            if problem is None:
-                await self._call(self.store.delivery_done, d)
-        if problem is None:
-            return
-        d.tries += 1
-        now = time.time()
-        d.due_at = now + policy.backoff(d.tries) * self.scale
-        drop = d.due_at > d.expires_at
-        if drop:
-            say(f"destination {d.target} for {d.function}: {problem}; record dropped after {d.tries} tries")
-        else:
-            say(f"destination {d.target} for {d.function}: {problem}; try {d.tries + 1} in "
-                f"{d.due_at - now:.2f} s")
-        await self._call(self.store.delivery_failed, d, drop)
-        if not drop:
-            heapq.heappush(self._deliveries, d)
-            self._delivery_wake.set()
-
     # -- configuration --------------------------------------------------------------------
 
-    def config_for(self, function: str, qualifier: str) -> dict[str, Any]:
-        return self.configs.get((function, qualifier or LATEST)) or {}
-
-    def _limits(self, entry: Entry) -> policy.Limits:
-        cfg = self.config_for(entry.function, entry.qualifier)
-        return policy.Limits(
-            cfg.get("MaximumRetryAttempts", policy.DEFAULT_MAX_RETRY_ATTEMPTS),
-            cfg.get("MaximumEventAgeInSeconds", policy.DEFAULT_MAX_EVENT_AGE),
-            self.scale,
-        )
+    @property
+    def configs(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """The event-invoke-configs in force, by (function, qualifier)."""
+        return self.settings.configs
 
     def put_config(self, function: str, qualifier: str, body: dict[str, Any] | None) -> asyncio.Future[None]:
         """Set (or with None delete) an event-invoke-config; the future resolves once durable."""
-        fut: asyncio.Future[None] = self._loop.create_future()
-
-        def done(_: object, error: BaseException | None) -> None:
-            if error is None:  # in force once it is on disk
-                if body is None:
-                    self.configs.pop((function, qualifier), None)
-                else:
-                    self.configs[(function, qualifier)] = body
-            if not fut.done():
-                fut.set_exception(error) if error is not None else fut.set_result(None)
-
-        self.store.put_config(function, qualifier, body, done)
-        return fut
+        return self.settings.put_config(function, qualifier, body)
 
     def snapshot(self) -> asyncio.Future[Snapshot]:
-        return self._call(self.store.snapshot)
-
-    # -- plumbing -------------------------------------------------------------------------
-
-    def _call(self, method: Callable[..., None], *args: Any) -> asyncio.Future[Any]:
-        """A store operation as a future."""
-        fut: asyncio.Future[Any] = self._loop.create_future()
-
-        def done(result: Any, error: BaseException | None) -> None:
-            if fut.done():
-                return
-            if error is not None:
-                fut.set_exception(error)
-            else:
-                fut.set_result(result)
-
-        method(*args, done)
-        return fut
-
-
-def toml_config(fc: Any) -> dict[str, Any] | None:
-    """A function's async settings from ``rapid.toml`` as an event-invoke-config, or None."""
-    if fc.maximum_retry_attempts is None and fc.maximum_event_age is None and not (fc.on_success or fc.on_failure):
-        return None
-    body: dict[str, Any] = {"LastModified": time.time()}
-    if fc.maximum_retry_attempts is not None:
-        body["MaximumRetryAttempts"] = fc.maximum_retry_attempts
-    if fc.maximum_event_age is not None:
-        body["MaximumEventAgeInSeconds"] = fc.maximum_event_age
-    body["DestinationConfig"] = {
-        "OnSuccess": {"Destination": fc.on_success} if fc.on_success else {},
-        "OnFailure": {"Destination": fc.on_failure} if fc.on_failure else {},
-    }
-    return body
-
-
-def _ignore(_: object, error: BaseException | None) -> None:
-    if error is not None:
-        say(f"could not store a configuration: {error}")
+        return call(self._loop, self.store.snapshot)
 
 
 def _service_error(exc: ServiceError, rid: str) -> HttpResponse:
