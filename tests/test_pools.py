@@ -202,8 +202,14 @@ for _ in range(int(os.environ["AWS_LAMBDA_MAX_CONCURRENCY"])):
 """
 
 
-def test_an_idle_instance_is_frozen(behave_fn):
-    with run_server(["--function", f"fn={behave_fn}"]) as d:
+import pytest
+
+
+@pytest.mark.parametrize("how", ["signal", "cgroup"])
+def test_an_idle_instance_is_frozen(behave_fn, how):
+    with run_server(["--function", f"fn={behave_fn}"], env={"RAPID_FREEZE_WITH": how}) as d:
+        if how == "cgroup" and not any("idle freeze cgroup freezer" in line for line in d.stderr):
+            pytest.skip("no freezer cgroup here")
         d.invoke("fn", {"ticks": True})
         before = d.invoke("fn", {"ticks": True}).json()
         time.sleep(1)
