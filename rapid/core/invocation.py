@@ -26,6 +26,8 @@ from rapid.core.errors import FunctionError, ServiceError
 
 
 class InvocationState(enum.Enum):
+    __hash__ = object.__hash__  # members are singletons; Enum's own hash is Python code
+
     QUEUED = "Queued"
     RUNNING = "Running"
     SUCCEEDED = "Succeeded"
@@ -34,6 +36,8 @@ class InvocationState(enum.Enum):
 
 
 class InvocationEvent(enum.Enum):
+    __hash__ = object.__hash__  # members are singletons; Enum's own hash is Python code
+
     DISPATCH = "dispatch"
     RESPOND = "respond"
     FAIL = "fail"

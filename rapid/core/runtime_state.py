@@ -27,6 +27,8 @@ from rapid.core.errors import InvalidStateTransition
 
 
 class RuntimeState(enum.Enum):
+    __hash__ = object.__hash__  # members are singletons; Enum's own hash is Python code
+
     # The values are the RIE's state names (core/states.go): they appear in 403 messages.
     INITIALIZING = "Started"
     READY = "Ready"
@@ -37,6 +39,8 @@ class RuntimeState(enum.Enum):
 
 
 class RuntimeEvent(enum.Enum):
+    __hash__ = object.__hash__  # members are singletons; Enum's own hash is Python code
+
     # The value is the RIE's name for the state the call asks to enter.
     NEXT = "Ready"
     DISPATCH = "Running"
