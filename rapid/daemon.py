@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import os
 import resource
@@ -33,28 +34,32 @@ def say(text: str) -> None:
 
 
 async def serve_forever(config: Config) -> int:
-    loop = asyncio.get_running_loop()
-    data_dir = config.data_dir
-    scratch = None
-    if data_dir is None:
-        data_dir = scratch = tempfile.mkdtemp(prefix="rapid-data-")
-    Path(data_dir).mkdir(parents=True, exist_ok=True)
-    store = SQLiteStore(data_dir)  # the async queue: taken first, so a busy data dir stops start-up
-    try:
-        recovery = store.open()
-    except StoreError as exc:  # the data dir is another daemon's, or unusable
-        raise ConfigError(str(exc)) from None
-    logs = LogSink()
-    cap = machine_capacity()
-    if config.max_concurrency > cap:
-        say(f"max_concurrency {config.max_concurrency} capped to {cap}, what this machine can run")
-        config = msgspec.structs.replace(config, max_concurrency=cap)
-    try:
-        host = Host(config, logs)
-    except RuntimeError as exc:
-        store.close()
-        raise ConfigError(str(exc)) from None
-    try:
+    # Whatever start-up took is given back however it ends: a configuration error, a port
+    # in use, or a clean shutdown (every step below is safe to undo twice).
+    with contextlib.ExitStack() as undo:
+        data_dir = config.data_dir
+        scratch = data_dir is None
+        if data_dir is None:
+            data_dir = tempfile.mkdtemp(prefix="rapid-data-")
+            undo.callback(shutil.rmtree, data_dir, True)
+        Path(data_dir).mkdir(parents=True, exist_ok=True)
+        store = SQLiteStore(data_dir)  # the async queue: taken first, so a busy data dir stops start-up
+        try:
+            recovery = store.open()
+        except StoreError as exc:  # the data dir is another daemon's, or unusable
+            raise ConfigError(str(exc)) from None
+        undo.callback(store.close)
+        cap = machine_capacity()
+        if config.max_concurrency > cap:
+            say(f"max_concurrency {config.max_concurrency} capped to {cap}, what this machine can run")
+            config = msgspec.structs.replace(config, max_concurrency=cap)
+        try:
+            host = Host(config, LogSink())
+        except RuntimeError as exc:
+            raise ConfigError(str(exc)) from None
+        undo.callback(host.close)
+        if scratch:
+            host.guardian.scratch_folder(data_dir)  # gone even if the daemon is SIGKILLed
         for name, fc in config.functions.items():
             code = code_for(fc, dropin=config.dropin, data_dir=Path(data_dir))
             if code.entrypoint_error is not None:
@@ -63,43 +68,37 @@ async def serve_forever(config: Config) -> int:
             if warning:
                 say(f"warning: {warning}")
             host.add(name, fc, code, tagged=not config.dropin)
-    except ConfigError:
-        host.guardian.close()
-        host.sandbox.close()
-        store.close()
-        raise
-    say(host.sandbox.describe())
-    host.start()
-    events = Dispatcher(host, store, recovery, data_dir=str(data_dir), scratch=scratch is not None)
-    events.start()
+        events = Dispatcher(host, store, recovery, data_dir=str(data_dir), scratch=scratch)
+        api = InvokeAPI(host, ready=lambda: True, events=events)
+        try:
+            server = await serve(api, config.host, config.port, MAX_SYNC_REQUEST)
+        except OSError as exc:
+            say(f"error: cannot listen on {config.host}:{config.port}: {exc.strerror}")
+            return 1
+        say(host.sandbox.describe())
+        host.start()
+        events.start()
+        port = server.sockets[0].getsockname()[1]
+        say(f"listening on http://{config.host}:{port} (functions: {', '.join(sorted(host.functions))})")
+        await _until_signalled()
+        say("shutting down")
+        server.close()
+        events.stop_dispatching()
+        await host.shutdown()
+        await events.close()  # running attempts that did not finish go back to the queue on disk
+        return 0
 
+
+async def _until_signalled() -> None:
+    loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    api = InvokeAPI(host, ready=lambda: True, events=events)
     try:
-        server = await serve(api, config.host, config.port, MAX_SYNC_REQUEST)
-    except OSError as exc:
-        host.guardian.close()
-        events.stop_dispatching()
-        await events.close()
-        say(f"error: cannot listen on {config.host}:{config.port}: {exc.strerror}")
-        return 1
-    port = server.sockets[0].getsockname()[1]
-    names = ", ".join(sorted(host.functions))
-    say(f"listening on http://{config.host}:{port} (functions: {names})")
-
-    await stop.wait()
-    say("shutting down")
-    server.close()
-    events.stop_dispatching()
-    await host.shutdown()
-    await events.close()  # running attempts that did not finish go back to the queue on disk
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.remove_signal_handler(sig)
-    if scratch is not None:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return 0
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
 
 
 def machine_capacity() -> int:

@@ -44,6 +44,7 @@ class Host:
         self.guardian = Guardian()
         for folder in self.sandbox.cgroup_folders():
             self.guardian.cgroup_folder(folder)
+        self.guardian.scratch_folder(self.tmp_root)
         self.max_concurrency = config.max_concurrency
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -126,6 +127,11 @@ class Host:
         deadline = loop.time() + 2.0
         while loop.time() < deadline and any(i.process and i.process.alive for i in instances):
             await asyncio.sleep(0.02)
+        self.close()
+
+    def close(self) -> None:
+        """Give back what the host holds: the guardian (which kills any runtime left), the
+        cgroups, the TMPDIR folder. Safe to call twice, and on a host that never started."""
         self.guardian.close()
         self.sandbox.close()
         shutil.rmtree(self.tmp_root, ignore_errors=True)

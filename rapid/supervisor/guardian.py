@@ -4,7 +4,8 @@ A daemon can be killed with SIGKILL, which gives it no chance to clean up. So at
 spawns this tiny process (in its own session, ignoring ^C and SIGTERM) and tells it, over
 a pipe, each process group it creates and ends (with the group's freezer cgroup, if any).
 When the pipe reaches EOF (the daemon ended, however it ended) the guardian SIGKILLs every
-group still on its list, thaws its freezer (a frozen task dies only once thawed) and exits.
+group still on its list, thaws its freezer (a frozen task dies only once thawed), removes
+the daemon's cgroup folders and temporary folders, and exits.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ _PROGRAM = r"""
 import os, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
-groups, folders = {}, []
+groups, folders, scratch = {}, [], []
 for line in sys.stdin.buffer:
     op, rest = line[:1], line[1:].decode().rstrip("\n")
     if op == b"c":
         folders.append(rest)
+        continue
+    if op == b"r":
+        scratch.append(rest)
         continue
     pgid, _, freezer = rest.partition(" ")
     if op == b"+":
@@ -57,6 +61,9 @@ for _ in range(50):
     if not folders:
         break
     time.sleep(0.05)
+import shutil
+for path in scratch:
+    shutil.rmtree(path, ignore_errors=True)
 """
 
 
@@ -78,6 +85,10 @@ class Guardian:
     def cgroup_folder(self, path: str) -> None:
         """A cgroup folder of the daemon's, to remove at the end (even after a SIGKILL)."""
         self._send(f"c{path}\n".encode())
+
+    def scratch_folder(self, path: str) -> None:
+        """A temporary folder of the daemon's, to remove at the end (even after a SIGKILL)."""
+        self._send(f"r{path}\n".encode())
 
     def forget(self, pgid: int) -> None:
         self._send(b"-%d\n" % pgid)
