@@ -127,7 +127,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--runtime-python", metavar="PATH",
                    help="interpreter of the echo bootstrap (default /usr/bin/python3 if present, else this one)")
     p.add_argument("--keep", action="store_true", help="keep the scratch folder (hosts' logs) and print it")
+    p.add_argument("--rapid-env", action="append", default=[], metavar="KEY=VALUE",
+                   help="a setting for every rapid started (e.g. RAPID_FREEZE_WITH=cgroup); repeatable")
     args = p.parse_args(argv)
+    for item in args.rapid_env:
+        key, sep, value = item.partition("=")
+        if not sep:
+            p.error(f"--rapid-env {item!r}: expected KEY=VALUE")
+        procs.RAPID_ENV[key] = value
     if args.only:
         wanted = [x.strip() for x in args.only.split(",") if x.strip()]
         unknown = [x for x in wanted if x not in NAMES]

@@ -185,11 +185,15 @@ def launch(argv: Sequence[str], port: int, *, cwd: str, logs: str, tag: str,
     return Server(proc, port, stdout, stderr, function)
 
 
+# Settings for every rapid the harness starts (--rapid-env), e.g. RAPID_FREEZE_WITH=cgroup.
+RAPID_ENV: dict[str, str] = {}
+
+
 def launch_rapid(args: Sequence[str], *, cwd: str, logs: str, tag: str,
                  env: dict[str, str] | None = None, function: str = "function") -> Server:
     port = free_port()
     argv = [sys.executable, "-m", "rapid", "serve", "--port", str(port), *args]
-    return launch(argv, port, cwd=cwd, logs=logs, tag=tag, env=env, function=function)
+    return launch(argv, port, cwd=cwd, logs=logs, tag=tag, env={**RAPID_ENV, **(env or {})}, function=function)
 
 
 def launch_command(template: str, bootstrap: str, *, cwd: str, logs: str, tag: str) -> Server:

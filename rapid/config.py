@@ -75,7 +75,7 @@ class Config(Struct, forbid_unknown_fields=True, kw_only=True):
     max_lifetime: Annotated[float, Meta(gt=0)] = 4 * 3600.0  # recycle every instance after this
     freeze: bool = True  # stop an idle instance's processes between invokes
     # How: SIGSTOP/SIGCONT to its process group, or its freezer cgroup. Measured on a cgroup
-    # v1 host, the freezer costs some 180 us of daemon CPU per invoke more, so it is opt-in.
+    # v1 host, the freezer costs 80-150 us more daemon CPU per invoke, so it is opt-in.
     freeze_with: Literal["signal", "cgroup"] = "signal"
     private_tmp: Literal["auto", "namespace", "directory"] = "auto"
     drop_privileges: Literal["auto", "off"] = "auto"  # as root: run instances as their own uid

@@ -14,7 +14,7 @@ What the daemon may do decides the mode, once, at start (``Sandbox.detect``):
   root, with a warning at start: it is better to run than to fail every invoke.
 - **freeze**: SIGSTOP/SIGCONT on the process group; or, with ``freeze_with = "cgroup"``, a
   freezer cgroup per instance (v2's ``cgroup.freeze``, or v1's freezer), which the runtime
-  cannot observe but which cost some 180 us of daemon CPU per invoke more on a v1 host.
+  cannot observe but which costs 80-150 us more daemon CPU per invoke on a v1 host.
 - **memory**: a memory cgroup per instance (v2, or v1 as on some hosts) with the function's
   memory size as its limit; the kernel OOM-kills an instance over it, and the cgroup's peak
   is the REPORT's ``Max Memory Used``. Without cgroups, the host's watchdog samples RSS.
