@@ -358,3 +358,19 @@ def test_error_trailers_make_a_function_error(tmp_path):
         assert r.json() == {"errorType": "ReaderError", "errorMessage": "read failed"}
         rid = r.headers["x-amzn-requestid"]
         assert "Error Type: Function.ReaderError" in d.wait_for_line(f"REPORT RequestId: {rid}")
+
+
+def test_the_daemon_writes_nothing_into_its_working_directory(behave_fn, tmp_path):
+    import signal as sig
+
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    with run_server(fn_args(behave_fn), cwd=cwd, check_leaks=False, expect_exit=None) as d:
+        d.invoke("fn", {"echo": 1})
+        d.proc.send_signal(sig.SIGKILL)  # the guardian cleans up after a killed daemon too
+        d.proc.wait()
+        from tests.daemon import assert_no_leaks
+
+        assert_no_leaks(d.home)
+    time.sleep(0.5)
+    assert list(cwd.iterdir()) == []

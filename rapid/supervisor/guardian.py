@@ -38,8 +38,11 @@ for pgid, freezer in groups.items():
     except OSError:
         pass
     for name, value in (("freezer.state", "THAWED"), ("cgroup.freeze", "0")):
+        path = os.path.join(freezer, name)
+        if not freezer or not os.path.exists(path):
+            continue
         try:
-            with open(os.path.join(freezer, name), "w") as f:
+            with open(path, "w") as f:
                 f.write(value)
         except OSError:
             pass
