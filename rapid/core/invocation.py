@@ -86,7 +86,6 @@ class Invocation:
     cognito_identity: str | None = None
     tail_log: bool = False
     state: InvocationState = InvocationState.QUEUED
-    deadline: float = 0.0  # monotonic seconds; set on dispatch
     deadline_epoch_ms: int = 0  # the same instant on the wall clock, for the runtime
     started: float = 0.0  # monotonic, when the invoke phase began (dispatch or suppressed init)
     outcome: Outcome | None = None

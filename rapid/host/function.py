@@ -55,7 +55,6 @@ class Function:
         self.instances: dict[int, Instance] = {}
         self.idle: list[Instance] = []  # one entry per held /next, least recently used first
         self.resets = 0
-        self.throttles = 0
         self._next_id = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._regrace: asyncio.TimerHandle | None = None
@@ -156,7 +155,7 @@ class Function:
         self.queue.append(inv)
         self._schedule()
 
-    def take(self, instance: Instance) -> Invocation | None:
+    def take(self) -> Invocation | None:
         """An instance is at ``/next``: the oldest queued invocation, if any. If none, the
         instance parks its ``/next`` and calls ``became_idle``."""
         if self.queue:
@@ -186,7 +185,7 @@ class Function:
         k = self.per_instance
         if self.reserved is not None:
             return -(-self.reserved // k)  # ceil: reserved counts invocations
-        return len(self.instances) + self.host.unreserved_room(self)
+        return len(self.instances) + self.host.unreserved_room()
 
     def _view(self) -> scheduler.PoolView:
         starting = busy = finishing = 0
@@ -250,7 +249,6 @@ class Function:
         )
         error = throttled(reason)
         refused = [self.queue.pop() for _ in range(min(count, len(self.queue)))]
-        self.throttles += len(refused)
         for inv in reversed(refused):
             inv.settle(InvocationEvent.FAIL, Outcome(b"", status="error", service_error=error))
 

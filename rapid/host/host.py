@@ -74,7 +74,7 @@ class Host:
         reserved = sum(fn.reserved or 0 for fn in self.functions.values())
         return self.max_concurrency - reserved
 
-    def unreserved_room(self, asking: Function) -> int:
+    def unreserved_room(self) -> int:
         used = sum(len(fn.instances) for fn in self.functions.values() if fn.reserved is None)
         return max(0, self.unreserved_total - used)
 

@@ -180,7 +180,7 @@ class Instance:
         if self.retiring:  # recycled: this runtime takes no more work
             self._loop.call_soon(self._die, False)
             return self._park(slot)
-        inv = self.function.take(self)
+        inv = self.function.take()
         if inv is not None:
             return self._dispatch(inv, slot)
         fut = self._park(slot)
@@ -232,8 +232,7 @@ class Instance:
 
     def _arm(self, inv: Invocation) -> None:
         """Start ``inv``'s clock: its deadline, and the timer that enforces it."""
-        inv.started = now = time.monotonic()
-        inv.deadline = now + inv.timeout
+        inv.started = time.monotonic()
         inv.deadline_epoch_ms = int((time.time() + inv.timeout) * 1000)
         # uvloop's clock ticks in whole milliseconds: durations use time.monotonic(), and
         # the timer is relative, armed at the same instant.
@@ -271,8 +270,14 @@ class Instance:
     # -- outcomes -------------------------------------------------------------------------
 
     def _finish(self, inv: Invocation, event: InvocationEvent, outcome: Outcome) -> None:
-        """Settle ``inv``: END and REPORT go out before the invoker is answered, so a log
-        tail asked for with ``X-Amz-Log-Type: Tail`` holds them."""
+        """The runtime answered ``inv``: settle it, and recycle a retiring instance."""
+        self._settle(inv, event, outcome)
+        if self.retiring and not self.running and not self.dead:
+            self._die(reset=False)
+
+    def _settle(self, inv: Invocation, event: InvocationEvent, outcome: Outcome, include_start: bool = False) -> None:
+        """Every way an invocation ends comes here. END and REPORT go out before the invoker
+        is answered, so a log tail asked for with ``X-Amz-Log-Type: Tail`` holds them."""
         timer = self._timers.pop(inv.request_id, None)
         if timer is not None:
             timer.cancel()
@@ -281,10 +286,8 @@ class Instance:
         self.running.pop(inv.request_id, None)
         self.invokes += 1
         self.answered_at = time.monotonic()
-        self._report(inv, outcome)
+        self._report(inv, outcome, include_start)
         inv.settle(event, outcome)
-        if self.retiring and not self.running and not self.dead:
-            self._die(reset=False)
 
     def _report(self, inv: Invocation, outcome: Outcome, include_start: bool = False) -> None:
         """END and REPORT for ``inv`` (START too, if it never reached the runtime)."""
@@ -301,12 +304,7 @@ class Instance:
         if was_queued:  # a suppressed init that never reached /next
             self.bound = None
             self._init_report("invoke", "timeout", None)
-        if self.process is not None:
-            self.process.drain()
-        self.running.pop(inv.request_id, None)
-        self.invokes += 1
-        self._report(inv, outcome, include_start=was_queued)
-        inv.settle(InvocationEvent.TIME_OUT, outcome)
+        self._settle(inv, InvocationEvent.TIME_OUT, outcome, include_start=was_queued)
         self._die(reset=True)
 
     def _init_done(self) -> None:
@@ -336,18 +334,13 @@ class Instance:
         self._init_report("invoke" if self.suppressed else "init", status, error_type)
         inv, self.bound = self.bound, None
         if inv is not None and not inv.settled:
-            timer = self._timers.pop(inv.request_id, None)
-            if timer is not None:
-                timer.cancel()
             if posted is not None:
                 outcome = function_failure(posted[0], posted[1])
             elif error is not None:
                 outcome = platform_failure(error, inv.request_id, _encode)
             else:
                 outcome = platform_failure(timed_out(inv.timeout), inv.request_id, _encode)
-            self.invokes += 1
-            self._report(inv, outcome, include_start=True)
-            inv.settle(InvocationEvent.FAIL, outcome)
+            self._settle(inv, InvocationEvent.FAIL, outcome, include_start=True)
         self._die(reset=True)
 
     def _init_report(self, phase: str, status: str, error_type: str | None, ms: float | None = None) -> None:
@@ -374,14 +367,8 @@ class Instance:
         crashed = False
         for inv, _slot in list(self.running.values()):
             if not inv.settled:
-                timer = self._timers.pop(inv.request_id, None)
-                if timer is not None:
-                    timer.cancel()
-                self.running.pop(inv.request_id, None)
-                self.invokes += 1
                 outcome = platform_failure(runtime_exited(returncode), inv.request_id, _encode)
-                self._report(inv, outcome)
-                inv.settle(InvocationEvent.FAIL, outcome)
+                self._settle(inv, InvocationEvent.FAIL, outcome)
                 crashed = True
         if not self.dead:
             if RuntimeState.INIT_FAILED in states:
