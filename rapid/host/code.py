@@ -12,11 +12,11 @@ import hashlib
 import os
 import shutil
 import sys
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from rapid.config import ConfigError, FunctionConfig
+from rapid.host.archive import ArchiveError, extract
 from rapid.core.errors import FunctionError, invalid_entrypoint
 
 
@@ -77,25 +77,18 @@ def command(task_root: str, argv: list[str]) -> Code:
 
 
 def unpack_zip(archive: str, into: Path) -> str:
-    """Extract a function's ``.zip`` once, keeping the file modes (a bootstrap must stay
-    executable), into a folder named after the archive's content hash."""
+    """Extract a function's ``.zip`` once, into a folder named after the archive's content
+    hash, safely (``rapid.host.archive``: nothing outside the folder, no setuid bits)."""
     digest = hashlib.sha256(Path(archive).read_bytes()).hexdigest()[:16]
     target = into / digest
     if target.is_dir():
         return str(target)
     partial = into / (digest + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
     try:
-        with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
-                path = Path(zf.extract(info, partial))
-                mode = (info.external_attr >> 16) & 0o7777
-                if mode and not info.is_dir():
-                    path.chmod(mode)
-    except zipfile.BadZipFile as exc:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise ConfigError(f"{archive}: not a valid zip file ({exc})") from None
+        extract(archive, partial)
+    except ArchiveError as exc:
+        raise ConfigError(f"{archive}: {exc}") from None
     partial.rename(target)
     return str(target)
 
