@@ -19,6 +19,11 @@ What the daemon may do decides the mode, once, at start (``Sandbox.detect``):
   memory size as its limit; the kernel OOM-kills an instance over it, and the cgroup's peak
   is the REPORT's ``Max Memory Used``. Without cgroups, the host's watchdog samples RSS.
 - **rlimits**: 1,024 open files and 1,024 processes, as on Lambda.
+- **no privilege, ever**: every runtime starts with ``PR_SET_NO_NEW_PRIVS``, so no setuid or
+  file-capability binary (the host's ``su``, a setuid copy in a ZIP) can raise it; one that
+  runs under its own uid also has every capability set emptied (bounding, ambient,
+  inheritable, permitted, effective). The code folders are mounted ``nosuid,nodev`` and
+  read-only in the instance's mount namespace.
 
 What must happen in the child runs in ``preexec``, between fork and exec; joining the
 cgroups happens from a worker thread right after the spawn (``SandboxSpec.attach``), since
@@ -47,7 +52,16 @@ if TYPE_CHECKING:
     from rapid.host.instance import Instance
 
 _CLONE_NEWNS = 0x00020000
-_MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
+_MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 32, 4096, 16384, 1 << 18
+_MS_NOATIME, _MS_NODIRATIME, _MS_RELATIME = 1024, 2048, 1 << 21
+# statvfs flags a bind remount must repeat, or it would clear them.
+_KEPT_FLAGS = (
+    (os.ST_NOEXEC, _MS_NOEXEC), (os.ST_NOATIME, _MS_NOATIME), (os.ST_NODIRATIME, _MS_NODIRATIME),
+    (os.ST_RELATIME, _MS_RELATIME),
+)
+_PR_CAPBSET_DROP, _PR_SET_NO_NEW_PRIVS, _PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 24, 38, 47, 4
+_CAPABILITY_VERSION_3 = 0x20080522
 _LAMBDA_RLIMITS = 1024
 
 
@@ -90,7 +104,8 @@ class Sandbox:
         self._uids = range(int(low), int(high) + 1)
         self._taken: set[int] = set()
         self._runs_as_root: set[str] = set()  # functions whose runtime others cannot execute
-        self._libc = ctypes.CDLL(None, use_errno=True) if self.namespaces else None
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        self._last_cap = _last_capability()
 
     def describe(self) -> str:
         tmp = "private tmpfs per instance (mount namespace)" if self.namespaces else "private TMPDIR per instance"
@@ -152,28 +167,32 @@ class Sandbox:
         libc = self._libc
         namespaces = self.namespaces
         task_root = code.task_root
+        last_cap = self._last_cap
         # Paths the runtime needs that a tmpfs on /tmp would hide: bound back in, read-only.
         keep = _needed_paths(code)
         hidden = [p for p in keep if _under(p, "/tmp")]
         readonly = [task_root, code.runtime_dir]
 
         def mount(src: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> None:
-            assert libc is not None
             enc = (lambda s: s.encode() if s is not None else None)
             if libc.mount(enc(src), enc(target), enc(fstype), flags, enc(data)) != 0:
                 err = ctypes.get_errno()
                 raise OSError(err, f"mount {target}: {os.strerror(err)}")
 
+        def prctl(option: int, arg: int, arg3: int = 0) -> None:
+            if libc.prctl(option, ctypes.c_ulong(arg), ctypes.c_ulong(arg3), ctypes.c_ulong(0), ctypes.c_ulong(0)) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"prctl {option}: {os.strerror(err)}")
+
         def preexec() -> None:
             for limit in (resource.RLIMIT_NOFILE, resource.RLIMIT_NPROC):
                 resource.setrlimit(limit, (_LAMBDA_RLIMITS, _LAMBDA_RLIMITS))
             if namespaces:
-                assert libc is not None
                 if libc.unshare(_CLONE_NEWNS) != 0:
                     raise OSError(ctypes.get_errno(), "unshare")
                 mount(None, "/", None, _MS_REC | _MS_PRIVATE, None)
                 fds = {p: os.open(p, os.O_PATH) for p in hidden if os.path.exists(p)}
-                mount("tmpfs", "/tmp", "tmpfs", 0, f"size={tmp_mb}m,mode=1777")
+                mount("tmpfs", "/tmp", "tmpfs", _MS_NOSUID | _MS_NODEV, f"size={tmp_mb}m,mode=1777")
                 for path, fd in fds.items():
                     if os.path.isdir(f"/proc/self/fd/{fd}"):
                         os.makedirs(path, exist_ok=True)
@@ -186,17 +205,61 @@ class Sandbox:
                     if os.path.isdir(path):
                         if path not in fds:
                             mount(path, path, None, _MS_BIND | _MS_REC, None)
-                        mount(None, path, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_REC, None)
+                        mount(None, path, None, _locked_down(path), None)
                 os.chdir(task_root)
             if uid is not None:
+                # Drop every capability the child could ever regain, while it still may
+                # (without CAP_SETPCAP, as in some containers, the bounding set stays; no
+                # new privileges below still keeps any exec from using it).
+                for cap in range(last_cap + 1):
+                    libc.prctl(_PR_CAPBSET_DROP, ctypes.c_ulong(cap), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))
+                prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL)
                 os.setgroups([])
                 os.setgid(uid)
-                os.setuid(uid)
+                os.setuid(uid)  # clears permitted and effective; inheritable stays, so:
+                _clear_capabilities(libc)
+            prctl(_PR_SET_NO_NEW_PRIVS, 1)
 
         return preexec
 
     def __repr__(self) -> str:
         return f"<Sandbox namespaces={self.namespaces} drop={self.drop} {self.cgroups!r}>"
+
+
+def _locked_down(path: str) -> int:
+    """Flags to remount a bind of ``path`` read-only, nosuid and nodev, keeping the
+    restrictions its filesystem already had."""
+    flags = _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV | _MS_REC
+    have = os.statvfs(path).f_flag
+    for st, ms in _KEPT_FLAGS:
+        if have & st:
+            flags |= ms
+    return flags
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def _clear_capabilities(libc: ctypes.CDLL) -> None:
+    """capset(2) with every set empty (version 3: two 32-bit words per set)."""
+    header = _CapHeader(_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    if libc.capset(ctypes.byref(header), data) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"capset: {os.strerror(err)}")
+
+
+def _last_capability() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 40  # CAP_CHECKPOINT_RESTORE, the last one as of Linux 5.9
 
 
 def _under(path: str, root: str) -> bool:
