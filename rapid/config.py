@@ -86,7 +86,13 @@ class Config(Struct, forbid_unknown_fields=True, kw_only=True):
     async_time_scale: Annotated[float, Meta(gt=0, le=1)] = 1.0  # scales async retry delays and ages (tests)
     async_concurrency: Annotated[int, Meta(ge=1)] = 16  # most async attempts in flight per function
     functions: dict[Name, FunctionConfig] = {}
-    dropin: bool = False  # derived: serving `-- CMD` (or a searched bootstrap) as `function`
+    # Derived: the function served in drop-in mode (`-- CMD`, or a searched bootstrap), named
+    # `function` or AWS_LAMBDA_FUNCTION_NAME; "" when there is none.
+    dropin_function: str = ""
+
+    @property
+    def dropin(self) -> bool:
+        return bool(self.dropin_function)
 
 
 # Which keys are server settings and which are function settings, for the flat CLI/env layer.
@@ -198,7 +204,7 @@ def load(
         if name in functions:
             raise ConfigError(f"function {name!r} is declared twice (once as the drop-in command)")
         functions[name] = dropin
-        merged["dropin"] = True
+        merged["dropin_function"] = name
 
     converted = {}
     for name, fn in functions.items():
@@ -230,6 +236,10 @@ def _dropin(command: list[str] | None, environ: Mapping[str, str], shared: dict[
     for key, var in RIE_VARS.items():
         if environ.get(var):
             fn[key] = environ[var]
+    if command and len(command) >= 2:
+        # As the RIE does: a command of two or more words ends with the handler
+        # (`rapid serve -- npx aws-lambda-ric index.handler`); --handler still wins.
+        fn["handler"] = command[-1]
     fn.update(shared)
     fn["path"] = cwd
     fn["inherit_environment"] = True

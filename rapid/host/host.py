@@ -61,6 +61,9 @@ class Host:
 
     def resolve(self, target: Target) -> Function:
         fn = self.functions.get(target.name)
+        if fn is None and target.name == "function" and self.config.dropin_function:
+            # Drop-in mode answers at `function` whatever its real name, as the RIE does.
+            fn = self.functions.get(self.config.dropin_function)
         if fn is None or (target.qualifier not in (None, LATEST, fn.version)):
             raise function_not_found(
                 function_arn(self.region, self.config.account_id, target.name, target.qualifier)
