@@ -85,6 +85,10 @@ class Config(Struct, forbid_unknown_fields=True, kw_only=True):
     overflow: Literal["throttle", "queue"] = "throttle"  # beyond the limit: 429 as AWS, or wait
     async_time_scale: Annotated[float, Meta(gt=0, le=1)] = 1.0  # scales async retry delays and ages (tests)
     async_concurrency: Annotated[int, Meta(ge=1)] = 16  # most async attempts in flight per function
+    # Invoke API clients: a request must keep arriving (headers complete) within this many
+    # seconds, and an idle keep-alive connection is closed after the other.
+    http_header_timeout: Annotated[float, Meta(gt=0)] = 10.0
+    http_idle_timeout: Annotated[float, Meta(gt=0)] = 60.0
     functions: dict[Name, FunctionConfig] = {}
     # Derived: the function served in drop-in mode (`-- CMD`, or a searched bootstrap), named
     # `function` or AWS_LAMBDA_FUNCTION_NAME; "" when there is none.
@@ -100,10 +104,14 @@ SERVER_KEYS = (
     "host", "port", "log_format", "data_dir", "region", "account_id", "init_timeout", "shutdown_timeout",
     "max_concurrency", "idle_timeout", "max_lifetime", "freeze", "freeze_with", "private_tmp", "drop_privileges",
     "user_range", "memory_limit", "verify_runtime_peer", "overflow", "async_time_scale", "async_concurrency",
+    "http_header_timeout", "http_idle_timeout",
 )
 FUNCTION_KEYS = ("runtime", "handler", "timeout", "memory", "concurrency")
 _INTS = ("port", "timeout", "memory", "concurrency", "max_concurrency", "async_concurrency")
-_FLOATS = ("init_timeout", "shutdown_timeout", "idle_timeout", "max_lifetime", "async_time_scale")
+_FLOATS = (
+    "init_timeout", "shutdown_timeout", "idle_timeout", "max_lifetime", "async_time_scale", "http_header_timeout",
+    "http_idle_timeout",
+)
 _BOOLS = ("freeze", "verify_runtime_peer")
 MAX_ENV_BYTES = 4096  # Lambda: 4 KB of environment variables in all
 
@@ -130,6 +138,8 @@ ENV_VARS = {
     "async_time_scale": "RAPID_ASYNC_TIME_SCALE",
     "async_concurrency": "RAPID_ASYNC_CONCURRENCY",
     "overflow": "RAPID_OVERFLOW",
+    "http_header_timeout": "RAPID_HTTP_HEADER_TIMEOUT",
+    "http_idle_timeout": "RAPID_HTTP_IDLE_TIMEOUT",
     "config": "RAPID_CONFIG",
     "function": "RAPID_FUNCTIONS",  # whitespace-separated NAME=PATH items
     "env": "RAPID_ENV",  # newline-separated KEY=VALUE items

@@ -24,7 +24,8 @@ from rapid.events.sqlite_store import SQLiteStore
 from rapid.events.store import StoreError
 from rapid.host.code import code_for
 from rapid.host.host import Host
-from rapid.http.protocol import serve
+from rapid.http.protocol import Limits
+from rapid.http.server import listen
 from rapid.logs import LogSink
 
 
@@ -49,7 +50,7 @@ async def serve_forever(config: Config) -> int:
         except StoreError as exc:  # the data dir is another daemon's, or unusable
             raise ConfigError(str(exc)) from None
         undo.callback(store.close)
-        cap = machine_capacity()
+        cap, max_clients = machine_capacity()
         if config.max_concurrency > cap:
             say(f"max_concurrency {config.max_concurrency} capped to {cap}, what this machine can run")
             config = msgspec.structs.replace(config, max_concurrency=cap)
@@ -71,7 +72,8 @@ async def serve_forever(config: Config) -> int:
         events = Dispatcher(host, store, recovery, data_dir=str(data_dir), scratch=scratch)
         api = InvokeAPI(host, ready=lambda: True, events=events)
         try:
-            server = await serve(api, config.host, config.port, MAX_SYNC_REQUEST)
+            limits = Limits(header_timeout=config.http_header_timeout, idle_timeout=config.http_idle_timeout)
+            server = await listen(api, config.host, config.port, MAX_SYNC_REQUEST, limits, max_clients)
         except OSError as exc:
             say(f"error: cannot listen on {config.host}:{config.port}: {exc.strerror}")
             return 1
@@ -101,21 +103,25 @@ async def _until_signalled() -> None:
             loop.remove_signal_handler(sig)
 
 
-def machine_capacity() -> int:
-    """How many instances this machine can hold: descriptors (about 8 per instance in the
-    daemon, after raising the soft limit to the hard one) and memory (a small runtime's RSS
-    is some 16 MB)."""
+def machine_capacity() -> tuple[int, int]:
+    """How many instances this machine can hold, and how many invoker connections.
+
+    Descriptors, after raising the soft limit to the hard one: 256 kept for the daemon, a
+    quarter of the rest (at least 64) for invokers' connections, and about 8 per instance
+    for the remainder, so no flood of clients can take what the runtimes need. Memory: a
+    small runtime's RSS is some 16 MB."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         soft = hard
-    by_fds = max(1, (soft - 256) // 8)
+    clients = max(64, (soft - 256) // 4)
+    by_fds = max(1, (soft - 256 - clients) // 8)
     try:
         pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         by_memory = max(1, pages // (16 * 1024 * 1024))
     except (ValueError, OSError):
         by_memory = by_fds
-    return int(min(by_fds, by_memory))
+    return int(min(by_fds, by_memory)), clients
 
 
 def tune_malloc() -> None:

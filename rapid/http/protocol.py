@@ -6,6 +6,14 @@ that must wait return a future, which is how ``/next`` long-polls without a task
 on one connection are answered in order; a client that pipelines waits its turn. When the
 peer goes away while a future is pending, the future is cancelled so its owner knows
 nobody is listening any more.
+
+Every buffer is bounded: a body past ``max_body`` is read and dropped (the request is
+marked ``too_large``); a request line plus headers past ``Limits.max_head`` is answered 431
+and the connection closed; a client that pipelines more than a few requests is not read
+from until it has been answered. A client that half-closes (``shutdown(SHUT_WR)``) after
+its requests still gets every answer before the connection is closed. Timeouts and the
+connection cap are the listener's (``rapid.http.server``): a connection only records when
+it last made progress and what it is doing.
 """
 
 from __future__ import annotations
@@ -21,17 +29,52 @@ from rapid.http.message import Request, Response
 
 App = Callable[[Request, "HttpConnection"], Union[Response, "asyncio.Future[Response]"]]
 
-_BAD_REQUEST = Response(400, b'{"message":"Bad Request"}', [("Content-Type", "application/json")])
+_JSON = [("Content-Type", "application/json")]
+_BAD_REQUEST = Response(400, b'{"message":"Bad Request"}', _JSON)
+_PIPELINE_DEPTH = 16  # requests queued behind a pending answer before reading pauses
 
+
+class Limits:
+    """What one connection may hold and how long it may dawdle (None: forever)."""
+
+    __slots__ = ("header_timeout", "idle_timeout", "max_head")
+
+    def __init__(self, max_head: int = 1 << 20, header_timeout: float | None = None,
+                 idle_timeout: float | None = None) -> None:
+        self.max_head = max_head  # request line and headers (and trailers), bytes
+        self.header_timeout = header_timeout  # a request must keep arriving, headers complete within
+        self.idle_timeout = idle_timeout  # a keep-alive connection with nothing to do
+
+    def __repr__(self) -> str:
+        return f"<Limits head={self.max_head} header={self.header_timeout}s idle={self.idle_timeout}s>"
+
+
+class Clock:
+    """A coarse clock the listener ticks, so connections note the time without a call."""
+
+    __slots__ = ("now",)
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+
+DEFAULT_LIMITS = Limits()
+_STOPPED = Clock()  # for connections nobody sweeps
 
 class HttpConnection(asyncio.Protocol):
     __slots__ = (
         "_body",
+        "_clock",
         "_close_after",
         "_closed",
         "_closing",
+        "_eof",
         "_fail_after",
+        "_fail_status",
+        "_head",
         "_in_headers",
+        "_on_close",
+        "_paused",
         "_pending",
         "_req",
         "_size",
@@ -39,16 +82,26 @@ class HttpConnection(asyncio.Protocol):
         "_waiting",
         "_waiting_keep_alive",
         "app",
+        "began_at",
+        "last_io",
+        "limits",
         "max_body",
         "parser",
         "peer",
+        "reading",
         "tag",
         "transport",
     )
 
-    def __init__(self, app: App, max_body: int) -> None:
+    def __init__(
+        self, app: App, max_body: int, limits: Limits = DEFAULT_LIMITS, clock: Clock = _STOPPED,
+        on_close: Callable[[HttpConnection], None] | None = None,
+    ) -> None:
         self.app = app
         self.max_body = max_body
+        self.limits = limits
+        self._clock = clock
+        self._on_close = on_close
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self._req: Request | None = None
@@ -63,6 +116,13 @@ class HttpConnection(asyncio.Protocol):
         self._close_after = False
         self._closing = False  # a response with Connection: close went out; write nothing more
         self._fail_after = False  # bad bytes arrived behind a pending answer: 400 after it
+        self._fail_status = 400
+        self._eof = False  # the peer half-closed: answer what it sent, then close
+        self._paused = False  # too many pipelined requests: not reading until answered
+        self._head = 0  # bytes of the request line and headers received so far
+        self.reading = False  # a request has begun and is not complete
+        self.began_at = clock.now
+        self.last_io = clock.now
         self.peer: tuple[str, int] | None = None
         self.tag: object = None  # for the app: e.g. whether this peer was checked
 
@@ -75,18 +135,36 @@ class HttpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closing or self._fail_after:
             return
+        self.last_io = self._clock.now
+        body_before = self._size
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail()
+            return
         except httptools.HttpParserError:
             self._fail()
+            return
+        # httptools buffers a header (or trailer) until it is whole: bound what is not body
+        # here, as it grows. Chunk framing counts too (some 8 bytes a chunk).
+        self._head += len(data) - max(0, self._size - body_before)
+        if self.reading and self._head > self.limits.max_head:
+            self._fail(431)
+
+    def eof_received(self) -> bool:
+        """The peer will send nothing more: answer what it asked, then close."""
+        self._eof = True
+        if self._waiting is None and not self._pending:
+            return False  # nothing owed: let the transport close
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         if self._waiting is not None and not self._waiting.done():
             self._waiting.cancel()
         self._pending.clear()
+        if self._on_close is not None:
+            self._on_close(self)
 
     # -- httptools callbacks --------------------------------------------------------------
 
@@ -94,7 +172,10 @@ class HttpConnection(asyncio.Protocol):
         self._url = b""
         self._body = []
         self._size = 0
+        self._head = 0
         self._in_headers = True
+        self.reading = True
+        self.began_at = self._clock.now
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -127,6 +208,7 @@ class HttpConnection(asyncio.Protocol):
             self._body.append(body)
 
     def on_message_complete(self) -> None:
+        self.reading = False
         req = self._req
         self._req = None
         if req is None:
@@ -142,6 +224,9 @@ class HttpConnection(asyncio.Protocol):
             self._handle(req)
         else:
             self._pending.append(req)
+            if len(self._pending) >= _PIPELINE_DEPTH and not self._paused and self.transport is not None:
+                self._paused = True
+                self.transport.pause_reading()
 
     # -- answering ------------------------------------------------------------------------
 
@@ -174,9 +259,12 @@ class HttpConnection(asyncio.Protocol):
             self._write(fut.result(), self._waiting_keep_alive)
         while self._pending and self._waiting is None and not self._closed:
             self._handle(self._pending.popleft())
+        if self._paused and len(self._pending) < _PIPELINE_DEPTH // 2 and not self._closed:
+            self._paused = False
+            self.transport.resume_reading()  # type: ignore[union-attr]
         if self._fail_after and self._waiting is None and not self._pending:
             self._fail_after = False
-            self._fail()
+            self._fail(self._fail_status)
 
     def _write(self, resp: Response, keep_alive: bool) -> None:
         transport = self.transport
@@ -187,13 +275,17 @@ class HttpConnection(asyncio.Protocol):
             transport.write(head + resp.body)
         else:
             transport.writelines((head, resp.body))
-        if not keep_alive or self._close_after:
+        self.last_io = self._clock.now
+        if not keep_alive or self._close_after or (self._eof and not self._pending and self._waiting is None):
             self._closing = True
             transport.close()
 
-    def _fail(self) -> None:
+    def _fail(self, status: int = 400) -> None:
+        """Refuse the request being read (400 malformed, 408 too slow, 431 head too large)
+        and hang up."""
         if self._closing:
             return
+        self._fail_status = status
         if self._waiting is not None or self._pending:
             # Answer what came before the bad bytes first; then refuse and hang up
             # (data_received drops whatever else arrives meanwhile).
@@ -201,8 +293,32 @@ class HttpConnection(asyncio.Protocol):
             return
         self._closing = True
         if self.transport is not None and not self._closed:
-            self.transport.write(_BAD_REQUEST.head(False) + _BAD_REQUEST.body)
+            resp = _BAD_REQUEST if status == 400 else _refusal(status, self.limits.max_head)
+            self.transport.write(resp.head(False) + resp.body)
             self.transport.close()
+
+    @property
+    def headers_done(self) -> bool:
+        return not self._in_headers
+
+    @property
+    def busy(self) -> bool:
+        """Whether an answer is owed (a handler is working, or requests wait their turn)."""
+        return self._waiting is not None or bool(self._pending)
+
+    def time_out(self) -> None:
+        """The listener's verdict: too slow. Mid-request: 408; idle: just close."""
+        if self.reading:
+            self._fail(408)
+        elif not self._closing and self.transport is not None:
+            self._closing = True
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection at once (the listener needs the descriptor back)."""
+        self._closing = True
+        if self.transport is not None:
+            self.transport.abort()
 
     @property
     def closed(self) -> bool:
@@ -216,6 +332,16 @@ class HttpConnection(asyncio.Protocol):
         return f"<HttpConnection peer={self.peer} waiting={self._waiting is not None} closed={self._closed}>"
 
 
+def _refusal(status: int, max_head: int) -> Response:
+    texts = {
+        408: "Request Timeout: the request did not arrive in time",
+        431: f"Request Header Fields Too Large: the request line and headers must be at most {max_head} bytes",
+    }
+    return Response.json(status, {"message": texts.get(status, "Bad Request")})
+
+
 async def serve(app: App, host: str, port: int, max_body: int) -> asyncio.Server:
+    """A listener with no timeouts and no cap (an instance's Runtime API: its runtime's
+    held ``/next`` must never time out). ``rapid.http.server.Listener`` adds both."""
     loop = asyncio.get_running_loop()
     return await loop.create_server(lambda: HttpConnection(app, max_body), host, port, backlog=1024)
