@@ -252,7 +252,7 @@ def test_mismatched_qualifier(raw: str, qualifier: str) -> None:
 def test_bad_function_name_is_400(raw: str) -> None:
     with pytest.raises(ServiceError) as info:
         parse_function_name(raw, None, REGION, ACCOUNT)
-    assert info.value.status == 400
+    assert (info.value.status, info.value.code) == (400, "ValidationException")
     assert info.value.message.startswith(
         f"1 validation error detected: Value '{raw}' at 'functionName' failed to satisfy constraint: "
         "Member must satisfy regular expression pattern: ")

@@ -62,7 +62,10 @@ def test_conflicting_qualifiers_are_rejected(daemon):
 
 def test_bad_function_name_is_rejected(daemon):
     r = daemon.request("POST", "/2015-03-31/functions/bad%20name!/invocations", b"{}")
-    assert_service_error(r, 400, "InvalidParameterValueException")
+    body = assert_service_error(r, 400, "ValidationException")
+    assert body["message"].startswith(
+        "1 validation error detected: Value 'bad name!' at 'functionName' failed to satisfy constraint: "
+        "Member must satisfy regular expression pattern: ")
 
 
 def test_body_that_is_not_json_is_400(daemon):

@@ -18,11 +18,11 @@ from urllib.parse import parse_qs, unquote
 
 import msgspec
 
+from rapid.core import constraints
 from rapid.core.errors import (
     MAX_ASYNC_REQUEST,
     MAX_SYNC_REQUEST,
     ServiceError,
-    not_json,
     request_too_large,
     shutting_down,
     unknown_operation,
@@ -37,7 +37,8 @@ from rapid.http.message import Request, Response
 from rapid.http.protocol import HttpConnection
 
 _TAIL_BYTES = 4096
-_INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+_INVOCATION_TYPES = ("Event", "RequestResponse", "DryRun")  # in the order AWS lists them
+_LOG_TYPES = ("None", "Tail")
 _MAX_CLIENT_CONTEXT = 3583
 
 
@@ -87,16 +88,14 @@ class InvokeAPI:
         host = self.host
         if host.stopping:
             raise shutting_down()
-        qualifier = parse_qs(req.query).get("Qualifier", [None])[0] if req.query else None
+        qualifier = constraints.qualifier(parse_qs(req.query).get("Qualifier", [None])[0] if req.query else None)
         target = parse_function_name(name, qualifier, host.region, host.config.account_id)
+        kind = forced_type or constraints.enum(
+            "invocationType", req.headers.get("x-amz-invocation-type") or "RequestResponse", _INVOCATION_TYPES
+        )
+        log_type = constraints.enum("logType", req.headers.get("x-amz-log-type") or "None", _LOG_TYPES)
         fn = host.resolve(target)
 
-        kind = forced_type or req.headers.get("x-amz-invocation-type") or "RequestResponse"
-        if kind not in _INVOCATION_TYPES:
-            raise validation(
-                f"1 validation error detected: Value '{kind}' at 'invocationType' failed to satisfy "
-                "constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]"
-            )
         limit = MAX_ASYNC_REQUEST if kind == "Event" else MAX_SYNC_REQUEST
         body = req.body
         if req.too_large or len(body) > limit:
@@ -104,16 +103,13 @@ class InvokeAPI:
         if not body:
             body = b"{}"  # an invoke with no payload gives the function an empty object
         else:
-            try:
-                msgspec.json.decode(body, type=msgspec.Raw)
-            except msgspec.DecodeError:
-                raise not_json() from None
+            constraints.json_payload(body)
         client_context = None
         raw_context = req.headers.get("x-amz-client-context")
         if raw_context and kind != "Event":
             client_context = _client_context(raw_context)
         if kind == "DryRun":
-            return Response(204, b"", [("x-amzn-RequestId", rid)])
+            return Response(204, b"", [("X-Amz-Executed-Version", fn.version), ("x-amzn-RequestId", rid)])
 
         if kind == "Event":
             if self.events is None:
@@ -129,7 +125,7 @@ class InvokeAPI:
             trace_id=req.headers.get("x-amzn-trace-id") or trace_id(),
             client_context=client_context,
             cognito_identity=req.headers.get("x-amz-cognito-identity"),
-            tail_log=req.headers.get("x-amz-log-type") == "Tail",
+            tail_log=log_type == "Tail",
         )
         if inv.tail_log:
             inv.log_lines = []

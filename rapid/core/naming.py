@@ -8,7 +8,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from rapid.core.errors import ServiceError, function_not_found, invalid_parameter
+from rapid.core.errors import ServiceError, function_not_found, invalid_parameter, validation
 
 LATEST = "$LATEST"
 NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -34,7 +34,7 @@ def parse_function_name(raw: str, qualifier: str | None, region: str, account: s
     """Resolve ``name``, ``name:qualifier``, a partial or a full ARN, as Invoke accepts them."""
     m = _ARN_RE.match(raw)
     if m is None or len(raw) > 170:
-        raise invalid_parameter(
+        raise validation(
             f"1 validation error detected: Value '{raw}' at 'functionName' failed to satisfy "
             "constraint: Member must satisfy regular expression pattern: "
             r"(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\d{1}:)?(\d{12}:)?"
