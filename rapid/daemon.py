@@ -72,7 +72,9 @@ async def serve_forever(config: Config) -> int:
         events = Dispatcher(host, store, recovery, data_dir=str(data_dir), scratch=scratch)
         api = InvokeAPI(host, ready=lambda: True, events=events)
         try:
-            limits = Limits(header_timeout=config.http_header_timeout, idle_timeout=config.http_idle_timeout)
+            limits = Limits(
+                header_timeout=config.http_header_timeout, idle_timeout=config.http_idle_timeout, answer_after_eof=True
+            )
             server = await listen(api, config.host, config.port, MAX_SYNC_REQUEST, limits, max_clients)
         except OSError as exc:
             say(f"error: cannot listen on {config.host}:{config.port}: {exc.strerror}")

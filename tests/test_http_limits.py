@@ -93,9 +93,12 @@ async def test_pipelined_requests_behind_a_pending_answer_pause_reading():
     assert [r.status for r in parse_responses(transport.data)] == [200] * 40
 
 
+HALF_CLOSE = Limits(answer_after_eof=True)
+
+
 def test_a_client_that_half_closes_gets_its_answer_then_the_close():
     app = App()
-    conn, transport = _connect(app)
+    conn, transport = _connect(app, HALF_CLOSE)
     conn.data_received(b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n")
     assert conn.eof_received() is False  # nothing owed any more: the transport may close
     assert [r.body for r in parse_responses(transport.data)] == [b"/a", b"/b"]
@@ -104,7 +107,7 @@ def test_a_client_that_half_closes_gets_its_answer_then_the_close():
 async def test_a_half_closing_client_waiting_on_a_future_is_answered_before_the_close():
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[Response] = loop.create_future()
-    conn, transport = _connect(App(lambda req, c: fut))
+    conn, transport = _connect(App(lambda req, c: fut), HALF_CLOSE)
     conn.data_received(b"POST /invoke HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}")
     assert conn.eof_received() is True  # keep the transport open: an answer is owed
     assert not transport.closed and not fut.cancelled()
@@ -130,6 +133,16 @@ def test_the_sweep_verdict(data, now, expect):
     if data:
         conn.data_received(data)
     assert expired(conn, now, conn.limits) is expect
+
+
+async def test_without_answer_after_eof_an_end_of_input_is_a_hang_up():
+    """The Runtime API's policy: a runtime whose /next connection ends has gone away."""
+    fut: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+    conn, _ = _connect(App(lambda req, c: fut))
+    conn.data_received(b"GET /next HTTP/1.1\r\n\r\n")
+    assert conn.eof_received() is False  # asyncio then closes, and connection_lost follows
+    conn.connection_lost(None)
+    assert fut.cancelled()
 
 
 def test_a_connection_owed_an_answer_is_never_timed_out_by_the_sweep():

@@ -10,8 +10,9 @@ nobody is listening any more.
 Every buffer is bounded: a body past ``max_body`` is read and dropped (the request is
 marked ``too_large``); a request line plus headers past ``Limits.max_head`` is answered 431
 and the connection closed; a client that pipelines more than a few requests is not read
-from until it has been answered. A client that half-closes (``shutdown(SHUT_WR)``) after
-its requests still gets every answer before the connection is closed. Timeouts and the
+from until it has been answered. Where ``Limits.answer_after_eof`` says so (the Invoke API),
+a client that half-closes (``shutdown(SHUT_WR)``) after its requests still gets every
+answer before the connection is closed. Timeouts and the
 connection cap are the listener's (``rapid.http.server``): a connection only records when
 it last made progress and what it is doing.
 """
@@ -37,16 +38,20 @@ _PIPELINE_DEPTH = 16  # requests queued behind a pending answer before reading p
 class Limits:
     """What one connection may hold and how long it may dawdle (None: forever)."""
 
-    __slots__ = ("header_timeout", "idle_timeout", "max_head")
+    __slots__ = ("answer_after_eof", "header_timeout", "idle_timeout", "max_head")
 
     def __init__(self, max_head: int = 1 << 20, header_timeout: float | None = None,
-                 idle_timeout: float | None = None) -> None:
+                 idle_timeout: float | None = None, answer_after_eof: bool = False) -> None:
         self.max_head = max_head  # request line and headers (and trailers), bytes
         self.header_timeout = header_timeout  # a request must keep arriving, headers complete within
         self.idle_timeout = idle_timeout  # a keep-alive connection with nothing to do
+        # An end of input is a half-close to answer (invokers), or a hang-up that cancels
+        # what is pending (runtimes: a parked /next whose client went away frees its slot).
+        self.answer_after_eof = answer_after_eof
 
     def __repr__(self) -> str:
-        return f"<Limits head={self.max_head} header={self.header_timeout}s idle={self.idle_timeout}s>"
+        return (f"<Limits head={self.max_head} header={self.header_timeout}s idle={self.idle_timeout}s "
+                f"answer_after_eof={self.answer_after_eof}>")
 
 
 class Clock:
@@ -154,8 +159,8 @@ class HttpConnection(asyncio.Protocol):
     def eof_received(self) -> bool:
         """The peer will send nothing more: answer what it asked, then close."""
         self._eof = True
-        if self._waiting is None and not self._pending:
-            return False  # nothing owed: let the transport close
+        if not self.limits.answer_after_eof or (self._waiting is None and not self._pending):
+            return False  # the transport closes; connection_lost cancels what was pending
         return True
 
     def connection_lost(self, exc: Exception | None) -> None:
