@@ -10,22 +10,48 @@
 #   COPY app.py /var/task/
 #   RUN pip install awslambdaric
 #   CMD ["python", "-m", "awslambdaric", "app.handler"]
-FROM python:3.11-slim
+#
+# BASE is any Debian-like image with Python >= 3.11 (python3 and its venv module). The
+# public default suits Docker; CI builds on a local Debian image (`--build-arg BASE=...`).
+ARG BASE=python:3.12-slim
 
-RUN apt-get update \
- && apt-get install -y --no-install-recommends curl \
- && rm -rf /var/lib/apt/lists/*
+# -- build: the wheel of rapid and of each dependency (the only stage that needs PyPI) ----
+FROM ${BASE} AS build
+WORKDIR /src
+RUN python3 -m venv /opt/build
+COPY pyproject.toml README.md ./
+COPY rapid ./rapid
+COPY bootstraps ./bootstraps
+RUN /opt/build/bin/pip wheel --no-cache-dir --wheel-dir /wheels .
 
-COPY . /usr/src/rapid
-RUN pip install --no-cache-dir /usr/src/rapid \
- && mkdir -p /var/task /opt /var/runtime
+# -- final: the base, curl (the bundled shell runtime needs it) and rapid from the wheels --
+FROM ${BASE}
+RUN command -v curl >/dev/null || { apt-get update \
+      && apt-get install -y --no-install-recommends curl \
+      && rm -rf /var/lib/apt/lists/*; }
+# The wheels are mounted, not copied, so no layer keeps them.
+RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    python3 -m venv /opt/rapid \
+ && /opt/rapid/bin/pip install --no-cache-dir --no-index --find-links /wheels rapid \
+ && /opt/rapid/bin/pip uninstall -q -y setuptools \
+ && mkdir -p /var/task /var/runtime /opt/extensions
 
-ENV LAMBDA_TASK_ROOT=/var/task \
-    LAMBDA_RUNTIME_DIR=/var/runtime
+# The venv first on PATH: `pip install` in a derived image and `python` in its CMD are the
+# venv's, whatever the base calls its interpreter.
+ENV PATH=/opt/rapid/bin:$PATH \
+    LAMBDA_TASK_ROOT=/var/task \
+    LAMBDA_RUNTIME_DIR=/var/runtime \
+    RAPID_HOST=0.0.0.0 \
+    RAPID_PORT=8080 \
+    RAPID_SHUTDOWN_TIMEOUT=5
 WORKDIR /var/task
 EXPOSE 8080
+# `docker stop` sends SIGTERM and SIGKILL 10 s later: rapid lets in-flight invokes finish for
+# up to RAPID_SHUTDOWN_TIMEOUT (5 s), gives runtimes 2 s after their SIGTERM, then exits 0.
+STOPSIGNAL SIGTERM
 
 # Drop-in mode: `--` and then CMD. With no CMD, rapid looks for /var/task/bootstrap,
-# /opt/bootstrap and /var/runtime/bootstrap, as Lambda does.
-ENTRYPOINT ["rapid", "serve", "--host", "0.0.0.0", "--port", "8080", "--"]
+# /opt/bootstrap and /var/runtime/bootstrap, as Lambda does; or, given RAPID_FUNCTIONS or
+# RAPID_CONFIG (and RAPID_DATA_DIR on a volume), it serves those functions instead.
+ENTRYPOINT ["rapid", "serve", "--"]
 CMD []

@@ -26,6 +26,7 @@ from rapid.host.code import code_for
 from rapid.host.host import Host
 from rapid.http.protocol import serve
 from rapid.logs import LogSink
+from rapid.supervisor.reaper import split_if_pid1
 
 
 def say(text: str) -> None:
@@ -132,6 +133,7 @@ def tune_malloc() -> None:
 
 
 def run(config: Config) -> int:
+    split_if_pid1()  # in a container: PID 1 stays a reaper of orphans, the daemon runs as its child
     tune_malloc()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(serve_forever(config))
