@@ -15,26 +15,27 @@
 # public default suits Docker; CI builds on a local Debian image (`--build-arg BASE=...`).
 ARG BASE=python:3.12-slim
 
-# -- build: the wheel of rapid and of each dependency (the only stage that needs PyPI) ----
+# -- build: rapid's wheel, installed with its dependencies into a venv (the only stage that
+#    needs PyPI). Same base as the final stage, so the venv runs there unchanged.
 FROM ${BASE} AS build
 WORKDIR /src
-RUN python3 -m venv /opt/build
+RUN python3 -m venv /opt/rapid
 COPY pyproject.toml README.md ./
 COPY rapid ./rapid
 COPY bootstraps ./bootstraps
-RUN /opt/build/bin/pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN /opt/rapid/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
+ && /opt/rapid/bin/pip install --no-cache-dir /wheels/rapid-*.whl \
+ && /opt/rapid/bin/pip uninstall -q -y setuptools
 
-# -- final: the base, curl (the bundled shell runtime needs it) and rapid from the wheels --
+# -- final: the base, curl (the bundled shell runtime needs it) and the venv: what the
+#    wheel installed, no source and no build tools. (A copy rather than `RUN --mount` of the
+#    wheels: buildah's layer cache does not see a change in a mounted stage.)
 FROM ${BASE}
 RUN command -v curl >/dev/null || { apt-get update \
       && apt-get install -y --no-install-recommends curl \
       && rm -rf /var/lib/apt/lists/*; }
-# The wheels are mounted, not copied, so no layer keeps them.
-RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    python3 -m venv /opt/rapid \
- && /opt/rapid/bin/pip install --no-cache-dir --no-index --find-links /wheels rapid \
- && /opt/rapid/bin/pip uninstall -q -y setuptools \
- && mkdir -p /var/task /var/runtime /opt/extensions
+COPY --from=build /opt/rapid /opt/rapid
+RUN mkdir -p /var/task /var/runtime /opt/extensions
 
 # The venv first on PATH: `pip install` in a derived image and `python` in its CMD are the
 # venv's, whatever the base calls its interpreter.

@@ -199,9 +199,9 @@ def running(image: str, *args: str, env: dict[str, str] | None = None, cmd: Sequ
         podman("rm", "-f", "-t", "0", name, check=False, timeout=120)
 
 
-def invoke(url: str, payload: bytes = b"{}", timeout: float = 60) -> tuple[int, dict[str, str], bytes]:
+def invoke(url: str, payload: bytes = b"{}", timeout: float = 60, function: str = "function") -> tuple[int, dict[str, str], bytes]:
     import urllib.request
 
-    req = urllib.request.Request(url + "/2015-03-31/functions/function/invocations", data=payload, method="POST")
+    req = urllib.request.Request(url + f"/2015-03-31/functions/{function}/invocations", data=payload, method="POST")
     with urllib.request.urlopen(req, timeout=timeout) as r:
         return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()

@@ -153,17 +153,18 @@ def _pump(stream: object, sink: list[str]) -> None:
 @contextlib.contextmanager
 def run_server(
     args: Sequence[str], *, env: dict[str, str] | None = None, cwd: str | os.PathLike[str] | None = None,
-    check_leaks: bool = True, expect_exit: int | None = 0,
+    check_leaks: bool = True, expect_exit: int | None = 0, wrapper: Sequence[str] = (),
 ) -> Iterator[Daemon]:
     """Run ``rapid serve --port 0 ARGS`` until the block ends; then SIGTERM it, require exit
-    status ``expect_exit`` and that no runtime process outlives it."""
+    status ``expect_exit`` and that no runtime process outlives it. ``wrapper`` is a
+    command that execs the daemon (such as ``setpriv ...``), keeping its pid."""
     home = tempfile.mkdtemp(prefix="rapid-test-home-")
     full_env = {**os.environ, "HOME": home, "PYTHONUNBUFFERED": "1"}
     for key in list(full_env):
         if key.startswith("RAPID_") or key.startswith("AWS_LAMBDA_") or key == "_HANDLER":
             del full_env[key]
     full_env.update(env or {})
-    argv = [sys.executable, "-m", "rapid", "serve", "--port", "0", *args]
+    argv = [*wrapper, sys.executable, "-m", "rapid", "serve", "--port", "0", *args]
     proc = subprocess.Popen(
         argv, cwd=cwd or ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,

@@ -251,10 +251,13 @@ def _post(url: str, body: bytes) -> bytes:
 def test_isolation_is_detected_and_the_runtime_api_stays_private(
     rapid_image: str, bash_fn: Path, privileged: bool
 ) -> None:
-    flags = ["-v", f"{bash_fn}:/var/task:ro"] + (["--privileged"] if privileged else [])
-    with running(rapid_image, *flags) as c:
+    # Two functions: the bash one above, and the example on the bundled shell runtime (the
+    # one an unprivileged container used to refuse its own Runtime API).
+    flags = ["-v", f"{bash_fn}:/fns/probe:ro", "-v", f"{REPO / 'examples' / 'shell-echo'}:/fns/echo:ro"]
+    flags += ["--privileged"] if privileged else []
+    with running(rapid_image, *flags, env={"RAPID_FUNCTIONS": "probe=/fns/probe echo=/fns/echo"}) as c:
         _, err = c.logs()
-        mode = [l for l in err.splitlines() if l.startswith("rapid: isolation: ")]
+        mode = [line for line in err.splitlines() if line.startswith("rapid: isolation: ")]
         assert len(mode) == 1, err
         if privileged:
             assert "private tmpfs per instance (mount namespace)" in mode[0]
@@ -263,15 +266,17 @@ def test_isolation_is_detected_and_the_runtime_api_stays_private(
             assert "memory RSS watchdog" in mode[0]
         assert "runtimes run as uids" in mode[0]  # root in the container: each instance its own uid
 
-        # The runtime, under its own uid, passes the Runtime API identity check...
-        answer = json.loads(invoke(c.url, b'{"who": "runtime"}')[2])
+        # The runtimes, under their own uids, pass the Runtime API identity check...
+        status, headers, body = invoke(c.url, b'{"shell": "echo"}', function="echo")
+        assert (status, "x-amz-function-error" in headers, json.loads(body)) == (200, False, {"shell": "echo"})
+        answer = json.loads(invoke(c.url, b'{"who": "runtime"}', function="probe")[2])
         assert answer["echo"] == {"who": "runtime"}
-        # ...which still refuses any other process in the container, root or not.
-        for user in ("0", "990000"):
+        # ...which still refuses any other process in the container, root or the instance's uid.
+        for user in ("0", "990000", "990001"):
             probe = c.exec("curl", "-s", "-m", "10", f"http://{answer['api']}/2018-06-01/runtime/invocation/next",
                            user=user)
             assert "Only the runtime of this instance may use its Runtime API" in probe.stdout, (user, probe)
-        assert json.loads(invoke(c.url, b'{"who": "again"}')[2])["echo"] == {"who": "again"}
+        assert json.loads(invoke(c.url, b'{"who": "again"}', function="probe")[2])["echo"] == {"who": "again"}
         _stop_cleanly(c)
 
 
