@@ -63,6 +63,13 @@ def handler(event, context):
 """
 
 
+@pytest.fixture(scope="module", autouse=True)
+def nothing_left_behind():  # type: ignore[no-untyped-def]
+    yield
+    if shutil.which("podman"):
+        assert containers.leftovers() == []
+
+
 @pytest.fixture(scope="session")
 def rapid_image() -> str:
     """rapid's own image, built from the Dockerfile on the local Debian base."""
