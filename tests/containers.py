@@ -16,6 +16,7 @@ is removed with ``podman rm -f`` however the test ends.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -32,7 +33,10 @@ REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / ".cache" / "containers"
 _BASE_RECIPE = 2  # bump when the recipe below changes: the cached tarball and image are then remade
 BASE_TAG = f"localhost/rapid-test-base:bookworm-{_BASE_RECIPE}"
-IMAGE_TAG = "localhost/rapid:test"
+# Images of this checkout: podman's store is the machine's, and other checkouts may be
+# building their own at the same time.
+CHECKOUT = hashlib.sha1(str(REPO).encode()).hexdigest()[:8]
+IMAGE_TAG = f"localhost/rapid:test-{CHECKOUT}"
 PACKAGES = "python3,python3-venv,ca-certificates,curl,bash"
 RUN_LIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096"]
 

@@ -93,7 +93,7 @@ def _derived(tmp: Path, tag: str, dockerfile: str, files: dict[str, str]) -> str
 
 @pytest.fixture(scope="session")
 def python_image(rapid_image: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    return _derived(tmp_path_factory.mktemp("python-fn"), "localhost/rapid-test-python:latest", textwrap.dedent(f"""\
+    return _derived(tmp_path_factory.mktemp("python-fn"), f"localhost/rapid-test-python:{containers.CHECKOUT}", textwrap.dedent(f"""\
         FROM {rapid_image}
         RUN pip install --no-cache-dir awslambdaric
         COPY app.py /var/task/
@@ -103,7 +103,7 @@ def python_image(rapid_image: str, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="session")
 def bash_image(rapid_image: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    return _derived(tmp_path_factory.mktemp("bash-fn"), "localhost/rapid-test-bash:latest", textwrap.dedent(f"""\
+    return _derived(tmp_path_factory.mktemp("bash-fn"), f"localhost/rapid-test-bash:{containers.CHECKOUT}", textwrap.dedent(f"""\
         FROM {rapid_image}
         COPY bootstrap /var/task/bootstrap
         """), {"bootstrap": BASH_BOOTSTRAP})
@@ -183,6 +183,7 @@ def test_derived_image_serves_reports_times_out_and_stops(kind: str, request: py
 
         caller = threading.Thread(target=call)
         caller.start()
+        # (the function logs each event it gets: wait for the one after {"again": 1})
         _wait_for(lambda: f"{kind}-fn got: " in c.logs()[0].split("again")[-1], "the last invoke to start")
         _stop_cleanly(c)
         caller.join(30)
