@@ -23,6 +23,7 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -67,10 +68,9 @@ def podman_or_skip() -> str:
     pytest.skip(reason)
 
 
-def podman(*args: str, check: bool = True, timeout: float = 120, input: bytes | None = None) -> subprocess.CompletedProcess[str]:
+def podman(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     cmd = ["podman", "--runtime", "runc", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                          input=input.decode() if input is not None else None)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -178,8 +178,6 @@ class Container:
         return [(int(p), st, comm) for p, st, comm in rows]
 
     def wait_ready(self, timeout: float = 60) -> None:
-        import urllib.request
-
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -221,9 +219,11 @@ def running(image: str, *args: str, env: dict[str, str] | None = None, cmd: Sequ
         podman("rm", "-f", "-t", "0", name, check=False, timeout=120)
 
 
-def invoke(url: str, payload: bytes = b"{}", timeout: float = 60, function: str = "function") -> tuple[int, dict[str, str], bytes]:
-    import urllib.request
-
-    req = urllib.request.Request(url + f"/2015-03-31/functions/{function}/invocations", data=payload, method="POST")
+def invoke(
+    url: str, payload: bytes = b"{}", timeout: float = 60, function: str = "function"
+) -> tuple[int, dict[str, str], bytes]:
+    """POST an invoke; (status, headers with lower-case names, body)."""
+    path = f"/2015-03-31/functions/{function}/invocations"
+    req = urllib.request.Request(url + path, data=payload, method="POST")
     with urllib.request.urlopen(req, timeout=timeout) as r:
         return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()

@@ -93,7 +93,8 @@ def _derived(tmp: Path, tag: str, dockerfile: str, files: dict[str, str]) -> str
 
 @pytest.fixture(scope="session")
 def python_image(rapid_image: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    return _derived(tmp_path_factory.mktemp("python-fn"), f"localhost/rapid-test-python:{containers.CHECKOUT}", textwrap.dedent(f"""\
+    tag = f"localhost/rapid-test-python:{containers.CHECKOUT}"
+    return _derived(tmp_path_factory.mktemp("python-fn"), tag, textwrap.dedent(f"""\
         FROM {rapid_image}
         RUN pip install --no-cache-dir awslambdaric
         COPY app.py /var/task/
@@ -103,7 +104,8 @@ def python_image(rapid_image: str, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="session")
 def bash_image(rapid_image: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    return _derived(tmp_path_factory.mktemp("bash-fn"), f"localhost/rapid-test-bash:{containers.CHECKOUT}", textwrap.dedent(f"""\
+    tag = f"localhost/rapid-test-bash:{containers.CHECKOUT}"
+    return _derived(tmp_path_factory.mktemp("bash-fn"), tag, textwrap.dedent(f"""\
         FROM {rapid_image}
         COPY bootstrap /var/task/bootstrap
         """), {"bootstrap": BASH_BOOTSTRAP})
