@@ -107,7 +107,6 @@ def base_image() -> tuple[str, float]:
             partial.unlink(missing_ok=True)
             raise AssertionError(f"mmdebstrap failed:\n{exc.stderr.decode(errors='replace')[-3000:]}") from None
         partial.rename(tarball)
-        podman("rmi", "-f", BASE_TAG, check=False)
     if not image_exists(BASE_TAG):
         # pip verifies with its own CA bundle unless told to use the system's (which now
         # holds the proxy's CA).
