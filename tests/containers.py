@@ -81,9 +81,12 @@ def image_exists(tag: str) -> bool:
 
 
 def base_image() -> tuple[str, float]:
-    """The base image's tag, made if missing; and the seconds it took (0 if cached)."""
+    """The base image's tag, made if podman lacks it (from the cached tarball, or the
+    tarball made first); and the seconds that took (0 if the image was there)."""
     tarball = CACHE / f"bookworm-{_BASE_RECIPE}.tar"
     started = time.monotonic()
+    if image_exists(BASE_TAG):
+        return BASE_TAG, 0.0
     if not tarball.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
         partial = CACHE / f"partial-{os.getpid()}.tar"
@@ -107,11 +110,10 @@ def base_image() -> tuple[str, float]:
             partial.unlink(missing_ok=True)
             raise AssertionError(f"mmdebstrap failed:\n{exc.stderr.decode(errors='replace')[-3000:]}") from None
         partial.rename(tarball)
-    if not image_exists(BASE_TAG):
-        # pip verifies with its own CA bundle unless told to use the system's (which now
-        # holds the proxy's CA).
-        podman("import", "--change", 'CMD ["bash"]', "--change", "ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt",
-               str(tarball), BASE_TAG, timeout=300)
+    # pip verifies with its own CA bundle unless told to use the system's (which now holds
+    # the proxy's CA).
+    podman("import", "--change", 'CMD ["bash"]', "--change", "ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt",
+           str(tarball), BASE_TAG, timeout=300)
     return BASE_TAG, time.monotonic() - started
 
 
