@@ -27,6 +27,7 @@ from rapid.host.host import Host
 from rapid.http.protocol import Limits
 from rapid.http.server import listen
 from rapid.logs import LogSink
+from rapid.supervisor.reaper import split_if_pid1
 
 
 def say(text: str) -> None:
@@ -140,6 +141,7 @@ def tune_malloc() -> None:
 
 
 def run(config: Config) -> int:
+    split_if_pid1()  # in a container: PID 1 stays a reaper of orphans, the daemon runs as its child
     tune_malloc()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(serve_forever(config))
