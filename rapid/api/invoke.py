@@ -18,6 +18,8 @@ from urllib.parse import parse_qs, unquote
 
 import msgspec
 
+from rapid.api.dashboard import PREFIX as DASHBOARD
+from rapid.api.dashboard import DashboardAPI
 from rapid.core import constraints
 from rapid.core.errors import (
     MAX_ASYNC_REQUEST,
@@ -55,6 +57,7 @@ class InvokeAPI:
         self.ready = ready
         self.events = events  # durable async invocation (rapid.events); None: Event is refused
         self.events_api = EventsAPI(host, events) if events is not None else None
+        self.dashboard = DashboardAPI(host, self, events)
         self._loop = asyncio.get_running_loop()
 
     def __call__(self, req: Request, conn: HttpConnection) -> Response | asyncio.Future[Response]:
@@ -70,6 +73,8 @@ class InvokeAPI:
                     raise unknown_operation()
                 name = unquote(path[22:].rstrip("/")[: -len("/invoke-async")])
                 return self.invoke(name, req, rid, "Event")
+            if path.startswith(DASHBOARD):
+                return self.dashboard(req, conn, rid)
             if self.events_api is not None and self.events_api.handles(path):
                 return self.events_api(req, rid)
             if path == "/metrics" and self.events_api is not None:

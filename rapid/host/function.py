@@ -21,6 +21,7 @@ from rapid.core import report, scheduler
 from rapid.core.errors import ServiceError, throttled
 from rapid.core.invocation import Invocation, InvocationEvent, Outcome
 from rapid.core.naming import LATEST, function_arn, log_stream_name
+from rapid.dashboard.feed import error_type_of
 from rapid.host.code import Code
 from rapid.host.instance import Instance
 
@@ -106,11 +107,12 @@ class Function:
 
     # -- logs -----------------------------------------------------------------------------
 
-    def log_line(self, text: str) -> None:
+    def log_line(self, text: str, request_id: str | None = None) -> None:
         self.host.logs.line(self._prefix + text if self._prefix else text)
+        self.host.feed.line(self.name, request_id, text)
 
     def log_platform(self, inv: Invocation, text: str) -> None:
-        self.log_line(text)
+        self.log_line(text, inv.request_id)
         if inv.log_lines is not None:
             inv.log_lines.append(text)
 
@@ -140,6 +142,10 @@ class Function:
         else:
             self.log_platform(inv, report.end_text(inv.request_id))
             self.log_platform(inv, report.report_text(r))
+        self.host.feed.invocation(
+            self.name, self.version, inv.request_id, r.duration_ms, r.billed_ms, init_ms, peak_mb, r.status,
+            error_type_of(outcome.body, r.error_type) if r.error_type else None,
+        )
 
     def report_init(self, instance: Instance, ms: float, phase: str, status: str, error_type: str | None) -> None:
         if self.json_logs:
@@ -249,6 +255,7 @@ class Function:
         )
         error = throttled(reason)
         refused = [self.queue.pop() for _ in range(min(count, len(self.queue)))]
+        self.host.feed.throttle(self.name, len(refused))
         for inv in reversed(refused):
             inv.settle(InvocationEvent.FAIL, Outcome(b"", status="error", service_error=error))
 

@@ -20,6 +20,7 @@ import time
 from rapid.config import Config, FunctionConfig
 from rapid.core.errors import function_not_found, shutting_down
 from rapid.core.naming import LATEST, Target, function_arn
+from rapid.dashboard.feed import Feed
 from rapid.host.code import Code
 from rapid.host.function import Function
 from rapid.logs import LogSink
@@ -34,6 +35,7 @@ class Host:
     def __init__(self, config: Config, logs: LogSink) -> None:
         self.config = config
         self.logs = logs
+        self.feed = Feed()  # the recent past, for the dashboard (bounded)
         self.region = config.region
         self.functions: dict[str, Function] = {}
         self.stopping = False
