@@ -85,6 +85,8 @@ class Config(Struct, forbid_unknown_fields=True, kw_only=True):
     overflow: Literal["throttle", "queue"] = "throttle"  # beyond the limit: 429 as AWS, or wait
     async_time_scale: Annotated[float, Meta(gt=0, le=1)] = 1.0  # scales async retry delays and ages (tests)
     async_concurrency: Annotated[int, Meta(ge=1)] = 16  # most async attempts in flight per function
+    credentials: str | None = None  # an AWS credentials file: SigV4 on the management API
+    allow_unauthenticated: bool = False  # an open management API on a non-loopback address
     functions: dict[Name, FunctionConfig] = {}
     dropin: bool = False  # derived: serving `-- CMD` (or a searched bootstrap) as `function`
 
@@ -94,11 +96,12 @@ SERVER_KEYS = (
     "host", "port", "log_format", "data_dir", "region", "account_id", "init_timeout", "shutdown_timeout",
     "max_concurrency", "idle_timeout", "max_lifetime", "freeze", "freeze_with", "private_tmp", "drop_privileges",
     "user_range", "memory_limit", "verify_runtime_peer", "overflow", "async_time_scale", "async_concurrency",
+    "credentials", "allow_unauthenticated",
 )
 FUNCTION_KEYS = ("runtime", "handler", "timeout", "memory", "concurrency")
 _INTS = ("port", "timeout", "memory", "concurrency", "max_concurrency", "async_concurrency")
 _FLOATS = ("init_timeout", "shutdown_timeout", "idle_timeout", "max_lifetime", "async_time_scale")
-_BOOLS = ("freeze", "verify_runtime_peer")
+_BOOLS = ("freeze", "verify_runtime_peer", "allow_unauthenticated")
 MAX_ENV_BYTES = 4096  # Lambda: 4 KB of environment variables in all
 
 # Every flag's environment variable. RIE's own variables apply to drop-in mode.
@@ -124,6 +127,8 @@ ENV_VARS = {
     "async_time_scale": "RAPID_ASYNC_TIME_SCALE",
     "async_concurrency": "RAPID_ASYNC_CONCURRENCY",
     "overflow": "RAPID_OVERFLOW",
+    "credentials": "RAPID_CREDENTIALS",
+    "allow_unauthenticated": "RAPID_ALLOW_UNAUTHENTICATED",
     "config": "RAPID_CONFIG",
     "function": "RAPID_FUNCTIONS",  # whitespace-separated NAME=PATH items
     "env": "RAPID_ENV",  # newline-separated KEY=VALUE items
@@ -192,7 +197,10 @@ def load(
         functions[name] = {"path": os.path.join(cwd, path), **shared}
 
     command = flat.get("command")
-    if command is not None or not functions:
+    # With a data dir and nothing to serve, rapid is the Lambda service alone: functions
+    # come through the API. Without one, it looks for a bootstrap as the RIE does.
+    service_only = command is None and not functions and bool(merged.get("data_dir"))
+    if command is not None or (not functions and not service_only):
         dropin = _dropin(command, environ, shared, cwd)
         name = environ.get("AWS_LAMBDA_FUNCTION_NAME") or "function"
         if name in functions:

@@ -187,6 +187,7 @@ class Sandbox:
                         if path not in fds:
                             mount(path, path, None, _MS_BIND | _MS_REC, None)
                         mount(None, path, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_REC, None)
+                _bind_opt(mount, code.opt)
                 os.chdir(task_root)
             if uid is not None:
                 os.setgroups([])
@@ -199,12 +200,21 @@ class Sandbox:
         return f"<Sandbox namespaces={self.namespaces} drop={self.drop} {self.cgroups!r}>"
 
 
+def _bind_opt(mount: Callable[[str | None, str, str | None, int, str | None], None], merged: str) -> None:
+    """In the instance's mount namespace: its merged layers, read-only, at ``/opt``."""
+    if not merged:
+        return
+    os.makedirs("/opt", exist_ok=True)
+    mount(merged, "/opt", None, _MS_BIND | _MS_REC, None)
+    mount(None, "/opt", None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_REC, None)
+
+
 def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
 def _needed_paths(code: Code) -> list[str]:
-    paths = [code.task_root, code.runtime_dir, sys.prefix, sys.base_prefix]
+    paths = [code.task_root, code.runtime_dir, sys.prefix, sys.base_prefix, *([code.opt] if code.opt else [])]
     if code.argv:
         exe = os.path.realpath(code.argv[0])
         paths += [os.path.dirname(code.argv[0]), os.path.dirname(exe)]
