@@ -280,12 +280,11 @@ class Registry:
                 f"CodeSHA256 ({code_sha256}) is different from current CodeSHA256 in $LATEST "
                 f"({b64_sha(spec.code)}). Please try again with the CodeSHA256 in $LATEST."
             )
-        if spec.last_update_status == "InProgress" and spec.state != "Pending":
-            pass  # set up synchronously; publishing snapshots the spec as it is
         published = self.versions.get(name, {})
         if published:
             last = published[max(published, key=int)]
-            if last.code == spec.code and last.settings == spec.settings:
+            same = msgspec.structs.replace(last.settings, description=spec.settings.description)
+            if last.code == spec.code and same == spec.settings:
                 return last
         fs = self.settings.get(name, FunctionSettings())
         number = str(fs.next_version)
