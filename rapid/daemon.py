@@ -87,6 +87,7 @@ async def serve_forever(config: Config) -> int:
         deployment = Deployment(host, registry, say)
         deployment.start()
         events = Dispatcher(host, store, recovery, data_dir=str(data_dir), scratch=scratch)
+        deployment.on_change(lambda event, name, _: _tell_events(events, event, name))
         app = App(InvokeAPI(host, ready=lambda: True, events=events), ready=lambda: True, guard=_guard(config))
         ctx = Context(host, registry, deployment)
         for part in (FunctionsAPI(ctx), VersionsAPI(ctx), LayersAPI(ctx), ConcurrencyAPI(ctx)):
@@ -116,6 +117,13 @@ def _registry_store(data_dir: str) -> SQLiteRegistryStore:
         return SQLiteRegistryStore(data_dir)
     except RegistryStoreError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _tell_events(events: Dispatcher, event: str, name: str) -> None:
+    if event == "delete":
+        events.function_deleted(name)
+    elif event == "create":
+        events.function_created(name)
 
 
 def _guard(config: Config) -> Guard | None:

@@ -51,6 +51,10 @@ class Deployment:
         registry.listeners.append(self._changed)
         host.catalog = self
 
+    def on_change(self, hook: Callable[[str, str, str | None], None]) -> None:
+        """Call ``hook(event, name, version)`` after each change is carried out."""
+        self._hooks.append(hook)
+
     def start(self) -> None:
         """Pools for every stored function, as they were before the restart."""
         for name, spec in sorted(self.registry.latest.items()):
