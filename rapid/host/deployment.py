@@ -81,6 +81,8 @@ class Deployment:
 
     def pool(self, target: Target) -> Function:
         name = target.name
+        if target.qualifier is None or target.qualifier == LATEST:
+            return self.host.functions[name]
         reg = self.registry
         try:
             version, _alias = resolve(target.qualifier, reg.versions.get(name, {}), reg.routes(name), self.draw())

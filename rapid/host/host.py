@@ -46,6 +46,7 @@ class Host:
         self.region = config.region
         self.functions: dict[str, Function] = {}  # the $LATEST pool (or a declared version) of each name
         self.pools: dict[tuple[str, str], Function] = {}  # published versions' pools, made on first use
+        self._versions: dict[str, dict[str, Function]] = {}  # the same pools by name, then version
         self.retired: set[Function] = set()  # replaced or deleted pools whose instances still drain
         self.catalog: Catalog | None = None  # functions of the API (rapid.host.deployment)
         self._reserved: dict[str, int] = {}  # reserved concurrency by function name
@@ -88,6 +89,7 @@ class Host:
         fn = Function(self, name, config, code, tagged=tagged)
         fn.reserved = self.functions[name].reserved if name in self.functions else None
         self.pools[(name, fn.version)] = fn
+        self._versions.setdefault(name, {})[fn.version] = fn
         return fn
 
     def remove(self, name: str, version: str | None = None) -> None:
@@ -96,12 +98,13 @@ class Host:
         error = function_not_found(function_arn(self.region, self.config.account_id, name, version))
         if version is not None:
             pool = self.pools.pop((name, version), None)
+            self._versions.get(name, {}).pop(version, None)
             if pool is not None:
                 self._retire(pool, None, error)
             return
         self.set_reserved(name, None)
-        for key in [k for k in self.pools if k[0] == name]:
-            self._retire(self.pools.pop(key), None, error)
+        for version in self._versions.pop(name, {}):
+            self._retire(self.pools.pop((name, version)), None, error)
         fn = self.functions.pop(name, None)
         if fn is not None:
             self._retire(fn, None, error)
@@ -114,7 +117,7 @@ class Host:
         self.retired.discard(fn)
 
     def pools_of(self, name: str) -> list[Function]:
-        out = [fn for (n, _), fn in self.pools.items() if n == name]
+        out = list(self._versions.get(name, {}).values())
         if name in self.functions:
             out.append(self.functions[name])
         return out
@@ -132,7 +135,7 @@ class Host:
 
     def sibling_instances(self, fn: Function) -> int:
         """Instances of the other pools of ``fn``'s function (reserved concurrency is shared)."""
-        if not self.pools and not self.retired:
+        if fn.name not in self._versions and not self.retired:
             return 0
         return sum(len(p.instances) for p in self.pools_of(fn.name) + list(self.retired)
                    if p is not fn and p.name == fn.name)

@@ -29,6 +29,7 @@ from rapid.registry.code_store import CodeStore
 from rapid.registry.model import Alias, CodeRef, FunctionSettings, LayerVersion, Settings, VersionSpec, encode
 from rapid.registry.store import RegistryStore
 
+_NO_ROUTES: Mapping[str, Route] = {}
 Listener = Callable[[str, str, str | None], None]  # (event, function name, version)
 
 
@@ -72,6 +73,7 @@ class Registry:
         self.layer_next: dict[str, int] = {}
         self.listeners: list[Listener] = []
         self.declared: set[str] = set()  # names the configuration holds (read-only here)
+        self._routes: dict[str, dict[str, Route]] = {}
 
     # -- load -----------------------------------------------------------------------------
 
@@ -93,8 +95,9 @@ class Registry:
             self.layers.setdefault(layer.name, {})[layer.version] = layer
         for key, body in self.store.load("layer-next"):
             self.layer_next[key] = int(body)
-        for name in list(self.latest):  # a spec whose code went missing cannot run
+        for name in list(self.latest):
             self.settings.setdefault(name, FunctionSettings())
+            self._reroute(name)
 
     # -- names ----------------------------------------------------------------------------
 
@@ -137,10 +140,16 @@ class Registry:
             raise not_found(f"Function not found: {self.arn(name, qualifier)}")
         return found
 
-    def routes(self, name: str) -> dict[str, Route]:
-        return {
-            a.name: Route(a.version, tuple(a.weights.items())) for a in self.aliases.get(name, {}).values()
-        }
+    def routes(self, name: str) -> Mapping[str, Route]:
+        """The function's aliases as routing needs them (kept up to date, not built per call)."""
+        return self._routes.get(name, _NO_ROUTES)
+
+    def _reroute(self, name: str) -> None:
+        aliases = self.aliases.get(name)
+        if aliases:
+            self._routes[name] = {a.name: Route(a.version, tuple(a.weights.items())) for a in aliases.values()}
+        else:
+            self._routes.pop(name, None)
 
     def _tell(self, event: str, name: str, version: str | None = None) -> None:
         for listener in self.listeners:
@@ -259,6 +268,7 @@ class Registry:
         self.latest.pop(name, None)
         self.versions.pop(name, None)
         self.aliases.pop(name, None)
+        self._routes.pop(name, None)
         self.settings.pop(name, None)
         self._tell("delete", name, None)
 
@@ -340,11 +350,13 @@ class Registry:
         if alias in self.aliases.get(name, {}):
             self.store.delete("alias", f"{name}/{alias}")
             del self.aliases[name][alias]
+            self._reroute(name)
             self._tell("alias", name, alias)
 
     def _put_alias(self, record: Alias) -> None:
         self.store.put("alias", f"{record.function}/{record.name}", encode(record))
         self.aliases.setdefault(record.function, {})[record.name] = record
+        self._reroute(record.function)
         self._tell("alias", record.function, record.name)
 
     # -- settings -------------------------------------------------------------------------
