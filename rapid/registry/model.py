@@ -52,6 +52,7 @@ class VersionSpec(Struct, frozen=True, kw_only=True):
     last_update_status: str = "Successful"  # InProgress | Successful | Failed
     last_update_reason: str | None = None
     layer_sizes: tuple[int, ...] = ()  # CodeSize of each layer, in the order of settings.layers
+    published_from: str = ""  # a published version: $LATEST's RevisionId right after publishing
     origin: str = "api"  # "api", or "config" for a function declared at start (rapid.toml, --function)
 
 

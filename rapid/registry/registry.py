@@ -293,21 +293,21 @@ class Registry:
         published = self.versions.get(name, {})
         if published:
             last = published[max(published, key=int)]
-            same = msgspec.structs.replace(last.settings, description=spec.settings.description)
-            if last.code == spec.code and same == spec.settings:
+            if last.published_from == spec.revision_id:  # $LATEST unchanged since
                 return last
         fs = self.settings.get(name, FunctionSettings())
         number = str(fs.next_version)
+        latest_revision = revision()  # publishing changes $LATEST's RevisionId too, as on AWS
         version = msgspec.structs.replace(
-            spec, version=number, revision_id=revision(), last_modified=now_text(), state="Active",
+            spec, version=number, revision_id=revision(), published_from=latest_revision,
+            last_modified=now_text(), state="Active",
             state_reason=None, last_update_status="Successful", last_update_reason=None,
             settings=msgspec.structs.replace(spec.settings, description=description or spec.settings.description),
         )
         self._put_settings(name, msgspec.structs.replace(fs, next_version=fs.next_version + 1))
         self.store.put("version", f"{name}/{number}", encode(version))
         self.versions.setdefault(name, {})[number] = version
-        # Publishing changes $LATEST's RevisionId too, as on AWS.
-        self._put_latest(msgspec.structs.replace(self.latest[name], revision_id=revision()))
+        self._put_latest(msgspec.structs.replace(self.latest[name], revision_id=latest_revision))
         self._tell("publish", name, number)
         return version
 
