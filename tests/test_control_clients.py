@@ -15,7 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.control import ROLE, behave_zip, client, make_zip, python_zip, wait_active
-from tests.daemon import ROOT, Daemon, run_server, unique
+from tests.daemon import ROOT, Daemon, run_cli, run_server, unique
 
 AWS = shutil.which("aws", path=os.path.dirname(sys.executable)) or shutil.which("aws")
 JS_SDK = ROOT / ".cache" / "js-sdk" / "node_modules"
@@ -168,3 +168,10 @@ def test_non_loopback_management_needs_credentials(tmp_path: Path) -> None:
             "Payload"].read() == b"2"
     with run_server(["--host", "0.0.0.0", "--allow-unauthenticated", "--data-dir", str(tmp_path / "c")]) as daemon:
         assert client(daemon).list_functions()["Functions"] == []
+
+
+def test_unreadable_credentials_stop_start_up(tmp_path: Path) -> None:
+    (tmp_path / "empty").write_text("[default]\n")
+    for path in (tmp_path / "missing", tmp_path / "empty"):
+        out = run_cli(["serve", "--port", "0", "--data-dir", str(tmp_path / "s"), "--credentials", str(path)])
+        assert out.returncode == 2 and "credentials" in out.stderr

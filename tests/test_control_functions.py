@@ -58,6 +58,9 @@ def test_create_invoke_get_list_delete(lam) -> None:  # type: ignore[no-untyped-
     got = lam.get_function(FunctionName=name)
     assert got["Configuration"]["State"] == "Active" and got["Configuration"]["LastUpdateStatus"] == "Successful"
     assert got["Tags"] == {"team": "x"}
+    import urllib.request
+
+    assert urllib.request.urlopen(got["Code"]["Location"], timeout=10).read() == code
     assert got["Configuration"]["MemorySize"] == 256 and got["Configuration"]["Timeout"] == 5
     out = lam.invoke(FunctionName=name, Payload=json.dumps({"name": "ada"}))
     assert json.loads(out["Payload"].read()) == {"hello": "ada", "v": 1}

@@ -265,3 +265,15 @@ def test_reserved_and_provisioned_concurrency(lam) -> None:  # type: ignore[no-u
     with pytest.raises(ClientError) as err:
         lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier="1")
     assert _err(err)[:2] == (404, "ProvisionedConcurrencyConfigNotFoundException")
+
+
+def test_node_function_finds_layer_modules_on_node_path(lam) -> None:  # type: ignore[no-untyped-def]
+    layer = lam.publish_layer_version(LayerName="greet-" + unique(), CompatibleRuntimes=["nodejs20.x"], Content={
+        "ZipFile": make_zip({"nodejs/node_modules/greet/index.js": "exports.greet = (n) => `hello ${n}`;\n"})})
+    name = "node-" + unique()
+    lam.create_function(FunctionName=name, Runtime="nodejs20.x", Handler="index.handler", Role=ROLE,
+                        Layers=[layer["LayerVersionArn"]], Code={"ZipFile": make_zip({
+                            "index.js": "const { greet } = require('greet');\n"
+                                        "exports.handler = async (event) => greet(event.who);\n"})})
+    wait_active(lam, name)
+    assert lam.invoke(FunctionName=name, Payload=b'{"who": "node"}')["Payload"].read() == b'"hello node"'
