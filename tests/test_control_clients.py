@@ -15,7 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.control import ROLE, behave_zip, client, make_zip, python_zip, wait_active
-from tests.daemon import ROOT, Daemon, run_cli, run_server, unique
+from tests.daemon import ROOT, Daemon, run_cli, run_server
 
 AWS = shutil.which("aws", path=os.path.dirname(sys.executable)) or shutil.which("aws")
 JS_SDK = ROOT / ".cache" / "js-sdk" / "node_modules"

@@ -26,7 +26,7 @@ from rapid.core.naming import Target
 from rapid.core.routing import LATEST
 from rapid.http.message import Request, Response
 from rapid.http.router import Router
-from rapid.registry.registry import now_text
+from rapid.registry.model import now_text
 
 
 class ConcurrencyAPI:
@@ -88,7 +88,7 @@ class ConcurrencyAPI:
         if qualifier == LATEST:
             raise invalid_parameter("Provisioned Concurrency Configs cannot be applied to unpublished function "
                                     "versions.")
-        ctx.registry._writable(name)
+        ctx.registry.writable(name)
         version = ctx.registry.version(name, qualifier).version
         if version == LATEST:
             raise invalid_parameter("Provisioned Concurrency Configs cannot be applied to unpublished function "

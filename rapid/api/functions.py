@@ -227,7 +227,7 @@ class FunctionsAPI:
         ctx = self.ctx
         name, qualifier = ctx.target(params["name"])
         data = body_of(req)
-        current = ctx.registry._writable(name)
+        current = ctx.registry.writable(name)
         changes = _settings_changes(data, current.settings.runtime)
         if "runtime" in changes and "handler" not in changes:
             rules.check_handler(changes["runtime"], current.settings.handler)
@@ -238,7 +238,7 @@ class FunctionsAPI:
         ctx = self.ctx
         name, _ = ctx.target(params["name"])
         data = body_of(req)
-        ctx.registry._writable(name)
+        ctx.registry.writable(name)
         zipped = code_input({k: v for k, v in data.items() if k in ("ZipFile", "S3Bucket", "S3Key",
                                                                     "S3ObjectVersion", "ImageUri")},
                             "UpdateFunctionCode")

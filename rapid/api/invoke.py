@@ -28,7 +28,7 @@ from rapid.core.errors import (
     validation,
 )
 from rapid.core.invocation import Invocation
-from rapid.core.naming import function_arn, parse_function_name, request_id, trace_id
+from rapid.core.naming import function_arn, parse_function_name, trace_id
 from rapid.api.errors import render as _error
 from rapid.events.api import EventsAPI
 from rapid.events.dispatcher import Dispatcher

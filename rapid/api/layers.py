@@ -84,7 +84,7 @@ class LayersAPI:
         runtimes = _strings(data, "CompatibleRuntimes")
         for runtime in runtimes:
             rules.check_runtime(runtime)
-        layer = self.ctx.registry.publish_layer(
+        layer = self.ctx.registry.layer_versions.publish(
             name, zipped, str(data.get("Description") or ""), runtimes,
             _strings(data, "CompatibleArchitectures", ("x86_64", "arm64")),
             data.get("LicenseInfo") if isinstance(data.get("LicenseInfo"), str) else None,
@@ -92,11 +92,11 @@ class LayersAPI:
         return ok(201, self._shape(req, layer), rid)
 
     def get(self, req: Request, params: dict[str, str], rid: str) -> Response:
-        layer = self.ctx.registry.layer(_layer_name(params["layer"], self.ctx), _number(params["number"]))
+        layer = self.ctx.registry.layer_versions.get(_layer_name(params["layer"], self.ctx), _number(params["number"]))
         return ok(200, self._shape(req, layer), rid)
 
     def delete(self, req: Request, params: dict[str, str], rid: str) -> Response:
-        self.ctx.registry.delete_layer(_layer_name(params["layer"], self.ctx), _number(params["number"]))
+        self.ctx.registry.layer_versions.delete(_layer_name(params["layer"], self.ctx), _number(params["number"]))
         return no_content(rid)
 
     def _filtered(self, layers: list[LayerVersion], query: dict[str, str]) -> list[LayerVersion]:
@@ -137,7 +137,7 @@ class LayersAPI:
         name, number = rules.layer_of(arn)
         if not arn.startswith(self.ctx.registry.layer_arn(name) + ":"):
             raise ServiceError(404, "ResourceNotFoundException", "The resource you requested does not exist.")
-        return ok(200, self._shape(req, self.ctx.registry.layer(name, number)), rid)
+        return ok(200, self._shape(req, self.ctx.registry.layer_versions.get(name, number)), rid)
 
 
 def _version_item(shape: dict[str, Any]) -> dict[str, Any]:

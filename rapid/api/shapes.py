@@ -24,7 +24,8 @@ from rapid.host.deployment import Deployment
 from rapid.host.host import Host
 from rapid.http.message import Request, Response
 from rapid.registry.model import Alias, CodeRef, LayerVersion, Settings, VersionSpec
-from rapid.registry.registry import Registry, b64_sha, now_text
+from rapid.registry.model import b64_sha, now_text
+from rapid.registry.registry import Registry
 
 MAX_CONTROL_REQUEST = 69_905_067  # base64 of 50 MB and its JSON, as AWS counts it
 _RUNTIME_NAMES = {"provided": "provided", "shell": "provided", "node": "nodejs20.x",

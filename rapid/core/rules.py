@@ -122,7 +122,7 @@ def check_environment(variables: Mapping[str, str]) -> None:
     for key in variables:
         if not _ENV_KEY.match(key):
             raise _one(
-                f"Value at 'environment.variables' failed to satisfy constraint: Map keys must satisfy "
+                "Value at 'environment.variables' failed to satisfy constraint: Map keys must satisfy "
                 r"constraint: [Member must satisfy regular expression pattern: [a-zA-Z]([a-zA-Z0-9_])+]"
             )
     reserved = sorted(RESERVED_ENV & variables.keys())

@@ -156,7 +156,7 @@ class Deployment:
         if warning:
             self.say(f"warning: {warning}")
         fn = self.host.replace(spec.name, config, code)
-        if self.host._sweeper is not None:  # the host is running: start provisioned instances now
+        if self.host.started:  # the host is running: start provisioned instances now
             fn.start_provisioned()
         if spec.state != "Active" or spec.last_update_status != "Successful":
             # Answered Pending / InProgress first; Active / Successful from the next read on.

@@ -168,6 +168,11 @@ class Host:
             )
         return fn
 
+    @property
+    def started(self) -> bool:
+        """Whether ``start`` ran (new pools then start their provisioned instances at once)."""
+        return self._sweeper is not None
+
     # -- host-wide concurrency ------------------------------------------------------------
 
     @property

@@ -9,6 +9,10 @@ are never changed; ``$LATEST`` is replaced whole by every update (``msgspec.stru
 
 from __future__ import annotations
 
+import base64
+import time
+import uuid
+
 import msgspec
 from msgspec import Struct
 
@@ -86,3 +90,18 @@ class FunctionSettings(Struct, frozen=True, kw_only=True):
 
 
 encode = msgspec.json.Encoder().encode
+
+
+def now_text(t: float | None = None) -> str:
+    """AWS's LastModified format: ``2026-12-01T13:47:45.123+0000``."""
+    t = time.time() if t is None else t
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}+0000"
+
+
+def revision() -> str:
+    return str(uuid.uuid4())
+
+
+def b64_sha(code: CodeRef) -> str:
+    """CodeSha256 as AWS gives it: the base64 of the ZIP's SHA-256."""
+    return base64.b64encode(bytes.fromhex(code.sha256)).decode("ascii")

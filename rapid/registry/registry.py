@@ -15,8 +15,6 @@ the host knows them, the API lists them and reads them, and refuses to change th
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -25,22 +23,16 @@ import msgspec
 from rapid.core import rules
 from rapid.core.errors import ServiceError, invalid_parameter
 from rapid.core.routing import LATEST, Route
+from rapid.host.archive import MAX_UNZIPPED
 from rapid.registry.code_store import CodeStore
-from rapid.registry.model import Alias, CodeRef, FunctionSettings, LayerVersion, Settings, VersionSpec, encode
+from rapid.registry.layers import Layers
+from rapid.registry.model import (
+    Alias, CodeRef, FunctionSettings, LayerVersion, Settings, VersionSpec, b64_sha, encode, now_text, revision,
+)
 from rapid.registry.store import RegistryStore
 
 _NO_ROUTES: Mapping[str, Route] = {}
 Listener = Callable[[str, str, str | None], None]  # (event, function name, version)
-
-
-def now_text(t: float | None = None) -> str:
-    """AWS's LastModified format: ``2026-12-01T13:47:45.123+0000``."""
-    t = time.time() if t is None else t
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}+0000"
-
-
-def revision() -> str:
-    return str(uuid.uuid4())
 
 
 def not_found(what: str) -> ServiceError:
@@ -69,8 +61,7 @@ class Registry:
         self.versions: dict[str, dict[str, VersionSpec]] = {}
         self.aliases: dict[str, dict[str, Alias]] = {}
         self.settings: dict[str, FunctionSettings] = {}
-        self.layers: dict[str, dict[int, LayerVersion]] = {}
-        self.layer_next: dict[str, int] = {}
+        self.layer_versions = Layers(store, code, region, account)
         self.listeners: list[Listener] = []
         self.declared: set[str] = set()  # names the configuration holds (read-only here)
         self._routes: dict[str, dict[str, Route]] = {}
@@ -90,11 +81,7 @@ class Registry:
             self.aliases.setdefault(alias.function, {})[alias.name] = alias
         for key, body in self.store.load("function"):
             self.settings[key] = dec(FunctionSettings).decode(body)
-        for _, body in self.store.load("layer"):
-            layer = dec(LayerVersion).decode(body)
-            self.layers.setdefault(layer.name, {})[layer.version] = layer
-        for key, body in self.store.load("layer-next"):
-            self.layer_next[key] = int(body)
+        self.layer_versions.load()
         for name in list(self.latest):
             self.settings.setdefault(name, FunctionSettings())
             self._reroute(name)
@@ -105,9 +92,12 @@ class Registry:
         base = f"arn:aws:lambda:{self.region}:{self.account}:function:{name}"
         return f"{base}:{qualifier}" if qualifier else base
 
+    @property
+    def layers(self) -> dict[str, dict[int, LayerVersion]]:
+        return self.layer_versions.versions
+
     def layer_arn(self, name: str, version: int | None = None) -> str:
-        base = f"arn:aws:lambda:{self.region}:{self.account}:layer:{name}"
-        return base if version is None else f"{base}:{version}"
+        return self.layer_versions.arn(name, version)
 
     def function(self, name: str) -> VersionSpec:
         spec = self.latest.get(name)
@@ -115,7 +105,7 @@ class Registry:
             raise not_found(f"Function not found: {self.arn(name)}")
         return spec
 
-    def _writable(self, name: str) -> VersionSpec:
+    def writable(self, name: str) -> VersionSpec:
         if name in self.declared:
             raise invalid_parameter(
                 f"Function {name} is declared in rapid's configuration (rapid.toml, --function or the drop-in "
@@ -172,9 +162,9 @@ class Registry:
         for arn in layers:
             name, number = rules.layer_of(arn)
             total += self.layers[name][number].code.unzipped
-        if total > rules_max_unzipped():
+        if total > MAX_UNZIPPED:
             raise invalid_parameter(
-                f"Function code combined with layers exceeds the maximum allowed size of {rules_max_unzipped()} "
+                f"Function code combined with layers exceeds the maximum allowed size of {MAX_UNZIPPED} "
                 "bytes. The actual size is " + f"{total} bytes."
             )
 
@@ -215,7 +205,7 @@ class Registry:
             raise precondition_failed(self.arn(spec.name, spec.version if spec.version != LATEST else None))
 
     def update_code(self, name: str, zip_bytes: bytes, revision_id: str | None, publish: bool) -> VersionSpec:
-        spec = self._writable(name)
+        spec = self.writable(name)
         self._check_revision(spec, revision_id)
         code = self.code.put(zip_bytes)
         self._check_unzipped(code, spec.settings.layers)
@@ -230,7 +220,7 @@ class Registry:
         return self.latest[name]
 
     def update_config(self, name: str, changes: Mapping[str, Any], revision_id: str | None) -> VersionSpec:
-        spec = self._writable(name)
+        spec = self.writable(name)
         self._check_revision(spec, revision_id)
         settings = msgspec.structs.replace(spec.settings, **changes)
         layer_sizes = self._layer_sizes(settings.layers) if "layers" in changes else spec.layer_sizes
@@ -246,7 +236,7 @@ class Registry:
         return new
 
     def delete(self, name: str, qualifier: str | None) -> None:
-        self._writable(name)
+        self.writable(name)
         if qualifier is not None and qualifier != LATEST:
             if not qualifier.isdigit():
                 raise invalid_parameter("Deletion of aliases is not currently supported.")
@@ -283,7 +273,7 @@ class Registry:
     # -- versions -------------------------------------------------------------------------
 
     def publish(self, name: str, code_sha256: str | None, revision_id: str | None, description: str) -> VersionSpec:
-        spec = self._writable(name)
+        spec = self.writable(name)
         self._check_revision(spec, revision_id)
         if code_sha256 is not None and code_sha256 != b64_sha(spec.code):
             raise invalid_parameter(
@@ -326,7 +316,7 @@ class Registry:
         return found
 
     def create_alias(self, name: str, alias: str, version: str, weights: Mapping[str, float], description: str) -> Alias:
-        self._writable(name)
+        self.writable(name)
         if alias in self.aliases.get(name, {}):
             raise conflict(f"Alias already exists: {self.arn(name, alias)}")
         self._alias_target(name, version, weights)
@@ -336,7 +326,7 @@ class Registry:
         return record
 
     def update_alias(self, name: str, alias: str, changes: Mapping[str, Any], revision_id: str | None) -> Alias:
-        self._writable(name)
+        self.writable(name)
         current = self.alias(name, alias)
         if revision_id is not None and revision_id != current.revision_id:
             raise precondition_failed(self.arn(name, alias))
@@ -346,7 +336,7 @@ class Registry:
         return new
 
     def delete_alias(self, name: str, alias: str) -> None:
-        self._writable(name)
+        self.writable(name)
         if alias in self.aliases.get(name, {}):
             self.store.delete("alias", f"{name}/{alias}")
             del self.aliases[name][alias]
@@ -362,7 +352,7 @@ class Registry:
     # -- settings -------------------------------------------------------------------------
 
     def set_tags(self, name: str, tags: Mapping[str, str] | None, remove: Sequence[str] = ()) -> None:
-        self._writable(name)
+        self.writable(name)
         fs = self.settings.get(name, FunctionSettings())
         merged = {**fs.tags, **(tags or {})}
         for key in remove:
@@ -370,13 +360,13 @@ class Registry:
         self._put_settings(name, msgspec.structs.replace(fs, tags=merged))
 
     def set_reserved(self, name: str, reserved: int | None) -> None:
-        self._writable(name)
+        self.writable(name)
         fs = self.settings.get(name, FunctionSettings())
         self._put_settings(name, msgspec.structs.replace(fs, reserved=reserved))
         self._tell("concurrency", name, None)
 
     def set_provisioned(self, name: str, qualifier: str, count: int | None) -> None:
-        self._writable(name)
+        self.writable(name)
         fs = self.settings.get(name, FunctionSettings())
         provisioned = dict(fs.provisioned)
         if count is None:
@@ -386,47 +376,5 @@ class Registry:
         self._put_settings(name, msgspec.structs.replace(fs, provisioned=provisioned))
         self._tell("provisioned", name, qualifier)
 
-    # -- layers ---------------------------------------------------------------------------
-
-    def publish_layer(self, name: str, zip_bytes: bytes, description: str, runtimes: Sequence[str],
-                      architectures: Sequence[str], license_info: str | None) -> LayerVersion:
-        code = self.code.put(zip_bytes)
-        number = self.layer_next.get(name, max(self.layers.get(name, {0: None}), default=0) + 1)
-        layer = LayerVersion(
-            name=name, version=number, code=code, description=description,
-            compatible_runtimes=tuple(runtimes), compatible_architectures=tuple(architectures),
-            license_info=license_info, created=now_text(),
-        )
-        self.store.put("layer", f"{name}/{number:08d}", encode(layer))
-        self.store.put("layer-next", name, str(number + 1).encode())
-        self.layers.setdefault(name, {})[number] = layer
-        self.layer_next[name] = number + 1
-        return layer
-
-    def layer(self, name: str, number: int) -> LayerVersion:
-        found = self.layers.get(name, {}).get(number)
-        if found is None:
-            raise not_found("The resource you requested does not exist.")
-        return found
-
-    def delete_layer(self, name: str, number: int) -> None:
-        if number in self.layers.get(name, {}):
-            self.store.delete("layer", f"{name}/{number:08d}")
-            del self.layers[name][number]
-            if not self.layers[name]:
-                del self.layers[name]
-
     def __repr__(self) -> str:
-        return f"<Registry functions={len(self.latest)} layers={len(self.layers)} {self.store!r}>"
-
-
-def b64_sha(code: CodeRef) -> str:
-    import base64
-
-    return base64.b64encode(bytes.fromhex(code.sha256)).decode("ascii")
-
-
-def rules_max_unzipped() -> int:
-    from rapid.host.archive import MAX_UNZIPPED
-
-    return MAX_UNZIPPED
+        return f"<Registry functions={len(self.latest)} {self.layer_versions!r} {self.store!r}>"
