@@ -80,7 +80,9 @@ async def serve_forever(config: Config) -> int:
             if warning:
                 say(f"warning: {warning}")
             host.add(name, fc, code, tagged=not config.dropin)
-        registry = Registry(_registry_store(str(data_dir)), CodeStore(str(data_dir)), config.region, config.account_id)
+        code_store = CodeStore(str(data_dir))
+        code_store.clean()
+        registry = Registry(_registry_store(str(data_dir)), code_store, config.region, config.account_id)
         undo.callback(registry.store.close)
         registry.load()
         registry.declared.update(host.functions)

@@ -19,6 +19,7 @@ renders the answer; a refusal is a ``ServiceError`` rendered by the app.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
@@ -30,7 +31,7 @@ from rapid.core.errors import ServiceError, invalid_parameter, validation
 from rapid.core.naming import NAME_RE, parse_function_name
 from rapid.http.message import Request, Response
 from rapid.http.router import Router
-from rapid.registry.model import Settings
+from rapid.registry.model import CodeRef, Settings
 
 _PREFIX = "/2015-03-31/functions"
 
@@ -123,7 +124,7 @@ class FunctionsAPI:
 
     # -- create ---------------------------------------------------------------------------
 
-    def create(self, req: Request, params: dict[str, str], rid: str) -> Response:
+    def create(self, req: Request, params: dict[str, str], rid: str) -> asyncio.Future[Response]:
         data = body_of(req)
         name = data.get("FunctionName")
         if not isinstance(name, str):
@@ -148,8 +149,14 @@ class FunctionsAPI:
             raise validation("1 validation error detected: Value at 'tags' failed to satisfy constraint: "
                              "Member must be a map")
         zipped = code_input(data.get("Code"), "CreateFunction")
-        spec = self.ctx.registry.create(name, Settings(**changes), zipped, tags, bool(data.get("Publish")))
-        return ok(201, configuration(self.ctx, spec), rid)
+        reg = self.ctx.registry
+        reg.check_new(name)
+        settings, publish = Settings(**changes), bool(data.get("Publish"))
+
+        def created(code: CodeRef) -> Response:
+            return ok(201, configuration(self.ctx, reg.create(name, settings, code, tags, publish)), rid)
+
+        return self.ctx.upload(zipped, "CreateFunction", rid, created)
 
     # -- read -----------------------------------------------------------------------------
 
@@ -234,7 +241,7 @@ class FunctionsAPI:
         spec = ctx.registry.update_config(name, changes, typed(data, "RevisionId", str))
         return ok(200, configuration(ctx, spec), rid)
 
-    def update_code(self, req: Request, params: dict[str, str], rid: str) -> Response:
+    def update_code(self, req: Request, params: dict[str, str], rid: str) -> asyncio.Future[Response]:
         ctx = self.ctx
         name, _ = ctx.target(params["name"])
         data = body_of(req)
@@ -242,8 +249,12 @@ class FunctionsAPI:
         zipped = code_input({k: v for k, v in data.items() if k in ("ZipFile", "S3Bucket", "S3Key",
                                                                     "S3ObjectVersion", "ImageUri")},
                             "UpdateFunctionCode")
-        spec = ctx.registry.update_code(name, zipped, typed(data, "RevisionId", str), bool(data.get("Publish")))
-        return ok(200, configuration(ctx, spec), rid)
+        revision_id, publish = typed(data, "RevisionId", str), bool(data.get("Publish"))
+
+        def updated(code: CodeRef) -> Response:
+            return ok(200, configuration(ctx, ctx.registry.update_code(name, code, revision_id, publish)), rid)
+
+        return ctx.upload(zipped, "UpdateFunctionCode", rid, updated)
 
     def delete(self, req: Request, params: dict[str, str], rid: str) -> Response:
         ctx = self.ctx

@@ -11,14 +11,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from rapid.api.shapes import Context, body_of, code_location, layer_shape, no_content, ok, page, query_of, zip_bytes
+from rapid.api.shapes import Context, body_of, code_location, layer_shape, no_content, ok, page, query_of
 from rapid.core import rules
 from rapid.core.errors import ServiceError, invalid_parameter, validation
 from rapid.http.message import Request, Response
 from rapid.http.router import Router
-from rapid.registry.model import LayerVersion
+from rapid.registry.model import CodeRef, LayerVersion
 
 _PREFIX = "/2018-10-31/layers"
 
@@ -68,7 +69,7 @@ class LayersAPI:
     def _shape(self, req: Request, layer: LayerVersion) -> dict[str, Any]:
         return layer_shape(self.ctx, layer, code_location(req, layer.code.sha256))
 
-    def publish(self, req: Request, params: dict[str, str], rid: str) -> Response:
+    def publish(self, req: Request, params: dict[str, str], rid: str) -> asyncio.Future[Response]:
         name = _layer_name(params["layer"], self.ctx)
         data = body_of(req)
         content = data.get("Content")
@@ -80,16 +81,19 @@ class LayersAPI:
                                     "Content.ZipFile (--zip-file fileb://layer.zip)")
         if content.get("ZipFile") is None:
             raise invalid_parameter("Please provide a source for the layer content: Content.ZipFile")
-        zipped = zip_bytes(content["ZipFile"], "PublishLayerVersion")
         runtimes = _strings(data, "CompatibleRuntimes")
         for runtime in runtimes:
             rules.check_runtime(runtime)
-        layer = self.ctx.registry.layer_versions.publish(
-            name, zipped, str(data.get("Description") or ""), runtimes,
-            _strings(data, "CompatibleArchitectures", ("x86_64", "arm64")),
-            data.get("LicenseInfo") if isinstance(data.get("LicenseInfo"), str) else None,
-        )
-        return ok(201, self._shape(req, layer), rid)
+        architectures = _strings(data, "CompatibleArchitectures", ("x86_64", "arm64"))
+        license_info = data.get("LicenseInfo") if isinstance(data.get("LicenseInfo"), str) else None
+        description = str(data.get("Description") or "")
+
+        def published(code: CodeRef) -> Response:
+            layer = self.ctx.registry.layer_versions.publish(name, code, description, runtimes, architectures,
+                                                             license_info)
+            return ok(201, self._shape(req, layer), rid)
+
+        return self.ctx.upload(content["ZipFile"], "PublishLayerVersion", rid, published)
 
     def get(self, req: Request, params: dict[str, str], rid: str) -> Response:
         layer = self.ctx.registry.layer_versions.get(_layer_name(params["layer"], self.ctx), _number(params["number"]))

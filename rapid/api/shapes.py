@@ -7,16 +7,19 @@ functions declared at start get a spec made up from their configuration (``decla
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
 import msgspec
 
+from rapid.api.errors import render
 from rapid.core.errors import ServiceError, invalid_parameter, not_json, validation
 from rapid.core.naming import parse_function_name
 from rapid.core.routing import LATEST
@@ -96,6 +99,31 @@ class Context:
         return self.registry.version(name, qualifier)
 
 
+    def upload(self, raw: Any, operation: str, rid: str, then: Callable[[CodeRef], Response]) -> asyncio.Future[Response]:
+        """Decode a base64 ``ZipFile`` and put it in the code store on a worker thread (a
+        large package must not stall the loop); then ``then(ref)`` on the loop, whose
+        answer (or refusal) is the request's. The change is made even if the caller has
+        gone meanwhile."""
+        loop = asyncio.get_running_loop()
+        out: asyncio.Future[Response] = loop.create_future()
+        code = self.registry.code
+        work = loop.run_in_executor(None, lambda: code.put(zip_bytes(raw, operation)))
+
+        def done(finished: asyncio.Future[CodeRef]) -> None:
+            try:
+                answer = then(finished.result())
+            except ServiceError as exc:
+                answer = render(exc, rid)
+            except Exception as exc:  # noqa: BLE001 - the caller gets an answer whatever happens
+                answer = render(ServiceError(500, "ServiceException", f"rapid could not store the code: {exc}",
+                                             kind="Service"), rid)
+            if not out.done():
+                out.set_result(answer)
+
+        work.add_done_callback(done)
+        return out
+
+
 def body_of(req: Request) -> dict[str, Any]:
     if req.too_large:
         raise ServiceError(413, "RequestEntityTooLargeException",
@@ -139,7 +167,8 @@ def zip_bytes(raw: Any, operation: str) -> bytes:
     return data
 
 
-def code_input(code: Any, operation: str) -> bytes:
+def code_input(code: Any, operation: str) -> str:
+    """The ``ZipFile`` of a ``Code`` (still base64: ``Context.upload`` decodes it)."""
     if not isinstance(code, dict):
         raise invalid_parameter("Code is required: give Code.ZipFile, the base64 of a .zip deployment package")
     if code.get("S3Bucket") or code.get("S3Key") or code.get("S3ObjectVersion"):
@@ -150,7 +179,9 @@ def code_input(code: Any, operation: str) -> bytes:
                                 "(ImageUri) are not supported")
     if code.get("ZipFile") is None:
         raise invalid_parameter("Please provide a source for function code: Code.ZipFile")
-    return zip_bytes(code["ZipFile"], operation)
+    if not isinstance(code["ZipFile"], str):
+        raise invalid_parameter("ZipFile must be base64-encoded bytes")
+    return code["ZipFile"]
 
 
 def ok(status: int, obj: object, rid: str) -> Response:

@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 from rapid.config import FunctionConfig
 from rapid.core import rules
-from rapid.core.errors import function_not_found
+from rapid.core.errors import ServiceError, function_not_found
 from rapid.core.naming import Target
 from rapid.core.routing import LATEST, UnknownQualifier, resolve
 from rapid.host.code import Code, bundled, custom
@@ -82,19 +82,27 @@ class Deployment:
     def pool(self, target: Target) -> Function:
         name = target.name
         if target.qualifier is None or target.qualifier == LATEST:
-            return self.host.functions[name]
+            return self._latest(name)
         reg = self.registry
         try:
             version, _alias = resolve(target.qualifier, reg.versions.get(name, {}), reg.routes(name), self.draw())
         except UnknownQualifier:
             raise function_not_found(reg.arn(name, target.qualifier)) from None
         if version == LATEST:
-            return self.host.functions[name]
+            return self._latest(name)
         fn = self.host.pools.get((name, version))
         if fn is None:
             spec = reg.versions[name][version]
             config, code = self.build(spec)
             fn = self.host.add_version(name, config, code)
+        return fn
+
+    def _latest(self, name: str) -> Function:
+        fn = self.host.functions.get(name)
+        if fn is None:  # its set-up failed (State Failed)
+            state = self.registry.latest[name].state
+            raise ServiceError(409, "ResourceConflictException", "The operation cannot be performed at this time. "
+                               f"The function is currently in the following state: {state}")
         return fn
 
     # -- from specs to pools --------------------------------------------------------------

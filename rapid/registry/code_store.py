@@ -3,7 +3,8 @@ tree it unpacks to, ``DATA_DIR/code/trees/<sha256>/``, unpacked once and left re
 
 Unpacking goes through ``rapid.host.archive.extract`` (nothing escapes the tree, no setuid
 bits, bounded size) into a ``.partial`` folder renamed into place, so a tree that exists is
-whole. Layer stacks are merged into ``DATA_DIR/code/opt/<digest of the stack>/``: each
+whole. ``put`` is blocking and thread-safe: the API runs it on a worker thread, so a large
+upload never stalls the event loop (and the runtimes it serves). Layer stacks are merged into ``DATA_DIR/code/opt/<digest of the stack>/``: each
 layer's tree in order, a later layer's file replacing an earlier one's (hard links, so a
 merge costs no copy).
 """
@@ -14,6 +15,7 @@ import hashlib
 import os
 import shutil
 import stat
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,12 +40,11 @@ class CodeStore:
         tree = self.trees / digest
         zip_path = self.objects / f"{digest}.zip"
         if not zip_path.exists():
-            partial = zip_path.with_suffix(".partial")
+            partial = zip_path.with_suffix(f".{uuid.uuid4().hex}.partial")  # two uploads may race
             partial.write_bytes(data)
             os.replace(partial, zip_path)
         if not tree.is_dir():
-            work = self.trees / f"{digest}.partial"
-            shutil.rmtree(work, ignore_errors=True)
+            work = self.trees / f"{digest}.{uuid.uuid4().hex}.partial"
             try:
                 extract(str(zip_path), work, max_unzipped)
             except ArchiveError as exc:
@@ -54,7 +55,12 @@ class CodeStore:
                 raise invalid_parameter(f"Could not unzip uploaded file. Please check your file, then try to "
                                         f"upload again. ({text})") from None
             _read_only(work)
-            os.replace(work, tree)
+            try:
+                os.rename(work, tree)
+            except OSError:  # the same ZIP, unpacked meanwhile by another upload
+                if not tree.is_dir():
+                    raise
+                shutil.rmtree(work, ignore_errors=True)
         return CodeRef(sha256=digest, size=len(data), unzipped=_tree_size(tree))
 
     def tree(self, ref: CodeRef) -> str:
@@ -72,13 +78,27 @@ class CodeStore:
         target = self.opt / key
         if target.is_dir():
             return str(target)
-        work = self.opt / f"{key}.partial"
-        shutil.rmtree(work, ignore_errors=True)
+        work = self.opt / f"{key}.{uuid.uuid4().hex}.partial"
         work.mkdir(mode=0o755)
         for ref in layers:
             _overlay(self.trees / ref.sha256, work)
-        os.replace(work, target)
+        try:
+            os.rename(work, target)
+        except OSError:
+            if not target.is_dir():
+                raise
+            shutil.rmtree(work, ignore_errors=True)
         return str(target)
+
+    def clean(self) -> None:
+        """Remove what an interrupted upload left (``*.partial``); at start, before any upload."""
+        for folder in (self.objects, self.trees, self.opt):
+            for entry in folder.iterdir():
+                if entry.name.endswith(".partial"):
+                    if entry.is_dir():
+                        shutil.rmtree(entry, ignore_errors=True)
+                    else:
+                        entry.unlink(missing_ok=True)
 
     def __repr__(self) -> str:
         return f"<CodeStore {self.root}>"

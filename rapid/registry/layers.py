@@ -9,7 +9,7 @@ import msgspec
 
 from rapid.core.errors import ServiceError
 from rapid.registry.code_store import CodeStore
-from rapid.registry.model import LayerVersion, encode, now_text
+from rapid.registry.model import CodeRef, LayerVersion, encode, now_text
 from rapid.registry.store import RegistryStore
 
 
@@ -34,9 +34,8 @@ class Layers:
         base = f"arn:aws:lambda:{self.region}:{self.account}:layer:{name}"
         return base if version is None else f"{base}:{version}"
 
-    def publish(self, name: str, zip_bytes: bytes, description: str, runtimes: Sequence[str],
+    def publish(self, name: str, code: CodeRef, description: str, runtimes: Sequence[str],
                 architectures: Sequence[str], license_info: str | None) -> LayerVersion:
-        code = self.code.put(zip_bytes)
         number = self.next.get(name, max(self.versions.get(name, {}), default=0) + 1)
         layer = LayerVersion(
             name=name, version=number, code=code, description=description,

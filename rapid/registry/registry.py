@@ -168,11 +168,14 @@ class Registry:
                 "bytes. The actual size is " + f"{total} bytes."
             )
 
-    def create(self, name: str, settings: Settings, zip_bytes: bytes, tags: Mapping[str, str], publish: bool) -> VersionSpec:
+    def check_new(self, name: str) -> None:
         if name in self.latest or name in self.declared:
             raise conflict(f"Function already exist: {name}")
+
+    def create(self, name: str, settings: Settings, code: CodeRef, tags: Mapping[str, str], publish: bool) -> VersionSpec:
+        """A new function of ``code`` (already in the code store: ``CodeStore.put``)."""
+        self.check_new(name)
         layer_sizes = self._layer_sizes(settings.layers)
-        code = self.code.put(zip_bytes)
         self._check_unzipped(code, settings.layers)
         spec = VersionSpec(
             name=name, version=LATEST, code=code, settings=settings, revision_id=revision(),
@@ -204,10 +207,9 @@ class Registry:
         if revision_id is not None and revision_id != spec.revision_id:
             raise precondition_failed(self.arn(spec.name, spec.version if spec.version != LATEST else None))
 
-    def update_code(self, name: str, zip_bytes: bytes, revision_id: str | None, publish: bool) -> VersionSpec:
+    def update_code(self, name: str, code: CodeRef, revision_id: str | None, publish: bool) -> VersionSpec:
         spec = self.writable(name)
         self._check_revision(spec, revision_id)
-        code = self.code.put(zip_bytes)
         self._check_unzipped(code, spec.settings.layers)
         new = msgspec.structs.replace(
             spec, code=code, revision_id=revision(), last_modified=now_text(), last_update_status="InProgress",
