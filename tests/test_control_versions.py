@@ -277,3 +277,21 @@ def test_node_function_finds_layer_modules_on_node_path(lam) -> None:  # type: i
                                         "exports.handler = async (event) => greet(event.who);\n"})})
     wait_active(lam, name)
     assert lam.invoke(FunctionName=name, Payload=b'{"who": "node"}')["Payload"].read() == b'"hello node"'
+
+
+def test_provisioned_concurrency_of_a_version_that_cannot_init_fails(lam) -> None:  # type: ignore[no-untyped-def]
+    name = "broken-" + unique()
+    lam.create_function(FunctionName=name, Runtime="provided.al2023", Role=ROLE,
+                        Code={"ZipFile": make_zip({"bootstrap": "#!/bin/sh\nexit 3\n"}, {"bootstrap": 0o755})})
+    wait_active(lam, name)
+    lam.publish_version(FunctionName=name)
+    lam.put_provisioned_concurrency_config(FunctionName=name, Qualifier="1", ProvisionedConcurrentExecutions=1)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        got = lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier="1")
+        if got["Status"] != "IN_PROGRESS":
+            break
+        time.sleep(0.1)
+    assert got["Status"] == "FAILED" and "Runtime.ExitError" in got["StatusReason"]
+    out = lam.invoke(FunctionName=name, Qualifier="1")  # on-demand still answers, with the init error
+    assert out["FunctionError"] == "Unhandled"

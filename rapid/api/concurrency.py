@@ -24,6 +24,7 @@ from rapid.core import rules
 from rapid.core.errors import ServiceError, invalid_parameter, validation
 from rapid.core.naming import Target
 from rapid.core.routing import LATEST
+from rapid.host.function import PROVISIONED_TRIES
 from rapid.http.message import Request, Response
 from rapid.http.router import Router
 from rapid.registry.model import now_text
@@ -107,9 +108,9 @@ class ConcurrencyAPI:
             "Status": "READY" if ready >= requested else "IN_PROGRESS",
             "LastModified": self._modified.get((name, qualifier), now_text()),
         }
-        if pool is not None and pool.code.entrypoint_error is not None:
+        if pool is not None and ready < requested and pool.provisioned_failures >= PROVISIONED_TRIES:
             out["Status"] = "FAILED"
-            out["StatusReason"] = pool.code.entrypoint_error.message
+            out["StatusReason"] = f"FUNCTION_ERROR_INIT_FAILURE: {pool.provisioned_error}"
         return out
 
     def put_provisioned(self, req: Request, params: dict[str, str], rid: str) -> Response:

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 # How long an instance that just answered counts as about to take more work, before the
 # pool starts another for the waiting queue.
 FINISHING_GRACE = 0.05
+# Provisioned instances whose init fails this many times in a row are not started again
+# (the provisioned concurrency config is FAILED), rather than in a loop.
+PROVISIONED_TRIES = 3
 
 _PASSED_THROUGH = ("PATH", "HOME", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
@@ -58,6 +61,8 @@ class Function:
         self._next_id = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._regrace: asyncio.TimerHandle | None = None
+        self.provisioned_failures = 0  # provisioned inits failed in a row: past PROVISIONED_TRIES, no more
+        self.provisioned_error: str | None = None
         self.retired = False  # replaced or deleted: takes no new work, its instances drain
         self._prefix = f"[{name}] " if tagged else ""
         self._static_env = self._build_static_env()
@@ -146,6 +151,11 @@ class Function:
             self.log_platform(inv, report.report_text(r))
 
     def report_init(self, instance: Instance, ms: float, phase: str, status: str, error_type: str | None) -> None:
+        if instance.provisioned:
+            if status == "success":
+                self.provisioned_failures, self.provisioned_error = 0, None
+            else:
+                self.provisioned_error = error_type or f"Init {status}"
         if self.json_logs:
             self.log_line(report.init_report_json(ms, phase, status, error_type, self.init_type(instance)))
         else:
@@ -184,8 +194,14 @@ class Function:
             if not self.instances:
                 self.host.drained(self)
             return
+        if instance.provisioned and not instance.initialized:
+            self.provisioned_failures += 1
         if instance.provisioned and not self.host.stopping:
-            self._start(None, provisioned=True)  # Lambda keeps the provisioned count
+            if self.provisioned_failures < PROVISIONED_TRIES:
+                self._start(None, provisioned=True)  # Lambda keeps the provisioned count
+            elif self.provisioned_failures == PROVISIONED_TRIES:
+                self.log_line(f"provisioned concurrency FAILED after {PROVISIONED_TRIES} failed inits in a row "
+                              f"({self.provisioned_error}); on-demand instances serve the invokes")
         self._schedule()
 
     @property
@@ -300,6 +316,7 @@ class Function:
     def set_provisioned(self, count: int) -> None:
         """Keep ``count`` provisioned instances: start the missing ones, stop the extra."""
         self.provisioned = count
+        self.provisioned_failures, self.provisioned_error = 0, None
         have = [inst for inst in self.instances.values() if inst.provisioned and not inst.dead]
         for _ in range(count - len(have)):
             self._start(None, provisioned=True)
