@@ -104,7 +104,9 @@ async def serve_forever(config: Config) -> int:
         deployment.started()
         events.start()
         port = server.sockets[0].getsockname()[1]
-        say(f"listening on http://{config.host}:{port} (functions: {', '.join(sorted(host.functions))})")
+        names = sorted(host.functions)
+        shown = ", ".join(names) if len(names) <= 20 else ", ".join(names[:20]) + f" and {len(names) - 20} more"
+        say(f"listening on http://{config.host}:{port} (functions: {shown})")
         await _until_signalled()
         say("shutting down")
         server.close()

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,8 @@ def test_everything_survives_kill_9(tmp_path: Path) -> None:
         lam.create_alias(FunctionName="durable", Name="live", FunctionVersion="1",
                          RoutingConfig={"AdditionalVersionWeights": {"2": 0.5}})
         lam.put_function_concurrency(FunctionName="durable", ReservedConcurrentExecutions=7)
+        lam.put_provisioned_concurrency_config(FunctionName="durable", Qualifier="live",
+                                               ProvisionedConcurrentExecutions=1)
         before = lam.get_function(FunctionName="durable")["Configuration"]
         daemon.proc.send_signal(signal.SIGKILL)
         daemon.proc.wait(10)
@@ -121,6 +124,13 @@ def test_everything_survives_kill_9(tmp_path: Path) -> None:
         assert lam.get_alias(FunctionName="durable", Name="live")["RoutingConfig"] == {
             "AdditionalVersionWeights": {"2": 0.5}}
         assert lam.get_layer_version(LayerName="kept", VersionNumber=1)["Version"] == 1
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # provisioned instances are started again
+            status = lam.get_provisioned_concurrency_config(FunctionName="durable", Qualifier="live")["Status"]
+            if status == "READY":
+                break
+            time.sleep(0.1)
+        assert status == "READY"
         for qualifier, expected in (("1", b'"v1"'), ("2", b'"v2"'), ("$LATEST", b'"v2"')):
             out = lam.invoke(FunctionName="durable", Qualifier=qualifier, Payload=b'{"env": "K"}')
             assert out["Payload"].read() == expected

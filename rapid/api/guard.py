@@ -7,7 +7,8 @@ management API is open, as before. On any other address it needs one of:
   ``aws_access_key_id`` and ``aws_secret_access_key``; every profile's key is accepted).
   Each management request must carry a valid AWS Signature Version 4 by one of those keys,
   as every SDK sends: an unknown key id is 403 ``UnrecognizedClientException``, a wrong
-  signature 403 ``InvalidSignatureException``.
+  signature (or one dated more than 15 minutes from the server's clock) 403
+  ``InvalidSignatureException``.
 - ``--allow-unauthenticated``: open, as on loopback, by the operator's explicit choice.
 
 Without either, every management request is answered 403 ``AccessDeniedException`` saying
@@ -16,16 +17,20 @@ how to enable it; Invoke and the Runtime API stay open, as a drop-in container n
 
 from __future__ import annotations
 
+import calendar
 import configparser
 import hashlib
 import hmac
 import ipaddress
 import re
+import time
+from collections.abc import Callable
 from urllib.parse import parse_qsl, quote
 
 from rapid.core.errors import ServiceError
 from rapid.http.message import Request
 
+MAX_SKEW = 15 * 60  # seconds a signature's X-Amz-Date may differ from the server's clock, as AWS allows
 _AUTH = re.compile(
     r"^AWS4-HMAC-SHA256\s+Credential=(?P<key>[^/,\s]+)/(?P<scope>[^,\s]+),\s*"
     r"SignedHeaders=(?P<headers>[^,\s]+),\s*Signature=(?P<signature>[0-9a-f]+)\s*$"
@@ -62,6 +67,15 @@ def read_credentials(path: str) -> dict[str, str]:
     return keys
 
 
+def _skew(stamp: str, now: float) -> float | None:
+    """Seconds between an ``X-Amz-Date`` (``20261201T134745Z``) and ``now``; None if malformed."""
+    try:
+        signed = calendar.timegm(time.strptime(stamp, "%Y%m%dT%H%M%SZ"))
+    except ValueError:
+        return None
+    return abs(now - signed)
+
+
 def _denied(code: str, message: str) -> ServiceError:
     return ServiceError(403, code, message)
 
@@ -69,8 +83,9 @@ def _denied(code: str, message: str) -> ServiceError:
 class Guard:
     """Checks management requests; ``keys`` None means refuse them all."""
 
-    def __init__(self, keys: dict[str, str] | None) -> None:
+    def __init__(self, keys: dict[str, str] | None, clock: Callable[[], float] = time.time) -> None:
         self.keys = keys
+        self.clock = clock
 
     def check(self, req: Request) -> None:
         if self.keys is None:
@@ -89,6 +104,11 @@ class Guard:
         secret = self.keys.get(m["key"])
         if secret is None:
             raise _denied("UnrecognizedClientException", "The security token included in the request is invalid.")
+        stamp = req.headers.get("x-amz-date", "")
+        skew = _skew(stamp, self.clock())
+        if skew is None or skew > MAX_SKEW:
+            raise _denied("InvalidSignatureException", f"Signature expired: {stamp} is now earlier or later than "
+                          f"{MAX_SKEW // 60} minutes from the server's time.")
         expected = signature(req, secret, m["scope"], m["headers"].split(";"))
         if expected is None or not hmac.compare_digest(expected, m["signature"]):
             raise _denied(
