@@ -81,9 +81,10 @@ class LayersAPI:
                                     "Content.ZipFile (--zip-file fileb://layer.zip)")
         if content.get("ZipFile") is None:
             raise invalid_parameter("Please provide a source for the layer content: Content.ZipFile")
-        runtimes = _strings(data, "CompatibleRuntimes")
-        for runtime in runtimes:
-            rules.check_runtime(runtime)
+        runtimes = _strings(data, "CompatibleRuntimes")  # any of AWS's names: a layer may serve other hosts too
+        if len(runtimes) > 15:
+            raise validation("1 validation error detected: Value at 'compatibleRuntimes' failed to satisfy "
+                             "constraint: Member must have length less than or equal to 15")
         architectures = _strings(data, "CompatibleArchitectures", ("x86_64", "arm64"))
         license_info = data.get("LicenseInfo") if isinstance(data.get("LicenseInfo"), str) else None
         description = str(data.get("Description") or "")
