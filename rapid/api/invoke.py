@@ -3,8 +3,8 @@
 ``POST /2015-03-31/functions/{name}/invocations[?Qualifier=]`` and the legacy
 ``POST /2014-11-13/functions/{name}/invoke-async/``; ``GET /healthz`` for readiness; the
 event-invoke-config API and ``GET /metrics`` (``rapid.events.api``); ``rapid.api.app``
-routes to them. Each handler checks its request, builds an ``Invocation`` and hands it to the function; a
-synchronous invoke returns a future that the invocation's ``on_settled`` resolves, so no
+routes to them. Each handler checks its request, builds an ``Invocation`` and hands it to
+the function (``Host.resolve`` picks the version: an alias by weight); a synchronous invoke returns a future that the invocation's ``on_settled`` resolves, so no
 task is created per request.
 """
 
