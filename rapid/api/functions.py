@@ -156,7 +156,7 @@ class FunctionsAPI:
         def created(code: CodeRef) -> Response:
             return ok(201, configuration(self.ctx, reg.create(name, settings, code, tags, publish)), rid)
 
-        return self.ctx.upload(zipped, "CreateFunction", rid, created)
+        return self.ctx.upload(zipped, "CreateFunction", rid, created, self.ctx.layer_refs(settings.layers))
 
     # -- read -----------------------------------------------------------------------------
 
@@ -230,7 +230,9 @@ class FunctionsAPI:
 
     # -- change ---------------------------------------------------------------------------
 
-    def update_configuration(self, req: Request, params: dict[str, str], rid: str) -> Response:
+    def update_configuration(
+        self, req: Request, params: dict[str, str], rid: str
+    ) -> Response | asyncio.Future[Response]:
         ctx = self.ctx
         name, qualifier = ctx.target(params["name"])
         data = body_of(req)
@@ -238,14 +240,21 @@ class FunctionsAPI:
         changes = _settings_changes(data, current.settings.runtime)
         if "runtime" in changes and "handler" not in changes:
             rules.check_handler(changes["runtime"], current.settings.handler)
-        spec = ctx.registry.update_config(name, changes, typed(data, "RevisionId", str))
-        return ok(200, configuration(ctx, spec), rid)
+        revision_id = typed(data, "RevisionId", str)
+
+        def updated(_: object = None) -> Response:
+            return ok(200, configuration(ctx, ctx.registry.update_config(name, changes, revision_id)), rid)
+
+        if changes.get("layers"):  # merged off the loop; the deployment then finds them ready
+            refs = ctx.layer_refs(changes["layers"])
+            return ctx.off_loop(lambda: ctx.registry.code.merged(refs), updated, rid)
+        return updated()
 
     def update_code(self, req: Request, params: dict[str, str], rid: str) -> asyncio.Future[Response]:
         ctx = self.ctx
         name, _ = ctx.target(params["name"])
         data = body_of(req)
-        ctx.registry.writable(name)
+        current = ctx.registry.writable(name)
         zipped = code_input({k: v for k, v in data.items() if k in ("ZipFile", "S3Bucket", "S3Key",
                                                                     "S3ObjectVersion", "ImageUri")},
                             "UpdateFunctionCode")
@@ -254,7 +263,8 @@ class FunctionsAPI:
         def updated(code: CodeRef) -> Response:
             return ok(200, configuration(ctx, ctx.registry.update_code(name, code, revision_id, publish)), rid)
 
-        return ctx.upload(zipped, "UpdateFunctionCode", rid, updated)
+        layers = ctx.layer_refs(current.settings.layers, strict=False)
+        return ctx.upload(zipped, "UpdateFunctionCode", rid, updated, layers)
 
     def delete(self, req: Request, params: dict[str, str], rid: str) -> Response:
         ctx = self.ctx

@@ -4,8 +4,9 @@
 ``POST /2014-11-13/functions/{name}/invoke-async/``; ``GET /healthz`` for readiness; the
 event-invoke-config API and ``GET /metrics`` (``rapid.events.api``); ``rapid.api.app``
 routes to them. Each handler checks its request, builds an ``Invocation`` and hands it to
-the function (``Host.resolve`` picks the version: an alias by weight); a synchronous invoke returns a future that the invocation's ``on_settled`` resolves, so no
-task is created per request.
+the function (``Host.resolve`` picks the version: an alias by weight); a synchronous
+invoke returns a future that the invocation's ``on_settled`` resolves, so no task is
+created per request.
 """
 
 from __future__ import annotations

@@ -12,14 +12,15 @@ import base64
 import binascii
 import hashlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 import msgspec
 
 from rapid.api.errors import render
+from rapid.core import rules
 from rapid.core.errors import ServiceError, invalid_parameter, not_json, validation
 from rapid.core.naming import parse_function_name
 from rapid.core.routing import LATEST
@@ -30,6 +31,7 @@ from rapid.registry.model import Alias, CodeRef, LayerVersion, Settings, Version
 from rapid.registry.model import b64_sha, now_text
 from rapid.registry.registry import Registry
 
+T = TypeVar("T")
 MAX_CONTROL_REQUEST = 69_905_067  # base64 of 50 MB and its JSON, as AWS counts it
 _RUNTIME_NAMES = {"provided": "provided", "shell": "provided", "node": "nodejs20.x",
                   "python": f"python3.{sys.version_info.minor}"}
@@ -99,17 +101,43 @@ class Context:
         return self.registry.version(name, qualifier)
 
 
-    def upload(self, raw: Any, operation: str, rid: str, then: Callable[[CodeRef], Response]) -> asyncio.Future[Response]:
-        """Decode a base64 ``ZipFile`` and put it in the code store on a worker thread (a
-        large package must not stall the loop); then ``then(ref)`` on the loop, whose
-        answer (or refusal) is the request's. The change is made even if the caller has
-        gone meanwhile."""
+    def layer_refs(self, arns: Sequence[str], strict: bool = True) -> list[CodeRef]:
+        """The code of each layer version named. An unknown one is refused (``strict``) or
+        skipped: a function keeps the layer versions deleted since it named them."""
+        refs = []
+        for arn in arns:
+            name, number = rules.layer_of(arn)
+            layer = self.registry.layers.get(name, {}).get(number)
+            if layer is None or not arn.startswith(self.registry.layer_arn(name) + ":"):
+                if strict:
+                    raise invalid_parameter(f"Layer version {arn} does not exist.")
+                continue
+            refs.append(layer.code)
+        return refs
+
+    def upload(self, raw: Any, operation: str, rid: str, then: Callable[[CodeRef], Response],
+               layers: Sequence[CodeRef] = ()) -> asyncio.Future[Response]:
+        """Decode a base64 ``ZipFile`` and put it in the code store (and merge the layers
+        it will run with) on a worker thread; then ``then(ref)`` on the loop."""
+        code = self.registry.code
+
+        def work() -> CodeRef:
+            ref = code.put(zip_bytes(raw, operation))
+            if layers:
+                code.merged(layers)
+            return ref
+
+        return self.off_loop(work, then, rid)
+
+    def off_loop(self, work: Callable[[], T], then: Callable[[T], Response], rid: str) -> asyncio.Future[Response]:
+        """Run blocking ``work`` (unpacking, merging layers) on a worker thread, so a large
+        package never stalls the loop and the runtimes it serves; then ``then(result)`` on
+        the loop, whose answer (or refusal) is the request's. The change is made even if
+        the caller has gone meanwhile."""
         loop = asyncio.get_running_loop()
         out: asyncio.Future[Response] = loop.create_future()
-        code = self.registry.code
-        work = loop.run_in_executor(None, lambda: code.put(zip_bytes(raw, operation)))
 
-        def done(finished: asyncio.Future[CodeRef]) -> None:
+        def done(finished: asyncio.Future[T]) -> None:
             try:
                 answer = then(finished.result())
             except ServiceError as exc:
@@ -120,7 +148,7 @@ class Context:
             if not out.done():
                 out.set_result(answer)
 
-        work.add_done_callback(done)
+        loop.run_in_executor(None, work).add_done_callback(done)
         return out
 
 

@@ -158,15 +158,14 @@ class Registry:
         return tuple(sizes)
 
     def _check_unzipped(self, code: CodeRef, layers: Sequence[str]) -> None:
+        """AWS's 250 MB quota, for the function and its layers together, unzipped."""
         total = code.unzipped
         for arn in layers:
             name, number = rules.layer_of(arn)
-            total += self.layers[name][number].code.unzipped
+            layer = self.layers.get(name, {}).get(number)
+            total += layer.code.unzipped if layer is not None else 0
         if total > MAX_UNZIPPED:
-            raise invalid_parameter(
-                f"Function code combined with layers exceeds the maximum allowed size of {MAX_UNZIPPED} "
-                "bytes. The actual size is " + f"{total} bytes."
-            )
+            raise invalid_parameter(f"Unzipped size must be smaller than {MAX_UNZIPPED} bytes")
 
     def check_new(self, name: str) -> None:
         if name in self.latest or name in self.declared:
