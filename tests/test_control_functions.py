@@ -161,6 +161,20 @@ def test_not_a_zip_and_zip_slip_are_refused_and_write_nothing_outside(daemon: Da
             lam.create_function(FunctionName="slip-" + unique(), Runtime="python3.12", Handler="a.b", Role=ROLE,
                                 Code={"ZipFile": make_zip(files)})
         assert _code(err)[:2] == (400, "InvalidParameterValueException")
+    link = make_zip({"app.py": "x = 1\n"})
+    import io
+    import zipfile
+
+    buf = io.BytesIO(link)
+    with zipfile.ZipFile(buf, "a") as zf:
+        info = zipfile.ZipInfo("escape")
+        info.external_attr = 0o120777 << 16  # a symbolic link...
+        zf.writestr(info, str(tmp_path))  # ...pointing out of the package
+    with pytest.raises(ClientError) as err:
+        lam.create_function(FunctionName="slip-" + unique(), Runtime="python3.12", Handler="a.b", Role=ROLE,
+                            Code={"ZipFile": buf.getvalue()})
+    status, code, message = _code(err)
+    assert (status, code) == (400, "InvalidParameterValueException") and "outside" in message
     assert list(tmp_path.iterdir()) == []
     names = [f["FunctionName"] for f in lam.list_functions()["Functions"]]
     assert not any(n.startswith(("slip-", "nozip")) for n in names)

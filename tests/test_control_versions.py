@@ -140,7 +140,7 @@ def test_aliases_and_weighted_routing(lam) -> None:  # type: ignore[no-untyped-d
 LAYER_PY = "def where():\n    return '{}'\n"
 
 
-def test_layers_merge_into_opt_in_order(lam) -> None:  # type: ignore[no-untyped-def]
+def test_layers_merge_into_opt_in_order(daemon: Daemon, lam) -> None:  # type: ignore[no-untyped-def]
     base = "base-" + unique()
     top = "top-" + unique()
     l1 = lam.publish_layer_version(
@@ -174,6 +174,10 @@ def test_layers_merge_into_opt_in_order(lam) -> None:  # type: ignore[no-untyped
     assert out["shared"] == "top" and out["who"] == "top"  # the later layer wins
     assert out["bin"] == "from-layer" and out["site"] == 2
     root = out["path"].split(":")[-1][:-4]
+    if any("mount namespace" in line for line in daemon.stderr):
+        assert root == "/opt"  # the merged tree is mounted there
+    else:
+        assert root.endswith(tuple("0123456789abcdef")) and "/code/opt/" in root
     assert out["path"].endswith(f"{root}/bin") and f"{root}/lib" in out["ld"].split(":")
     assert out["pythonpath"].split(":")[0] == f"{root}/python"
     assert out["node"] == f"{root}/nodejs/node_modules"
