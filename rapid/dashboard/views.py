@@ -56,7 +56,9 @@ def instance_view(inst: Instance, now: float) -> dict[str, Any]:
     }
 
 
-def function_view(fn: Function, now: float) -> dict[str, Any]:
+def function_view(fn: Function, pools: list[Function], now: float) -> dict[str, Any]:
+    """A function by its ``$LATEST`` (or declared) pool, with the instances of every pool
+    of its versions."""
     cfg = fn.config
     return {
         "name": fn.name,
@@ -69,8 +71,8 @@ def function_view(fn: Function, now: float) -> dict[str, Any]:
         "reservedConcurrency": fn.reserved,
         "provisionedConcurrency": fn.provisioned,
         "perInstanceConcurrency": fn.per_instance,
-        "queued": len(fn.queue),
-        "instances": [instance_view(i, now) for i in fn.instances.values()],
+        "queued": sum(len(p.queue) for p in pools),
+        "instances": [{**instance_view(i, now), "version": p.version} for p in pools for i in p.instances.values()],
     }
 
 
@@ -81,5 +83,8 @@ def host_view(host: Host) -> dict[str, Any]:
         "isolation": host.sandbox.describe(),
         "maxConcurrency": host.max_concurrency,
         "unreservedAvailable": host.unreserved_room(),
-        "functions": [function_view(fn, now) for _, fn in sorted(host.functions.items())],
+        "functions": [
+            function_view(fn, host.pools_of(name) + [r for r in host.retired if r.name == name], now)
+            for name, fn in sorted(host.functions.items())
+        ],
     }
