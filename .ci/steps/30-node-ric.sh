@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The Node runtime interface client from npm (aws-lambda-ric), for `rapid check` and the
+# drop-in tests. It builds curl and aws-lambda-cpp from source at install time (about
+# 2.5 minutes), so it needs a C++ toolchain and the autotools. Installed once into
+# .cache/node-ric/ (git ignores it); the step does nothing when it is already there.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+dest=.cache/node-ric
+if [ -x "$dest/node_modules/.bin/aws-lambda-ric" ]; then
+  echo "node-ric: already installed in $dest" >&2
+  exit 0
+fi
+# tool -> the Debian package that provides it; only missing ones are installed (npm comes
+# with NodeSource's nodejs where that is installed, and Debian's npm would conflict with it).
+declare -A pkg=([g++]=g++ [make]=make [cmake]=cmake [autoconf]=autoconf [automake]=automake
+                [libtoolize]=libtool [unzip]=unzip [python3]=python3 [npm]=npm)
+need=()
+for tool in "${!pkg[@]}"; do
+  command -v "$tool" >/dev/null || need+=("${pkg[$tool]}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    echo "node-ric needs: ${need[*]} (and cannot install them: not root, or no apt-get)" >&2
+    exit 1
+  fi
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${need[@]}" >/dev/null
+fi
+mkdir -p "$dest"
+[ -f "$dest/package.json" ] || echo '{"name": "rapid-node-ric", "private": true}' > "$dest/package.json"
+(cd "$dest" && npm install --no-audit --no-fund aws-lambda-ric)
+if [ ! -x "$dest/node_modules/.bin/aws-lambda-ric" ]; then
+  echo "node-ric: npm install finished but $dest/node_modules/.bin/aws-lambda-ric is missing" >&2
+  exit 1
+fi
+echo "node-ric: installed in $dest" >&2

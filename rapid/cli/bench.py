@@ -1,0 +1,1 @@
+"""``rapid bench``: measure a runtime (placeholder until the module is written)."""

@@ -1,0 +1,159 @@
+"""One ``rapid check`` run: the functions it sets up and the order the checks run in.
+
+The runtime under test is added to one in-process host three times, as three functions:
+
+- ``check``: the runtime as given (timeout 30 s); almost every behaviour is checked here,
+  on one instance, as a warm runtime would be used;
+- ``deadline``: the same with a 2 s timeout, to see a timeout from the runtime's side;
+- ``init-error``: the same with a handler that does not exist (``_HANDLER`` and any
+  argument equal to the handler string are replaced), to provoke an init failure.
+
+A listener on 127.0.0.1:9001 (Lambda's own Runtime API address, when that port is free
+here) catches a runtime that ignores ``AWS_LAMBDA_RUNTIME_API``. If the runtime never
+reaches its Runtime API, the report says so and skips what needs a running runtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from rapid.lab import checks
+from rapid.lab.rig import Call, Rig, Spec
+from rapid.lab.verdict import Status, Verdict, skipped
+
+MISSING_HANDLER = "rapid_check_missing.handler"
+LAMBDA_ADDRESS = ("127.0.0.1", 9001)
+
+
+@dataclass
+class Trap:
+    """A listener on Lambda's fixed address: who connected, and what they sent first."""
+
+    server: asyncio.Server | None = None
+    seen: list[bytes] = field(default_factory=list)
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def open(self) -> bool:
+        def made() -> asyncio.Protocol:
+            return _TrapProtocol(self)
+
+        try:
+            self.server = await asyncio.get_running_loop().create_server(made, *LAMBDA_ADDRESS)
+        except OSError:
+            return False
+        return True
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+
+
+class _TrapProtocol(asyncio.Protocol):
+    def __init__(self, trap: Trap) -> None:
+        self.trap = trap
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.trap.seen.append(data[:200])
+        self.trap.event.set()
+        if self.transport is not None:
+            body = b'{"errorMessage":"this is not your AWS_LAMBDA_RUNTIME_API","errorType":"NotFound"}'
+            self.transport.write(b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"
+                                 b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+            self.transport.close()
+
+
+@dataclass
+class Session:
+    """What the checks share: the rig, the spec, the task root, the first call."""
+
+    rig: Rig
+    spec: Spec
+    task_root: str
+    trap: Trap
+    trap_open: bool
+    clock_offset: float = field(default_factory=lambda: time.time() - time.monotonic())
+    first: Call | None = None
+    first_next_ms: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def wall_ms(self, monotonic: float) -> float:
+        return (monotonic + self.clock_offset) * 1000.0
+
+
+def broken_spec(spec: Spec) -> Spec | None:
+    """``spec`` with its handler replaced by one that does not exist; None without a handler."""
+    if not spec.handler:
+        return None
+    command = [MISSING_HANDLER if a == spec.handler else a for a in spec.command] if spec.command else None
+    return Spec(command=command, path=spec.path, runtime=spec.runtime, handler=MISSING_HANDLER,
+                environment=dict(spec.environment), timeout=spec.timeout, memory=spec.memory, label=spec.label)
+
+
+async def run(spec: Spec, task_root: str, step: Callable[[str], None] = lambda _s: None,
+              echo: Callable[[str], None] | None = None) -> tuple[list[Verdict], list[str]]:
+    """Drive the runtime through every behaviour; (verdicts in report order, notes)."""
+    trap = Trap()
+    trap_open = await trap.open()
+    try:
+        async with Rig(echo=echo, init_timeout=10.0, shutdown_timeout=2.0) as rig:
+            s = Session(rig, spec, task_root, trap, trap_open)
+            if not trap_open:
+                s.notes.append("127.0.0.1:9001 is in use here: a hard-coded Runtime API address shows only as a "
+                               "runtime that never starts")
+            _fn, warning = rig.add("check", spec, task_root)
+            if warning:
+                s.notes.append(f"note: {warning}")
+            deadline_spec = Spec(**{**spec.__dict__, "timeout": 2})
+            rig.add("deadline", deadline_spec, task_root)
+            broken = broken_spec(spec)
+            if broken is not None:
+                rig.add("init-error", broken, task_root)
+            return await _run_checks(s, broken is not None, step), s.notes
+    finally:
+        trap.close()
+
+
+async def _run_checks(s: Session, can_break_init: bool, step: Callable[[str], None]) -> list[Verdict]:
+    step("start")
+    started = await checks.start(s)
+    verdicts = [started]
+    if started.status is Status.FAIL:
+        rest = [name for name, _fn in checks.RUNNING]
+        why = "the runtime never answered its first invocation"
+        verdicts += [skipped(name, why, "-", "-") for name in [*rest, "keep-alive", "streaming", "sigterm"]]
+        verdicts.insert(1 + len(rest), checks.paths(s))
+        return [checks.address(s), *verdicts]
+    for name, fn in checks.RUNNING:
+        step(name)
+        if name == "init-error" and not can_break_init:
+            verdicts.append(skipped(name, "no handler string to break (give --handler)",
+                                    checks.INIT_ERROR_EXPECTED, checks.CUSTOM))
+            continue
+        try:
+            verdicts.append(await fn(s))
+        except (asyncio.TimeoutError, TimeoutError):
+            verdicts.append(Verdict(name, Status.FAIL, "no answer in time (the invocation never settled)",
+                                    "an answer within the function's timeout", checks.LIFECYCLE))
+    verdicts.append(checks.paths(s))
+    verdicts.append(checks.keep_alive(s))
+    verdicts.append(checks.streaming(s))
+    step("sigterm")
+    verdicts.append(await checks.sigterm(s))
+    return [checks.address(s), *verdicts]
+
+
+def cleanup_task_root(path: str) -> None:
+    with contextlib.suppress(OSError):
+        for name in os.listdir(path):
+            os.unlink(os.path.join(path, name))
+        os.rmdir(path)
