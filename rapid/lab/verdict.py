@@ -41,7 +41,10 @@ class Verdict:
     source: str
 
     def line(self, width: int) -> str:
-        return f"{self.status.value}  {self.name:<{width}}  {self.seen}. Lambda: {self.expected}. {self.source}"
+        head = f"{self.status.value}  {self.name:<{width}}  {self.seen}"
+        if self.expected == "-":
+            return head
+        return f"{head}. Lambda: {self.expected}. {self.source}"
 
 
 def passed(name: str, seen: str, expected: str, source: str) -> Verdict:

@@ -18,7 +18,12 @@ def _plain(value):
     """A context attribute as JSON: objects become dicts of their public fields."""
     if value is None or isinstance(value, (str, int, float, bool, list, dict)):
         return value
-    return {k: _plain(v) for k, v in vars(value).items() if not k.startswith("_")}
+    fields = {}
+    for name in dir(value):  # plain attributes, or __slots__ (awslambdaric's classes)
+        item = getattr(value, name, None)
+        if not name.startswith("_") and not callable(item):
+            fields[name] = _plain(item)
+    return fields
 
 
 def handler(event, context):
