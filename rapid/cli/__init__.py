@@ -23,8 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command_name", required=True)
     serve.add_parser(sub)
     check.add_parser(sub)
-    if hasattr(bench, "add_parser"):
-        bench.add_parser(sub)
+    bench.add_parser(sub)
     add_queue(sub)  # rapid queue
     return p
 

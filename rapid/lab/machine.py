@@ -258,3 +258,15 @@ def _rollup_kb(pid: int, field: str) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def reaped_cpu(pid: int) -> float:
+    """CPU seconds of the children ``pid`` has already waited for (``cutime + cstime`` of
+    ``/proc/PID/stat``): what a shell runtime's short-lived curl processes cost, which no
+    live process holds any more. Counted in clock ticks (10 ms), summed by the kernel."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[13]) + int(fields[14])) / _TICK
+    except (OSError, IndexError, ValueError):
+        return 0.0

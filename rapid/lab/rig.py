@@ -181,9 +181,15 @@ class Rig:
         cognito_identity: str | None = None, trace: str | None = None, wait: float | None = None,
     ) -> Call:
         """Submit one invocation to ``name`` and wait until it settles (at most ``wait``
-        seconds beyond the function's timeout plus its init; it always settles by then)."""
+        seconds beyond the function's timeout plus its init; it always settles by then).
+
+        If the function has a live instance, wait first until it is back at ``/next``: the
+        host would otherwise start a second instance for an invocation that arrives while
+        a slow runtime is still on its way back, and the checks mean to drive one."""
         assert self.host is not None
         fn = self.host.functions[name]
+        if fn.instances and not fn.idle:
+            await self.until_idle(name, timeout=10.0)
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         inv = Invocation(
@@ -221,12 +227,22 @@ class Rig:
         return texts[start : end + 1]
 
     async def until_idle(self, name: str, timeout: float = 5.0) -> bool:
-        """Wait until an instance of ``name`` is back at ``/next`` with nothing to do."""
+        """Wait until an instance of ``name`` is back at ``/next`` with nothing to do
+        (woken by the tap when a ``/next`` arrives, not by polling)."""
         fn = self.function(name)
         deadline = time.monotonic() + timeout
-        while not fn.idle and time.monotonic() < deadline:
-            await asyncio.sleep(0.005)
-        return bool(fn.idle)
+        if self.tap.polled is None:
+            self.tap.polled = asyncio.Event()
+        while not fn.idle:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.tap.polled.clear()
+            try:
+                await asyncio.wait_for(self.tap.polled.wait(), left)
+            except (asyncio.TimeoutError, TimeoutError):
+                return bool(fn.idle)
+        return True
 
     async def stop_instances(self, name: str, timeout: float = 10.0) -> None:
         """End every instance of ``name`` and wait until their processes are gone."""

@@ -10,6 +10,7 @@ arrived and was answered. Checks read these instead of guessing what a client do
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -71,6 +72,7 @@ class Tap:
 
     def __init__(self) -> None:
         self.exchanges: list[Exchange] = []
+        self.polled: asyncio.Event | None = None  # set on every /next, for whoever waits on it
 
     # -- called by the host (rapid.api.runtime.TappedRuntimeAPI) ---------------------------
 
@@ -96,6 +98,8 @@ class Tap:
 
             ex.request_id = unquote(ex.target.partition("?")[0].rstrip("/").split("/")[-2])
         self.exchanges.append(ex)
+        if self.polled is not None and ex.kind == "next":
+            self.polled.set()
         return ex
 
     def answered(self, record: object, response: Response | None) -> None:
