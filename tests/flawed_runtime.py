@@ -14,6 +14,7 @@ runtime does, and serves it over one keep-alive connection. Flaws:
   truncate-6mb    responses over 4 MiB are cut to 4 MiB
   buffered-logs   stdout is block-buffered, so handler lines come out long after END
   leaky           every invocation keeps 256 KiB for ever
+  bad-mode        responses carry Lambda-Runtime-Function-Response-Mode: buffered
 """
 import http.client
 import importlib
@@ -45,7 +46,8 @@ def answer(conn, handler, request_id, body):
         result = result[: 4 * 1024 * 1024]
     if FLAW == "leaky":
         leaked.append(bytearray(os.urandom(256 * 1024)))
-    post(conn, path, result)
+    mode = {"Lambda-Runtime-Function-Response-Mode": "buffered"} if FLAW == "bad-mode" else None
+    post(conn, path, result, mode)
 
 
 class Context:
