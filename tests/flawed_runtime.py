@@ -39,7 +39,8 @@ def answer(conn, handler, request_id, body):
         result = json.dumps(handler(json.loads(body), Context(request_id))).encode()
         path = f"/invocation/{request_id}/response"
     except Exception as e:
-        error = {"errorMessage": str(e), "errorType": type(e).__name__, "stackTrace": traceback.format_exc().splitlines()}
+        error = {"errorMessage": str(e), "errorType": type(e).__name__,
+                 "stackTrace": traceback.format_exc().splitlines()}
         result = json.dumps(error).encode()
         path = f"/invocation/{request_id}/{'response' if FLAW == 'swallow-errors' else 'error'}"
     if FLAW == "truncate-6mb" and len(result) > 4 * 1024 * 1024:
@@ -92,7 +93,8 @@ def main():
         if FLAW == "no-init-error":
             sys.exit(1)
         error = {"errorMessage": str(e), "errorType": "Runtime.ImportModuleError"}
-        post(conn, "/init/error", json.dumps(error).encode(), {"Lambda-Runtime-Function-Error-Type": error["errorType"]})
+        header = {"Lambda-Runtime-Function-Error-Type": error["errorType"]}
+        post(conn, "/init/error", json.dumps(error).encode(), header)
         sys.exit(1)
     while True:
         conn.request("GET", API + "/invocation/next")

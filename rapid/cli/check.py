@@ -13,7 +13,6 @@ when any behaviour fails, 2 on bad arguments.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 

@@ -1,36 +1,31 @@
-"""The behaviours ``rapid check`` grades, each an async function of the session.
+"""What an invocation shows: the behaviours ``rapid check`` grades one event at a time.
 
 Each drives the runtime with an event of the test handler's protocol (``{"op": ...}``,
-see ``rapid/lab/handlers``), then judges from what rapid saw: the invocation's outcome,
-the Runtime API requests the tap recorded, and the log lines around START and END.
+see ``rapid/lab/handlers``), then judges from what rapid saw: the invocation's outcome and
+the Runtime API requests the tap recorded. The lifecycle (logs, reuse, the deadline,
+SIGTERM) is in ``rapid.lab.lifecycle``; what is read off the whole recording (paths,
+connections, streaming) in ``rapid.lab.wire``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from rapid.lab import machine
 from rapid.lab.rig import Call
 from rapid.lab.verdict import (
     CUSTOM,
     ENVIRONMENT,
     LAYERS,
-    LIFECYCLE,
     LIMITS,
-    LOGS,
     RUNTIME_API,
-    SHUTDOWN,
-    STREAMING,
     Verdict,
     failed,
     judge,
     passed,
     skipped,
-    warned,
 )
 
 if TYPE_CHECKING:
@@ -39,10 +34,6 @@ if TYPE_CHECKING:
 MAIN, DEADLINE, INIT_ERROR = "check", "deadline", "init-error"
 INIT_ERROR_EXPECTED = ("a runtime that cannot load its handler posts /runtime/init/error with "
                        "{errorType, errorMessage}, then exits")
-REUSE_INVOKES = 100
-LEAK_BOUND_KB = 10 * 1024  # RSS growth allowed from the 10th to the 100th invocation
-SIGTERM_GRACE_MS = 300  # what Lambda reserves for the runtime's graceful shutdown
-SIGTERM_LIMIT_MS = 2000  # the whole shutdown budget (with external extensions)
 MB1 = 1024 * 1024
 MB6 = 6 * 1024 * 1024 - 1024  # under the 6 MB request limit, with room for a runtime's spaces
 
@@ -54,27 +45,27 @@ def event(op: str, **fields: Any) -> bytes:
     return _encode({"op": op, **fields})
 
 
-def _json(body: bytes) -> Any:
+def decode(body: bytes) -> Any:
     try:
         return msgspec.json.decode(body)
     except msgspec.DecodeError:
         return None
 
 
-def _short(body: bytes, n: int = 120) -> str:
+def short(body: bytes, n: int = 120) -> str:
     text = body[:n].decode("utf-8", "replace")
     return repr(text + ("..." if len(body) > n else ""))
 
 
-def _describe(call: Call) -> str:
+def describe(call: Call) -> str:
     o = call.outcome
     if o.service_error is not None:
         return f"no invocation: {o.service_error.code}"
     if o.function_error:
-        info = _json(o.body)
+        info = decode(o.body)
         msg = info.get("errorMessage", "") if isinstance(info, dict) else ""
         return f"{o.error_type or 'an error'}: {str(msg)[:160]}"
-    return f"response {_short(o.body)}"
+    return f"response {short(o.body)}"
 
 
 # -- start --------------------------------------------------------------------------------
@@ -102,18 +93,18 @@ async def start(s: Session) -> Verdict:
     s.first = call
     nexts = [e for e in rig.tap.of(MAIN) if e.kind == "next"]
     if not nexts:
-        return failed("start", f"it never polled /next ({_describe(call)})", expected, CUSTOM)
+        return failed("start", f"it never polled /next ({describe(call)})", expected, CUSTOM)
     inst = rig.instance_of(call.request_id)
     if inst is not None and inst.spawned_at:
         s.first_next_ms = (nexts[0].received - inst.spawned_at) * 1000.0
     answer = rig.tap.answer(call.request_id)
     if not call.ok or answer is None:
-        return failed("start", f"first /next after {s.first_next_ms or 0:.0f} ms, then {_describe(call)}",
+        return failed("start", f"first /next after {s.first_next_ms or 0:.0f} ms, then {describe(call)}",
                       expected, CUSTOM)
-    got = _json(call.outcome.body)
-    ok = got == _json(payload)
+    got = decode(call.outcome.body)
+    ok = got == decode(payload)
     seen = (f"first /next {s.first_next_ms or 0:.0f} ms after spawn; the JSON event came back "
-            f"{'intact' if ok else 'changed: ' + _short(call.outcome.body)} through /response "
+            f"{'intact' if ok else 'changed: ' + short(call.outcome.body)} through /response "
             f"(Content-Type {answer.headers.get('content-type', 'none')})")
     return judge("start", ok, seen, expected, CUSTOM)
 
@@ -150,9 +141,9 @@ async def _echo(s: Session, name: str, total: int, label: str) -> Verdict:
     call = await s.rig.invoke(MAIN, payload)
     expected = f"a {label} event and a {label} response pass intact (the limit is 6 MB each way)"
     if not call.ok:
-        return failed(name, f"{label} event: {_describe(call)}", expected, LIMITS)
-    got = _json(call.outcome.body)
-    want = _json(payload)
+        return failed(name, f"{label} event: {describe(call)}", expected, LIMITS)
+    got = decode(call.outcome.body)
+    want = decode(payload)
     if got == want:
         return passed(name, f"{len(payload):,} bytes out, {len(call.outcome.body):,} back, equal as JSON",
                       expected, LIMITS)
@@ -162,7 +153,7 @@ async def _echo(s: Session, name: str, total: int, label: str) -> Verdict:
     elif got is None:
         what = f"{len(call.outcome.body):,} of {len(payload):,} bytes, not JSON: cut short?"
     else:
-        what = _short(call.outcome.body)
+        what = short(call.outcome.body)
     return failed(name, f"the echo came back different: {what}", expected, LIMITS)
 
 
@@ -184,15 +175,15 @@ async def function_error(s: Session) -> Verdict:
                 "(Lambda-Runtime-Function-Error-Type optional), and the runtime keeps serving")
     posted = rig.tap.answer(call.request_id)
     if posted is None:
-        return failed("function-error", f"nothing posted for the failing invocation ({_describe(call)})",
+        return failed("function-error", f"nothing posted for the failing invocation ({describe(call)})",
                       expected, RUNTIME_API)
     if posted.kind == "response":
-        return failed("function-error", f"the error was posted to /response as a success: {_short(call.outcome.body)}",
+        return failed("function-error", f"the error was posted to /response as a success: {short(call.outcome.body)}",
                       expected, RUNTIME_API)
-    body = _json(call.outcome.body)
+    body = decode(call.outcome.body)
     problems = []
     if not isinstance(body, dict):
-        problems.append(f"the body is not a JSON object: {_short(call.outcome.body)}")
+        problems.append(f"the body is not a JSON object: {short(call.outcome.body)}")
     else:
         if not isinstance(body.get("errorType"), str) or not body.get("errorType"):
             problems.append("no errorType")
@@ -204,7 +195,7 @@ async def function_error(s: Session) -> Verdict:
     first = rig.tap.delivery(call.request_id)
     kept = after.ok and same is not None and first is not None and same.instance == first.instance
     if not kept:
-        problems.append(f"the next invocation did not run on the same runtime ({_describe(after)})")
+        problems.append(f"the next invocation did not run on the same runtime ({describe(after)})")
     etype = body.get("errorType") if isinstance(body, dict) else None
     seen = (f"/error with errorType {etype!r}, "
             f"{'header ' + repr(header) if header else 'no Lambda-Runtime-Function-Error-Type header'}"
@@ -221,16 +212,17 @@ async def init_error(s: Session) -> Verdict:
     nexts = [e for e in rig.tap.of(INIT_ERROR) if e.kind == "next"]
     await rig.stop_instances(INIT_ERROR)
     if posted:
-        body = _json(posted[0].body or b"")
+        body = decode(posted[0].body or b"")
         etype = body.get("errorType") if isinstance(body, dict) else None
         ok = isinstance(body, dict) and isinstance(etype, str) and isinstance(body.get("errorMessage"), str)
         seen = (f"posted /init/error with errorType {etype!r}" if ok
-                else f"posted /init/error, but its body is not {{errorType, errorMessage}}: {_short(posted[0].body or b'')}")
+                else "posted /init/error, but its body is not {errorType, errorMessage}: "
+                + short(posted[0].body or b""))
         return judge("init-error", ok, seen + " for a handler that does not exist", INIT_ERROR_EXPECTED, CUSTOM)
     if nexts and call.ok:
         return skipped("init-error", "it started normally with a handler that does not exist (it does not load "
                        "its handler by name)", INIT_ERROR_EXPECTED, CUSTOM)
-    return failed("init-error", f"no /init/error for a handler that does not exist ({_describe(call)})",
+    return failed("init-error", f"no /init/error for a handler that does not exist ({describe(call)})",
                   INIT_ERROR_EXPECTED, CUSTOM)
 
 
@@ -239,13 +231,15 @@ async def init_error(s: Session) -> Verdict:
 CLIENT_CONTEXT = {"client": {"installation_id": "rapid-check", "app_title": "rapid", "app_version_name": "1",
                              "app_version_code": "1", "app_package_name": "rapid.check"},
                   "custom": {"rapid-check": "c0ffee"}, "env": {"platform": "rapid"}}
-IDENTITY = {"cognitoIdentityId": "us-east-1:rapid-check-identity", "cognitoIdentityPoolId": "us-east-1:rapid-check-pool"}
+IDENTITY = {"cognitoIdentityId": "us-east-1:rapid-check-identity",
+            "cognitoIdentityPoolId": "us-east-1:rapid-check-pool"}
+SECOND_TRACE = "Root=1-00000000-rapidcheck000000000000000;Parent=0000000000000001;Sampled=0"
 
 
 async def _context(s: Session, trace: str | None = None) -> tuple[Call, Any]:
     call = await s.rig.invoke(MAIN, event("context"), client_context=_encode(CLIENT_CONTEXT).decode(),
                               cognito_identity=_encode(IDENTITY).decode(), trace=trace)
-    return call, _json(call.outcome.body) if call.ok else None
+    return call, decode(call.outcome.body) if call.ok else None
 
 
 async def context_call(s: Session) -> tuple[Call, Any]:
@@ -260,7 +254,7 @@ async def deadline(s: Session) -> Verdict:
     expected = ("Lambda-Runtime-Deadline-Ms (epoch ms) gives the handler its remaining time "
                 "(context.get_remaining_time_in_millis and the like)")
     if not isinstance(got, dict):
-        return failed("deadline", f"the context op failed: {_describe(call)}", expected, RUNTIME_API)
+        return failed("deadline", f"the context op failed: {describe(call)}", expected, RUNTIME_API)
     given = s.rig.tap.delivery(call.request_id)
     answer = s.rig.tap.answer(call.request_id)
     remaining = got.get("remaining_ms")
@@ -281,15 +275,16 @@ async def deadline(s: Session) -> Verdict:
 async def trace_id(s: Session) -> Verdict:
     expected = "the runtime sets _X_AMZN_TRACE_ID to each invocation's Lambda-Runtime-Trace-Id"
     call, got = await context_call(s)
-    second, got2 = await _context(s, trace="Root=1-00000000-rapidcheck000000000000000;Parent=0000000000000001;Sampled=0")
+    second, got2 = await _context(s, trace=SECOND_TRACE)
     seen_ids = []
     for c, g in ((call, got), (second, got2)):
         if not isinstance(g, dict):
-            return failed("trace-id", f"the context op failed: {_describe(c)}", expected, CUSTOM)
+            return failed("trace-id", f"the context op failed: {describe(c)}", expected, CUSTOM)
         sent = c.invocation.trace_id
         if g.get("trace_id") != sent:
             have = g.get("trace_id")
-            why = "unset" if not have else ("the previous invocation's" if have == call.invocation.trace_id else repr(have))
+            stale = have == call.invocation.trace_id
+            why = "unset" if not have else ("the previous invocation's" if stale else repr(have))
             return failed("trace-id", f"_X_AMZN_TRACE_ID was {why}, not {sent!r}", expected, CUSTOM)
         seen_ids.append(sent)
     return passed("trace-id", "_X_AMZN_TRACE_ID was each invocation's own trace id (2 of 2)", expected, CUSTOM)
@@ -299,7 +294,7 @@ async def client_context(s: Session) -> Verdict:
     expected = "Lambda-Runtime-Client-Context (JSON) reaches the handler's context"
     call, got = await context_call(s)
     if not isinstance(got, dict):
-        return failed("client-context", f"the context op failed: {_describe(call)}", expected, RUNTIME_API)
+        return failed("client-context", f"the context op failed: {describe(call)}", expected, RUNTIME_API)
     cc = got.get("client_context")
     custom = cc.get("custom") if isinstance(cc, dict) else None
     ok = custom == CLIENT_CONTEXT["custom"]
@@ -311,10 +306,11 @@ async def cognito_identity(s: Session) -> Verdict:
     expected = "Lambda-Runtime-Cognito-Identity (JSON) reaches the handler's context"
     call, got = await context_call(s)
     if not isinstance(got, dict):
-        return failed("cognito-identity", f"the context op failed: {_describe(call)}", expected, RUNTIME_API)
+        return failed("cognito-identity", f"the context op failed: {describe(call)}", expected, RUNTIME_API)
     ident = got.get("identity")
     have = ident.get("cognitoIdentityId") if isinstance(ident, dict) else None
-    ok = have == IDENTITY["cognitoIdentityId"] and ident.get("cognitoIdentityPoolId") == IDENTITY["cognitoIdentityPoolId"]
+    pool = ident.get("cognitoIdentityPoolId") if isinstance(ident, dict) else None
+    ok = have == IDENTITY["cognitoIdentityId"] and pool == IDENTITY["cognitoIdentityPoolId"]
     return judge("cognito-identity", ok, f"context's identity id = {have!r}", expected, RUNTIME_API)
 
 
@@ -322,7 +318,7 @@ async def function_arn(s: Session) -> Verdict:
     expected = "Lambda-Runtime-Invoked-Function-Arn reaches the handler's context"
     call, got = await context_call(s)
     if not isinstance(got, dict):
-        return failed("function-arn", f"the context op failed: {_describe(call)}", expected, RUNTIME_API)
+        return failed("function-arn", f"the context op failed: {describe(call)}", expected, RUNTIME_API)
     want = call.invocation.function_arn
     have = got.get("function_arn")
     rid = got.get("request_id")
@@ -335,9 +331,9 @@ async def environment(s: Session) -> Verdict:
     expected = ("the handler, named file.function in _HANDLER, is loaded from LAMBDA_TASK_ROOT and sees the "
                 "function's environment, layer paths (/opt/bin on PATH, /opt/lib on LD_LIBRARY_PATH) included")
     call = await s.rig.invoke(MAIN, event("env"))
-    got = _json(call.outcome.body) if call.ok else None
+    got = decode(call.outcome.body) if call.ok else None
     if not isinstance(got, dict) or not isinstance(got.get("env"), dict):
-        return failed("environment", f"the env op failed: {_describe(call)}", expected, ENVIRONMENT)
+        return failed("environment", f"the env op failed: {describe(call)}", expected, ENVIRONMENT)
     import os
 
     env = got["env"]
@@ -363,208 +359,3 @@ async def environment(s: Session) -> Verdict:
     if problems:
         return failed("environment", "; ".join(problems), expected, ENVIRONMENT + " ; " + LAYERS)
     return passed("environment", seen, expected, ENVIRONMENT + " ; " + LAYERS)
-
-
-# -- logs ---------------------------------------------------------------------------------
-
-async def logs(s: Session) -> Verdict:
-    expected = ("what the handler writes to stdout/stderr reaches the log line by line, during its "
-                "invocation (between START and END)")
-    marks = ["rapid-check-log-1 a1b2", "rapid-check-log-2 c3d4"]
-    call = await s.rig.invoke(MAIN, event("log", lines=marks))
-    if not call.ok:
-        return failed("logs", f"the log op failed: {_describe(call)}", expected, LOGS)
-    lines = s.rig.lines_of(call.request_id) or []
-    end = next((i for i, t in enumerate(lines) if t.startswith("END RequestId:")), len(lines))
-    inside = lines[:end]
-    where = [next((i for i, t in enumerate(inside) if m in t), None) for m in marks]
-    if all(w is not None for w in where) and where[0] != where[1] and where[0] < where[1]:  # type: ignore[operator]
-        return passed("logs", "both handler lines appeared as their own lines, in order, before END", expected, LOGS)
-    await asyncio.sleep(0.5)  # where did they go, then?
-    texts = [t for _at, t in s.rig.logs.lines]
-    later = [m for m in marks if any(m in t for t in texts)]
-    if where[0] is not None and where[0] == where[1]:
-        seen = "both lines arrived joined in one log line"
-    elif later:
-        seen = f"{len(later)} of 2 handler lines appeared only after END (output buffered, not line by line)"
-    else:
-        seen = "the handler's lines never reached the log"
-    return failed("logs", seen, expected, LOGS)
-
-
-# -- reuse --------------------------------------------------------------------------------
-
-async def reuse(s: Session) -> Verdict:
-    expected = (f"one runtime process serves invocation after invocation, its memory bounded "
-                f"(here: {REUSE_INVOKES} in a row, memory growth under {LEAK_BOUND_KB // 1024} MiB "
-                "from the 10th to the last)")
-    rig = s.rig
-    instances, rss_at_10, rss_last, failures = set(), 0, 0, []
-    for i in range(REUSE_INVOKES):
-        call = await rig.invoke(MAIN, event("echo", n=i, pad="r" * 1000))
-        if not call.ok or _json(call.outcome.body) != {"op": "echo", "n": i, "pad": "r" * 1000}:
-            failures.append(f"#{i + 1}: {_describe(call)}")
-            if len(failures) > 3:
-                break
-            continue
-        given = rig.tap.delivery(call.request_id)
-        instances.add(given.instance if given else None)
-        if i in (9, REUSE_INVOKES - 1):
-            inst = rig.instance_of(call.request_id)
-            pid = inst.process.pid if inst and inst.process else None
-            if pid:  # measured idle (back at /next), the same state each time
-                await rig.until_idle(MAIN)
-                if i == 9:
-                    rss_at_10 = machine.family_pss_kb(pid)
-                else:
-                    rss_last = machine.family_pss_kb(pid)
-    if failures:
-        return failed("reuse", f"{len(failures)} invocations failed: {'; '.join(failures[:2])}", expected, LIFECYCLE)
-    if len(instances) != 1:
-        return failed("reuse", f"{REUSE_INVOKES} invocations needed {len(instances)} runtime processes "
-                      "(it exits or crashes between invocations)", expected, LIFECYCLE)
-    growth = rss_last - rss_at_10
-    seen = (f"{REUSE_INVOKES} invocations on one process; memory (PSS of its processes) "
-            f"{rss_at_10 / 1024:.1f} MiB at the 10th, {rss_last / 1024:.1f} MiB at the last")
-    return judge("reuse", growth <= LEAK_BOUND_KB, seen, expected, LIFECYCLE)
-
-
-# -- the deadline, from the runtime's side ---------------------------------------------------
-
-async def late_write(s: Session) -> Verdict:
-    expected = ("nothing reaches the Runtime API for an invocation after its deadline: at the timeout "
-                "Lambda ends the environment (Sandbox.Timedout), and a fresh one serves the next invoke")
-    rig = s.rig
-    fn = rig.function(DEADLINE)
-    sleep_ms = int(fn.timeout * 1000) + 1500
-    call = await rig.invoke(DEADLINE, event("sleep", ms=sleep_ms))
-    if call.error_type != "Sandbox.Timedout":
-        return skipped("late-write", f"the {sleep_ms} ms sleep did not time out ({_describe(call)})",
-                       expected, LIFECYCLE)
-    given = rig.tap.delivery(call.request_id)
-    timed_out_at = call.settled
-    await asyncio.sleep((sleep_ms - fn.timeout * 1000) / 1000.0 + 1.0)  # past the end of the handler's sleep
-    late = [e for e in rig.tap.of(DEADLINE)
-            if e.received > timed_out_at and (e.request_id == call.request_id
-                                              or (given is not None and e.instance == given.instance))]
-    after = await rig.invoke(DEADLINE, event("echo", after="timeout"))
-    if late:
-        first = late[0]
-        return failed("late-write", f"{first.method} {first.target} arrived {(first.received - timed_out_at) * 1000:.0f} "
-                      f"ms after the timeout, from a process that outlived its runtime", expected, LIFECYCLE)
-    if not after.ok:
-        return failed("late-write", f"after the timeout the next invocation failed: {_describe(after)}",
-                      expected, LIFECYCLE)
-    await rig.stop_instances(DEADLINE)
-    return passed("late-write", f"timed out at {fn.timeout:.0f} s; nothing arrived after its deadline "
-                  "(watched until its sleep would have ended); a new runtime served the next invoke",
-                  expected, LIFECYCLE)
-
-
-# -- read off the tap at the end ------------------------------------------------------------
-
-def paths(s: Session) -> Verdict:
-    expected = "requests go to /2018-06-01/runtime/... with the method each endpoint takes"
-    exchanges = s.rig.tap.exchanges
-    odd = [e for e in exchanges if e.kind == "other" or e.status in (404, 405)]
-    doubled = [e for e in exchanges if e.target.startswith("//")]
-    if odd:
-        e = odd[0]
-        return failed("paths", f"{len(odd)} requests to paths the Runtime API does not have, e.g. {e.method} {e.target}",
-                      expected, RUNTIME_API)
-    kinds = sorted({f"{e.method} {e.kind}" for e in exchanges})
-    if not exchanges:
-        return skipped("paths", "no request reached the Runtime API", expected, RUNTIME_API)
-    if doubled:
-        return warned("paths", f"{len(doubled)} paths start with '//' (e.g. {doubled[0].target}): rapid merges "
-                      "the slashes, other hosts may answer 404", expected, RUNTIME_API)
-    return passed("paths", f"{len(exchanges)} requests, all known routes ({', '.join(kinds)})", expected, RUNTIME_API)
-
-
-def keep_alive(s: Session) -> Verdict:
-    expected = ("HTTP/1.1 to the Runtime API, keep-alive allowed; /next is a long poll held open with no "
-                "client timeout")
-    mine = [e for e in s.rig.tap.of(MAIN) if e.kind != "other"]
-    by_instance: dict[int, set[int]] = {}
-    for e in mine:
-        by_instance.setdefault(e.instance, set()).add(e.connection)
-    if not mine:
-        return skipped("keep-alive", "no requests recorded", expected, RUNTIME_API)
-    conns = sum(len(c) for c in by_instance.values())
-    hung = [e for e in mine if e.kind == "next" and e.status == -1 and not e.instance_dead]
-    if hung:
-        return failed("keep-alive", f"it abandoned {len(hung)} held /next (a client timeout on the long poll?)",
-                      expected, RUNTIME_API)
-    if conns < len(mine):
-        how = f"{len(mine)} requests over {conns} connection{'s' if conns > 1 else ''} (kept alive)"
-    else:
-        how = f"a new connection for each of {len(mine)} requests (allowed; keep-alive saves a connect each)"
-    return passed("keep-alive", how, expected, RUNTIME_API)
-
-
-def streaming(s: Session) -> Verdict:
-    expected = ("a streaming runtime sends Lambda-Runtime-Function-Response-Mode: streaming with "
-                "Transfer-Encoding: chunked, and declares its error trailers in a Trailer header")
-    posts = [e for e in s.rig.tap.exchanges if e.kind in ("response", "error")]
-    modes = [e for e in posts if "lambda-runtime-function-response-mode" in e.headers]
-    chunked = [e for e in posts if "chunked" in e.headers.get("transfer-encoding", "").lower()]
-    undeclared = [e for e in posts if e.trailers and not e.headers.get("trailer")]
-    bad_mode = [e for e in modes if e.headers["lambda-runtime-function-response-mode"].lower() != "streaming"]
-    if bad_mode:
-        value = bad_mode[0].headers["lambda-runtime-function-response-mode"]
-        return failed("streaming", f"Response-Mode {value!r} (Lambda answers 400 InvalidFunctionResponseMode)",
-                      expected, STREAMING)
-    unchunked = [e for e in modes if e not in chunked]
-    if unchunked:
-        return failed("streaming", "Response-Mode: streaming without Transfer-Encoding: chunked", expected, STREAMING)
-    if undeclared:
-        return failed("streaming", f"trailers {sorted(undeclared[0].trailers)} sent without a Trailer header",
-                      expected, STREAMING)
-    if modes:
-        return passed("streaming", f"{len(modes)} streamed responses, chunked", expected, STREAMING)
-    extra = f"; {len(chunked)} chunked POSTs parsed intact" if chunked else ""
-    return passed("streaming", f"buffered responses, no streaming claimed{extra}", expected, STREAMING)
-
-
-# -- last: shutdown ---------------------------------------------------------------------------
-
-async def sigterm(s: Session) -> Verdict:
-    expected = (f"on shutdown Lambda sends SIGTERM; the runtime has about {SIGTERM_GRACE_MS} ms to exit "
-                f"before SIGKILL (at most {SIGTERM_LIMIT_MS} ms of shutdown in all)")
-    fn = s.rig.function(MAIN)
-    live = [i for i in fn.instances.values() if i.process is not None and i.process.alive and not i.running]
-    if not live:
-        return skipped("sigterm", "no idle runtime left to stop", expected, SHUTDOWN)
-    inst = live[0]
-    process = inst.process
-    assert process is not None
-    t0 = time.monotonic()
-    inst.terminate()
-    while process.alive and time.monotonic() - t0 < SIGTERM_LIMIT_MS / 1000.0:
-        await asyncio.sleep(0.005)
-    ms = (time.monotonic() - t0) * 1000.0
-    if process.alive:
-        inst.kill()
-        return failed("sigterm", f"still running {SIGTERM_LIMIT_MS} ms after SIGTERM (killed)", expected, SHUTDOWN)
-    code = process.returncode
-    how = "by the signal" if code is not None and code < 0 else f"with status {code}"
-    if ms > SIGTERM_GRACE_MS:
-        return warned("sigterm", f"exited {how} {ms:.0f} ms after SIGTERM", expected, SHUTDOWN)
-    return passed("sigterm", f"exited {how} {ms:.0f} ms after SIGTERM", expected, SHUTDOWN)
-
-
-RUNNING = [
-    ("echo-1mb", echo_1mb),
-    ("echo-6mb", echo_6mb),
-    ("function-error", function_error),
-    ("init-error", init_error),
-    ("deadline", deadline),
-    ("trace-id", trace_id),
-    ("client-context", client_context),
-    ("cognito-identity", cognito_identity),
-    ("function-arn", function_arn),
-    ("environment", environment),
-    ("logs", logs),
-    ("reuse", reuse),
-    ("late-write", late_write),
-]

@@ -22,11 +22,27 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from rapid.lab import checks
+from rapid.lab import checks, lifecycle, wire
 from rapid.lab.rig import Call, Rig, Spec
-from rapid.lab.verdict import Status, Verdict, skipped
+from rapid.lab.verdict import CUSTOM, LIFECYCLE, Status, Verdict, skipped
 
 MISSING_HANDLER = "rapid_check_missing.handler"
+# The behaviours driven one after another once the runtime has started, in report order.
+RUNNING = [
+    ("echo-1mb", checks.echo_1mb),
+    ("echo-6mb", checks.echo_6mb),
+    ("function-error", checks.function_error),
+    ("init-error", checks.init_error),
+    ("deadline", checks.deadline),
+    ("trace-id", checks.trace_id),
+    ("client-context", checks.client_context),
+    ("cognito-identity", checks.cognito_identity),
+    ("function-arn", checks.function_arn),
+    ("environment", checks.environment),
+    ("logs", lifecycle.logs),
+    ("reuse", lifecycle.reuse),
+    ("late-write", lifecycle.late_write),
+]
 LAMBDA_ADDRESS = ("127.0.0.1", 9001)
 
 
@@ -128,27 +144,27 @@ async def _run_checks(s: Session, can_break_init: bool, step: Callable[[str], No
     started = await checks.start(s)
     verdicts = [started]
     if started.status is Status.FAIL:
-        rest = [name for name, _fn in checks.RUNNING]
+        rest = [name for name, _fn in RUNNING]
         why = "the runtime never answered its first invocation"
         verdicts += [skipped(name, why, "-", "-") for name in [*rest, "keep-alive", "streaming", "sigterm"]]
-        verdicts.insert(1 + len(rest), checks.paths(s))
+        verdicts.insert(1 + len(rest), wire.paths(s))
         return [checks.address(s), *verdicts]
-    for name, fn in checks.RUNNING:
+    for name, fn in RUNNING:
         step(name)
         if name == "init-error" and not can_break_init:
             verdicts.append(skipped(name, "no handler string to break (give --handler)",
-                                    checks.INIT_ERROR_EXPECTED, checks.CUSTOM))
+                                    checks.INIT_ERROR_EXPECTED, CUSTOM))
             continue
         try:
             verdicts.append(await fn(s))
         except (asyncio.TimeoutError, TimeoutError):
             verdicts.append(Verdict(name, Status.FAIL, "no answer in time (the invocation never settled)",
-                                    "an answer within the function's timeout", checks.LIFECYCLE))
-    verdicts.append(checks.paths(s))
-    verdicts.append(checks.keep_alive(s))
-    verdicts.append(checks.streaming(s))
+                                    "an answer within the function's timeout", LIFECYCLE))
+    verdicts.append(wire.paths(s))
+    verdicts.append(wire.keep_alive(s))
+    verdicts.append(wire.streaming(s))
     step("sigterm")
-    verdicts.append(await checks.sigterm(s))
+    verdicts.append(await lifecycle.sigterm(s))
     return [checks.address(s), *verdicts]
 
 
