@@ -88,7 +88,7 @@ def main():
     sys.path.insert(0, os.environ.get("LAMBDA_TASK_ROOT") or os.getcwd())
     try:
         module, name = spec.rsplit(".", 1)
-        handler = getattr(importlib.import_module(module), name)
+        handler = getattr(importlib.import_module(module.replace("/", ".")), name)
     except Exception as e:
         if FLAW == "no-init-error":
             sys.exit(1)

@@ -31,7 +31,7 @@ from rapid.lab.verdict import (
 if TYPE_CHECKING:
     from rapid.lab.session import Session
 
-MAIN, DEADLINE, INIT_ERROR = "check", "deadline", "init-error"
+MAIN, DEADLINE, INIT_ERROR, HANDLER_PATH = "check", "deadline", "init-error", "handler-path"
 INIT_ERROR_EXPECTED = ("a runtime that cannot load its handler posts /runtime/init/error with "
                        "{errorType, errorMessage}, then exits")
 MB1 = 1024 * 1024
@@ -220,10 +220,35 @@ async def init_error(s: Session) -> Verdict:
                 + short(posted[0].body or b""))
         return judge("init-error", ok, seen + " for a handler that does not exist", INIT_ERROR_EXPECTED, CUSTOM)
     if nexts and call.ok:
+        s.handler_ignored = True
         return skipped("init-error", "it started normally with a handler that does not exist (it does not load "
                        "its handler by name)", INIT_ERROR_EXPECTED, CUSTOM)
     return failed("init-error", f"no /init/error for a handler that does not exist ({describe(call)})",
                   INIT_ERROR_EXPECTED, CUSTOM)
+
+
+async def handler_path(s: Session) -> Verdict:
+    expected = ("a handler string may name its file by a path below LAMBDA_TASK_ROOT "
+                "(dir/file.function), as the managed runtimes accept")
+    rig = s.rig
+    if HANDLER_PATH not in rig.host.functions:  # type: ignore[union-attr]
+        return skipped("handler-path", "the task root is not rapid check's own (give no --task-root, "
+                       "or test the form yourself)", expected, CUSTOM)
+    if s.handler_ignored:
+        return skipped("handler-path", "it does not load its handler by name", expected, CUSTOM)
+    call = await rig.invoke(HANDLER_PATH, event("env"))
+    await rig.stop_instances(HANDLER_PATH)
+    got = decode(call.outcome.body) if call.ok else None
+    if not isinstance(got, dict) or not isinstance(got.get("handler_file"), str):
+        return failed("handler-path", f"handler {rig.function(HANDLER_PATH).config.handler!r}: {describe(call)}",
+                      expected, CUSTOM)
+    import os
+
+    where = os.path.relpath(os.path.realpath(got["handler_file"]),
+                            os.path.realpath(rig.function(HANDLER_PATH).code.task_root))
+    ok = where.startswith("nested" + os.sep)
+    return judge("handler-path", ok, f"handler {rig.function(HANDLER_PATH).config.handler!r} ran {where}",
+                 expected, CUSTOM)
 
 
 # -- what the handler is told ---------------------------------------------------------------
@@ -243,10 +268,9 @@ async def _context(s: Session, trace: str | None = None) -> tuple[Call, Any]:
 
 
 async def context_call(s: Session) -> tuple[Call, Any]:
-    cached = s.__dict__.get("_context_call")
-    if cached is None:
-        cached = s.__dict__["_context_call"] = await _context(s)
-    return cached
+    if s.context is None:
+        s.context = await _context(s)
+    return s.context
 
 
 async def deadline(s: Session) -> Verdict:

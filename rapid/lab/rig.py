@@ -107,15 +107,21 @@ class Call:
         return o.error_type
 
 
+NESTED = "nested"  # a folder of the scratch task root holding the handlers again
+
+
 def task_root_with_handlers() -> str:
-    """A scratch task root holding the shipped test handlers (any user may read it: the
-    runtime may run under its own uid). The caller removes it."""
+    """A scratch task root holding the shipped test handlers, at its top and again in
+    ``nested/`` (for a handler string with a path); any user may read it, since the runtime
+    may run under its own uid. The caller removes it (``shutil.rmtree``)."""
     root = tempfile.mkdtemp(prefix="rapid-check-")
     os.chmod(root, 0o755)
+    os.mkdir(os.path.join(root, NESTED), 0o755)
     for f in HANDLERS.iterdir():
         if f.suffix in (".py", ".js", ".sh"):
-            shutil.copy(f, root)
-            os.chmod(os.path.join(root, f.name), 0o644)
+            for folder in (root, os.path.join(root, NESTED)):
+                shutil.copy(f, folder)
+                os.chmod(os.path.join(folder, f.name), 0o644)
     return root
 
 

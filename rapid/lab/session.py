@@ -6,7 +6,9 @@ The runtime under test is added to one in-process host three times, as three fun
   on one instance, as a warm runtime would be used;
 - ``deadline``: the same with a 2 s timeout, to see a timeout from the runtime's side;
 - ``init-error``: the same with a handler that does not exist (``_HANDLER`` and any
-  argument equal to the handler string are replaced), to provoke an init failure.
+  argument equal to the handler string are replaced), to provoke an init failure;
+- ``handler-path``: the same with the handler string ``nested/rapid_check.handler``, when
+  the task root is rapid check's own scratch folder (which has that folder).
 
 A listener on 127.0.0.1:9001 (Lambda's own Runtime API address, when that port is free
 here) catches a runtime that ignores ``AWS_LAMBDA_RUNTIME_API``. If the runtime never
@@ -16,17 +18,19 @@ reaches its Runtime API, the report says so and skips what needs a running runti
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from rapid.lab import checks, lifecycle, wire
-from rapid.lab.rig import Call, Rig, Spec
+from rapid.lab.rig import NESTED, Call, Rig, Spec
 from rapid.lab.verdict import CUSTOM, LIFECYCLE, Status, Verdict, skipped
 
 MISSING_HANDLER = "rapid_check_missing.handler"
+DEFAULT_HANDLER = "rapid_check.handler"
 # The behaviours driven one after another once the runtime has started, in report order.
 RUNNING = [
     ("echo-1mb", checks.echo_1mb),
@@ -39,6 +43,7 @@ RUNNING = [
     ("cognito-identity", checks.cognito_identity),
     ("function-arn", checks.function_arn),
     ("environment", checks.environment),
+    ("handler-path", checks.handler_path),
     ("logs", lifecycle.logs),
     ("reuse", lifecycle.reuse),
     ("late-write", lifecycle.late_write),
@@ -101,17 +106,18 @@ class Session:
     first: Call | None = None
     first_next_ms: float | None = None
     notes: list[str] = field(default_factory=list)
+    context: tuple[Call, Any] | None = None  # the one {"op":"context"} call several checks read
+    handler_ignored: bool = False  # it ran with a handler that does not exist
 
     def wall_ms(self, monotonic: float) -> float:
         return (monotonic + self.clock_offset) * 1000.0
 
 
-def broken_spec(spec: Spec) -> Spec | None:
-    """``spec`` with its handler replaced by one that does not exist; None without a handler."""
-    if not spec.handler:
-        return None
-    command = [MISSING_HANDLER if a == spec.handler else a for a in spec.command] if spec.command else None
-    return Spec(command=command, path=spec.path, runtime=spec.runtime, handler=MISSING_HANDLER,
+def with_handler(spec: Spec, handler: str) -> Spec:
+    """``spec`` with another handler string: in ``_HANDLER``, and in place of any argument
+    equal to the old one (awslambdaric and others take it as an argument)."""
+    command = [handler if a == spec.handler else a for a in spec.command] if spec.command else None
+    return Spec(command=command, path=spec.path, runtime=spec.runtime, handler=handler,
                 environment=dict(spec.environment), timeout=spec.timeout, memory=spec.memory, label=spec.label)
 
 
@@ -131,10 +137,11 @@ async def run(spec: Spec, task_root: str, step: Callable[[str], None] = lambda _
                 s.notes.append(f"note: {warning}")
             deadline_spec = Spec(**{**spec.__dict__, "timeout": 2})
             rig.add("deadline", deadline_spec, task_root)
-            broken = broken_spec(spec)
-            if broken is not None:
-                rig.add("init-error", broken, task_root)
-            return await _run_checks(s, broken is not None, step), s.notes
+            if spec.handler:
+                rig.add("init-error", with_handler(spec, MISSING_HANDLER), task_root)
+                if spec.handler == DEFAULT_HANDLER and os.path.isdir(os.path.join(task_root, NESTED)):
+                    rig.add("handler-path", with_handler(spec, f"{NESTED}/{DEFAULT_HANDLER}"), task_root)
+            return await _run_checks(s, bool(spec.handler), step), s.notes
     finally:
         trap.close()
 
@@ -169,7 +176,4 @@ async def _run_checks(s: Session, can_break_init: bool, step: Callable[[str], No
 
 
 def cleanup_task_root(path: str) -> None:
-    with contextlib.suppress(OSError):
-        for name in os.listdir(path):
-            os.unlink(os.path.join(path, name))
-        os.rmdir(path)
+    shutil.rmtree(path, ignore_errors=True)
