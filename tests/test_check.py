@@ -103,7 +103,8 @@ def test_a_shell_bootstrap_with_a_hard_coded_address_fails_address(tmp_path):
     bootstrap.write_text(fixed)
     bootstrap.chmod(0o755)
     os.chmod(tmp_path, 0o755)
-    code, statuses, out = check(["--", str(bootstrap), "rapid_check.handler"])
+    # A relative command is found from where rapid check runs, not from the task root.
+    code, statuses, out = check(["--", "./bootstrap", "rapid_check.handler"], cwd=str(tmp_path))
     assert code == 1, out
     assert statuses["address"] == "FAIL" and statuses["start"] == "FAIL", out
     # 127.0.0.1:9001 may be taken on this machine: then the runtime merely never starts.

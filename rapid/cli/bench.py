@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from rapid.cli.check import add_runtime_options, spec_from
+from rapid.cli.check import absolute_command, add_runtime_options, spec_from
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -60,8 +60,8 @@ def run(ns: argparse.Namespace, command: list[str] | None) -> int:
             if not argv:
                 print("rapid bench: error: --against needs a command", file=sys.stderr)
                 return 2
-            specs.append(Spec(command=argv, handler=first.handler, environment=dict(first.environment),
-                              memory=first.memory))
+            specs.append(Spec(command=absolute_command(argv), handler=first.handler,
+                              environment=dict(first.environment), memory=first.memory))
         started = datetime.now()
         info = machine.machine_info()
         labels = [s.describe() for s in specs]

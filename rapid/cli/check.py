@@ -63,6 +63,7 @@ def spec_from(ns: argparse.Namespace, command: list[str] | None, scratch: str) -
     if command:
         if ns.function:
             _usage("give either -- CMD or --function, not both")
+        command = absolute_command(command)
         root = os.path.abspath(ns.task_root) if ns.task_root else scratch
         if not os.path.isdir(root):
             _usage(f"--task-root: no such folder: {root}")
@@ -78,6 +79,14 @@ def spec_from(ns: argparse.Namespace, command: list[str] | None, scratch: str) -
         _usage("nothing to check: give -- CMD, --function DIR or --runtime python|node|shell")
     return (Spec(path=scratch, runtime=runtime, handler=handler, environment=env, memory=ns.memory,
                  label=f"the bundled {runtime} runtime, handler {handler}"), scratch)
+
+
+def absolute_command(argv: list[str]) -> list[str]:
+    """A command whose program is a relative path (``./bootstrap``) is taken from where
+    rapid was started, not from the task root the runtime will run in."""
+    if argv and "/" in argv[0] and not os.path.isabs(argv[0]):
+        return [os.path.abspath(argv[0]), *argv[1:]]
+    return argv
 
 
 def _usage(message: str) -> None:

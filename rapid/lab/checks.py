@@ -10,6 +10,7 @@ connections, streaming) in ``rapid.lab.wire``.
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -242,8 +243,6 @@ async def handler_path(s: Session) -> Verdict:
     if not isinstance(got, dict) or not isinstance(got.get("handler_file"), str):
         return failed("handler-path", f"handler {rig.function(HANDLER_PATH).config.handler!r}: {describe(call)}",
                       expected, CUSTOM)
-    import os
-
     where = os.path.relpath(os.path.realpath(got["handler_file"]),
                             os.path.realpath(rig.function(HANDLER_PATH).code.task_root))
     ok = where.startswith("nested" + os.sep)
@@ -358,8 +357,6 @@ async def environment(s: Session) -> Verdict:
     got = decode(call.outcome.body) if call.ok else None
     if not isinstance(got, dict) or not isinstance(got.get("env"), dict):
         return failed("environment", f"the env op failed: {describe(call)}", expected, ENVIRONMENT)
-    import os
-
     env = got["env"]
     task_root = os.path.realpath(s.rig.function(MAIN).code.task_root)
     problems = []

@@ -14,6 +14,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 if TYPE_CHECKING:
     from rapid.host.instance import Instance
@@ -94,8 +95,6 @@ class Tap:
             instance_dead=instance.dead,
         )
         if ex.kind in ("response", "error"):
-            from urllib.parse import unquote
-
             ex.request_id = unquote(ex.target.partition("?")[0].rstrip("/").split("/")[-2])
         self.exchanges.append(ex)
         if self.polled is not None and ex.kind == "next":
