@@ -108,7 +108,7 @@ async def late_write(s: Session) -> Verdict:
                        expected, LIFECYCLE)
     given = rig.tap.delivery(call.request_id)
     timed_out_at = call.settled
-    await asyncio.sleep((sleep_ms - fn.timeout * 1000) / 1000.0 + 1.0)  # past the end of the handler's sleep
+    await asyncio.sleep((sleep_ms - fn.timeout * 1000) / 1000.0 + 2.0)  # well past the end of its sleep
     late = [e for e in rig.tap.of(DEADLINE)
             if e.received > timed_out_at and (e.request_id == call.request_id
                                               or (given is not None and e.instance == given.instance))]
