@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 
@@ -11,8 +12,8 @@ def percentile(values: Sequence[float], p: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(p / 100.0 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
+    rank = math.ceil(p / 100.0 * len(ordered))  # the smallest value with p % of them at or below it
+    return ordered[max(0, min(len(ordered), rank) - 1)]
 
 
 def median(values: Sequence[float]) -> float:
