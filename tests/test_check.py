@@ -71,6 +71,10 @@ def test_the_node_ric_from_npm_passes():
     ric = require_node_ric()
     code, statuses, out = check(["--", ric, "rapid_check.handler"])
     assert_all_pass(code, statuses, out)
+    # It streams (streamifyResponse): the streaming line grades what it really sent.
+    line = next(ln for ln in out.splitlines() if ln.startswith("PASS  streaming "))
+    assert "streamed responses, chunked, trailers declared" in line
+    assert "failure mid-stream arrived as 'Error' (in its trailers)" in line
 
 
 @pytest.mark.parametrize(("flaw", "behaviour", "says"), [

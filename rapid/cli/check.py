@@ -105,7 +105,7 @@ def run(ns: argparse.Namespace, command: list[str] | None) -> int:
     scratch = task_root_with_handlers()
     try:
         spec, root = spec_from(ns, command, scratch)
-        progress = Progress(len(session.RUNNING) + 2, lines_off_tty=False)
+        progress = Progress(len(session.RUNNING) + 3, lines_off_tty=False)
 
         def step(label: str) -> None:
             if progress.done or progress.label:

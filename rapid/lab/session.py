@@ -8,7 +8,9 @@ The runtime under test is added to one in-process host three times, as three fun
 - ``init-error``: the same with a handler that does not exist (``_HANDLER`` and any
   argument equal to the handler string are replaced), to provoke an init failure;
 - ``handler-path``: the same with the handler string ``nested/rapid_check.handler``, when
-  the task root is rapid check's own scratch folder (which has that folder).
+  the task root is rapid check's own scratch folder (which has that folder);
+- ``stream``: the same with the handler ``rapid_check.stream``, which exists only where the
+  runtime can stream a response (aws-lambda-ric's ``streamifyResponse``).
 
 A listener on 127.0.0.1:9001 (Lambda's own Runtime API address, when that port is free
 here) catches a runtime that ignores ``AWS_LAMBDA_RUNTIME_API``. If the runtime never
@@ -31,6 +33,7 @@ from rapid.lab.verdict import CUSTOM, LIFECYCLE, Status, Verdict, skipped
 
 MISSING_HANDLER = "rapid_check_missing.handler"
 DEFAULT_HANDLER = "rapid_check.handler"
+STREAM_HANDLER = "rapid_check.stream"  # only where the runtime can stream (Node's streamifyResponse)
 # The behaviours driven one after another once the runtime has started, in report order.
 RUNNING = [
     ("echo-1mb", checks.echo_1mb),
@@ -141,6 +144,8 @@ async def run(spec: Spec, task_root: str, step: Callable[[str], None] = lambda _
                 rig.add("init-error", with_handler(spec, MISSING_HANDLER), task_root)
                 if spec.handler == DEFAULT_HANDLER and os.path.isdir(os.path.join(task_root, NESTED)):
                     rig.add("handler-path", with_handler(spec, f"{NESTED}/{DEFAULT_HANDLER}"), task_root)
+                if spec.handler == DEFAULT_HANDLER:
+                    rig.add("stream", with_handler(spec, STREAM_HANDLER), task_root)
             return await _run_checks(s, bool(spec.handler), step), s.notes
     finally:
         trap.close()
@@ -169,7 +174,8 @@ async def _run_checks(s: Session, can_break_init: bool, step: Callable[[str], No
                                     "an answer within the function's timeout", LIFECYCLE))
     verdicts.append(wire.paths(s))
     verdicts.append(wire.keep_alive(s))
-    verdicts.append(wire.streaming(s))
+    step("streaming")
+    verdicts.append(await wire.streaming(s))
     step("sigterm")
     verdicts.append(await lifecycle.sigterm(s))
     return [checks.address(s), *verdicts]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rapid.lab.checks import MAIN
+from rapid.lab.checks import MAIN, decode, event
 from rapid.lab.verdict import RUNTIME_API, STREAMING, Verdict, failed, passed, skipped, warned
 
 if TYPE_CHECKING:
@@ -52,9 +52,39 @@ def keep_alive(s: Session) -> Verdict:
     return passed("keep-alive", how, expected, RUNTIME_API)
 
 
-def streaming(s: Session) -> Verdict:
+STREAMED = b"rapid check stream: part 1, part 2"
+
+
+async def _stream_probe(s: Session) -> tuple[str, list[str]]:
+    """Drive the streaming test handler, where the runtime has one: (what was seen, problems)."""
+    rig = s.rig
+    if "stream" not in rig.host.functions:  # type: ignore[union-attr]
+        return "", []
+    ok = await rig.invoke("stream", event("stream"))
+    if not ok.ok:
+        await rig.stop_instances("stream")
+        return f"its test handler has no streaming form ({ok.error_type or 'no answer'})", []
+    problems = []
+    if ok.outcome.body != STREAMED:
+        problems.append(f"the stream arrived as {ok.outcome.body[:80]!r}")
+    bad = await rig.invoke("stream", event("stream", fail=True))
+    await rig.stop_instances("stream")
+    posted = rig.tap.answer(bad.request_id)
+    if bad.ok:
+        problems.append("a failure mid-stream came back as a success")
+    elif posted is not None and posted.kind == "response" and not posted.trailers:
+        problems.append("a failure mid-stream ended the stream without the error trailers")
+    how = "its trailers" if posted is not None and posted.trailers else f"/{posted.kind}" if posted else "nothing"
+    body = decode(bad.outcome.body)
+    etype = body.get("errorType") if isinstance(body, dict) else bad.error_type
+    return f"a streamed response arrived whole; a failure mid-stream arrived as {etype!r} (in {how})", problems
+
+
+async def streaming(s: Session) -> Verdict:
     expected = ("a streaming runtime sends Lambda-Runtime-Function-Response-Mode: streaming with "
-                "Transfer-Encoding: chunked, and declares its error trailers in a Trailer header")
+                "Transfer-Encoding: chunked, declares its error trailers in a Trailer header, and reports a "
+                "failure mid-stream in those trailers")
+    probe, problems = await _stream_probe(s)
     posts = [e for e in s.rig.tap.exchanges if e.kind in ("response", "error")]
     modes = [e for e in posts if "lambda-runtime-function-response-mode" in e.headers]
     chunked = [e for e in posts if "chunked" in e.headers.get("transfer-encoding", "").lower()]
@@ -62,15 +92,16 @@ def streaming(s: Session) -> Verdict:
     bad_mode = [e for e in modes if e.headers["lambda-runtime-function-response-mode"].lower() != "streaming"]
     if bad_mode:
         value = bad_mode[0].headers["lambda-runtime-function-response-mode"]
-        return failed("streaming", f"Response-Mode {value!r} (Lambda answers 400 InvalidFunctionResponseMode)",
-                      expected, STREAMING)
-    unchunked = [e for e in modes if e not in chunked]
-    if unchunked:
-        return failed("streaming", "Response-Mode: streaming without Transfer-Encoding: chunked", expected, STREAMING)
+        problems.append(f"Response-Mode {value!r} (Lambda answers 400 InvalidFunctionResponseMode)")
+    if [e for e in modes if e not in chunked]:
+        problems.append("Response-Mode: streaming without Transfer-Encoding: chunked")
     if undeclared:
-        return failed("streaming", f"trailers {sorted(undeclared[0].trailers)} sent without a Trailer header",
-                      expected, STREAMING)
+        problems.append(f"trailers {sorted(undeclared[0].trailers)} sent without a Trailer header")
+    if problems:
+        return failed("streaming", "; ".join(problems), expected, STREAMING)
     if modes:
-        return passed("streaming", f"{len(modes)} streamed responses, chunked", expected, STREAMING)
-    extra = f"; {len(chunked)} chunked POSTs parsed intact" if chunked else ""
-    return passed("streaming", f"buffered responses, no streaming claimed{extra}", expected, STREAMING)
+        seen = f"{len(modes)} streamed responses, chunked, trailers declared"
+    else:
+        extra = f"; {len(chunked)} chunked POSTs parsed intact" if chunked else ""
+        seen = f"buffered responses, no streaming claimed{extra}"
+    return passed("streaming", f"{seen}; {probe}" if probe else seen, expected, STREAMING)

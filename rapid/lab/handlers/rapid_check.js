@@ -10,6 +10,10 @@
 //   {"op": "env"}                   the handler's environment and working directory
 // It works under the bundled Node runtime and under aws-lambda-ric alike (CommonJS, two
 // parameters: aws-lambda-ric 4 refuses callback-style handlers).
+//
+// Where the runtime offers response streaming (aws-lambda-ric's awslambda.streamifyResponse),
+// "rapid_check.stream" is a streaming handler: it writes two parts with a pause between
+// them, or, for {"op": "stream", "fail": true}, fails after the first.
 'use strict';
 
 exports.handler = async (event, context) => {
@@ -37,3 +41,14 @@ exports.handler = async (event, context) => {
   if (op === 'env') return { env: { ...process.env }, cwd: process.cwd(), handler_file: __filename };
   throw new Error(`rapid check: unknown op ${JSON.stringify(op)}`);
 };
+
+if (globalThis.awslambda && typeof globalThis.awslambda.streamifyResponse === 'function') {
+  exports.stream = globalThis.awslambda.streamifyResponse(async (event, responseStream) => {
+    responseStream.setContentType('text/plain');
+    responseStream.write('rapid check stream: part 1, ');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    if (event && event.fail) throw new Error('rapid check: failure mid-stream');
+    responseStream.write('part 2');
+    responseStream.end();
+  });
+}
