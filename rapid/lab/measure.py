@@ -74,7 +74,8 @@ async def _one(rig: Rig, name: str, payload: bytes) -> Call:
     call = await rig.invoke(name, payload)
     if not call.ok or len(call.outcome.body) < len(payload) - 8:
         o = call.outcome
-        raise BenchError(f"{name}: the echo failed ({o.error_type or 'short response'}: {o.body[:160]!r})")
+        text = o.body[:200].decode("utf-8", "replace")
+        raise BenchError(f"{name}: the echo failed ({o.error_type or 'short response'}: {text})")
     return call
 
 
