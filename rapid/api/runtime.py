@@ -15,6 +15,7 @@ from urllib.parse import unquote
 
 import msgspec
 
+from rapid.api import extensions
 from rapid.core.errors import RuntimeAPIError
 from rapid.http.message import Request, Response
 from rapid.http.protocol import HttpConnection
@@ -49,6 +50,8 @@ class RuntimeAPI:
         while path.startswith("//"):  # a client joining "/" + "/2018-06-01/..." still works
             path = path[1:]
         if not path.startswith(_PREFIX):
+            if path.startswith(extensions.PREFIX):
+                return extensions.handle(inst, path[len(extensions.PREFIX):], req)
             return Response.json(404, _NOT_FOUND)
         rest = path[len(_PREFIX):]
         try:

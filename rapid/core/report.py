@@ -115,6 +115,10 @@ def init_report_json(duration_ms: float, phase: str, status: str, error_type: st
     return _envelope("platform.initReport", record)
 
 
+def extension_json(name: str, state: str, events: list[str]) -> str:
+    return _envelope("platform.extension", {"name": name, "state": state, "events": events})
+
+
 def function_line_json(line: str, request_id: str | None) -> str:
     """A function's own output line in JSON log format: JSON objects pass through as they
     are; anything else is wrapped the way Lambda wraps plain text."""
