@@ -67,6 +67,7 @@ def register(inst: Instance, req: Request) -> Response:
         fn.log_line(report.extension_json(ext.name, "Ready", list(ext.events)))
     else:
         fn.log_line(extension_line(ext.name, "Ready", ext.events))
+    inst.telemetry.emit("platform", "platform.extension", report.extension_record(ext.name, "Ready", list(ext.events)))
     return Response.json(200, body, [("Lambda-Extension-Identifier", ext.id)])
 
 

@@ -15,7 +15,7 @@ from urllib.parse import unquote
 
 import msgspec
 
-from rapid.api import extensions
+from rapid.api import extensions, telemetry
 from rapid.core.errors import RuntimeAPIError
 from rapid.http.message import Request, Response
 from rapid.http.protocol import HttpConnection
@@ -52,6 +52,9 @@ class RuntimeAPI:
         if not path.startswith(_PREFIX):
             if path.startswith(extensions.PREFIX):
                 return extensions.handle(inst, path[len(extensions.PREFIX):], req)
+            api = telemetry.PATHS.get(path)
+            if api is not None:
+                return telemetry.subscribe(inst, api, req)
             return Response.json(404, _NOT_FOUND)
         rest = path[len(_PREFIX):]
         try:

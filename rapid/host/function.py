@@ -121,7 +121,7 @@ class Function:
 
     def report(
         self, inv: Invocation, outcome: Outcome, init_ms: float | None, peak_mb: int, include_start: bool
-    ) -> None:
+    ) -> report.Report:
         """The platform's lines for a finished invocation: END and REPORT (START too when
         the invocation never reached a runtime)."""
         if include_start:
@@ -140,6 +140,7 @@ class Function:
         else:
             self.log_platform(inv, report.end_text(inv.request_id))
             self.log_platform(inv, report.report_text(r))
+        return r
 
     def report_init(self, instance: Instance, ms: float, phase: str, status: str, error_type: str | None) -> None:
         if self.json_logs:

@@ -70,6 +70,7 @@ from rapid.http.message import Request, Response
 from rapid.http.protocol import HttpConnection, serve
 from rapid.host.extensions import Extensions, executables
 from rapid.host.slots import Slots
+from rapid.host.telemetry import Telemetry
 from rapid.supervisor.peers import is_peer_of
 from rapid.supervisor.process import RuntimeProcess
 
@@ -110,6 +111,7 @@ class Instance:
         self.invokes = 0
         self._init_timer: asyncio.TimerHandle | None = None
         self.extensions = Extensions(self)
+        self.telemetry = Telemetry()  # what Telemetry/Logs API subscribers are sent
         self._ext_signal_freeze = True  # extensions are frozen by signal (no freezer cgroup)
         self._init_waiting = False  # the runtime called /next; extensions are not ready yet
         # Invocations the runtime answered while INVOKE subscribers still work on them.
@@ -136,6 +138,8 @@ class Instance:
         sandbox = host.sandbox.prepare(self)
         self.tmpdir, self.uid = sandbox.tmpdir_on_host, sandbox.uid
         self.spawned_at = time.monotonic()
+        self.telemetry.emit("platform", "platform.initStart", report.init_start_record(
+            fn.init_type(self), self._init_phase, fn.name, fn.version, self.hex, fn.memory))
         if self.bound is not None:
             self._arm(self.bound)
         code = fn.code
@@ -303,7 +307,7 @@ class Instance:
         self._die(reset=True, reason="failure")
 
     def extension_line(self, name: str, line: bytes) -> None:
-        self._on_line(line)
+        self._on_line(line, "extension")
 
     @property
     def idle_slots(self) -> int:
@@ -322,6 +326,9 @@ class Instance:
         self.slots.dispatch(inv, slot)
         fn = self.function
         fn.log_platform(inv, fn.start_line(inv))
+        if self.telemetry.listening:
+            self.telemetry.emit("platform", "platform.start",
+                                report.start_record(inv.request_id, fn.version, inv.function_arn, inv.trace_id))
         if self.extensions.any:
             self.extensions.invoke(inv)
         headers = [
@@ -383,6 +390,7 @@ class Instance:
         if self.extensions.holding(inv.request_id):
             if self.process is not None:
                 self.process.drain()
+            self._runtime_done(inv, outcome)
             self.running.pop(inv.request_id, None)
             self.invokes += 1
             self._after[inv.request_id] = (inv, outcome)
@@ -400,17 +408,29 @@ class Instance:
             timer.cancel()
         if self.process is not None:
             self.process.drain()  # while ``inv`` runs, so its lines join its log tail
+        if inv.state is InvocationState.RUNNING:
+            self._runtime_done(inv, outcome)
         self.running.pop(inv.request_id, None)
         self.invokes += 1
         self.answered_at = time.monotonic()
         self._report(inv, outcome, include_start)
         inv.settle(event, outcome)
 
+    def _runtime_done(self, inv: Invocation, outcome: Outcome) -> None:
+        if self.telemetry.listening:
+            ms = (time.monotonic() - inv.started) * 1000.0 if inv.started else 0.0
+            self.telemetry.emit("platform", "platform.runtimeDone", report.runtime_done_record(
+                inv.request_id, outcome.status, outcome.error_type if outcome.status != "success" else None, ms,
+                len(outcome.body) if outcome.status == "success" else 0))
+
     def _report(self, inv: Invocation, outcome: Outcome, include_start: bool = False) -> None:
         """END and REPORT for ``inv`` (START too, if it never reached the runtime)."""
         init_ms, self.init_duration_ms = self.init_duration_ms, None
         peak = self.process.peak_memory_mb() if self.process is not None else 0
-        self.function.report(inv, outcome, init_ms, peak, include_start)
+        r = self.function.report(inv, outcome, init_ms, peak, include_start)
+        if self.telemetry.listening:
+            self.telemetry.emit("platform", "platform.end", {"requestId": inv.request_id})  # Logs API only
+            self.telemetry.emit("platform", "platform.report", report.report_record(r))
 
     def _timed_out(self, inv: Invocation) -> None:
         self._timers.pop(inv.request_id, None)
@@ -435,6 +455,9 @@ class Instance:
             self._init_timer.cancel()
             self._init_timer = None
         ms = (time.monotonic() - self.spawned_at) * 1000.0
+        self.extensions.close_registration()
+        self._emit_init("success", None, ms)
+        self.telemetry.init_over()
         if self.provisioned:  # initialised ahead of any invoke: reported on its own line
             self._init_report("init", "success", None, ms)
         elif not self.suppressed:
@@ -468,11 +491,27 @@ class Instance:
     def _init_report(self, phase: str, status: str, error_type: str | None, ms: float | None = None) -> None:
         if ms is None:
             ms = (time.monotonic() - self.spawned_at) * 1000.0 if self.spawned_at else 0.0
+        if status != "success":
+            self._emit_init(status, error_type, ms)
         self.function.report_init(self, ms, phase, status, error_type)
+
+    @property
+    def _init_phase(self) -> str:
+        return "invoke" if self.suppressed else "init"
+
+    def _emit_init(self, status: str, error_type: str | None, ms: float) -> None:
+        """platform.initRuntimeDone and platform.initReport, for subscribers (every init)."""
+        tel = self.telemetry
+        if tel.listening:
+            init_type = self.function.init_type(self)
+            tel.emit("platform", "platform.initRuntimeDone",
+                     report.init_runtime_done_record(init_type, self._init_phase, status, error_type))
+            tel.emit("platform", "platform.initReport",
+                     report.init_report_record(ms, self._init_phase, status, error_type, init_type))
 
     # -- the process ----------------------------------------------------------------------
 
-    def _on_line(self, line: bytes) -> None:
+    def _on_line(self, line: bytes, category: str = "function") -> None:
         text = line.decode("utf-8", "replace").rstrip("\r")
         inv = self.bound
         if inv is None and len(self.running) == 1:
@@ -485,6 +524,8 @@ class Instance:
         fn.log_line(text)
         if inv is not None and inv.log_lines is not None:
             inv.log_lines.append(text)
+        if self.telemetry.listening:
+            self.telemetry.line(category, text, fn.json_logs)
 
     def _on_exit(self, returncode: int) -> None:
         states = self.slots.exit()
@@ -538,6 +579,7 @@ class Instance:
         runtime_alive = self.process is not None and self.process.alive
         if self.extensions.any:
             self._thaw()
+            self.telemetry.flush()
             budget = self.extensions.shutdown(reason or ("failure" if reset else "spindown"), self._maybe_cleanup)
             if runtime_alive:
                 if budget and not reset:  # a graceful spindown: SIGTERM, then a share of the budget
@@ -564,6 +606,7 @@ class Instance:
         if self._cleaned:
             return
         self._cleaned = True
+        self.telemetry.close()
         if self.server is not None:
             self.server.close()
             self.server = None
