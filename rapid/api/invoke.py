@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, unquote
 
 import msgspec
 
+from rapid.api import stream
 from rapid.core import constraints
 from rapid.core.errors import (
     MAX_ASYNC_REQUEST,
@@ -70,6 +71,10 @@ class InvokeAPI:
                     raise unknown_operation()
                 name = unquote(path[22:].rstrip("/")[: -len("/invoke-async")])
                 return self.invoke(name, req, rid, "Event")
+            if stream.matches(path):  # InvokeWithResponseStream (rapid.api.stream)
+                if req.method != "POST":
+                    raise unknown_operation()
+                return stream.invoke(self, unquote(stream.function_name(path)), req, rid)
             if self.events_api is not None and self.events_api.handles(path):
                 return self.events_api(req, rid)
             if path == "/metrics" and self.events_api is not None:

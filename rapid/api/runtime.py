@@ -78,6 +78,23 @@ class RuntimeAPI:
         return Response.json(404, _NOT_FOUND)
 
 
+    def body_sink(self, req: Request, conn: HttpConnection) -> object:
+        """Where a streaming ``/response`` body goes as it arrives (rapid.host.response_stream);
+        None for every other request, whose body is collected whole."""
+        mode = req.headers.get("lambda-runtime-function-response-mode")
+        if mode is None or mode.lower() != "streaming" or req.method != "POST":
+            return None
+        path = req.path.lstrip("/")
+        prefix = _PREFIX[1:] + "invocation/"
+        if not path.startswith(prefix) or not path.endswith("/response"):
+            return None
+        inst = self.instance
+        if not inst.owns(conn):
+            return None
+        request_id = unquote(path[len(prefix):-len("/response")])
+        return inst.open_stream(request_id, conn, req.headers.get("content-type") or "application/octet-stream")
+
+
 def posted_error_type(req: Request) -> str | None:
     """The error type a runtime reported: its header, else the body's ``errorType``
     (most clients send only the body)."""

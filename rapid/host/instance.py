@@ -69,6 +69,7 @@ from rapid.core.runtime_state import RuntimeEvent, RuntimeMachine, RuntimeState
 from rapid.http.message import Request, Response
 from rapid.http.protocol import HttpConnection, serve
 from rapid.host.extensions import Extensions, executables
+from rapid.host.response_stream import RuntimeStream
 from rapid.host.slots import Slots
 from rapid.host.telemetry import Telemetry
 from rapid.supervisor.peers import is_peer_of
@@ -117,6 +118,7 @@ class Instance:
         # Invocations the runtime answered while INVOKE subscribers still work on them.
         self._after: dict[str, tuple[Invocation, Outcome]] = {}
         self._cleaned = False
+        self._streams: dict[str, RuntimeStream] = {}  # streaming /response bodies being read
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._loop = asyncio.get_running_loop()
 
@@ -352,9 +354,28 @@ class Instance:
         # the timer is relative, armed at the same instant.
         self._timers[inv.request_id] = self._loop.call_later(inv.timeout, self._timed_out, inv)
 
+    def open_stream(self, request_id: str, conn: HttpConnection, content_type: str) -> RuntimeStream | None:
+        """A streaming ``/response`` began: where its body goes (None: not a running
+        invocation of this instance; the ordinary handler then answers 400)."""
+        entry = self.running.get(request_id)
+        if entry is None or entry[0].settled or request_id in self._streams:
+            return None
+        stream = RuntimeStream(entry[0], conn, content_type)
+        self._streams[request_id] = stream
+        return stream
+
     def respond(self, request_id: str, req: Request) -> Response:
+        stream = self._streams.pop(request_id, None) if req.streamed else None
+        mode = req.headers.get("lambda-runtime-function-response-mode")
         inv, slot = self.slots.answering(request_id)
         slot.advance(RuntimeEvent.RESPONSE)
+        if mode is not None and mode.lower() != "streaming":
+            error = FunctionError("Runtime.InvalidResponseModeHeader", "Invalid function response mode")
+            self._finish(inv, InvocationEvent.FAIL, platform_failure(error, inv.request_id, _encode))
+            return Response.json(400, {"errorMessage": "Invalid function response mode",
+                                       "errorType": "InvalidFunctionResponseMode"})
+        if stream is not None:
+            return self._stream_ended(inv, stream, req)
         if req.too_large:
             self._finish(inv, InvocationEvent.FAIL, platform_failure(response_too_large(), inv.request_id, _encode))
             err = payload_too_large()
@@ -364,6 +385,22 @@ class Instance:
             self._finish(inv, InvocationEvent.FAIL, function_failure(failed[1], normalise_error_type(failed[0])))
         else:
             self._finish(inv, InvocationEvent.RESPOND, success(bytes(req.body), req.headers.get("content-type")))
+        return Response(202, _ACCEPTED, _JSON)
+
+    def _stream_ended(self, inv: Invocation, stream: RuntimeStream, req: Request) -> Response:
+        failed = trailer_error(req)
+        if stream.too_large:
+            outcome = platform_failure(response_too_large(), inv.request_id, _encode)
+            if stream.consumer is None:
+                self._finish(inv, InvocationEvent.FAIL, outcome)
+                err = payload_too_large()
+                return Response.json(err.status, err.body())
+        elif failed is not None:
+            outcome = function_failure(failed[1], normalise_error_type(failed[0]))
+        else:
+            outcome = success(stream.body(), req.headers.get("content-type"))
+        outcome.produced = stream.produced
+        self._finish(inv, InvocationEvent.RESPOND if outcome.status == "success" else InvocationEvent.FAIL, outcome)
         return Response(202, _ACCEPTED, _JSON)
 
     def error(self, request_id: str, req: Request) -> Response:
@@ -421,7 +458,7 @@ class Instance:
             ms = (time.monotonic() - inv.started) * 1000.0 if inv.started else 0.0
             self.telemetry.emit("platform", "platform.runtimeDone", report.runtime_done_record(
                 inv.request_id, outcome.status, outcome.error_type if outcome.status != "success" else None, ms,
-                len(outcome.body) if outcome.status == "success" else 0))
+                outcome.produced if outcome.produced is not None else len(outcome.body)))
 
     def _report(self, inv: Invocation, outcome: Outcome, include_start: bool = False) -> None:
         """END and REPORT for ``inv`` (START too, if it never reached the runtime)."""
