@@ -67,3 +67,14 @@ def test_the_load_clients_parser_reads_lengths_chunks_and_trailers():
     for i in range(0, len(wire), 7):  # in awkward pieces
         got += [(status, body) for status, body, _ in parser.feed(wire[i : i + 7])]
     assert got == [(200, b"hello"), (202, b"abcde"), (204, b"")]
+
+
+def test_stream_benchmark_runs(tmp_path):
+    home = tempfile.mkdtemp(prefix="rapid-test-home-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAPID_", "AWS_LAMBDA_"))}
+    env["HOME"] = home
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.stream", "--rounds", "1", "--chunks", "2",
+                           "--gap-ms", "1"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "machine:" in proc.stdout and "ratio rapid / direct" in proc.stdout
+    assert_no_leaks(home)

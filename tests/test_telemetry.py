@@ -38,6 +38,8 @@ checks["outside"] = subscribe("/2022-07-01/telemetry", {"schemaVersion": "2022-1
 checks["no_id"] = subscribe("/2022-07-01/telemetry", {"schemaVersion": "2022-12-13", "destination": dest,
     "types": ["platform"]}, ident=None)
 api_path = os.environ.get("SUBSCRIBE_PATH", "/2022-07-01/telemetry")
+if os.environ.get("TCP_PORT"):
+    dest = {"protocol": "TCP", "port": int(os.environ["TCP_PORT"])}
 body = {"destination": dest, "types": os.environ.get("TYPES", "platform,function,extension").split(","),
         "buffering": {"maxItems": 1000, "maxBytes": 262144, "timeoutMs": 25}}
 body["schemaVersion"] = os.environ.get("SCHEMA", "2022-12-13")
@@ -238,3 +240,33 @@ def test_slow_subscriber_drops_with_logs_dropped(tmp_path):
         assert 0 < kept < 3000
     finally:
         sink.close()
+
+
+def test_tcp_destination_gets_ndjson(tmp_path):
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    lines: list[dict] = []
+
+    def accept() -> None:
+        conn, _ = listener.accept()
+        with conn, conn.makefile("rb") as f:
+            for raw in f:
+                lines.append(json.loads(raw))
+
+    threading.Thread(target=accept, daemon=True).start()
+    out, sink, args, env = _setup(tmp_path, TCP_PORT=str(port))
+    try:
+        with run_server(args, env=env) as d:
+            rid = d.invoke("f", {"print": "over tcp"}).headers["x-amzn-requestid"]
+            deadline = time.monotonic() + 15
+            while not any(e["type"] == "platform.report" and e["record"]["requestId"] == rid for e in list(lines)):
+                assert time.monotonic() < deadline, lines
+                time.sleep(0.02)
+        assert {"time", "type", "record"} <= set(lines[0])
+        assert any(e["type"] == "function" and e["record"] == "over tcp" for e in lines)
+        assert not sink.batches  # nothing went to the HTTP destination
+    finally:
+        sink.close()
+        listener.close()
