@@ -140,8 +140,7 @@ class Instance:
         sandbox = host.sandbox.prepare(self)
         self.tmpdir, self.uid = sandbox.tmpdir_on_host, sandbox.uid
         self.spawned_at = time.monotonic()
-        self.telemetry.emit("platform", "platform.initStart", report.init_start_record(
-            fn.init_type(self), self._init_phase, fn.name, fn.version, self.hex, fn.memory))
+        self.telemetry.init_start(fn.init_type(self), self._init_phase, fn.name, fn.version, self.hex, fn.memory)
         if self.bound is not None:
             self._arm(self.bound)
         code = fn.code
@@ -328,9 +327,7 @@ class Instance:
         self.slots.dispatch(inv, slot)
         fn = self.function
         fn.log_platform(inv, fn.start_line(inv))
-        if self.telemetry.listening:
-            self.telemetry.emit("platform", "platform.start",
-                                report.start_record(inv.request_id, fn.version, inv.function_arn, inv.trace_id))
+        self.telemetry.start(inv, fn.version)
         if self.extensions.any:
             self.extensions.invoke(inv)
         headers = [
@@ -388,20 +385,9 @@ class Instance:
         return Response(202, _ACCEPTED, _JSON)
 
     def _stream_ended(self, inv: Invocation, stream: RuntimeStream, req: Request) -> Response:
-        failed = trailer_error(req)
-        if stream.too_large:
-            outcome = platform_failure(response_too_large(), inv.request_id, _encode)
-            if stream.consumer is None:
-                self._finish(inv, InvocationEvent.FAIL, outcome)
-                err = payload_too_large()
-                return Response.json(err.status, err.body())
-        elif failed is not None:
-            outcome = function_failure(failed[1], normalise_error_type(failed[0]))
-        else:
-            outcome = success(stream.body(), req.headers.get("content-type"))
-        outcome.produced = stream.produced
-        self._finish(inv, InvocationEvent.RESPOND if outcome.status == "success" else InvocationEvent.FAIL, outcome)
-        return Response(202, _ACCEPTED, _JSON)
+        event, outcome, answer = stream.outcome(req, inv.request_id)
+        self._finish(inv, event, outcome)
+        return answer
 
     def error(self, request_id: str, req: Request) -> Response:
         inv, slot = self.slots.answering(request_id)
@@ -427,7 +413,7 @@ class Instance:
         if self.extensions.holding(inv.request_id):
             if self.process is not None:
                 self.process.drain()
-            self._runtime_done(inv, outcome)
+            self.telemetry.runtime_done(inv, outcome)
             self.running.pop(inv.request_id, None)
             self.invokes += 1
             self._after[inv.request_id] = (inv, outcome)
@@ -446,28 +432,19 @@ class Instance:
         if self.process is not None:
             self.process.drain()  # while ``inv`` runs, so its lines join its log tail
         if inv.state is InvocationState.RUNNING:
-            self._runtime_done(inv, outcome)
+            self.telemetry.runtime_done(inv, outcome)
         self.running.pop(inv.request_id, None)
         self.invokes += 1
         self.answered_at = time.monotonic()
         self._report(inv, outcome, include_start)
         inv.settle(event, outcome)
 
-    def _runtime_done(self, inv: Invocation, outcome: Outcome) -> None:
-        if self.telemetry.listening:
-            ms = (time.monotonic() - inv.started) * 1000.0 if inv.started else 0.0
-            self.telemetry.emit("platform", "platform.runtimeDone", report.runtime_done_record(
-                inv.request_id, outcome.status, outcome.error_type if outcome.status != "success" else None, ms,
-                outcome.produced if outcome.produced is not None else len(outcome.body)))
-
     def _report(self, inv: Invocation, outcome: Outcome, include_start: bool = False) -> None:
         """END and REPORT for ``inv`` (START too, if it never reached the runtime)."""
         init_ms, self.init_duration_ms = self.init_duration_ms, None
         peak = self.process.peak_memory_mb() if self.process is not None else 0
         r = self.function.report(inv, outcome, init_ms, peak, include_start)
-        if self.telemetry.listening:
-            self.telemetry.emit("platform", "platform.end", {"requestId": inv.request_id})  # Logs API only
-            self.telemetry.emit("platform", "platform.report", report.report_record(r))
+        self.telemetry.report(r)
 
     def _timed_out(self, inv: Invocation) -> None:
         self._timers.pop(inv.request_id, None)
@@ -493,7 +470,7 @@ class Instance:
             self._init_timer = None
         ms = (time.monotonic() - self.spawned_at) * 1000.0
         self.extensions.close_registration()
-        self._emit_init("success", None, ms)
+        self.telemetry.init_done(self.function.init_type(self), self._init_phase, "success", None, ms)
         self.telemetry.init_over()
         if self.provisioned:  # initialised ahead of any invoke: reported on its own line
             self._init_report("init", "success", None, ms)
@@ -529,22 +506,12 @@ class Instance:
         if ms is None:
             ms = (time.monotonic() - self.spawned_at) * 1000.0 if self.spawned_at else 0.0
         if status != "success":
-            self._emit_init(status, error_type, ms)
+            self.telemetry.init_done(self.function.init_type(self), self._init_phase, status, error_type, ms)
         self.function.report_init(self, ms, phase, status, error_type)
 
     @property
     def _init_phase(self) -> str:
         return "invoke" if self.suppressed else "init"
-
-    def _emit_init(self, status: str, error_type: str | None, ms: float) -> None:
-        """platform.initRuntimeDone and platform.initReport, for subscribers (every init)."""
-        tel = self.telemetry
-        if tel.listening:
-            init_type = self.function.init_type(self)
-            tel.emit("platform", "platform.initRuntimeDone",
-                     report.init_runtime_done_record(init_type, self._init_phase, status, error_type))
-            tel.emit("platform", "platform.initReport",
-                     report.init_report_record(ms, self._init_phase, status, error_type, init_type))
 
     # -- the process ----------------------------------------------------------------------
 

@@ -22,13 +22,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rapid.core.errors import MAX_RUNTIME_RESPONSE
+import msgspec
+
+from rapid.api.runtime import trailer_error
+from rapid.core.errors import MAX_RUNTIME_RESPONSE, normalise_error_type, payload_too_large, response_too_large
+from rapid.core.invocation import InvocationEvent, Outcome, function_failure, platform_failure, success
+from rapid.http.message import Request, Response
 
 if TYPE_CHECKING:
     from rapid.core.invocation import Invocation
     from rapid.http.protocol import HttpConnection
 
 MAX_STREAM = 200 * 1024 * 1024
+_encode = msgspec.json.Encoder().encode
+_ACCEPTED = Response(202, b'{"status":"OK"}', [("Content-Type", "application/json")])
 
 
 class RuntimeStream:
@@ -65,6 +72,24 @@ class RuntimeStream:
     def lost(self) -> None:
         """The runtime hung up mid-body: the process's exit or the timeout settles it."""
         self.lost_connection = True
+
+    def outcome(self, req: Request, request_id: str) -> tuple[InvocationEvent, Outcome, Response]:
+        """The body ended (``req`` is the finished request, with its trailers): how the
+        invocation settles, and what the runtime is answered."""
+        failed = trailer_error(req)
+        answer = _ACCEPTED
+        if self.too_large:
+            outcome = platform_failure(response_too_large(), request_id, _encode)
+            if self.consumer is None:
+                err = payload_too_large()
+                answer = Response.json(err.status, err.body())
+        elif failed is not None:
+            outcome = function_failure(failed[1], normalise_error_type(failed[0]))
+        else:
+            outcome = success(self.body(), req.headers.get("content-type"))
+        outcome.produced = self.produced
+        event = InvocationEvent.RESPOND if outcome.status == "success" else InvocationEvent.FAIL
+        return event, outcome, answer
 
     def body(self) -> bytes:
         return b"".join(self.buffer) if self.buffer else b""

@@ -24,11 +24,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
+from typing import TYPE_CHECKING
 
 from rapid.core import report
 from rapid.core.errors import RuntimeAPIError
 from rapid.core.telemetry import DROPPED_REASON, Buffer, Subscription, http_body, subscription_line, tcp_body
+
+if TYPE_CHECKING:
+    from rapid.core.invocation import Invocation, Outcome
 
 _BACKLOG_ITEMS = 1000
 _BACKLOG_BYTES = 1 << 20
@@ -114,6 +119,39 @@ class Telemetry:
 
                 record = msgspec.json.decode(text)
         self.emit(category, category, record)
+
+    # -- the platform's events, from rapid.core.report's records ------------------------
+
+    def init_start(self, init_type: str, phase: str, name: str, version: str, instance: str, memory: int) -> None:
+        if self.listening:
+            self.emit("platform", "platform.initStart",
+                      report.init_start_record(init_type, phase, name, version, instance, memory))
+
+    def init_done(self, init_type: str, phase: str, status: str, error_type: str | None, ms: float) -> None:
+        """platform.initRuntimeDone and platform.initReport (sent for every init)."""
+        if self.listening:
+            self.emit("platform", "platform.initRuntimeDone",
+                      report.init_runtime_done_record(init_type, phase, status, error_type))
+            self.emit("platform", "platform.initReport",
+                      report.init_report_record(ms, phase, status, error_type, init_type))
+
+    def start(self, inv: Invocation, version: str) -> None:
+        if self.listening:
+            self.emit("platform", "platform.start",
+                      report.start_record(inv.request_id, version, inv.function_arn, inv.trace_id))
+
+    def runtime_done(self, inv: Invocation, outcome: Outcome) -> None:
+        if self.listening:
+            ms = (time.monotonic() - inv.started) * 1000.0 if inv.started else 0.0
+            failed = outcome.status != "success"
+            produced = outcome.produced if outcome.produced is not None else len(outcome.body)
+            self.emit("platform", "platform.runtimeDone", report.runtime_done_record(
+                inv.request_id, outcome.status, outcome.error_type if failed else None, ms, produced))
+
+    def report(self, r: report.Report) -> None:
+        if self.listening:
+            self.emit("platform", "platform.end", {"requestId": r.request_id})  # the Logs API's only
+            self.emit("platform", "platform.report", report.report_record(r))
 
     def init_over(self) -> None:
         self._recording = False
