@@ -295,3 +295,35 @@ def test_internal_extension_and_api_errors(tmp_path):
         assert checks["unknown_id"][1]["errorType"] == "Extension.UnknownExtensionIdentifier"
         assert checks["late"] == [403, {"errorType": "Extension.RegistrationClosed",
                                         "errorMessage": "Extension registration closed already"}]
+
+
+def test_dropin_mode_starts_extensions_from_the_named_folder(tmp_path):
+    """Drop-in mode reads /opt/extensions; RAPID_EXTENSIONS names another folder (a test
+    cannot write /opt)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o777)
+    fn = make_function(tmp_path / "task", BEHAVE)
+    ext = tmp_path / "opt-extensions"
+    ext.mkdir()
+    (ext / "agent").write_text(PY_AGENT)
+    (ext / "agent").chmod(0o755)
+    env = {"RAPID_PRIVATE_TMP": "directory", "RAPID_EXTENSIONS": str(ext), "OUT": str(out)}
+    with run_server(["--", str(fn / "bootstrap")], env=env, cwd=fn) as d:
+        r = d.invoke("function", {"echo": "x"})
+        assert r.json() == "x"
+        _wait_for(out / f"invoke-{r.headers['x-amzn-requestid']}")
+        info = json.loads((out / "agent.registered").read_text())
+        assert info["body"]["functionName"] == "function"
+
+
+def test_default_extension_folders():
+    from rapid.config import FunctionConfig
+    from rapid.host.code import code_for
+
+    dropin = FunctionConfig(path="/srv/task", command=["/srv/task/bootstrap"], inherit_environment=True)
+    assert code_for(dropin, dropin=True, data_dir=Path("/nonexistent")).extensions == "/opt/extensions"
+    folder = FunctionConfig(path="/srv/fn")
+    assert code_for(folder, dropin=False, data_dir=Path("/nonexistent")).extensions == "/srv/fn/extensions"
+    named = FunctionConfig(path="/srv/fn", extensions="/srv/ext")
+    assert code_for(named, dropin=False, data_dir=Path("/nonexistent")).extensions == "/srv/ext"

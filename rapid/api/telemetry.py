@@ -33,7 +33,7 @@ def subscribe(inst: Instance, api: str, req: Request) -> Response:
     fn = inst.function
     if fn.json_logs:
         kind = "platform.telemetrySubscription" if api == "telemetry" else "platform.logsSubscription"
-        types = [t for t in ("platform", "function", "extension") if t in sub.types]
+        types: list[str] = [t for t in ("platform", "function", "extension") if t in sub.types]
         fn.log_line(report.encode(kind, report.subscription_record(ext.name, types)).decode())
     else:
         fn.log_line(line)

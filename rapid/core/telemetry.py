@@ -96,7 +96,7 @@ def parse_subscription(body: bytes, api: str) -> Subscription:
         raise _invalid(str(exc)) from None
     schemas = TELEMETRY_SCHEMAS if api == "telemetry" else LOGS_SCHEMAS
     schema = parsed.schemaVersion or (None if api == "telemetry" else "2020-08-15")
-    if schema not in schemas:
+    if schema is None or schema not in schemas:
         raise _invalid(f"schemaVersion must be one of {', '.join(schemas)}")
     if not parsed.types:
         raise _invalid("types should not be empty")

@@ -30,6 +30,7 @@ exited (the instance SIGKILLs what is left at the deadline).
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import subprocess
 import time
@@ -130,8 +131,8 @@ class Extensions:
             ext = Extension(name, internal=False)
             try:
                 ext.process = RuntimeProcess(
-                    (path,), env, cwd, lambda line, e=ext: inst.extension_line(e.name, line),
-                    lambda code, e=ext: self._exited(e, code), inst.function.host.guardian,
+                    (path,), env, cwd, functools.partial(inst.extension_line, name),
+                    functools.partial(self._exited, ext), inst.function.host.guardian,
                     preexec=preexec, cgroup=cgroup,
                 )
             except (OSError, subprocess.SubprocessError) as exc:

@@ -220,9 +220,9 @@ class Instance:
         if self.retiring:  # recycled: this runtime takes no more work
             self._loop.call_soon(self._die, False)
             return self._park(slot)
-        inv = self.function.take()
-        if inv is not None:
-            return self._dispatch(inv, slot)
+        queued = self.function.take()
+        if queued is not None:
+            return self._dispatch(queued, slot)
         fut = self._park(slot)
         self.function.became_idle(self)
         if not self.running:
@@ -253,10 +253,10 @@ class Instance:
         if self.retiring:
             self._die(False)
             return
-        inv = self.function.take()
-        if inv is not None:
+        queued = self.function.take()
+        if queued is not None:
             slot, fut = self.slots.unpark()
-            fut.set_result(self._dispatch(inv, slot))
+            fut.set_result(self._dispatch(queued, slot))
             return
         self.function.became_idle(self)
         if not self.running:

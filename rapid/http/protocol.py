@@ -86,6 +86,7 @@ class HttpConnection(asyncio.Protocol):
         "_head",
         "_in_headers",
         "_on_close",
+        "_opener",
         "_paused",
         "_pending",
         "_req",
@@ -113,6 +114,7 @@ class HttpConnection(asyncio.Protocol):
         on_close: Callable[[HttpConnection], None] | None = None,
     ) -> None:
         self.app = app
+        self._opener = getattr(app, "body_sink", None)  # apps that take some bodies as they arrive
         self.max_body = max_body
         self.limits = limits
         self._clock = clock
@@ -221,7 +223,7 @@ class HttpConnection(asyncio.Protocol):
         if self._req.headers.get("expect", "").lower() == "100-continue" and self.transport is not None:
             if self._waiting is None and not self._pending and not self._closing:
                 self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        opener = getattr(self.app, "body_sink", None)
+        opener = self._opener
         if opener is not None and self._waiting is None and not self._pending and self._stream is None:
             self._sink = opener(self._req, self)
 
