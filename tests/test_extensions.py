@@ -171,7 +171,7 @@ def test_extension_shares_tmp_and_uid_with_the_runtime(tmp_path):
     args = ["--function", f"f={fn}", "--env", f"OUT={out}", "--env", "TMP_MARKER=1"]
     with run_server(args, env={"RAPID_PRIVATE_TMP": "auto"}) as d:
         r = d.invoke("f", {"id": True})
-        assert r.function_error is None, r.body
+        assert r.function_error is None, (r.body, d.lines)
         uid = r.json()[0]
         assert d.invoke("f", {"read": "/tmp/ext-marker"}).json() == f"uid={uid}"
 

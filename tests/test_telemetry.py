@@ -230,6 +230,8 @@ def test_slow_subscriber_drops_with_logs_dropped(tmp_path):
                 r = d.invoke("f", {"print": "\n".join([line] * 1000)})
                 assert r.status == 200 and r.json() == "printed"
             sink.open.set()
+            # Once the notice of the loss has been delivered, the buffer has room again.
+            sink.wait(lambda ev: any(e["type"] == "platform.logsDropped" for e in ev))
             last = d.invoke("f", {"echo": "last"}).headers["x-amzn-requestid"]
             events = sink.wait(_reported(last))
         dropped = [e["record"] for e in events if e["type"] == "platform.logsDropped"]

@@ -205,6 +205,8 @@ class Instance:
         return self.slots.running
 
     def next(self) -> Response | asyncio.Future[Response]:
+        if self.dead:  # a /next already on its way when the instance ended: it waits for the kill
+            return self._loop.create_future()
         slot = self.slots.for_next()
         first = not self.initialized
         if first:
