@@ -236,3 +236,80 @@ def test_bundled_runtimes_report_mid_stream_errors(bundled, name, error_type, me
     assert events[0] == {"PayloadChunk": {"Payload": b"one,"}}
     complete = events[-1]["InvokeComplete"]
     assert complete["ErrorCode"] == error_type and complete["ErrorDetails"] == message
+
+
+JS_SDK = Path(__file__).resolve().parent.parent / ".cache" / "js-sdk" / "node_modules"
+JS_STREAM = """
+const { LambdaClient, InvokeWithResponseStreamCommand } = require('@aws-sdk/client-lambda');
+(async () => {
+  const client = new LambdaClient({ endpoint: process.argv[2], region: 'us-east-1',
+    credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+  const out = await client.send(new InvokeWithResponseStreamCommand({
+    FunctionName: 'raw', Payload: Buffer.from(process.argv[3]) }));
+  const events = [];
+  for await (const event of out.EventStream) {
+    if (event.PayloadChunk) events.push({ chunk: Buffer.from(event.PayloadChunk.Payload).toString() });
+    if (event.InvokeComplete) events.push({ complete: event.InvokeComplete });
+  }
+  console.log(JSON.stringify({ status: out.StatusCode, version: out.ExecutedVersion, events }));
+})().catch((e) => { console.error(e); process.exit(1); });
+"""
+
+
+def test_javascript_sdk_reads_the_stream(raw):
+    if not (JS_SDK / "@aws-sdk" / "client-lambda").is_dir():
+        pytest.skip("@aws-sdk/client-lambda is not installed (.ci/steps/40-js-sdk.sh installs it)")
+    import os
+    import subprocess
+
+    d, tmp = raw
+    script = tmp / "stream.js"
+    script.write_text(JS_STREAM)
+
+    def run(event: dict) -> dict:
+        out = subprocess.run(["node", str(script), d.url, json.dumps(event)], capture_output=True, text=True,
+                             timeout=60, env={**os.environ, "NODE_PATH": str(JS_SDK)})
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    ok = run({"chunks": ["first,", "second"]})
+    assert ok["status"] == 200 and ok["version"] == "$LATEST"
+    assert [e["chunk"] for e in ok["events"] if "chunk" in e] == ["first,", "second"]
+    assert ok["events"][-1] == {"complete": {}}
+    failed = run({"chunks": ["partial"], "fail": True})
+    assert failed["events"][0] == {"chunk": "partial"}
+    assert failed["events"][-1]["complete"]["ErrorCode"] == "Function.StreamBroke"
+    assert failed["events"][-1]["complete"]["ErrorDetails"] == "broke mid-stream"
+
+
+NODE_RIC = Path(__file__).resolve().parent.parent / ".cache" / "node-ric" / "node_modules"
+RIC_HANDLER = """
+exports.handler = awslambda.streamifyResponse(async (event, responseStream, context) => {
+  responseStream.setContentType('text/plain');
+  responseStream.write('hello ');
+  await new Promise((r) => setTimeout(r, 10));
+  if (event.fail) throw new TypeError('ric broke');
+  responseStream.write('from the ric');
+  responseStream.end();
+});
+"""
+
+
+@pytest.mark.slow
+def test_the_official_node_client_streams(tmp_path):
+    """aws-lambda-ric (npm), the client Lambda's Node runtimes use, streams through rapid."""
+    ric = NODE_RIC / ".bin" / "aws-lambda-ric"
+    if not ric.exists():
+        pytest.skip("the npm aws-lambda-ric is not installed in .cache/node-ric")
+    (tmp_path / "node_modules").symlink_to(NODE_RIC)
+    (tmp_path / "index.js").write_text(RIC_HANDLER)
+    with run_server(["--", str(ric), "index.handler"], cwd=tmp_path) as d:
+        lam = _client(d.url)
+        events = list(lam.invoke_with_response_stream(FunctionName="function", Payload=b"{}")["EventStream"])
+        chunks = [e["PayloadChunk"]["Payload"] for e in events if "PayloadChunk" in e]
+        assert b"".join(chunks) == b"hello from the ric" and events[-1] == {"InvokeComplete": {}}
+        failed = list(lam.invoke_with_response_stream(FunctionName="function",
+                                                      Payload=b'{"fail": true}')["EventStream"])
+        assert failed[0] == {"PayloadChunk": {"Payload": b"hello "}}
+        assert failed[-1]["InvokeComplete"]["ErrorCode"] == "TypeError"
+        assert d.invoke("function", {}).body == b"hello from the ric"
