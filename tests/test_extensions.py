@@ -327,3 +327,29 @@ def test_default_extension_folders():
     assert code_for(folder, dropin=False, data_dir=Path("/nonexistent")).extensions == "/srv/fn/extensions"
     named = FunctionConfig(path="/srv/fn", extensions="/srv/ext")
     assert code_for(named, dropin=False, data_dir=Path("/nonexistent")).extensions == "/srv/ext"
+
+
+def test_extension_from_a_layer_of_a_function_created_through_the_api(tmp_path):
+    """As on Lambda, a layer's extensions/ folder is where a deployed function's extensions
+    come from (the control plane merges layers at /opt)."""
+    from tests.control import ROLE, behave_zip, client, make_zip, wait_active
+
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o777)
+    layer_zip = make_zip({"extensions/layer-agent": PY_AGENT}, {"extensions/layer-agent": 0o755})
+    env = {"RAPID_PRIVATE_TMP": "directory"}
+    with run_server(["--data-dir", str(tmp_path / "state")], env=env) as d:
+        lam = client(d)
+        layer = lam.publish_layer_version(LayerName="agents", Content={"ZipFile": layer_zip})
+        lam.create_function(FunctionName="layered", Runtime="provided.al2023", Role=ROLE,
+                            Code={"ZipFile": behave_zip()}, Layers=[layer["LayerVersionArn"]],
+                            Environment={"Variables": {"OUT": str(out)}})
+        wait_active(lam, "layered")
+        r = lam.invoke(FunctionName="layered", Payload=b'{"echo": "hi"}')
+        assert r["Payload"].read() == b'"hi"' and "FunctionError" not in r
+        rid = r["ResponseMetadata"]["RequestId"]
+        event = json.loads(_wait_for(out / f"invoke-{rid}").read_text())
+        assert event["invokedFunctionArn"].endswith(":function:layered")
+        d.wait_for_line(r"EXTENSION\tName: layer-agent\tState: Ready")
+    assert json.loads((out / "layer-agent.shutdown").read_text())["event"]["shutdownReason"] == "spindown"

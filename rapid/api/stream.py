@@ -23,6 +23,7 @@ from urllib.parse import parse_qs
 
 import msgspec
 
+from rapid.api.errors import render
 from rapid.core import constraints
 from rapid.core.errors import MAX_SYNC_REQUEST, request_too_large, shutting_down
 from rapid.core.eventstream import invoke_complete, payload_chunk
@@ -33,17 +34,7 @@ from rapid.http.message import Request, Response, StreamingResponse
 if TYPE_CHECKING:
     from rapid.api.invoke import InvokeAPI
 
-PATH_PREFIX = "/2021-11-15/functions/"
-PATH_SUFFIX = "/response-streaming-invocations"
 _TAIL_BYTES = 4096
-
-
-def matches(path: str) -> bool:
-    return path.startswith(PATH_PREFIX) and path.endswith(PATH_SUFFIX)
-
-
-def function_name(path: str) -> str:
-    return path[len(PATH_PREFIX):-len(PATH_SUFFIX)]
 
 
 class StreamAnswer:
@@ -80,10 +71,8 @@ class StreamAnswer:
         outcome = inv.outcome
         assert outcome is not None
         if outcome.service_error is not None and self.resp is None:
-            from rapid.api.invoke import _error
-
             if not self.fut.done():
-                self.fut.set_result(_error(outcome.service_error, inv.request_id))
+                self.fut.set_result(render(outcome.service_error, inv.request_id))
             return
         streamed = self.resp is not None
         self.begin(outcome.content_type)

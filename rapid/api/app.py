@@ -1,0 +1,91 @@
+"""Every API on the daemon's port behind one router, and the service errors rendered once.
+
+Routes, hottest first: Invoke (and the legacy InvokeAsync, and InvokeWithResponseStream:
+``rapid.api.stream``), the Lambda control plane
+(functions, versions, aliases, layers, concurrency: ``rapid.api.functions`` and its
+siblings), the event-invoke-config API, ``/metrics`` and ``/healthz``; the dashboard
+under ``/_rapid/`` (``rapid.api.dashboard``: loopback peers only). A handler returns a
+``Response`` (or a future of one) or raises ``ServiceError``, which becomes AWS's REST-JSON
+error here. Management routes pass the ``Guard`` first (``rapid.api.guard``): open on
+loopback, SigV4 or refused elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from rapid.api.dashboard import PREFIX as DASHBOARD
+from rapid.api.dashboard import DashboardAPI
+from rapid.api.errors import render
+from rapid.api.guard import Guard
+from rapid.api import stream
+from rapid.api.invoke import InvokeAPI
+from rapid.core.errors import ServiceError, unknown_operation
+from rapid.core.naming import request_id
+from rapid.http.message import Request, Response
+from rapid.http.protocol import HttpConnection
+from rapid.http.router import Router
+
+
+class App:
+    def __init__(self, invoke: InvokeAPI, ready: Callable[[], bool], guard: Guard | None = None) -> None:
+        self.invoke_api = invoke
+        self.host = invoke.host
+        self.ready = ready
+        self.guard = guard
+        # The dashboard serves loopback peers only and streams on the connection itself.
+        self.dashboard = DashboardAPI(invoke.host, invoke, invoke.events)
+        self.router = Router()
+        r = self.router
+        r.add("POST", "/2015-03-31/functions/{name}/invocations", self._invoke, management=False)
+        r.add("POST", "/2014-11-13/functions/{name}/invoke-async", self._invoke_async, management=False)
+        r.add("POST", "/2021-11-15/functions/{name}/response-streaming-invocations", self._invoke_stream,
+              management=False)
+        r.add("GET", "/healthz", self._healthz, management=False)
+        events = invoke.events_api
+        if events is not None:
+            r.add("*", "/2019-09-25/functions/{name}/event-invoke-config", self._events)
+            r.add("*", "/2019-09-25/functions/{name}/event-invoke-config/list", self._events)
+            r.add("GET", "/metrics", lambda req, params, rid: events.metrics(req, rid), management=False)
+
+    def add(self, api: Any) -> None:
+        """An API object with ``routes(router)``: the control plane's modules."""
+        api.routes(self.router)
+
+    def __call__(self, req: Request, conn: HttpConnection) -> Response | asyncio.Future[Response]:
+        rid = request_id()
+        try:
+            found = self.router.match(req.method, req.path)
+            if not isinstance(found, tuple):
+                if req.path.startswith(DASHBOARD):  # after the routes: /_rapid/code/ is the API's
+                    return self.dashboard(req, conn, rid)
+                raise unknown_operation()
+            route, params = found
+            if route.management and self.guard is not None:
+                self.guard.check(req)
+            return route.handler(req, params, rid)
+        except ServiceError as exc:
+            return render(exc, rid)
+
+    def _invoke(self, req: Request, params: dict[str, str], rid: str) -> Response | asyncio.Future[Response]:
+        return self.invoke_api.invoke(params["name"], req, rid, None)
+
+    def _invoke_stream(self, req: Request, params: dict[str, str], rid: str) -> Response | asyncio.Future[Response]:
+        return stream.invoke(self.invoke_api, params["name"], req, rid)  # InvokeWithResponseStream
+
+    def _invoke_async(self, req: Request, params: dict[str, str], rid: str) -> Response | asyncio.Future[Response]:
+        return self.invoke_api.invoke(params["name"], req, rid, "Event")
+
+    def _events(self, req: Request, params: dict[str, str], rid: str) -> Response | asyncio.Future[Response]:
+        assert self.invoke_api.events_api is not None
+        return self.invoke_api.events_api(req, rid)
+
+    def _healthz(self, req: Request, params: dict[str, str], rid: str) -> Response:
+        if self.ready() and not self.host.stopping:
+            return Response.json(200, {"status": "ok"})
+        return Response.json(503, {"status": "starting" if not self.host.stopping else "stopping"})
+
+    def __repr__(self) -> str:
+        return f"<App {self.router!r} guard={self.guard!r}>"
