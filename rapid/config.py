@@ -50,6 +50,9 @@ class FunctionConfig(Struct, forbid_unknown_fields=True, kw_only=True):
     per_instance_concurrency: Annotated[int, Meta(ge=1, le=1000)] = 1  # AWS_LAMBDA_MAX_CONCURRENCY
     ephemeral_storage: Annotated[int, Meta(ge=512, le=10240)] = 512  # MB of /tmp
     environment: dict[str, str] = {}
+    # The folder of external extensions (executables started beside the runtime). Default:
+    # /opt/extensions in drop-in mode, else the `extensions/` folder inside the function's.
+    extensions: str | None = None
     # Asynchronous invocation (rapid.events): the $LATEST event-invoke-config, and the DLQ.
     maximum_retry_attempts: Annotated[int, Meta(ge=0, le=2)] | None = None  # default 2
     maximum_event_age: Annotated[int, Meta(ge=60, le=21600)] | None = None  # seconds, default 21600
@@ -108,7 +111,7 @@ SERVER_KEYS = (
     "user_range", "memory_limit", "verify_runtime_peer", "overflow", "async_time_scale", "async_concurrency",
     "http_header_timeout", "http_idle_timeout", "credentials", "allow_unauthenticated",
 )
-FUNCTION_KEYS = ("runtime", "handler", "timeout", "memory", "concurrency")
+FUNCTION_KEYS = ("runtime", "handler", "timeout", "memory", "concurrency", "extensions")
 _INTS = ("port", "timeout", "memory", "concurrency", "max_concurrency", "async_concurrency")
 _FLOATS = (
     "init_timeout", "shutdown_timeout", "idle_timeout", "max_lifetime", "async_time_scale", "http_header_timeout",
@@ -152,6 +155,7 @@ ENV_VARS = {
     "timeout": "RAPID_TIMEOUT",
     "memory": "RAPID_MEMORY",
     "concurrency": "RAPID_CONCURRENCY",
+    "extensions": "RAPID_EXTENSIONS",
 }
 RIE_VARS = {
     "timeout": "AWS_LAMBDA_FUNCTION_TIMEOUT",
@@ -277,8 +281,9 @@ def _read_toml(path: str, cwd: str) -> tuple[dict[str, Any], dict[str, dict[str,
     if not isinstance(functions, dict):
         raise ConfigError(f"{path}: 'functions' must be a table of [functions.NAME] tables")
     for name, fn in functions.items():
-        if isinstance(fn, dict) and isinstance(fn.get("path"), str):
-            fn["path"] = str(file.parent / fn["path"])
+        for key in ("path", "extensions"):
+            if isinstance(fn, dict) and isinstance(fn.get(key), str):
+                fn[key] = str(file.parent / fn[key])
     if isinstance(data.get("data_dir"), str):
         data["data_dir"] = str(file.parent / data["data_dir"])
     return data, functions

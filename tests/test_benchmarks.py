@@ -83,3 +83,14 @@ def test_control_benchmark_runs_one_tiny_round(tmp_path):
     assert {"create_over_invoke_1mb", "update_over_create_cold", "publish_over_get", "alias_over_direct_cpu",
             "many_over_few_cpu"} <= figures.keys()
     assert_no_leaks(home)
+
+
+def test_stream_benchmark_runs(tmp_path):
+    home = tempfile.mkdtemp(prefix="rapid-test-home-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAPID_", "AWS_LAMBDA_"))}
+    env["HOME"] = home
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.stream", "--rounds", "1", "--chunks", "2",
+                           "--gap-ms", "1"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "machine:" in proc.stdout and "ratio rapid / direct" in proc.stdout
+    assert_no_leaks(home)

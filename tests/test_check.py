@@ -86,7 +86,8 @@ def test_the_node_ric_from_npm_passes():
     ("truncate-6mb", "echo-6mb", "4,194,304 of"),
     ("buffered-logs", "logs", "never reached the log"),
     ("leaky", "reuse", "at the last"),
-    ("bad-mode", "streaming", "InvalidFunctionResponseMode"),
+    # rapid refuses a bad mode as Lambda does (400, Runtime.InvalidResponseModeHeader): no answer gets through
+    ("bad-mode", "start", "Runtime.InvalidResponseModeHeader"),
 ])
 def test_a_flawed_runtime_fails_exactly_the_behaviour_it_breaks(flaw, behaviour, says):
     code, statuses, out = check(["--env", f"RAPID_FLAW={flaw}", "--", sys.executable, str(FLAWED),

@@ -1,6 +1,7 @@
 """Every API on the daemon's port behind one router, and the service errors rendered once.
 
-Routes, hottest first: Invoke (and the legacy InvokeAsync), the Lambda control plane
+Routes, hottest first: Invoke (and the legacy InvokeAsync, and InvokeWithResponseStream:
+``rapid.api.stream``), the Lambda control plane
 (functions, versions, aliases, layers, concurrency: ``rapid.api.functions`` and its
 siblings), the event-invoke-config API, ``/metrics`` and ``/healthz``; the dashboard
 under ``/_rapid/`` (``rapid.api.dashboard``: loopback peers only). A handler returns a
@@ -19,6 +20,7 @@ from rapid.api.dashboard import PREFIX as DASHBOARD
 from rapid.api.dashboard import DashboardAPI
 from rapid.api.errors import render
 from rapid.api.guard import Guard
+from rapid.api import stream
 from rapid.api.invoke import InvokeAPI
 from rapid.core.errors import ServiceError, unknown_operation
 from rapid.core.naming import request_id
@@ -39,6 +41,8 @@ class App:
         r = self.router
         r.add("POST", "/2015-03-31/functions/{name}/invocations", self._invoke, management=False)
         r.add("POST", "/2014-11-13/functions/{name}/invoke-async", self._invoke_async, management=False)
+        r.add("POST", "/2021-11-15/functions/{name}/response-streaming-invocations", self._invoke_stream,
+              management=False)
         r.add("GET", "/healthz", self._healthz, management=False)
         events = invoke.events_api
         if events is not None:
@@ -67,6 +71,9 @@ class App:
 
     def _invoke(self, req: Request, params: dict[str, str], rid: str) -> Response | asyncio.Future[Response]:
         return self.invoke_api.invoke(params["name"], req, rid, None)
+
+    def _invoke_stream(self, req: Request, params: dict[str, str], rid: str) -> Response | asyncio.Future[Response]:
+        return stream.invoke(self.invoke_api, params["name"], req, rid)  # InvokeWithResponseStream
 
     def _invoke_async(self, req: Request, params: dict[str, str], rid: str) -> Response | asyncio.Future[Response]:
         return self.invoke_api.invoke(params["name"], req, rid, "Event")

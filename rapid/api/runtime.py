@@ -15,6 +15,7 @@ from urllib.parse import unquote
 
 import msgspec
 
+from rapid.api import extensions, telemetry
 from rapid.core.errors import RuntimeAPIError
 from rapid.http.message import Request, Response
 from rapid.http.protocol import HttpConnection
@@ -49,6 +50,11 @@ class RuntimeAPI:
         while path.startswith("//"):  # a client joining "/" + "/2018-06-01/..." still works
             path = path[1:]
         if not path.startswith(_PREFIX):
+            if path.startswith(extensions.PREFIX):
+                return extensions.handle(inst, path[len(extensions.PREFIX):], req)
+            api = telemetry.PATHS.get(path)
+            if api is not None:
+                return telemetry.subscribe(inst, api, req)
             return Response.json(404, _NOT_FOUND)
         rest = path[len(_PREFIX):]
         try:
@@ -70,6 +76,22 @@ class RuntimeAPI:
         except RuntimeAPIError as exc:
             return Response.json(exc.status, exc.body())
         return Response.json(404, _NOT_FOUND)
+
+    def body_sink(self, req: Request, conn: HttpConnection) -> object:
+        """Where a streaming ``/response`` body goes as it arrives (rapid.host.response_stream);
+        None for every other request, whose body is collected whole."""
+        mode = req.headers.get("lambda-runtime-function-response-mode")
+        if mode is None or mode.lower() != "streaming" or req.method != "POST":
+            return None
+        path = req.path.lstrip("/")
+        prefix = _PREFIX[1:] + "invocation/"
+        if not path.startswith(prefix) or not path.endswith("/response"):
+            return None
+        inst = self.instance
+        if not inst.owns(conn):
+            return None
+        request_id = unquote(path[len(prefix):-len("/response")])
+        return inst.open_stream(request_id, conn, req.headers.get("content-type") or "application/octet-stream")
 
 
 class RuntimeTap(Protocol):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass, field
 
 from rapid.core.errors import FunctionError, ServiceError
@@ -73,6 +74,7 @@ class Outcome:
     # Set when the invocation never ran and the invoker gets a service error instead
     # (the daemon is shutting down): rendered as AWS renders its own errors.
     service_error: ServiceError | None = None
+    produced: int | None = None  # bytes the runtime sent, when the body went on as a stream
 
 
 @dataclass(slots=True, eq=False)
@@ -90,6 +92,9 @@ class Invocation:
     started: float = 0.0  # monotonic, when the invoke phase began (dispatch or suppressed init)
     outcome: Outcome | None = None
     log_lines: list[str] | None = None  # kept only when the invoker asked for the log tail
+    # InvokeWithResponseStream: where a streaming runtime's bytes go as they arrive
+    # (``begin(content_type, pause, resume)``, ``chunk(bytes)``); None: answered whole.
+    stream: Any = field(default=None, repr=False)
     on_settled: Callable[[Invocation], None] | None = field(default=None, repr=False)
 
     def advance(self, event: InvocationEvent) -> InvocationState:

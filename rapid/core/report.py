@@ -76,19 +76,28 @@ def init_report_text(duration_ms: float, phase: str, status: str, error_type: st
     return "\t".join(parts)
 
 
-# -- JSON (the Telemetry API envelope, as CloudWatch shows it in JSON log format) ---------
+# -- records: the Telemetry API's, and the JSON log format's (one source for both) ---------
+
+def envelope(kind: str, record: object, now: float | None = None) -> dict[str, object]:
+    return {"time": iso_now(now), "type": kind, "record": record}
+
+
+def encode(kind: str, record: object, now: float | None = None) -> bytes:
+    return _json.encode(envelope(kind, record, now))
+
 
 def _envelope(kind: str, record: object, now: float | None = None) -> str:
-    return _json.encode({"time": iso_now(now), "type": kind, "record": record}).decode()
+    return encode(kind, record, now).decode()
 
 
-def start_json(request_id: str, version: str, function_arn: str) -> str:
-    return _envelope(
-        "platform.start", {"requestId": request_id, "functionArn": function_arn, "version": version}
-    )
+def start_record(request_id: str, version: str, function_arn: str, trace_id: str | None = None) -> dict[str, object]:
+    record: dict[str, object] = {"requestId": request_id, "functionArn": function_arn, "version": version}
+    if trace_id:
+        record["tracing"] = {"type": "X-Amzn-Trace-Id", "value": trace_id}
+    return record
 
 
-def report_json(r: Report) -> str:
+def report_record(r: Report) -> dict[str, object]:
     metrics: dict[str, float | int] = {
         "durationMs": round(r.duration_ms, 3),
         "billedDurationMs": r.billed_ms,
@@ -100,10 +109,12 @@ def report_json(r: Report) -> str:
     record: dict[str, object] = {"requestId": r.request_id, "metrics": metrics, "status": r.status}
     if r.error_type:
         record["errorType"] = r.error_type
-    return _envelope("platform.report", record)
+    return record
 
 
-def init_report_json(duration_ms: float, phase: str, status: str, error_type: str | None, init_type: str) -> str:
+def init_report_record(
+    duration_ms: float, phase: str, status: str, error_type: str | None, init_type: str
+) -> dict[str, object]:
     record: dict[str, object] = {
         "initializationType": init_type,
         "phase": phase,
@@ -112,7 +123,64 @@ def init_report_json(duration_ms: float, phase: str, status: str, error_type: st
     }
     if error_type:
         record["errorType"] = error_type
-    return _envelope("platform.initReport", record)
+    return record
+
+
+def init_start_record(init_type: str, phase: str, function_name: str, version: str, instance_id: str,
+                      memory_mb: int) -> dict[str, object]:
+    return {
+        "initializationType": init_type, "phase": phase, "functionName": function_name,
+        "functionVersion": version, "instanceId": instance_id, "instanceMaxMemory": memory_mb,
+        "runtimeVersion": "rapid", "runtimeVersionArn": "arn:aws:lambda:::runtime:rapid",
+    }
+
+
+def init_runtime_done_record(init_type: str, phase: str, status: str, error_type: str | None) -> dict[str, object]:
+    record: dict[str, object] = {"initializationType": init_type, "phase": phase, "status": status}
+    if error_type:
+        record["errorType"] = error_type
+    return record
+
+
+def runtime_done_record(request_id: str, status: str, error_type: str | None, duration_ms: float,
+                        produced_bytes: int) -> dict[str, object]:
+    record: dict[str, object] = {
+        "requestId": request_id, "status": status,
+        "metrics": {"durationMs": round(duration_ms, 3), "producedBytes": produced_bytes},
+    }
+    if error_type:
+        record["errorType"] = error_type
+    return record
+
+
+def extension_record(name: str, state: str, events: list[str]) -> dict[str, object]:
+    return {"name": name, "state": state, "events": events}
+
+
+def subscription_record(name: str, types: list[str]) -> dict[str, object]:
+    return {"name": name, "state": "Subscribed", "types": types}
+
+
+def logs_dropped_record(records: int, size: int, reason: str) -> dict[str, object]:
+    return {"droppedBytes": size, "droppedRecords": records, "reason": reason}
+
+
+# -- JSON log lines (the Telemetry API envelope, as CloudWatch shows it in JSON log format)
+
+def start_json(request_id: str, version: str, function_arn: str) -> str:
+    return _envelope("platform.start", start_record(request_id, version, function_arn))
+
+
+def report_json(r: Report) -> str:
+    return _envelope("platform.report", report_record(r))
+
+
+def init_report_json(duration_ms: float, phase: str, status: str, error_type: str | None, init_type: str) -> str:
+    return _envelope("platform.initReport", init_report_record(duration_ms, phase, status, error_type, init_type))
+
+
+def extension_json(name: str, state: str, events: list[str]) -> str:
+    return _envelope("platform.extension", extension_record(name, state, events))
 
 
 def function_line_json(line: str, request_id: str | None) -> str:

@@ -8,6 +8,7 @@ directly, as the RIE does.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -35,6 +36,7 @@ class Code:
     runtime_dir: str
     argv: tuple[str, ...] | None  # None: no valid entrypoint; see ``entrypoint_error``
     entrypoint_error: FunctionError | None = None
+    extensions: str | None = None  # the folder of external extensions (may not exist)
     opt: str = ""  # the merged layers, shown at /opt (a folder of the code store), or none
 
 
@@ -99,7 +101,19 @@ DROPIN_SEARCH = ("/var/task/bootstrap", "/opt/bootstrap", "/var/runtime/bootstra
 
 
 def code_for(fc: FunctionConfig, *, dropin: bool, data_dir: Path) -> Code:
-    """Resolve a function's configuration to its task root and runtime command."""
+    """Resolve a function's configuration to its task root, runtime command and extensions."""
+    code = _code_for(fc, dropin=dropin, data_dir=data_dir)
+    folder = fc.extensions
+    if folder is None:
+        folder = DROPIN_EXTENSIONS if fc.inherit_environment else os.path.join(code.task_root, "extensions")
+    return dataclasses.replace(code, extensions=os.path.abspath(folder))
+
+
+# Where Lambda starts external extensions from (a layer's extensions/ folder lands here).
+DROPIN_EXTENSIONS = "/opt/extensions"
+
+
+def _code_for(fc: FunctionConfig, *, dropin: bool, data_dir: Path) -> Code:
     assert fc.path is not None
     if fc.command:
         return command(os.path.abspath(fc.path), fc.command)

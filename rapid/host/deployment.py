@@ -134,6 +134,8 @@ class Deployment:
                 if layer is not None:  # a deleted layer version stays usable by its functions on AWS
                     refs.append(layer.code)
             code = dataclasses.replace(code, opt=reg.code.merged(refs))
+            # As on Lambda, external extensions come with layers: their extensions/ folder.
+            code = dataclasses.replace(code, extensions=os.path.join(code.opt, "extensions"))
         return config, code
 
     def _python(self, runtime: str) -> str:

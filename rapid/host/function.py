@@ -132,7 +132,7 @@ class Function:
 
     def report(
         self, inv: Invocation, outcome: Outcome, init_ms: float | None, peak_mb: int, include_start: bool
-    ) -> None:
+    ) -> report.Report:
         """The platform's lines for a finished invocation: END and REPORT (START too when
         the invocation never reached a runtime)."""
         if include_start:
@@ -155,6 +155,7 @@ class Function:
             self.name, self.version, inv.request_id, r.duration_ms, r.billed_ms, init_ms, peak_mb, r.status,
             error_type_of(outcome.body, r.error_type) if r.error_type else None,
         )
+        return r
 
     def report_init(self, instance: Instance, ms: float, phase: str, status: str, error_type: str | None) -> None:
         if instance.provisioned:

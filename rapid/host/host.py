@@ -239,12 +239,12 @@ class Host:
         for inst in instances:
             inst.terminate()
         deadline = loop.time() + 2.0
-        while loop.time() < deadline and any(i.process and i.process.alive for i in instances):
+        while loop.time() < deadline and any(i.alive for i in instances):
             await asyncio.sleep(0.02)
         for inst in instances:
             inst.kill()
         deadline = loop.time() + 2.0
-        while loop.time() < deadline and any(i.process and i.process.alive for i in instances):
+        while loop.time() < deadline and any(i.alive for i in instances):
             await asyncio.sleep(0.02)
         self.close()
 

@@ -11,7 +11,7 @@ _encode_json = msgspec.json.Encoder().encode
 
 
 class Request:
-    __slots__ = ("body", "headers", "keep_alive", "method", "target", "too_large", "trailers")
+    __slots__ = ("body", "headers", "keep_alive", "method", "streamed", "target", "too_large", "trailers")
 
     def __init__(self, method: str, target: str) -> None:
         self.method = method
@@ -21,6 +21,7 @@ class Request:
         self.body: bytes | bytearray = b""
         self.too_large = False  # the body passed the protocol's limit and was dropped
         self.keep_alive = True
+        self.streamed = False  # the body went to a sink as it arrived (``body`` is empty)
 
     @property
     def path(self) -> str:
@@ -64,3 +65,65 @@ class Response:
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {len(self.body)}B>"
+
+
+class StreamingResponse(Response):
+    """A response whose body is written as it is produced (chunked transfer coding).
+
+    The handler's future resolves with it before the body exists; the producer then calls
+    ``write`` for each piece and ``end`` once. Writes before the connection has sent the
+    head are kept and flushed when it does. ``closed`` turns true if the client goes away;
+    ``on_pause``/``on_resume`` (set by the producer) say when the client's socket is full
+    and when it drained, so the producer can stop reading from its own source."""
+
+    __slots__ = ("_conn", "_early", "_ended", "closed", "on_pause", "on_resume")
+
+    def __init__(self, status: int, headers: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(status, b"", headers)
+        self._conn: object = None
+        self._early: list[bytes] = []
+        self._ended = False
+        self.closed = False
+        self.on_pause: object = None
+        self.on_resume: object = None
+
+    def head(self, keep_alive: bool) -> bytes:
+        lines = [f"HTTP/1.1 {self.status} {_REASONS.get(self.status, 'Unknown')}\r\n"]
+        for name, value in self.headers:
+            lines.append(f"{name}: {value}\r\n")
+        lines.append("Transfer-Encoding: chunked\r\n")
+        if not keep_alive:
+            lines.append("Connection: close\r\n")
+        lines.append("\r\n")
+        return "".join(lines).encode("latin-1")
+
+    def write(self, data: bytes) -> None:
+        if not data or self._ended or self.closed:
+            return
+        if self._conn is None:
+            self._early.append(data)
+        else:
+            self._conn.stream_write(data)  # type: ignore[attr-defined]
+
+    def end(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        if self._conn is not None and not self.closed:
+            self._conn.stream_end()  # type: ignore[attr-defined]
+
+    def bind(self, conn: object) -> None:
+        """The connection sent the head: flush what was written meanwhile."""
+        self._conn = conn
+        early, self._early = self._early, []
+        for data in early:
+            conn.stream_write(data)  # type: ignore[attr-defined]
+        if self._ended:
+            conn.stream_end()  # type: ignore[attr-defined]
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    def __repr__(self) -> str:
+        return f"<StreamingResponse {self.status} ended={self._ended} closed={self.closed}>"

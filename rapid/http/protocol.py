@@ -7,6 +7,13 @@ on one connection are answered in order; a client that pipelines waits its turn.
 peer goes away while a future is pending, the future is cancelled so its owner knows
 nobody is listening any more.
 
+Two paths stream instead of collecting. An app may offer a ``body_sink(request, conn)``: asked
+when a request's headers are complete, it may return a sink whose ``data(bytes)`` receives
+the body as it arrives (the request then reaches the app with ``streamed`` set and an empty
+body; ``pause_body``/``resume_body`` let the sink stop reading while its consumer is full).
+And a handler may answer with a ``StreamingResponse``: the head goes out at once, the body
+in chunks as the producer writes them, and requests pipelined behind it wait until it ends.
+
 Every buffer is bounded: a body past ``max_body`` is read and dropped (the request is
 marked ``too_large``); a request line plus headers past ``Limits.max_head`` is answered 431
 and the connection closed; a client that pipelines more than a few requests is not read
@@ -26,7 +33,7 @@ from typing import Union
 
 import httptools
 
-from rapid.http.message import Request, Response
+from rapid.http.message import Request, Response, StreamingResponse
 
 App = Callable[[Request, "HttpConnection"], Union[Response, "asyncio.Future[Response]"]]
 
@@ -80,10 +87,14 @@ class HttpConnection(asyncio.Protocol):
         "_head",
         "_in_headers",
         "_on_close",
+        "_opener",
         "_paused",
         "_pending",
         "_req",
+        "_sink",
         "_size",
+        "_stream",
+        "_stream_keep_alive",
         "_url",
         "_waiting",
         "_waiting_keep_alive",
@@ -104,6 +115,7 @@ class HttpConnection(asyncio.Protocol):
         on_close: Callable[[HttpConnection], None] | None = None,
     ) -> None:
         self.app = app
+        self._opener = getattr(app, "body_sink", None)  # apps that take some bodies as they arrive
         self.max_body = max_body
         self.limits = limits
         self._clock = clock
@@ -126,6 +138,9 @@ class HttpConnection(asyncio.Protocol):
         self._eof = False  # the peer half-closed: answer what it sent, then close
         self._paused = False  # too many pipelined requests: not reading until answered
         self._head = 0  # bytes of the request line and headers received so far
+        self._sink: object = None  # where this request's body goes as it arrives, if anywhere
+        self._stream: StreamingResponse | None = None  # a response being written as produced
+        self._stream_keep_alive = True
         self.reading = False  # a request has begun and is not complete
         self.began_at = clock.now
         self.last_io = clock.now
@@ -168,6 +183,12 @@ class HttpConnection(asyncio.Protocol):
         self._closed = True
         if self._waiting is not None and not self._waiting.done():
             self._waiting.cancel()
+        if self._stream is not None:
+            self._stream.closed = True
+            self._stream = None
+        sink, self._sink = self._sink, None
+        if sink is not None:
+            sink.lost()  # type: ignore[attr-defined]
         self._pending.clear()
         if self._on_close is not None:
             self._on_close(self)
@@ -203,9 +224,15 @@ class HttpConnection(asyncio.Protocol):
         if self._req.headers.get("expect", "").lower() == "100-continue" and self.transport is not None:
             if self._waiting is None and not self._pending and not self._closing:
                 self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        opener = self._opener
+        if opener is not None and self._waiting is None and not self._pending and self._stream is None:
+            self._sink = opener(self._req, self)
 
     def on_body(self, body: bytes) -> None:
         self._size += len(body)
+        if self._sink is not None:
+            self._sink.data(body)  # type: ignore[attr-defined]
+            return
         if self._size > self.max_body:
             # Keep reading (so the connection stays usable) but keep nothing.
             self._req.too_large = True  # type: ignore[union-attr]
@@ -219,6 +246,9 @@ class HttpConnection(asyncio.Protocol):
         self._req = None
         if req is None:
             return
+        if self._sink is not None:
+            self._sink = None
+            req.streamed = True
         body = self._body
         if len(body) == 1:
             req.body = body[0]
@@ -226,7 +256,7 @@ class HttpConnection(asyncio.Protocol):
             req.body = b"".join(body)
         self._body = []
         req.keep_alive = self.parser.should_keep_alive()
-        if self._waiting is None and not self._pending:
+        if self._waiting is None and not self._pending and self._stream is None:
             self._handle(req)
         else:
             self._pending.append(req)
@@ -263,7 +293,11 @@ class HttpConnection(asyncio.Protocol):
             self._write(Response(500, b'{"message":"Internal error"}', [("Content-Type", "application/json")]), False)
         else:
             self._write(fut.result(), self._waiting_keep_alive)
-        while self._pending and self._waiting is None and not self._closed:
+        self._continue()
+
+    def _continue(self) -> None:
+        """An answer is out: handle what was pipelined behind it."""
+        while self._pending and self._waiting is None and self._stream is None and not self._closed:
             self._handle(self._pending.popleft())
         if self._paused and len(self._pending) < _PIPELINE_DEPTH // 2 and not self._closed:
             self._paused = False
@@ -275,6 +309,15 @@ class HttpConnection(asyncio.Protocol):
     def _write(self, resp: Response, keep_alive: bool) -> None:
         transport = self.transport
         if transport is None or self._closed:
+            if isinstance(resp, StreamingResponse):
+                resp.closed = True
+            return
+        if isinstance(resp, StreamingResponse):
+            transport.write(resp.head(keep_alive))
+            self.last_io = self._clock.now
+            self._stream = resp
+            self._stream_keep_alive = keep_alive
+            resp.bind(self)
             return
         head = resp.head(keep_alive)
         if len(resp.body) < 16384:
@@ -285,6 +328,43 @@ class HttpConnection(asyncio.Protocol):
         if not keep_alive or self._close_after or (self._eof and not self._pending and self._waiting is None):
             self._closing = True
             transport.close()
+
+    # -- a streaming response (StreamingResponse calls these) ---------------------------
+
+    def stream_write(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is None or self._closed:
+            return
+        transport.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
+        self.last_io = self._clock.now
+
+    def stream_end(self) -> None:
+        resp, self._stream = self._stream, None
+        transport = self.transport
+        if resp is None or transport is None or self._closed:
+            return
+        transport.write(b"0\r\n\r\n")
+        if not self._stream_keep_alive or self._close_after or (self._eof and not self._pending):
+            self._closing = True
+            transport.close()
+            return
+        self._continue()
+
+    def pause_writing(self) -> None:
+        if self._stream is not None and callable(self._stream.on_pause):
+            self._stream.on_pause()
+
+    def resume_writing(self) -> None:
+        if self._stream is not None and callable(self._stream.on_resume):
+            self._stream.on_resume()
+
+    def pause_body(self) -> None:
+        if self.transport is not None and not self._closed:
+            self.transport.pause_reading()
+
+    def resume_body(self) -> None:
+        if self.transport is not None and not self._closed and not self._paused:
+            self.transport.resume_reading()
 
     def _fail(self, status: int = 400) -> None:
         """Refuse the request being read (400 malformed, 408 too slow, 431 head too large)
@@ -318,7 +398,7 @@ class HttpConnection(asyncio.Protocol):
     @property
     def busy(self) -> bool:
         """Whether an answer is owed (a handler is working, or requests wait their turn)."""
-        return self._waiting is not None or bool(self._pending)
+        return self._waiting is not None or bool(self._pending) or self._stream is not None
 
     def time_out(self) -> None:
         """The listener's verdict: too slow. Mid-request: 408; idle: just close."""

@@ -73,6 +73,9 @@ class SandboxSpec:
     preexec: Callable[[], None] | None
     cgroup: str | None  # the memory cgroup
     freezer: str | None  # the freezer cgroup (the same folder on v2)
+    # For the instance's other processes (extensions): given the runtime's pid, a preexec
+    # that joins its mount namespace (its /tmp) and drops to the same uid.
+    joiner: Callable[[int], Callable[[], None]] | None = None
 
     def attach(self, pid: int) -> None:
         """Move a spawned runtime into its cgroups. Blocking, and slow on cgroup v1 (each
@@ -149,7 +152,7 @@ class Sandbox:
             if uid is not None:
                 os.chown(tmpdir, uid, uid)
         preexec = self._preexec(code, fn.config.ephemeral_storage, uid)
-        return SandboxSpec(tmpdir, tmpdir_on_host, uid, preexec, cgroup, freezer)
+        return SandboxSpec(tmpdir, tmpdir_on_host, uid, preexec, cgroup, freezer, self._joiner(uid))
 
     def release(self, inst: Instance) -> None:
         if inst.uid is not None:
@@ -222,6 +225,43 @@ class Sandbox:
             prctl(_PR_SET_NO_NEW_PRIVS, 1)
 
         return preexec
+
+    def _joiner(self, uid: int | None) -> Callable[[int], Callable[[], None]]:
+        """Preexecs for a process that shares a running runtime's sandbox: the same mount
+        namespace (entered with setns, so the same private /tmp), rlimits, uid, no privilege."""
+        libc = self._libc
+        namespaces = self.namespaces
+        last_cap = self._last_cap
+
+        def for_runtime(pid: int) -> Callable[[], None]:
+            def preexec() -> None:
+                for limit in (resource.RLIMIT_NOFILE, resource.RLIMIT_NPROC):
+                    resource.setrlimit(limit, (_LAMBDA_RLIMITS, _LAMBDA_RLIMITS))
+                if namespaces:
+                    cwd = os.getcwd()
+                    fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY)
+                    try:
+                        if libc.setns(fd, _CLONE_NEWNS) != 0:
+                            raise OSError(ctypes.get_errno(), "setns")
+                    finally:
+                        os.close(fd)
+                    os.chdir(cwd)  # the same folder, as the namespace shows it
+                if uid is not None:
+                    for cap in range(last_cap + 1):
+                        libc.prctl(_PR_CAPBSET_DROP, ctypes.c_ulong(cap), ctypes.c_ulong(0), ctypes.c_ulong(0),
+                                   ctypes.c_ulong(0))
+                    libc.prctl(_PR_CAP_AMBIENT, ctypes.c_ulong(_PR_CAP_AMBIENT_CLEAR_ALL), ctypes.c_ulong(0),
+                               ctypes.c_ulong(0), ctypes.c_ulong(0))
+                    os.setgroups([])
+                    os.setgid(uid)
+                    os.setuid(uid)
+                    _clear_capabilities(libc)
+                libc.prctl(_PR_SET_NO_NEW_PRIVS, ctypes.c_ulong(1), ctypes.c_ulong(0), ctypes.c_ulong(0),
+                           ctypes.c_ulong(0))
+
+            return preexec
+
+        return for_runtime
 
     def __repr__(self) -> str:
         return f"<Sandbox namespaces={self.namespaces} drop={self.drop} {self.cgroups!r}>"
