@@ -27,6 +27,8 @@ from rapid.host.host import Host
 from rapid.http.protocol import Limits
 from rapid.http.server import listen
 from rapid.logs import LogSink
+from rapid.queues.sqs_api import SqsAPI
+from rapid.queues.store import Journal
 
 
 def say(text: str) -> None:
@@ -71,6 +73,12 @@ async def serve_forever(config: Config) -> int:
             host.add(name, fc, code, tagged=not config.dropin)
         events = Dispatcher(host, store, recovery, data_dir=str(data_dir), scratch=scratch)
         api = InvokeAPI(host, ready=lambda: True, events=events)
+        journal = Journal(data_dir)  # the built-in queues and streams
+        undo.callback(journal.close)
+        sqs = SqsAPI(journal, host.region, config.account_id)
+        undo.callback(sqs.close)
+        api.targets["AmazonSQS"] = sqs
+        journal.start(asyncio.get_running_loop())
         try:
             limits = Limits(
                 header_timeout=config.http_header_timeout, idle_timeout=config.http_idle_timeout, answer_after_eof=True

@@ -56,10 +56,15 @@ class InvokeAPI:
         self.events = events  # durable async invocation (rapid.events); None: Event is refused
         self.events_api = EventsAPI(host, events) if events is not None else None
         self._loop = asyncio.get_running_loop()
+        # JSON-protocol services by X-Amz-Target prefix ("AmazonSQS", "Kinesis_20131202")
+        self.targets: dict[str, Callable[[Request, str], Response | asyncio.Future[Response]]] = {}
 
     def __call__(self, req: Request, conn: HttpConnection) -> Response | asyncio.Future[Response]:
         path = req.path
         rid = request_id()
+        target = req.headers.get("x-amz-target")
+        if target is not None and (service := self.targets.get(target.partition(".")[0])) is not None:
+            return service(req, rid)
         try:
             if path.startswith("/2015-03-31/functions/") and path.endswith("/invocations"):
                 if req.method != "POST":

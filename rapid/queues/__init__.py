@@ -1,0 +1,7 @@
+"""Built-in SQS, served on rapid's own port with SQS's JSON protocol.
+
+``sqs`` is the queue semantics (a pure core, the clock passed in), ``sqs_checks`` the
+validation of what a caller sends, ``md5`` the digests SQS answers with, ``sqs_errors``
+AWS's error codes, ``store`` the durable journal (SQLite in the data dir) and ``sqs_api``
+the protocol edge (``X-Amz-Target: AmazonSQS.<Op>``) with long polling.
+"""
