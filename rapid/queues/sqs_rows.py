@@ -68,3 +68,29 @@ def load(journal: Journal, service: Service, now: float) -> set[str]:
 
                 m.receipt = receipt_handle(q.name, m)
     return {row[0] for row in journal.load("SELECT id FROM sqs_imported")}
+
+
+def read_messages(path: str, queue_name: str) -> list[dict[str, Any]]:
+    """A queue's messages in ``queues.db``, oldest first, shaped like ReceiveMessage's (for
+    ``rapid queue --messages``; reads only, a running daemon is not disturbed)."""
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        db.execute("PRAGMA busy_timeout=5000")
+        rows = db.execute("SELECT id, body, attributes, sent, receive_count FROM sqs_messages WHERE queue = ? "
+                          "ORDER BY seq", (queue_name,)).fetchall()
+    except sqlite3.Error:
+        rows = []
+    finally:
+        db.close()
+    out = []
+    for message_id, body, attributes, sent, count in rows:
+        msg: dict[str, Any] = {"MessageId": message_id, "Body": body,
+                               "Attributes": {"SentTimestamp": str(int(sent * 1000)),
+                                              "ApproximateReceiveCount": str(count)}}
+        attrs = json.loads(attributes)
+        if attrs:
+            msg["MessageAttributes"] = attrs
+        out.append(msg)
+    return out
