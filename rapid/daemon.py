@@ -29,6 +29,7 @@ from rapid.http.server import listen
 from rapid.logs import LogSink
 from rapid.queues.sqs_api import SqsAPI
 from rapid.queues.store import Journal
+from rapid.streams.kinesis_api import KinesisAPI
 
 
 def say(text: str) -> None:
@@ -78,6 +79,7 @@ async def serve_forever(config: Config) -> int:
         sqs = SqsAPI(journal, host.region, config.account_id)
         undo.callback(sqs.close)
         api.targets["AmazonSQS"] = sqs
+        api.targets["Kinesis_20131202"] = KinesisAPI(journal, host.region, config.account_id)
         journal.start(asyncio.get_running_loop())
         try:
             limits = Limits(
