@@ -77,6 +77,11 @@ def test_queue_lifecycle(sqs):
     sqs.purge_queue(QueueUrl=url)
     assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])[
         "Attributes"]["ApproximateNumberOfMessages"] == "0"
+    sqs.tag_queue(QueueUrl=url, Tags={"team": "a", "env": "dev"})
+    sqs.untag_queue(QueueUrl=url, TagKeys=["env"])
+    assert sqs.list_queue_tags(QueueUrl=url)["Tags"] == {"team": "a"}
+    tagged = sqs.create_queue(QueueName="tagged", tags={"k": "v"})["QueueUrl"]
+    assert sqs.list_queue_tags(QueueUrl=tagged)["Tags"] == {"k": "v"}
     sqs.delete_queue(QueueUrl=url)
     with pytest.raises(sqs.exceptions.QueueDoesNotExist) as e:
         sqs.get_queue_url(QueueName="life")

@@ -49,6 +49,9 @@ def test_stream_lifecycle(kinesis):
     with pytest.raises(botocore.exceptions.ClientError) as e:
         kinesis.create_stream(StreamName="life", ShardCount=1)
     assert code(e) == "ResourceInUseException"
+    kinesis.create_stream(StreamName="od", StreamModeDetails={"StreamMode": "ON_DEMAND"})
+    od = kinesis.describe_stream_summary(StreamName="od")["StreamDescriptionSummary"]
+    assert od["StreamModeDetails"] == {"StreamMode": "ON_DEMAND"} and od["OpenShardCount"] == 4
     kinesis.delete_stream(StreamName="life")
     with pytest.raises(kinesis.exceptions.ResourceNotFoundException):
         kinesis.describe_stream_summary(StreamName="life")

@@ -88,6 +88,7 @@ class Queue:
     created: float
     modified: float
     next_seq: int = 1
+    tags: dict[str, str] = field(default_factory=dict)
     messages: dict[str, Message] = field(default_factory=dict)  # in send order
     dedup: dict[str, tuple[float, Sent]] = field(default_factory=dict)  # key -> (expires, answer)
 
@@ -222,6 +223,22 @@ class Service:
                           FifoThroughputLimit="perQueue")
         values.update(q.attributes)
         return {k: v for k, v in values.items() if every or k in wanted}
+
+    def tag(self, q: Queue, tags: Any) -> None:
+        if not isinstance(tags, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
+            raise err.missing_parameter("Tags")
+        merged = {**q.tags, **tags}
+        if len(merged) > 50:
+            raise err.invalid_parameter("Too many tags added for queue " + q.name + ".")
+        q.tags = merged
+        self.changes.append(("queue", q))
+
+    def untag(self, q: Queue, keys: Any) -> None:
+        if not isinstance(keys, list) or not keys:
+            raise err.missing_parameter("TagKeys")
+        for k in keys:
+            q.tags.pop(k, None)
+        self.changes.append(("queue", q))
 
     def delete_queue(self, q: Queue) -> None:
         del self.queues[q.name]

@@ -68,7 +68,7 @@ class SqsAPI:
                 "CreateQueue", "GetQueueUrl", "GetQueueAttributes", "SetQueueAttributes", "ListQueues",
                 "DeleteQueue", "PurgeQueue", "SendMessage", "SendMessageBatch", "ReceiveMessage", "DeleteMessage",
                 "DeleteMessageBatch", "ChangeMessageVisibility", "ChangeMessageVisibilityBatch",
-                "ListDeadLetterSourceQueues")}
+                "ListDeadLetterSourceQueues", "TagQueue", "UntagQueue", "ListQueueTags")}
 
     def __repr__(self) -> str:
         return f"<SqsAPI {len(self.service.queues)} queues, {sum(map(len, self._waiters.values()))} waiting>"
@@ -147,8 +147,23 @@ class SqsAPI:
     # -- queues ---------------------------------------------------------------------------
 
     def op_CreateQueue(self, body: dict[str, Any], req: Any, now: float) -> dict[str, Any]:
+        existed = body.get("QueueName") in self.service.queues
         q = self.service.create_queue(body.get("QueueName"), body.get("Attributes"), now)
+        if body.get("tags") and not existed:
+            self.service.tag(q, body["tags"])
         return {"QueueUrl": self._url(req, q.name)}
+
+    def op_TagQueue(self, body: dict[str, Any], req: Any, now: float) -> dict[str, Any]:
+        self.service.tag(self._queue(body), body.get("Tags"))
+        return {}
+
+    def op_UntagQueue(self, body: dict[str, Any], req: Any, now: float) -> dict[str, Any]:
+        self.service.untag(self._queue(body), body.get("TagKeys"))
+        return {}
+
+    def op_ListQueueTags(self, body: dict[str, Any], req: Any, now: float) -> dict[str, Any]:
+        tags = self._queue(body).tags
+        return {"Tags": dict(tags)} if tags else {}
 
     def op_GetQueueUrl(self, body: dict[str, Any], req: Any, now: float) -> dict[str, Any]:
         name = body.get("QueueName")

@@ -17,9 +17,10 @@ def statements(changes: list[tuple[Any, ...]]) -> list[Statement]:
         kind = change[0]
         if kind == "queue":
             q: Queue = change[1]
-            out.append(("INSERT OR REPLACE INTO sqs_queues(name, fifo, attributes, created, modified, next_seq) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
-                        (q.name, int(q.fifo), _dumps(q.attributes), q.created, q.modified, q.next_seq)))
+            out.append(("INSERT OR REPLACE INTO sqs_queues(name, fifo, attributes, created, modified, next_seq, tags) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (q.name, int(q.fifo), _dumps(q.attributes), q.created, q.modified, q.next_seq,
+                         _dumps(q.tags))))
         elif kind == "drop":
             for table in ("sqs_queues WHERE name", "sqs_messages WHERE queue", "sqs_dedup WHERE queue"):
                 out.append((f"DELETE FROM {table} = ?", (change[1],)))
@@ -45,9 +46,10 @@ def statements(changes: list[tuple[Any, ...]]) -> list[Statement]:
 
 def load(journal: Journal, service: Service, now: float) -> set[str]:
     """Fill ``service`` from disk; the inbox ids already imported."""
-    for name, fifo, attributes, created, modified, next_seq in journal.load(
-            "SELECT name, fifo, attributes, created, modified, next_seq FROM sqs_queues"):
-        service.queues[name] = Queue(name, bool(fifo), json.loads(attributes), created, modified, next_seq)
+    for name, fifo, attributes, created, modified, next_seq, tags in journal.load(
+            "SELECT name, fifo, attributes, created, modified, next_seq, tags FROM sqs_queues"):
+        service.queues[name] = Queue(name, bool(fifo), json.loads(attributes), created, modified, next_seq,
+                                     json.loads(tags))
     for row in journal.load("SELECT id, queue, seq, body, attributes, system, sent, visible_at, receive_count, "
                             "first_receive, grp, dedup, sequence_number, source_arn FROM sqs_messages "
                             "ORDER BY queue, seq"):

@@ -35,7 +35,7 @@ Done = Callable[[BaseException | None], None]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sqs_queues(name TEXT PRIMARY KEY, fifo INTEGER NOT NULL, attributes TEXT NOT NULL,
-    created REAL NOT NULL, modified REAL NOT NULL, next_seq INTEGER NOT NULL);
+    created REAL NOT NULL, modified REAL NOT NULL, next_seq INTEGER NOT NULL, tags TEXT NOT NULL DEFAULT '{}');
 CREATE TABLE IF NOT EXISTS sqs_messages(id TEXT PRIMARY KEY, queue TEXT NOT NULL, seq INTEGER NOT NULL,
     body TEXT NOT NULL, attributes TEXT NOT NULL, system TEXT NOT NULL, sent REAL NOT NULL,
     visible_at REAL NOT NULL, receive_count INTEGER NOT NULL, first_receive REAL, grp TEXT, dedup TEXT,

@@ -27,6 +27,7 @@ from typing import Any
 
 HASH_SPACE = 2**128
 MAX_RECORD = 1024 * 1024
+MAX_GET_BYTES = 10 * 1024 * 1024  # GetRecords answers at most 10 MiB of data
 ITERATOR_LIFETIME = 300.0
 _NAME_RE = re.compile(r"[a-zA-Z0-9_.-]{1,128}")
 
@@ -83,6 +84,7 @@ class Stream:
     created: float
     retention_hours: int
     shards: list[Shard]
+    mode: str = "PROVISIONED"
 
     def shard_for(self, hash_key: int) -> Shard:
         for s in self.shards:
@@ -169,14 +171,14 @@ class Service:
         raise KinesisError("ResourceNotFoundException",
                            f"Shard {shard_id} in stream {s.name} under account {self.account} does not exist")
 
-    def create(self, name: Any, shard_count: Any, now: float) -> Stream:
+    def create(self, name: Any, shard_count: Any, now: float, mode: str = "PROVISIONED") -> Stream:
         if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
             raise validation("streamName", "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+")
         if isinstance(shard_count, bool) or not isinstance(shard_count, int) or not 1 <= shard_count <= 500:
             raise validation("shardCount", "Member must have value between 1 and 500")
         if name in self.streams:
             raise KinesisError("ResourceInUseException", f"Stream {name} under account {self.account} already exists.")
-        s = Stream(name, now, 24, make_shards(shard_count, now))
+        s = Stream(name, now, 24, make_shards(shard_count, now), mode)
         self.streams[name] = s
         self.changes.append(("stream", s))
         return s
@@ -270,6 +272,12 @@ class Service:
         self.trim(s, shard, now)
         start = bisect.bisect_right(shard.seqs, after)
         got = shard.records[start:start + limit]
+        total = 0
+        for n, r in enumerate(got):
+            total += len(r.data)
+            if total > MAX_GET_BYTES and n:
+                got = got[:n]
+                break
         position = got[-1].seq if got else after
         rest = shard.records[start + len(got):]
         behind = int((now - rest[0].arrival) * 1000) if rest else 0

@@ -33,7 +33,8 @@ def statements(changes: list[tuple[Any, ...]]) -> list[Statement]:
         kind = change[0]
         if kind == "stream":
             s: Stream = change[1]
-            body = json.dumps({"shards": len(s.shards), "created": s.created, "retention": s.retention_hours})
+            body = json.dumps({"shards": len(s.shards), "created": s.created, "retention": s.retention_hours,
+                               "mode": s.mode})
             out.append(("INSERT OR REPLACE INTO kinesis_streams(name, body) VALUES (?, ?)", (s.name, body)))
         elif kind == "drop":
             out.append(("DELETE FROM kinesis_streams WHERE name = ?", (change[1],)))
@@ -54,7 +55,7 @@ def load(journal: Journal, service: Service) -> None:
     for name, body in journal.load("SELECT name, body FROM kinesis_streams"):
         meta = json.loads(body)
         service.streams[name] = Stream(name, meta["created"], meta["retention"],
-                                       make_shards(meta["shards"], meta["created"]))
+                                       make_shards(meta["shards"], meta["created"]), meta.get("mode", "PROVISIONED"))
     rows = journal.load("SELECT stream, shard, seq, partition_key, data, arrival FROM kinesis_records")
     rows.sort(key=lambda r: (r[0], r[1], int(r[2])))
     for stream, index, seq, key, data, arrival in rows:
@@ -136,7 +137,7 @@ class KinesisAPI:
 
     def _common(self, s: Stream) -> dict[str, Any]:
         return {"StreamName": s.name, "StreamARN": self.service.arn(s.name), "StreamStatus": "ACTIVE",
-                "StreamModeDetails": {"StreamMode": "PROVISIONED"}, "RetentionPeriodHours": s.retention_hours,
+                "StreamModeDetails": {"StreamMode": s.mode}, "RetentionPeriodHours": s.retention_hours,
                 "StreamCreationTimestamp": s.created, "EnhancedMonitoring": [{"ShardLevelMetrics": []}],
                 "EncryptionType": "NONE"}
 
@@ -144,10 +145,14 @@ class KinesisAPI:
 
     def op_CreateStream(self, body: dict[str, Any], now: float) -> dict[str, Any]:
         mode = (body.get("StreamModeDetails") or {}).get("StreamMode", "PROVISIONED")
-        count = body.get("ShardCount", 4 if mode == "ON_DEMAND" else None)
+        if mode not in ("PROVISIONED", "ON_DEMAND"):
+            raise KinesisError("ValidationException", "1 validation error detected: Value at "
+                               "'streamModeDetails.streamMode' failed to satisfy constraint: Member must satisfy "
+                               "enum value set: [ON_DEMAND, PROVISIONED]")
+        count = body.get("ShardCount", 4 if mode == "ON_DEMAND" else None)  # on demand starts with 4 shards
         if count is None:
             raise KinesisError("InvalidArgumentException", "ShardCount is required for a PROVISIONED stream.")
-        self.service.create(body.get("StreamName"), count, now)
+        self.service.create(body.get("StreamName"), count, now, mode)
         return {}
 
     def op_DeleteStream(self, body: dict[str, Any], now: float) -> dict[str, Any]:
@@ -175,7 +180,7 @@ class KinesisAPI:
         page = names[:limit]
         return {"StreamNames": page, "HasMoreStreams": len(names) > len(page), "StreamSummaries": [
             {"StreamName": n, "StreamARN": self.service.arn(n), "StreamStatus": "ACTIVE",
-             "StreamModeDetails": {"StreamMode": "PROVISIONED"},
+             "StreamModeDetails": {"StreamMode": self.service.streams[n].mode},
              "StreamCreationTimestamp": self.service.streams[n].created} for n in page]}
 
     def op_PutRecord(self, body: dict[str, Any], now: float) -> dict[str, Any]:
