@@ -67,3 +67,16 @@ def test_the_load_clients_parser_reads_lengths_chunks_and_trailers():
     for i in range(0, len(wire), 7):  # in awkward pieces
         got += [(status, body) for status, body, _ in parser.feed(wire[i : i + 7])]
     assert got == [(200, b"hello"), (202, b"abcde"), (204, b"")]
+
+
+def test_queues_benchmark_runs(tmp_path):
+    home = tempfile.mkdtemp(prefix="rapid-test-home-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAPID_", "AWS_LAMBDA_"))}
+    env["HOME"] = home
+    out = tmp_path / "queues.json"
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.queues", "-n", "40", "--rounds", "1", "--clients", "4",
+                           "--json", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "sqs/event accepts:" in proc.stdout and "kinesis/event accepts:" in proc.stdout
+    assert set(json.loads(out.read_text())["medians"]) == {"event", "sqs", "kinesis"}
+    assert_no_leaks(home)

@@ -165,6 +165,7 @@ def message_attributes(attrs: Any, what: str = "Message (user)") -> dict[str, di
                 data = b""
             if not data:
                 raise err.invalid_parameter(f"{what} attribute '{name}' must contain a non-empty value of type 'Binary'.")
+            assert isinstance(raw, str)
             out[name] = {"DataType": kind, "BinaryValue": raw}
             continue
         text = value.get("StringValue")

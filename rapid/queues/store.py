@@ -124,34 +124,31 @@ class Journal:
 
     def _apply(self, group: list[Any]) -> None:
         db = self.db
+        forget = [(item[1], item[2]) for item in group if item[0] == "forget"]
+        ops: list[tuple[list[Statement], Done]] = [item for item in group if item[0] != "forget"]
         results: list[tuple[Done, BaseException | None]] = []
-        forget: list[tuple[list[int], list[str]]] = []
         try:
             db.execute("BEGIN IMMEDIATE")
-            for item in group:
-                if item[0] == "forget":
-                    forget.append((item[1], item[2]))
-                    continue
-                statements, done = item
+            for statements, done in ops:
                 db.execute("SAVEPOINT op")
                 try:
                     for sql, params in statements:
                         db.execute(sql, params)
                     db.execute("RELEASE op")
                     results.append((done, None))
-                except sqlite3.Error as exc:
+                except sqlite3.Error as failed:  # this operation alone is undone
                     db.execute("ROLLBACK TO op")
                     db.execute("RELEASE op")
-                    results.append((done, exc))
+                    results.append((done, failed))
             db.execute("COMMIT")
             self.commits += 1
-        except sqlite3.Error as exc:
+        except sqlite3.Error as exc:  # the whole group is lost: every caller hears so
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            results = [(done, exc) for done, _ in results]
+            results = [(done, exc) for _, done in ops]
         assert self._loop is not None
-        for done, exc in results:
-            self._loop.call_soon_threadsafe(done, exc)
+        for done, problem in results:
+            self._loop.call_soon_threadsafe(done, problem)
         for rows, ids in forget:
             self._forget(rows, ids)
 
