@@ -97,3 +97,17 @@ def test_retention_trims_old_records_and_limits():
     with pytest.raises(KinesisError) as e:
         svc.set_retention(s, 12, False)
     assert e.value.code == "InvalidArgumentException"
+
+
+def test_an_iterator_of_a_deleted_stream_does_not_read_its_successor():
+    svc = Service("us-east-1", "000000000000")
+    s = svc.create("s", 1, T0)
+    it = svc.iterator(s, {"ShardId": "shardId-000000000000", "ShardIteratorType": "TRIM_HORIZON"}, T0)
+    svc.delete(s)
+    with pytest.raises(KinesisError) as e:
+        svc.records(it, None, T0 + 1)
+    assert e.value.code == "ResourceNotFoundException"
+    svc.create("s", 1, T0 + 2)
+    with pytest.raises(KinesisError) as e:
+        svc.records(it, None, T0 + 3)
+    assert e.value.code == "InvalidArgumentException"

@@ -44,6 +44,7 @@ from rapid.queues import sqs_checks as checks
 from rapid.queues import sqs_errors as err
 
 DEDUP_WINDOW = 300.0
+SWEEP_EVERY = 1.0
 
 
 @dataclass(slots=True)
@@ -91,6 +92,7 @@ class Queue:
     tags: dict[str, str] = field(default_factory=dict)
     messages: dict[str, Message] = field(default_factory=dict)  # in send order
     dedup: dict[str, tuple[float, Sent]] = field(default_factory=dict)  # key -> (expires, answer)
+    swept: float = 0.0  # when retention and deduplication were last swept
 
     def int_attr(self, name: str) -> int:
         raw = self.attributes.get(name)
@@ -304,7 +306,11 @@ class Service:
         return sent
 
     def expire(self, q: Queue, now: float) -> None:
-        """Drop what is past the retention period (from the first send, across redrives)."""
+        """Drop what is past the retention period (from the first send, across redrives) and
+        deduplication ids past their 5 minutes; a full sweep at most once a second."""
+        if now - q.swept < SWEEP_EVERY and now >= q.swept:
+            return
+        q.swept = now
         horizon = now - q.int_attr("MessageRetentionPeriod")
         for m in [m for m in q.messages.values() if m.sent <= horizon]:
             del q.messages[m.id]

@@ -23,6 +23,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,7 @@ class Journal:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.on_inbox: Callable[[list[tuple[Any, ...]]], None] | None = None
         self._inbox_seen = 0  # the highest events.db message row handed over
+        self._events: sqlite3.Connection | None = None  # read-only, the writer thread's
         self.commits = 0
 
     def __repr__(self) -> str:
@@ -105,11 +107,14 @@ class Journal:
 
     def _run(self) -> None:
         stop = False
+        looked = time.monotonic()
         while not stop:
+            if time.monotonic() - looked >= INBOX_POLL:  # idle or busy, the inbox is looked at
+                self._look_in_inbox()
+                looked = time.monotonic()
             try:
                 first = self._queue.get(timeout=INBOX_POLL)
             except queue.Empty:
-                self._look_in_inbox()
                 continue
             group = [first]
             while len(group) < 1024:
@@ -121,6 +126,9 @@ class Journal:
                 stop = True
                 group = [g for g in group if g is not _STOP]
             self._apply(group)
+        if self._events is not None:
+            self._events.close()
+            self._events = None
 
     def _apply(self, group: list[Any]) -> None:
         db = self.db
@@ -168,14 +176,12 @@ class Journal:
         if self.on_inbox is None or not self.events_path.exists():
             return
         try:
-            events = sqlite3.connect(f"file:{os.fspath(self.events_path)}?mode=ro", uri=True)
-            try:
-                events.execute("PRAGMA busy_timeout=1000")
-                rows = events.execute(
-                    "SELECT id, queue, message_id, body, attributes, sent_at FROM messages WHERE id > ? "
-                    "ORDER BY id LIMIT 1000", (self._inbox_seen,)).fetchall()
-            finally:
-                events.close()
+            if self._events is None:
+                self._events = sqlite3.connect(f"file:{os.fspath(self.events_path)}?mode=ro", uri=True)
+                self._events.execute("PRAGMA busy_timeout=1000")
+            rows = self._events.execute(
+                "SELECT id, queue, message_id, body, attributes, sent_at FROM messages WHERE id > ? "
+                "ORDER BY id LIMIT 1000", (self._inbox_seen,)).fetchall()
         except sqlite3.Error:
             return  # no messages table yet, or busy: next time
         if rows:

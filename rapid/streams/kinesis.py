@@ -259,14 +259,14 @@ class Service:
             limit = 10000
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10000:
             raise validation("limit", "Member must have value between 1 and 10000")
-        name, index, after, issued = decode_iterator(token)
+        name, index, after, issued, created = decode_iterator(token)
         if now - issued > ITERATOR_LIFETIME:
             raise KinesisError("ExpiredIteratorException",
                                f"Iterator expired. The iterator was created at time {_ms_text(issued)} while right "
                                f"now it is {_ms_text(now)} which is further in the future than the tolerated delay "
                                f"of {int(ITERATOR_LIFETIME * 1000)} milliseconds.")
         s = self.get(name)
-        if index >= len(s.shards):
+        if index >= len(s.shards) or created != int(s.created * 1000):  # another stream of that name
             raise invalid("Invalid ShardIterator.")
         shard = s.shards[index]
         self.trim(s, shard, now)
@@ -289,12 +289,12 @@ def encode_iterator(s: Stream, shard: Shard, after: int, now: float) -> str:
     return base64.b64encode(raw).decode()
 
 
-def decode_iterator(token: Any) -> tuple[str, int, int, float]:
+def decode_iterator(token: Any) -> tuple[str, int, int, float, int]:
     if not isinstance(token, str) or not token:
         raise validation("shardIterator", "Member must not be null")
     try:
-        name, index, after, issued, _ = json.loads(base64.b64decode(token, validate=True))
-        return str(name), int(index), int(after), float(issued)
+        name, index, after, issued, created = json.loads(base64.b64decode(token, validate=True))
+        return str(name), int(index), int(after), float(issued), int(created)
     except (ValueError, TypeError):
         raise invalid("Invalid ShardIterator.") from None
 
