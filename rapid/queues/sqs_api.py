@@ -40,12 +40,17 @@ def error_response(exc: SqsError, rid: str) -> tuple[int, bytes, list[tuple[str,
 
 
 class _Waiter:
-    __slots__ = ("future", "limit", "queue", "render", "timer", "visibility")
+    """A receive waiting for messages: ``deliver`` answers it with what it got."""
+
+    __slots__ = ("deliver", "future", "limit", "queue", "timer", "visibility")
 
     def __init__(self, future: asyncio.Future[Any], queue: str, limit: int, visibility: int | None,
-                 render: Callable[[list[Message]], dict[str, Any]]) -> None:
-        self.future, self.queue, self.limit, self.visibility, self.render = future, queue, limit, visibility, render
+                 deliver: Callable[[list[Message]], Any]) -> None:
+        self.future, self.queue, self.limit, self.visibility, self.deliver = future, queue, limit, visibility, deliver
         self.timer: asyncio.TimerHandle | None = None
+
+    def __repr__(self) -> str:
+        return f"<_Waiter {self.queue} up to {self.limit}>"
 
 
 class SqsAPI:
@@ -180,7 +185,6 @@ class SqsAPI:
         if not body.get("Attributes"):
             raise err.missing_parameter("Attributes")
         self.service.set_attributes(q, body["Attributes"], now)
-        self._wake(q.name)
         return {}
 
     def op_ListQueues(self, body: dict[str, Any], req: Any, now: float) -> dict[str, Any]:
@@ -262,15 +266,12 @@ class SqsAPI:
     def op_ChangeMessageVisibility(self, body: dict[str, Any], req: Any, now: float) -> dict[str, Any]:
         q = self._queue(body)
         self.service.change_visibility(q, body.get("ReceiptHandle"), body.get("VisibilityTimeout"), now)
-        self._wake(q.name)
-        return {}
+        return {}  # waiters are woken once the change is committed
 
     def op_ChangeMessageVisibilityBatch(self, body: dict[str, Any], req: Any, now: float) -> dict[str, Any]:
         q = self._queue(body)
-        out = self._batch(body, "ChangeMessageVisibilityBatchRequestEntry", lambda e: self.service.change_visibility(
+        return self._batch(body, "ChangeMessageVisibilityBatchRequestEntry", lambda e: self.service.change_visibility(
             q, e.get("ReceiptHandle"), e.get("VisibilityTimeout"), now))
-        self._wake(q.name)
-        return out
 
     def _batch(self, body: dict[str, Any], entry: str, apply: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         ok, failed = [], []
@@ -302,12 +303,14 @@ class SqsAPI:
             return render(messages)
         fut = self._loop.create_future()
         rid = self._rid
-        w = _Waiter(fut, q.name, limit, visibility, lambda ms: self._commit(render(ms), rid, fut))
-        w.timer = self._loop.call_at(self._loop.time() + wait, self._settle, w, [])
-        self._waiters.setdefault(q.name, []).append(w)
-        self._arm(q)
-        self._flush()  # what expiry dropped
+        self._park(_Waiter(fut, q.name, limit, visibility, lambda ms: self._commit(render(ms), rid, fut)), wait)
         return fut
+
+    def _park(self, w: _Waiter, wait: float) -> None:
+        w.timer = self._loop.call_at(self._loop.time() + wait, self._settle, w, [])
+        self._waiters.setdefault(w.queue, []).append(w)
+        self._arm(self.service.queues[w.queue])
+        self._flush()  # what expiry dropped
 
     def _renderer(self, q: Queue, names: list[str], wanted: list[str]) -> Callable[[list[Message]], dict[str, Any]]:
         every = "All" in names
@@ -356,7 +359,7 @@ class SqsAPI:
         if waiting and w in waiting:
             waiting.remove(w)
         if not w.future.done():
-            w.render(messages)
+            w.deliver(messages)
 
     def _wake(self, name: str) -> None:
         """Serve the queue's waiters, oldest first, with what is visible now."""
@@ -396,6 +399,74 @@ class SqsAPI:
                 self._settle(w, [])
         for timer in self._wakers.values():
             timer.cancel()
+
+    # -- in-process, for the event source mapping pollers -------------------------------
+
+    def _settled(self, value: Any, fut: asyncio.Future[Any]) -> asyncio.Future[Any]:
+        """Resolve ``fut`` with ``value`` once the core's changes are committed."""
+        changes, self.service.changes = self.service.changes, []
+        touched = {c[1].name for c in changes if c[0] == "put"}
+
+        def done(exc: BaseException | None) -> None:
+            if exc is None:
+                for name in touched:
+                    self._wake(name)
+            if fut.done():
+                return
+            if exc is not None:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(value)
+
+        if changes:
+            self.journal.submit(sqs_rows.statements(changes), done)
+        elif not fut.done():
+            fut.set_result(value)
+        return fut
+
+    def receive(self, name: str, limit: int = 10, visibility: int | None = None,
+                wait: float = 0.0) -> asyncio.Future[list[Message]]:
+        """What ReceiveMessage does, for a poller in the daemon: up to ``limit`` messages
+        (any number: a poller gathering a batch of 10,000 asks for them), in flight for
+        ``visibility`` seconds (the queue's timeout if None); waits up to ``wait`` seconds
+        for the first. Resolves once the receive is committed; ``SqsError`` if the queue
+        does not exist; ``[]`` if it is deleted meanwhile."""
+        fut: asyncio.Future[list[Message]] = self._loop.create_future()
+        try:
+            q = self.service.get(name)
+        except SqsError as exc:
+            fut.set_exception(exc)
+            return fut
+        messages = self.service.receive(q, limit, visibility, self.clock())
+        if messages or wait <= 0:
+            return self._settled(messages, fut)
+        self._park(_Waiter(fut, name, limit, visibility, lambda ms: self._settled(ms, fut)), wait)
+        return fut
+
+    def delete(self, name: str, handles: list[str]) -> asyncio.Future[None]:
+        """Delete received messages by receipt handle (a batch's successes)."""
+        fut: asyncio.Future[None] = self._loop.create_future()
+        try:
+            q = self.service.get(name)
+            for handle in handles:
+                self.service.delete(q, handle)
+        except SqsError as exc:
+            self.service.changes.clear()
+            fut.set_exception(exc)
+            return fut
+        return self._settled(None, fut)
+
+    def change_visibility(self, name: str, handle: str, timeout: int) -> asyncio.Future[None]:
+        """Make a received message visible again after ``timeout`` seconds (0: at once)."""
+        fut: asyncio.Future[None] = self._loop.create_future()
+        try:
+            q = self.service.get(name)
+            self.service.change_visibility(q, handle, timeout, self.clock())
+        except SqsError as exc:
+            self.service.changes.clear()
+            fut.set_exception(exc)
+            return fut
+        return self._settled(None, fut)
 
     # -- the inbox of the async destinations ----------------------------------------------
 

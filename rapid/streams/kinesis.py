@@ -269,6 +269,14 @@ class Service:
         if index >= len(s.shards) or created != int(s.created * 1000):  # another stream of that name
             raise invalid("Invalid ShardIterator.")
         shard = s.shards[index]
+        got, behind = self.read(s, shard, after, limit, now)
+        position = got[-1].seq if got else after
+        return s, shard, got, encode_iterator(s, shard, position, now), behind
+
+    def read(self, s: Stream, shard: Shard, after: int, limit: int, now: float) -> tuple[list[Record], int]:
+        """The records after sequence number ``after`` (at most ``limit``, at most 10 MiB of
+        data but at least one), and how far behind the tip that leaves the reader, in ms.
+        (GetRecords, and a poller in the daemon that keeps its own checkpoint.)"""
         self.trim(s, shard, now)
         start = bisect.bisect_right(shard.seqs, after)
         got = shard.records[start:start + limit]
@@ -278,10 +286,8 @@ class Service:
             if total > MAX_GET_BYTES and n:
                 got = got[:n]
                 break
-        position = got[-1].seq if got else after
         rest = shard.records[start + len(got):]
-        behind = int((now - rest[0].arrival) * 1000) if rest else 0
-        return s, shard, got, encode_iterator(s, shard, position, now), max(0, behind)
+        return got, max(0, int((now - rest[0].arrival) * 1000)) if rest else 0
 
 
 def encode_iterator(s: Stream, shard: Shard, after: int, now: float) -> str:

@@ -223,6 +223,20 @@ class KinesisAPI:
                             for r in records],
                 "NextShardIterator": nxt, "MillisBehindLatest": behind}
 
+    # -- in-process, for the event source mapping pollers -------------------------------
+
+    def read(self, stream: str, shard_id: str, after: int, limit: int) -> tuple[list[Record], int]:
+        """Records of one shard after sequence number ``after`` (the poller's checkpoint;
+        ``shard.base`` of ``Service.shard`` for TRIM_HORIZON) and the lag behind the tip in
+        ms. Raises ``KinesisError`` (``ResourceNotFoundException``) for a missing stream or
+        shard. What retention trimmed is written in the background."""
+        s = self.service.get(stream)
+        got = self.service.read(s, self.service.shard(s, shard_id), after, limit, self.clock())
+        if self.service.changes:
+            changes, self.service.changes = self.service.changes, []
+            self.journal.submit(statements(changes), lambda exc: None)
+        return got
+
     def op_IncreaseStreamRetentionPeriod(self, body: dict[str, Any], now: float) -> dict[str, Any]:
         self.service.set_retention(self._stream(body), body.get("RetentionPeriodHours"), True)
         return {}
