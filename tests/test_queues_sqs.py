@@ -291,3 +291,20 @@ def _url_or_none(sqs, name):
         return sqs.get_queue_url(QueueName=name)["QueueUrl"]
     except sqs.exceptions.QueueDoesNotExist:
         return None
+
+
+def test_error_bodies_as_the_json_protocol_carries_them(daemon):
+    bad = daemon.request("POST", "/", json.dumps({"QueueUrl": "http://x/000000000000/none"}).encode(),
+                         {"X-Amz-Target": "AmazonSQS.ReceiveMessage", "Content-Type": "application/x-amz-json-1.0"})
+    assert bad.status == 400 and bad.headers["content-type"] == "application/x-amz-json-1.0"
+    assert bad.json() == {"__type": "com.amazonaws.sqs#QueueDoesNotExist", "message": "The specified queue does not exist."}
+    assert bad.headers["x-amzn-query-error"] == "AWS.SimpleQueueService.NonExistentQueue;Sender"
+    missing = daemon.request("POST", "/", b"{}", {"X-Amz-Target": "AmazonSQS.CreateQueue",
+                                                  "Content-Type": "application/x-amz-json-1.0"})
+    assert missing.json()["__type"] == "com.amazon.coral.service#MissingParameterException"
+    assert missing.headers["x-amzn-query-error"] == "MissingParameter;Sender"
+    unknown = daemon.request("POST", "/", b"{}", {"X-Amz-Target": "AmazonSQS.Frobnicate",
+                                                  "Content-Type": "application/x-amz-json-1.0"})
+    assert unknown.status == 400 and "Frobnicate" in unknown.json()["message"]
+    garbage = daemon.request("POST", "/", b"{not json", {"X-Amz-Target": "AmazonSQS.ListQueues"})
+    assert garbage.status == 400 and garbage.json()["__type"].endswith("#SerializationException")

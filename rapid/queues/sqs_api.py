@@ -34,7 +34,7 @@ _decode = msgspec.json.Decoder().decode
 
 
 def error_response(exc: SqsError, rid: str) -> tuple[int, bytes, list[tuple[str, str]]]:
-    body = _encode({"__type": f"com.amazonaws.sqs#{exc.shape}", "message": exc.message})
+    body = _encode({"__type": exc.type, "message": exc.message})
     return exc.status, body, [("Content-Type", CONTENT_TYPE), ("x-amzn-RequestId", rid),
                               ("x-amzn-query-error", f"{exc.query_code};{exc.fault}")]
 
@@ -125,7 +125,8 @@ class SqsAPI:
                 return
             if exc is not None:
                 fut.set_result(self._Response(*error_response(
-                    SqsError("InternalFailure", "InternalFailure", f"The queue store failed: {exc}", 500, "Receiver"),
+                    SqsError("com.amazon.coral.service#InternalFailure", "InternalFailure",
+                             f"The queue store failed: {exc}", 500, "Receiver"),
                     rid)))
             else:
                 fut.set_result(self._answer(obj, rid))

@@ -4,6 +4,8 @@ SQS moved from the query protocol to JSON keeping its old codes: the body is
 ``{"__type": "com.amazonaws.sqs#<Shape>", "message": ...}`` and the header
 ``x-amzn-query-error: <QueryCode>;Sender`` carries the code query clients knew, which
 botocore reports as the error's ``Code`` (``AWS.SimpleQueueService.NonExistentQueue``).
+Errors SQS's model does not name (InvalidParameterValue, MissingParameter, ...) come from
+AWS's common service layer: their ``__type`` is ``com.amazon.coral.service#<Name>``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,11 @@ class SqsError(Exception):
         self.status = status
         self.fault = fault
 
+    @property
+    def type(self) -> str:
+        """The body's ``__type``."""
+        return self.shape if "#" in self.shape else f"com.amazonaws.sqs#{self.shape}"
+
     def __repr__(self) -> str:
         return f"<SqsError {self.query_code}: {self.message}>"
 
@@ -30,7 +37,7 @@ def queue_does_not_exist() -> SqsError:
 
 
 def invalid_parameter(message: str) -> SqsError:
-    return SqsError("InvalidParameterValueException", "InvalidParameterValue", message)
+    return SqsError("com.amazon.coral.service#InvalidParameterValueException", "InvalidParameterValue", message)
 
 
 def invalid_value(name: str, value: object, reason: str) -> SqsError:
@@ -38,7 +45,8 @@ def invalid_value(name: str, value: object, reason: str) -> SqsError:
 
 
 def missing_parameter(name: str) -> SqsError:
-    return SqsError("MissingParameterException", "MissingParameter", f"The request must contain the parameter {name}.")
+    return SqsError("com.amazon.coral.service#MissingParameterException", "MissingParameter",
+                    f"The request must contain the parameter {name}.")
 
 
 def invalid_attribute_name(name: str) -> SqsError:
@@ -98,7 +106,8 @@ def batch_too_long(size: int, limit: int) -> SqsError:
 
 
 def unknown_operation(name: str) -> SqsError:
-    return SqsError("UnknownOperationException", "UnknownOperation", f"The action {name} is not valid for this endpoint.")
+    return SqsError("com.amazon.coral.service#UnknownOperationException", "UnknownOperation",
+                    f"The action {name} is not valid for this endpoint.")
 
 
 def unsupported(message: str) -> SqsError:
@@ -106,4 +115,4 @@ def unsupported(message: str) -> SqsError:
 
 
 def serialization(message: str) -> SqsError:
-    return SqsError("SerializationException", "SerializationException", message)
+    return SqsError("com.amazon.coral.service#SerializationException", "SerializationException", message)
