@@ -85,3 +85,17 @@ async def test_a_poller_reads_a_shard_after_its_checkpoint(journal):
     assert [r.seq for r in got] == seqs[:2] and behind >= 0
     got, behind = api.read("s", shard.id, seqs[1], 100)
     assert [r.data for r in got] == [b"\x02"] and behind == 0
+
+
+async def test_members_of_the_wrong_type_are_refused_not_crashed_on(journal):
+    sqs = SqsAPI(journal, "us-east-1", "000000000000")
+    kinesis = KinesisAPI(journal, "us-east-1", "000000000000")
+    for api, op, body in [(sqs, "AmazonSQS.CreateQueue", {"QueueName": ["q"]}),
+                          (sqs, "AmazonSQS.ListQueues", {"NextToken": [1]}),
+                          (kinesis, "Kinesis_20131202.CreateStream", {"StreamName": "s", "StreamModeDetails": 1}),
+                          (kinesis, "Kinesis_20131202.ListStreams", {"Limit": "x"})]:
+        prefix, _, name = op.partition(".")
+        status, out = await answer(call(api, name, body, prefix))
+        assert status == 400 and out["__type"].endswith(("SerializationException", "ValidationException",
+                                                          "InvalidParameterValueException")), (op, out)
+    assert sqs.service.queues == {} and kinesis.service.streams == {}

@@ -93,7 +93,11 @@ class SqsAPI:
             if not isinstance(body, dict):
                 raise err.serialization("The request body must be a JSON object.")
             self._rid = rid
-            result = handler(body, req, self.clock())
+            try:
+                result = handler(body, req, self.clock())
+            except (TypeError, AttributeError, KeyError, ValueError) as exc:  # a member of the wrong type
+                raise err.serialization(f"A member of the request does not have the type {op} expects "
+                                        f"({type(exc).__name__}: {exc}).") from None
         except SqsError as exc:
             self.service.changes.clear()
             return self._Response(*error_response(exc, rid))
@@ -153,7 +157,7 @@ class SqsAPI:
     # -- queues ---------------------------------------------------------------------------
 
     def op_CreateQueue(self, body: dict[str, Any], req: Any, now: float) -> dict[str, Any]:
-        existed = body.get("QueueName") in self.service.queues
+        existed = isinstance(body.get("QueueName"), str) and body["QueueName"] in self.service.queues
         q = self.service.create_queue(body.get("QueueName"), body.get("Attributes"), now)
         if body.get("tags") and not existed:
             self.service.tag(q, body["tags"])

@@ -96,7 +96,11 @@ class KinesisAPI:
                 raise KinesisError("SerializationException", "The request body is not valid JSON.") from None
             if not isinstance(body, dict):
                 raise KinesisError("SerializationException", "The request body must be a JSON object.")
-            result = handler(body, self.clock())
+            try:
+                result = handler(body, self.clock())
+            except (TypeError, AttributeError, KeyError, ValueError) as exc:  # a member of the wrong type
+                raise KinesisError("SerializationException", f"A member of the request does not have the type "
+                                   f"{op} expects ({type(exc).__name__}: {exc}).") from None
         except KinesisError as exc:
             self.service.changes.clear()
             return self._error(exc, rid)
@@ -177,6 +181,9 @@ class KinesisAPI:
         if start:
             names = [n for n in names if n > start]
         limit = body.get("Limit") or 100
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10000:
+            raise KinesisError("ValidationException", "1 validation error detected: Value at 'limit' failed to "
+                               "satisfy constraint: Member must have value between 1 and 10000")
         page = names[:limit]
         return {"StreamNames": page, "HasMoreStreams": len(names) > len(page), "StreamSummaries": [
             {"StreamName": n, "StreamARN": self.service.arn(n), "StreamStatus": "ACTIVE",
