@@ -96,6 +96,6 @@ async def test_members_of_the_wrong_type_are_refused_not_crashed_on(journal):
                           (kinesis, "Kinesis_20131202.ListStreams", {"Limit": "x"})]:
         prefix, _, name = op.partition(".")
         status, out = await answer(call(api, name, body, prefix))
-        assert status == 400 and out["__type"].endswith(("SerializationException", "ValidationException",
+        assert status == 400 and out["__type"].endswith(("SerializationException", "ValidationException", "MissingParameterException",
                                                           "InvalidParameterValueException")), (op, out)
     assert sqs.service.queues == {} and kinesis.service.streams == {}
