@@ -28,6 +28,7 @@ from rapid.http.protocol import Limits
 from rapid.http.server import listen
 from rapid.logs import LogSink
 from rapid.queues.sqs_api import SqsAPI
+from rapid.queues.sqs_live import LiveQueues
 from rapid.queues.store import Journal
 from rapid.streams.kinesis_api import KinesisAPI
 
@@ -76,9 +77,9 @@ async def serve_forever(config: Config) -> int:
         api = InvokeAPI(host, ready=lambda: True, events=events)
         journal = Journal(data_dir)  # the built-in queues and streams
         undo.callback(journal.close)
-        sqs = SqsAPI(journal, host.region, config.account_id)
-        undo.callback(sqs.close)
-        api.targets["AmazonSQS"] = sqs
+        queues = LiveQueues(journal, host.region, config.account_id)  # the pollers' way in: .receive, .delete
+        undo.callback(queues.close)
+        api.targets["AmazonSQS"] = SqsAPI(queues)
         api.targets["Kinesis_20131202"] = KinesisAPI(journal, host.region, config.account_id)
         journal.start(asyncio.get_running_loop())
         try:

@@ -12,6 +12,7 @@ import pytest
 
 from rapid.http.message import Request
 from rapid.queues.sqs_api import SqsAPI
+from rapid.queues.sqs_live import LiveQueues
 from rapid.queues.sqs_errors import SqsError
 from rapid.queues.store import Journal
 from rapid.streams.kinesis_api import KinesisAPI
@@ -38,37 +39,39 @@ async def journal(tmp_path):
 
 
 async def test_a_poller_waits_for_a_message_then_deletes_it(journal):
-    api = SqsAPI(journal, "us-east-1", "000000000000")
+    live = LiveQueues(journal, "us-east-1", "000000000000")
+    api = SqsAPI(live)
     status, out = await answer(call(api, "CreateQueue", {"QueueName": "q"}))
     assert status == 200
-    waiting = api.receive("q", 10, visibility=30, wait=20)
+    waiting = live.receive("q", 10, visibility=30, wait=20)
     await asyncio.sleep(0)
     assert not waiting.done() and "1 waiting" in repr(api)
     status, sent = await answer(call(api, "SendMessage", {"QueueUrl": out["QueueUrl"], "MessageBody": "job"}))
     [m] = await asyncio.wait_for(waiting, 10)
     assert m.body == "job" and m.id == sent["MessageId"] and m.receive_count == 1
-    again = await api.receive("q", 10)
+    again = await live.receive("q", 10)
     assert again == []  # in flight
-    await api.change_visibility("q", m.receipt, 0)
-    [back] = await api.receive("q", 10)
-    await api.delete("q", [back.receipt])
+    await live.change_visibility("q", m.receipt, 0)
+    [back] = await live.receive("q", 10)
+    await live.delete("q", [back.receipt])
     status, attrs = await answer(call(api, "GetQueueAttributes", {"QueueUrl": out["QueueUrl"],
                                                                   "AttributeNames": ["All"]}))
     assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "0"
     assert attrs["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "0"
     with pytest.raises(SqsError):
-        await api.receive("nope")
-    api.close()
+        await live.receive("nope")
+    live.close()
 
 
 async def test_a_receive_can_take_more_than_ten_for_a_big_batch(journal):
-    api = SqsAPI(journal, "us-east-1", "000000000000")
+    live = LiveQueues(journal, "us-east-1", "000000000000")
+    api = SqsAPI(live)
     _, out = await answer(call(api, "CreateQueue", {"QueueName": "big"}))
     for i in range(25):
         await answer(call(api, "SendMessage", {"QueueUrl": out["QueueUrl"], "MessageBody": str(i)}))
-    got = await api.receive("big", 100)
+    got = await live.receive("big", 100)
     assert [m.body for m in got] == [str(i) for i in range(25)]
-    api.close()
+    live.close()
 
 
 async def test_a_poller_reads_a_shard_after_its_checkpoint(journal):
@@ -88,7 +91,7 @@ async def test_a_poller_reads_a_shard_after_its_checkpoint(journal):
 
 
 async def test_members_of_the_wrong_type_are_refused_not_crashed_on(journal):
-    sqs = SqsAPI(journal, "us-east-1", "000000000000")
+    sqs = SqsAPI(LiveQueues(journal, "us-east-1", "000000000000"))
     kinesis = KinesisAPI(journal, "us-east-1", "000000000000")
     for api, op, body in [(sqs, "AmazonSQS.CreateQueue", {"QueueName": ["q"]}),
                           (sqs, "AmazonSQS.ListQueues", {"NextToken": [1]}),

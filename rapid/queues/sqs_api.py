@@ -2,31 +2,27 @@
 and ``Content-Type: application/x-amz-json-1.0``, as botocore (since 1.31) and the AWS CLI
 send it.
 
-Each operation checks its input, runs on the core (``sqs.Service``) and, if the core
-changed anything, answers only once the change is committed (``store.Journal``). A
-ReceiveMessage that finds nothing and may wait (``WaitTimeSeconds`` or the queue's
-``ReceiveMessageWaitTimeSeconds``) parks a *waiter* (its future and a deadline timer) on
-the queue: a send, a visibility change, a message coming back into view (one timer per
-queue, at its next such moment) or the deadline serves it. No task per waiter.
+Each operation checks its input, runs on the core (``sqs.Service``, held by
+``sqs_live.LiveQueues``) and, if the core changed anything, answers only once the change is
+committed. A ReceiveMessage that finds nothing and may wait (``WaitTimeSeconds`` or the
+queue's ``ReceiveMessageWaitTimeSeconds``) parks a waiter on the live queues.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
 
-from rapid.queues import md5, sqs_rows
+from rapid.queues import md5
 from rapid.queues import sqs_checks as checks
 from rapid.queues import sqs_errors as err
-from rapid.queues.sqs import Message, Queue, Service
+from rapid.queues.sqs import Message, Queue
 from rapid.queues.sqs_errors import SqsError
-from rapid.queues.store import Journal
+from rapid.queues.sqs_live import LiveQueues, Waiter
 
 CONTENT_TYPE = "application/x-amz-json-1.0"
 _encode = msgspec.json.Encoder().encode
@@ -39,35 +35,15 @@ def error_response(exc: SqsError, rid: str) -> tuple[int, bytes, list[tuple[str,
                               ("x-amzn-query-error", f"{exc.query_code};{exc.fault}")]
 
 
-class _Waiter:
-    """A receive waiting for messages: ``deliver`` answers it with what it got."""
-
-    __slots__ = ("deliver", "future", "limit", "queue", "timer", "visibility")
-
-    def __init__(self, future: asyncio.Future[Any], queue: str, limit: int, visibility: int | None,
-                 deliver: Callable[[list[Message]], Any]) -> None:
-        self.future, self.queue, self.limit, self.visibility, self.deliver = future, queue, limit, visibility, deliver
-        self.timer: asyncio.TimerHandle | None = None
-
-    def __repr__(self) -> str:
-        return f"<_Waiter {self.queue} up to {self.limit}>"
-
-
 class SqsAPI:
-    def __init__(self, journal: Journal, region: str, account: str, *,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, live: LiveQueues) -> None:
         from rapid.http.message import Response
 
         self._Response = Response
-        self.journal = journal
-        self.clock = clock
-        self.service = Service(region, account, lambda: str(uuid.uuid4()))
-        self._imported = sqs_rows.load(journal, self.service, clock())
-        self._loop = asyncio.get_running_loop()
-        self._waiters: dict[str, list[_Waiter]] = {}
-        self._wakers: dict[str, asyncio.TimerHandle] = {}
+        self.live = live
+        self.service = live.service
+        self.clock = live.clock
         self._rid = ""
-        journal.on_inbox = self._import
         self._ops: dict[str, Callable[[dict[str, Any], Any, float], Any]] = {
             name: getattr(self, "op_" + name) for name in (
                 "CreateQueue", "GetQueueUrl", "GetQueueAttributes", "SetQueueAttributes", "ListQueues",
@@ -76,7 +52,7 @@ class SqsAPI:
                 "ListDeadLetterSourceQueues", "TagQueue", "UntagQueue", "ListQueueTags")}
 
     def __repr__(self) -> str:
-        return f"<SqsAPI {len(self.service.queues)} queues, {sum(map(len, self._waiters.values()))} waiting>"
+        return f"<SqsAPI {self.live!r}>"
 
     # -- the edge -------------------------------------------------------------------------
 
@@ -99,7 +75,7 @@ class SqsAPI:
                 raise err.serialization(f"A member of the request does not have the type {op} expects "
                                         f"({type(exc).__name__}: {exc}).") from None
         except SqsError as exc:
-            self.service.changes.clear()
+            self.live.discard()
             return self._Response(*error_response(exc, rid))
         if isinstance(result, asyncio.Future):
             return result
@@ -110,39 +86,23 @@ class SqsAPI:
 
     def _commit(self, obj: dict[str, Any], rid: str, future: asyncio.Future[Any] | None = None) -> Any:
         """Answer ``obj`` once the core's changes are on disk (at once if there are none)."""
-        changes = self.service.changes
-        if not changes:
-            if future is None:
-                return self._answer(obj, rid)
-            if not future.done():
-                future.set_result(self._answer(obj, rid))
-            return future
-        self.service.changes = []
-        touched = {c[1].name for c in changes if c[0] == "put"}
-        fut = future if future is not None else self._loop.create_future()
+        if not self.service.changes and future is None:
+            return self._answer(obj, rid)
+        fut = future if future is not None else self.live.create_future()
 
         def done(exc: BaseException | None) -> None:
-            if exc is None:
-                for name in touched:
-                    self._wake(name)
             if fut.done():
                 return
             if exc is not None:
                 fut.set_result(self._Response(*error_response(
                     SqsError("com.amazon.coral.service#InternalFailure", "InternalFailure",
-                             f"The queue store failed: {exc}", 500, "Receiver"),
-                    rid)))
+                             f"The queue store failed: {exc}", 500, "Receiver"), rid)))
             else:
                 fut.set_result(self._answer(obj, rid))
 
-        self.journal.submit(sqs_rows.statements(changes), done)
+        if not self.live.commit(done):
+            done(None)
         return fut
-
-    def _flush(self) -> None:
-        """Write changes no caller waits for (messages past their retention)."""
-        if self.service.changes:
-            changes, self.service.changes = self.service.changes, []
-            self.journal.submit(sqs_rows.statements(changes), lambda exc: None)
 
     def _queue(self, body: dict[str, Any]) -> Queue:
         url = body.get("QueueUrl")
@@ -221,8 +181,7 @@ class SqsAPI:
     def op_DeleteQueue(self, body: dict[str, Any], req: Any, now: float) -> dict[str, Any]:
         q = self._queue(body)
         self.service.delete_queue(q)
-        for w in self._waiters.pop(q.name, []):
-            self._settle(w, [])
+        self.live.drop_queue(q.name)
         return {}
 
     def op_PurgeQueue(self, body: dict[str, Any], req: Any, now: float) -> dict[str, Any]:
@@ -306,16 +265,10 @@ class SqsAPI:
         messages = self.service.receive(q, limit, visibility, now)
         if messages or wait == 0:
             return render(messages)
-        fut = self._loop.create_future()
+        fut = self.live.create_future()
         rid = self._rid
-        self._park(_Waiter(fut, q.name, limit, visibility, lambda ms: self._commit(render(ms), rid, fut)), wait)
+        self.live.park(Waiter(fut, q.name, limit, visibility, lambda ms: self._commit(render(ms), rid, fut)), wait)
         return fut
-
-    def _park(self, w: _Waiter, wait: float) -> None:
-        w.timer = self._loop.call_at(self._loop.time() + wait, self._settle, w, [])
-        self._waiters.setdefault(w.queue, []).append(w)
-        self._arm(self.service.queues[w.queue])
-        self._flush()  # what expiry dropped
 
     def _renderer(self, q: Queue, names: list[str], wanted: list[str]) -> Callable[[list[Message]], dict[str, Any]]:
         every = "All" in names
@@ -354,147 +307,6 @@ class SqsAPI:
             return {"Messages": out} if out else {}
 
         return render
-
-    # -- long polling ---------------------------------------------------------------------
-
-    def _settle(self, w: _Waiter, messages: list[Message]) -> None:
-        if w.timer is not None:
-            w.timer.cancel()
-        waiting = self._waiters.get(w.queue)
-        if waiting and w in waiting:
-            waiting.remove(w)
-        if not w.future.done():
-            w.deliver(messages)
-
-    def _wake(self, name: str) -> None:
-        """Serve the queue's waiters, oldest first, with what is visible now."""
-        waiting = self._waiters.get(name)
-        q = self.service.queues.get(name)
-        if not waiting or q is None:
-            return
-        now = self.clock()
-        for w in list(waiting):
-            if w.future.done():  # the caller went away
-                self._settle(w, [])
-                continue
-            messages = self.service.receive(q, w.limit, w.visibility, now)
-            if not messages:
-                self._flush()
-                break
-            self._settle(w, messages)
-        if not waiting:
-            self._waiters.pop(name, None)
-        self._arm(q)
-
-    def _arm(self, q: Queue) -> None:
-        """One timer per queue with waiters: when its next message comes into view."""
-        old = self._wakers.pop(q.name, None)
-        if old is not None:
-            old.cancel()
-        if not self._waiters.get(q.name):
-            return
-        when = q.next_change(self.clock())
-        if when is not None:
-            delay = max(0.0, when - self.clock()) + 0.001
-            self._wakers[q.name] = self._loop.call_later(delay, self._wake, q.name)
-
-    def close(self) -> None:
-        for waiting in list(self._waiters.values()):
-            for w in list(waiting):
-                self._settle(w, [])
-        for timer in self._wakers.values():
-            timer.cancel()
-
-    # -- in-process, for the event source mapping pollers -------------------------------
-
-    def _settled(self, value: Any, fut: asyncio.Future[Any]) -> asyncio.Future[Any]:
-        """Resolve ``fut`` with ``value`` once the core's changes are committed."""
-        changes, self.service.changes = self.service.changes, []
-        touched = {c[1].name for c in changes if c[0] == "put"}
-
-        def done(exc: BaseException | None) -> None:
-            if exc is None:
-                for name in touched:
-                    self._wake(name)
-            if fut.done():
-                return
-            if exc is not None:
-                fut.set_exception(exc)
-            else:
-                fut.set_result(value)
-
-        if changes:
-            self.journal.submit(sqs_rows.statements(changes), done)
-        elif not fut.done():
-            fut.set_result(value)
-        return fut
-
-    def receive(self, name: str, limit: int = 10, visibility: int | None = None,
-                wait: float = 0.0) -> asyncio.Future[list[Message]]:
-        """What ReceiveMessage does, for a poller in the daemon: up to ``limit`` messages
-        (any number: a poller gathering a batch of 10,000 asks for them), in flight for
-        ``visibility`` seconds (the queue's timeout if None); waits up to ``wait`` seconds
-        for the first. Resolves once the receive is committed; ``SqsError`` if the queue
-        does not exist; ``[]`` if it is deleted meanwhile."""
-        fut: asyncio.Future[list[Message]] = self._loop.create_future()
-        try:
-            q = self.service.get(name)
-        except SqsError as exc:
-            fut.set_exception(exc)
-            return fut
-        messages = self.service.receive(q, limit, visibility, self.clock())
-        if messages or wait <= 0:
-            return self._settled(messages, fut)
-        self._park(_Waiter(fut, name, limit, visibility, lambda ms: self._settled(ms, fut)), wait)
-        return fut
-
-    def delete(self, name: str, handles: list[str]) -> asyncio.Future[None]:
-        """Delete received messages by receipt handle (a batch's successes)."""
-        fut: asyncio.Future[None] = self._loop.create_future()
-        try:
-            q = self.service.get(name)
-            for handle in handles:
-                self.service.delete(q, handle)
-        except SqsError as exc:
-            self.service.changes.clear()
-            fut.set_exception(exc)
-            return fut
-        return self._settled(None, fut)
-
-    def change_visibility(self, name: str, handle: str, timeout: int) -> asyncio.Future[None]:
-        """Make a received message visible again after ``timeout`` seconds (0: at once)."""
-        fut: asyncio.Future[None] = self._loop.create_future()
-        try:
-            q = self.service.get(name)
-            self.service.change_visibility(q, handle, timeout, self.clock())
-        except SqsError as exc:
-            self.service.changes.clear()
-            fut.set_exception(exc)
-            return fut
-        return self._settled(None, fut)
-
-    # -- the inbox of the async destinations ----------------------------------------------
-
-    def _import(self, rows: list[tuple[Any, ...]]) -> None:
-        now = self.clock()
-        fresh = [r for r in rows if r[2] not in self._imported]
-        for _, queue, message_id, body, attributes, sent_at in fresh:
-            text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
-            self.service.deliver(queue, message_id, text, _decode(attributes) if attributes else {}, sent_at, now)
-            self.service.changes.append(("imported", message_id))
-            self._imported.add(message_id)
-        row_ids = [r[0] for r in rows]
-        ids = [r[2] for r in rows]
-
-        def done(exc: BaseException | None) -> None:
-            if exc is None:
-                self.journal.forget_inbox(row_ids, ids)
-                self._imported.difference_update(ids)
-                for name in {r[1] for r in fresh}:
-                    self._wake(name)
-
-        changes, self.service.changes = self.service.changes, []
-        self.journal.submit(sqs_rows.statements(changes), done)
 
 
 def _attrs_or_empty(value: Any) -> dict[str, dict[str, str]]:
