@@ -235,6 +235,8 @@ def test_kill_9_keeps_every_acknowledged_message(tmp_path):
         url = sqs.create_queue(QueueName="durable", Attributes={"VisibilityTimeout": "600"})["QueueUrl"]
         ids = {sqs.send_message(QueueUrl=url, MessageBody=f"m{i}")["MessageId"] for i in range(20)}
         [taken] = sqs.receive_message(QueueUrl=url)["Messages"]
+        fifo = sqs.create_queue(QueueName="durable.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+        first = sqs.send_message(QueueUrl=fifo, MessageBody="once", MessageGroupId="g", MessageDeduplicationId="d1")
         d.proc.send_signal(signal.SIGKILL)
         d.proc.wait(10)
     with run_server([*ARGS, "--data-dir", str(data)]) as d:
@@ -250,6 +252,11 @@ def test_kill_9_keeps_every_acknowledged_message(tmp_path):
             seen.update(m["MessageId"] for m in got)
         assert seen | {taken["MessageId"]} == ids
         sqs.delete_message(QueueUrl=url, ReceiptHandle=taken["ReceiptHandle"])  # the old handle still works
+        fifo = sqs.get_queue_url(QueueName="durable.fifo")["QueueUrl"]
+        again = sqs.send_message(QueueUrl=fifo, MessageBody="once", MessageGroupId="g", MessageDeduplicationId="d1")
+        assert again["MessageId"] == first["MessageId"]  # deduplication survives the crash
+        [m] = sqs.receive_message(QueueUrl=fifo, MaxNumberOfMessages=10)["Messages"]
+        assert m["Body"] == "once"
 
 
 FAIL = """#!/bin/sh
