@@ -137,11 +137,15 @@ def test_limits_and_names():
         s.create_queue("q", {"VisibilityTimeout": "5"}, T0)
     assert e.value.query_code == "QueueAlreadyExists"
     assert s.create_queue("q", {"VisibilityTimeout": "30"}, T0) is q
+    r = s.create_queue("r", {"VisibilityTimeout": "5"}, T0)
+    assert s.create_queue("r", None, T0) is r  # only the attributes given are compared
+    with pytest.raises(SqsError):
+        s.create_queue("r", {"VisibilityTimeout": "30"}, T0)
     with pytest.raises(SqsError) as e:
-        s.create_queue("r", {"VisibilityTimeout": "43201"}, T0)
+        s.create_queue("z", {"VisibilityTimeout": "43201"}, T0)
     assert e.value.query_code == "InvalidAttributeValue"
     with pytest.raises(SqsError) as e:
-        s.create_queue("r", {"Nope": "1"}, T0)
+        s.create_queue("z", {"Nope": "1"}, T0)
     assert e.value.query_code == "InvalidAttributeName"
 
 

@@ -165,11 +165,14 @@ class Service:
         name = checks.queue_name(name, fifo)
         attrs = checks.queue_attributes(attributes, fifo, creating=True)
         self._check_redrive(fifo, attrs)
+        attrs = {k: v for k, v in attrs.items() if v != ""}
         existing = self.queues.get(name)
-        if existing is not None:
-            for key in set(attrs) | set(existing.attributes):
-                if attrs.get(key, _default(key)) != existing.attributes.get(key, _default(key)):
+        if existing is not None:  # the same queue if every attribute given has its value
+            for key in sorted(attrs):
+                if attrs[key] != existing.attributes.get(key, _default(key)):
                     raise err.queue_name_exists(key)
+            if fifo != existing.fifo:
+                raise err.queue_name_exists("FifoQueue")
             return existing
         q = Queue(name, fifo, attrs, now, now)
         self.queues[name] = q
