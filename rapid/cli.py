@@ -38,6 +38,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--overflow", help="beyond a limit: throttle (429, as AWS; default) or queue [RAPID_OVERFLOW]")
     s.add_argument("--data-dir", dest="data_dir", help="where durable state lives [RAPID_DATA_DIR]")
     s.add_argument("--log-format", dest="log_format", help="text | json (default text) [RAPID_LOG_FORMAT]")
+    s.add_argument("--credentials", help="an AWS credentials file: management calls need SigV4 by its keys "
+                   "[RAPID_CREDENTIALS]")
+    s.add_argument("--allow-unauthenticated", dest="allow_unauthenticated", action="store_const", const="true",
+                   help="an open management API on a non-loopback --host [RAPID_ALLOW_UNAUTHENTICATED]")
     s.add_argument("--region", help="the region in ARNs and AWS_REGION (default us-east-1) [AWS_REGION]")
     from rapid.events.cli import add_parser
 

@@ -89,6 +89,8 @@ class Config(Struct, forbid_unknown_fields=True, kw_only=True):
     # seconds, and an idle keep-alive connection is closed after the other.
     http_header_timeout: Annotated[float, Meta(gt=0)] = 10.0
     http_idle_timeout: Annotated[float, Meta(gt=0)] = 60.0
+    credentials: str | None = None  # an AWS credentials file: SigV4 on the management API
+    allow_unauthenticated: bool = False  # an open management API on a non-loopback address
     functions: dict[Name, FunctionConfig] = {}
     # Derived: the function served in drop-in mode (`-- CMD`, or a searched bootstrap), named
     # `function` or AWS_LAMBDA_FUNCTION_NAME; "" when there is none.
@@ -104,7 +106,7 @@ SERVER_KEYS = (
     "host", "port", "log_format", "data_dir", "region", "account_id", "init_timeout", "shutdown_timeout",
     "max_concurrency", "idle_timeout", "max_lifetime", "freeze", "freeze_with", "private_tmp", "drop_privileges",
     "user_range", "memory_limit", "verify_runtime_peer", "overflow", "async_time_scale", "async_concurrency",
-    "http_header_timeout", "http_idle_timeout",
+    "http_header_timeout", "http_idle_timeout", "credentials", "allow_unauthenticated",
 )
 FUNCTION_KEYS = ("runtime", "handler", "timeout", "memory", "concurrency")
 _INTS = ("port", "timeout", "memory", "concurrency", "max_concurrency", "async_concurrency")
@@ -112,7 +114,7 @@ _FLOATS = (
     "init_timeout", "shutdown_timeout", "idle_timeout", "max_lifetime", "async_time_scale", "http_header_timeout",
     "http_idle_timeout",
 )
-_BOOLS = ("freeze", "verify_runtime_peer")
+_BOOLS = ("freeze", "verify_runtime_peer", "allow_unauthenticated")
 MAX_ENV_BYTES = 4096  # Lambda: 4 KB of environment variables in all
 
 # Every flag's environment variable. RIE's own variables apply to drop-in mode.
@@ -140,6 +142,8 @@ ENV_VARS = {
     "overflow": "RAPID_OVERFLOW",
     "http_header_timeout": "RAPID_HTTP_HEADER_TIMEOUT",
     "http_idle_timeout": "RAPID_HTTP_IDLE_TIMEOUT",
+    "credentials": "RAPID_CREDENTIALS",
+    "allow_unauthenticated": "RAPID_ALLOW_UNAUTHENTICATED",
     "config": "RAPID_CONFIG",
     "function": "RAPID_FUNCTIONS",  # whitespace-separated NAME=PATH items
     "env": "RAPID_ENV",  # newline-separated KEY=VALUE items
@@ -208,7 +212,10 @@ def load(
         functions[name] = {"path": os.path.join(cwd, path), **shared}
 
     command = flat.get("command")
-    if command is not None or not functions:
+    # With a data dir and nothing to serve, rapid is the Lambda service alone: functions
+    # come through the API. Without one, it looks for a bootstrap as the RIE does.
+    service_only = command is None and not functions and bool(merged.get("data_dir"))
+    if command is not None or (not functions and not service_only):
         dropin = _dropin(command, environ, shared, cwd)
         name = environ.get("AWS_LAMBDA_FUNCTION_NAME") or "function"
         if name in functions:

@@ -16,17 +16,30 @@ from pathlib import Path
 import msgspec
 import uvloop
 
+from rapid.api.app import App
+from rapid.api.concurrency import ConcurrencyAPI
+from rapid.api.functions import FunctionsAPI
+from rapid.api.guard import Guard, is_loopback, read_credentials
 from rapid.api.invoke import InvokeAPI
+from rapid.api.layers import LayersAPI
+from rapid.api.shapes import MAX_CONTROL_REQUEST, Context
+from rapid.api.versions import VersionsAPI
 from rapid.config import Config, ConfigError
 from rapid.core.errors import MAX_SYNC_REQUEST
 from rapid.events.dispatcher import Dispatcher
 from rapid.events.sqlite_store import SQLiteStore
 from rapid.events.store import StoreError
 from rapid.host.code import code_for
+from rapid.host.deployment import Deployment
 from rapid.host.host import Host
 from rapid.http.protocol import Limits
 from rapid.http.server import listen
 from rapid.logs import LogSink
+from rapid.supervisor.reaper import split_if_pid1
+from rapid.registry.code_store import CodeStore
+from rapid.registry.registry import Registry
+from rapid.registry.sqlite_store import SQLiteRegistryStore
+from rapid.registry.store import RegistryStoreError
 from rapid.queues.sqs_api import SqsAPI
 from rapid.queues.sqs_live import LiveQueues
 from rapid.queues.store import Journal
@@ -73,28 +86,44 @@ async def serve_forever(config: Config) -> int:
             if warning:
                 say(f"warning: {warning}")
             host.add(name, fc, code, tagged=not config.dropin)
+        code_store = CodeStore(str(data_dir))
+        code_store.clean()
+        registry = Registry(_registry_store(str(data_dir)), code_store, config.region, config.account_id)
+        undo.callback(registry.store.close)
+        registry.load()
+        registry.declared.update(host.functions)
+        deployment = Deployment(host, registry, say)
+        deployment.start()
         events = Dispatcher(host, store, recovery, data_dir=str(data_dir), scratch=scratch)
-        api = InvokeAPI(host, ready=lambda: True, events=events)
+        deployment.on_change(lambda event, name, _: _tell_events(events, event, name))
+        app = App(InvokeAPI(host, ready=lambda: True, events=events), ready=lambda: True, guard=_guard(config))
+        ctx = Context(host, registry, deployment)
+        for part in (FunctionsAPI(ctx), VersionsAPI(ctx), LayersAPI(ctx), ConcurrencyAPI(ctx)):
+            app.add(part)
         journal = Journal(data_dir)  # the built-in queues and streams
         undo.callback(journal.close)
         queues = LiveQueues(journal, host.region, config.account_id)  # the pollers' way in: .receive, .delete
         undo.callback(queues.close)
-        api.targets["AmazonSQS"] = SqsAPI(queues)
-        api.targets["Kinesis_20131202"] = KinesisAPI(journal, host.region, config.account_id)
+        app.targets["AmazonSQS"] = SqsAPI(queues)
+        app.targets["Kinesis_20131202"] = KinesisAPI(journal, host.region, config.account_id)
         journal.start(asyncio.get_running_loop())
         try:
             limits = Limits(
                 header_timeout=config.http_header_timeout, idle_timeout=config.http_idle_timeout, answer_after_eof=True
             )
-            server = await listen(api, config.host, config.port, MAX_SYNC_REQUEST, limits, max_clients)
+            max_body = max(MAX_SYNC_REQUEST, MAX_CONTROL_REQUEST)
+            server = await listen(app, config.host, config.port, max_body, limits, max_clients)
         except OSError as exc:
             say(f"error: cannot listen on {config.host}:{config.port}: {exc.strerror}")
             return 1
         say(host.sandbox.describe())
         host.start()
+        deployment.started()
         events.start()
         port = server.sockets[0].getsockname()[1]
-        say(f"listening on http://{config.host}:{port} (functions: {', '.join(sorted(host.functions))})")
+        names = sorted(host.functions)
+        shown = ", ".join(names) if len(names) <= 20 else ", ".join(names[:20]) + f" and {len(names) - 20} more"
+        say(f"listening on http://{config.host}:{port} (functions: {shown})")
         await _until_signalled()
         say("shutting down")
         server.close()
@@ -102,6 +131,33 @@ async def serve_forever(config: Config) -> int:
         await host.shutdown()
         await events.close()  # running attempts that did not finish go back to the queue on disk
         return 0
+
+
+def _registry_store(data_dir: str) -> SQLiteRegistryStore:
+    try:
+        return SQLiteRegistryStore(data_dir)
+    except RegistryStoreError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _tell_events(events: Dispatcher, event: str, name: str) -> None:
+    if event == "delete":
+        events.function_deleted(name)
+    elif event == "create":
+        events.function_created(name)
+
+
+def _guard(config: Config) -> Guard | None:
+    """Who may use the management API (``rapid.api.guard``): None is everyone."""
+    if config.credentials:
+        try:
+            return Guard(read_credentials(config.credentials))
+        except ValueError as exc:
+            raise ConfigError(f"credentials: {exc}") from None
+    if is_loopback(config.host) or config.allow_unauthenticated:
+        return None
+    say(f"the management API is closed on {config.host}: give --credentials FILE or --allow-unauthenticated")
+    return Guard(None)
 
 
 async def _until_signalled() -> None:
@@ -151,6 +207,7 @@ def tune_malloc() -> None:
 
 
 def run(config: Config) -> int:
+    split_if_pid1()  # in a container: PID 1 stays a reaper of orphans, the daemon runs as its child
     tune_malloc()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(serve_forever(config))

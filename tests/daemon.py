@@ -156,8 +156,9 @@ def run_server(
     check_leaks: bool = True, expect_exit: int | None = 0, wrapper: Sequence[str] = (),
 ) -> Iterator[Daemon]:
     """Run ``rapid serve --port 0 ARGS`` until the block ends; then SIGTERM it, require exit
-    status ``expect_exit`` and that no runtime process outlives it. ``wrapper`` goes before
-    the command (e.g. ``prlimit --nofile=1024:1024 --``)."""
+    status ``expect_exit`` and that no runtime process outlives it. ``wrapper`` is a
+    command that execs the daemon (``prlimit --nofile=1024:1024 --``, ``setpriv ...``),
+    keeping its pid."""
     home = tempfile.mkdtemp(prefix="rapid-test-home-")
     full_env = {**os.environ, "HOME": home, "PYTHONUNBUFFERED": "1"}
     for key in list(full_env):

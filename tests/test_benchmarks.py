@@ -69,6 +69,22 @@ def test_the_load_clients_parser_reads_lengths_chunks_and_trailers():
     assert got == [(200, b"hello"), (202, b"abcde"), (204, b"")]
 
 
+def test_control_benchmark_runs_one_tiny_round(tmp_path):
+    home = tempfile.mkdtemp(prefix="rapid-test-home-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAPID_", "AWS_LAMBDA_"))}
+    env["HOME"] = home
+    out = tmp_path / "control.json"
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.control", "-n", "2", "--invokes", "20", "--rounds", "1",
+                           "--functions", "12", "--json", str(out)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "(5) 12 functions registered" in proc.stdout
+    figures = json.loads(out.read_text())["figures"]
+    assert {"create_over_invoke_1mb", "update_over_create_cold", "publish_over_get", "alias_over_direct_cpu",
+            "many_over_few_cpu"} <= figures.keys()
+    assert_no_leaks(home)
+
+
 def test_queues_benchmark_runs(tmp_path):
     home = tempfile.mkdtemp(prefix="rapid-test-home-")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAPID_", "AWS_LAMBDA_"))}

@@ -2,10 +2,11 @@
 
 ``POST /2015-03-31/functions/{name}/invocations[?Qualifier=]`` and the legacy
 ``POST /2014-11-13/functions/{name}/invoke-async/``; ``GET /healthz`` for readiness; the
-event-invoke-config API and ``GET /metrics`` (``rapid.events.api``). Each
-handler checks its request, builds an ``Invocation`` and hands it to the function; a
-synchronous invoke returns a future that the invocation's ``on_settled`` resolves, so no
-task is created per request.
+event-invoke-config API and ``GET /metrics`` (``rapid.events.api``); ``rapid.api.app``
+routes to them. Each handler checks its request, builds an ``Invocation`` and hands it to
+the function (``Host.resolve`` picks the version: an alias by weight); a synchronous
+invoke returns a future that the invocation's ``on_settled`` resolves, so no task is
+created per request.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import asyncio
 import base64
 import binascii
 from collections.abc import Callable
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs
 
 import msgspec
 
@@ -25,28 +26,20 @@ from rapid.core.errors import (
     ServiceError,
     request_too_large,
     shutting_down,
-    unknown_operation,
     validation,
 )
 from rapid.core.invocation import Invocation
-from rapid.core.naming import function_arn, parse_function_name, request_id, trace_id
+from rapid.core.naming import function_arn, parse_function_name, trace_id
+from rapid.api.errors import render as _error
 from rapid.events.api import EventsAPI
 from rapid.events.dispatcher import Dispatcher
 from rapid.host.host import Host
 from rapid.http.message import Request, Response
-from rapid.http.protocol import HttpConnection
 
 _TAIL_BYTES = 4096
 _INVOCATION_TYPES = ("Event", "RequestResponse", "DryRun")  # in the order AWS lists them
 _LOG_TYPES = ("None", "Tail")
 _MAX_CLIENT_CONTEXT = 3583
-
-
-def _error(exc: ServiceError, rid: str) -> Response:
-    headers = [("x-amzn-ErrorType", exc.code), ("x-amzn-RequestId", rid)]
-    if exc.retry_after is not None:
-        headers.append(("Retry-After", str(exc.retry_after)))
-    return Response.json(exc.status, exc.body(), headers)
 
 
 class InvokeAPI:
@@ -56,36 +49,6 @@ class InvokeAPI:
         self.events = events  # durable async invocation (rapid.events); None: Event is refused
         self.events_api = EventsAPI(host, events) if events is not None else None
         self._loop = asyncio.get_running_loop()
-        # JSON-protocol services by X-Amz-Target prefix ("AmazonSQS", "Kinesis_20131202")
-        self.targets: dict[str, Callable[[Request, str], Response | asyncio.Future[Response]]] = {}
-
-    def __call__(self, req: Request, conn: HttpConnection) -> Response | asyncio.Future[Response]:
-        path = req.path
-        rid = request_id()
-        target = req.headers.get("x-amz-target")
-        if target is not None and (service := self.targets.get(target.partition(".")[0])) is not None:
-            return service(req, rid)
-        try:
-            if path.startswith("/2015-03-31/functions/") and path.endswith("/invocations"):
-                if req.method != "POST":
-                    raise unknown_operation()
-                return self.invoke(unquote(path[22:-12]), req, rid, None)
-            if path.startswith("/2014-11-13/functions/") and path.rstrip("/").endswith("/invoke-async"):
-                if req.method != "POST":
-                    raise unknown_operation()
-                name = unquote(path[22:].rstrip("/")[: -len("/invoke-async")])
-                return self.invoke(name, req, rid, "Event")
-            if self.events_api is not None and self.events_api.handles(path):
-                return self.events_api(req, rid)
-            if path == "/metrics" and self.events_api is not None:
-                return self.events_api.metrics(req, rid)
-            if path == "/healthz":
-                if self.ready() and not self.host.stopping:
-                    return Response.json(200, {"status": "ok"})
-                return Response.json(503, {"status": "starting" if not self.host.stopping else "stopping"})
-            raise unknown_operation()
-        except ServiceError as exc:
-            return _error(exc, rid)
 
     def invoke(
         self, name: str, req: Request, rid: str, forced_type: str | None

@@ -42,6 +42,7 @@ from rapid.core.errors import (
 from rapid.core.naming import LATEST, function_arn, parse_function_name
 from rapid.events import destinations as dest
 from rapid.events import metrics, policy
+from rapid.api.errors import render as _error
 from rapid.http.message import Request, Response
 
 if TYPE_CHECKING:
@@ -67,11 +68,6 @@ def _validation(errors: list[str]) -> ServiceError:
     n = len(errors)
     head = f"{n} validation error{'s' if n > 1 else ''} detected: "
     return validation(head + "; ".join(errors))
-
-
-def _error(exc: ServiceError, rid: str) -> Response:
-    headers = [("x-amzn-ErrorType", exc.code), ("x-amzn-RequestId", rid)]
-    return Response.json(exc.status, exc.body(), headers)
 
 
 class EventsAPI:

@@ -55,7 +55,7 @@ import msgspec
 
 from rapid.core.errors import ServiceError
 from rapid.core.invocation import Invocation, InvocationEvent, Outcome
-from rapid.core.naming import function_arn, trace_id
+from rapid.core.naming import Target, function_arn, trace_id
 from rapid.events import policy
 from rapid.events.destinations import Response
 from rapid.events.outbox import Outbox
@@ -105,6 +105,7 @@ class Dispatcher:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
         self._cut: dict[str, int] = {}  # attempts cut short by the shutdown, per function
+        self.deleted: set[str] = set()  # functions deleted through the API while this daemon runs
 
     # -- life -----------------------------------------------------------------------------
 
@@ -248,6 +249,8 @@ class Dispatcher:
                 continue
             fn = self.host.functions.get(lane.name)
             if fn is None:
+                if lane.name in self.deleted:  # retried attempts of a function deleted meanwhile
+                    self.function_deleted(lane.name)
                 continue
             if lane.paused_until > now:
                 wake = min(wake, lane.paused_until)
@@ -296,6 +299,11 @@ class Dispatcher:
         return done
 
     def _run(self, fn: Function, lane: Lane, entry: Entry, payload: bytes) -> None:
+        try:  # each attempt picks its version: an alias's weights apply per attempt
+            fn = self.host.resolve(Target(fn.name, entry.qualifier or None))
+        except ServiceError as exc:
+            self._settled(fn, lane, entry, payload, _refused(entry, exc))
+            return
         inv = Invocation(
             request_id=entry.request_id,
             payload=payload,
@@ -355,6 +363,22 @@ class Dispatcher:
         # Release: close() puts the event back in the queue on disk.
         self._kick()
 
+    def function_deleted(self, name: str) -> None:
+        """A function deleted through the API: its queued events go to its on-failure
+        destination if it has one, else they are dropped; either way counted as failed
+        (``RetriesExhausted``). Its event-invoke-configs go with it."""
+        self.deleted.add(name)
+        lane = self.lanes.get(name)
+        if lane is not None:
+            entries, lane.heap = lane.heap, []
+            for entry in entries:
+                self._finish(entry, policy.RETRIES_EXHAUSTED, None, None)
+        for function, qualifier in [key for key in self.configs if key[0] == name]:
+            self.put_config(function, qualifier, None)
+
+    def function_created(self, name: str) -> None:
+        self.deleted.discard(name)
+
     # -- finishing ------------------------------------------------------------------------
 
     def _finish(self, entry: Entry, condition: str, response: Response | None, payload: bytes | None) -> None:
@@ -391,6 +415,13 @@ class Dispatcher:
 
     def snapshot(self) -> asyncio.Future[Snapshot]:
         return call(self._loop, self.store.snapshot)
+
+
+def _refused(entry: Entry, exc: ServiceError) -> Invocation:
+    """A settled invocation for an attempt whose target is gone (its alias or version deleted)."""
+    inv = Invocation(request_id=entry.request_id, payload=b"", function_arn="", timeout=1.0, trace_id=entry.trace_id)
+    inv.settle(InvocationEvent.FAIL, Outcome(b"", status="error", service_error=exc))
+    return inv
 
 
 def _service_error(exc: ServiceError, rid: str) -> HttpResponse:

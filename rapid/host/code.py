@@ -35,13 +35,14 @@ class Code:
     runtime_dir: str
     argv: tuple[str, ...] | None  # None: no valid entrypoint; see ``entrypoint_error``
     entrypoint_error: FunctionError | None = None
+    opt: str = ""  # the merged layers, shown at /opt (a folder of the code store), or none
 
 
-def bundled(runtime: str, task_root: str) -> Code:
+def bundled(runtime: str, task_root: str, python: str | None = None) -> Code:
     folder = bootstraps_dir() / runtime
     script = str(folder / "bootstrap")
     if runtime == "python":
-        argv: tuple[str, ...] = (sys.executable, script)
+        argv: tuple[str, ...] = (python or sys.executable, script)
     elif runtime == "node":
         node = shutil.which("node")
         if node is None:  # as on Lambda, a missing runtime fails the invoke, not the host

@@ -21,6 +21,7 @@ from rapid.core import report, scheduler
 from rapid.core.errors import ServiceError, throttled
 from rapid.core.invocation import Invocation, InvocationEvent, Outcome
 from rapid.core.naming import LATEST, function_arn, log_stream_name
+from rapid.dashboard.feed import error_type_of
 from rapid.host.code import Code
 from rapid.host.instance import Instance
 
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
 # How long an instance that just answered counts as about to take more work, before the
 # pool starts another for the waiting queue.
 FINISHING_GRACE = 0.05
+# Provisioned instances whose init fails this many times in a row are not started again
+# (the provisioned concurrency config is FAILED), rather than in a loop.
+PROVISIONED_TRIES = 3
 
 _PASSED_THROUGH = ("PATH", "HOME", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
@@ -58,6 +62,9 @@ class Function:
         self._next_id = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._regrace: asyncio.TimerHandle | None = None
+        self.provisioned_failures = 0  # provisioned inits failed in a row: past PROVISIONED_TRIES, no more
+        self.provisioned_error: str | None = None
+        self.retired = False  # replaced or deleted: takes no new work, its instances drain
         self._prefix = f"[{name}] " if tagged else ""
         self._static_env = self._build_static_env()
 
@@ -71,10 +78,13 @@ class Function:
         else:
             env = {k: os.environ[k] for k in _PASSED_THROUGH if k in os.environ}
         path = env.get("PATH", "/usr/local/bin:/usr/bin:/bin")
-        libs = [code.runtime_dir, f"{code.runtime_dir}/lib", code.task_root, f"{code.task_root}/lib", "/opt/lib"]
+        opt = layer_root(code, host.sandbox.namespaces)
+        libs = [code.runtime_dir, f"{code.runtime_dir}/lib", code.task_root, f"{code.task_root}/lib", f"{opt}/lib"]
         if env.get("LD_LIBRARY_PATH"):
             libs.insert(0, env["LD_LIBRARY_PATH"])
-        env.update(TZ=":UTC", LANG="en_US.UTF-8", PATH=f"{path}:/opt/bin", LD_LIBRARY_PATH=":".join(libs))
+        env.update(TZ=":UTC", LANG="en_US.UTF-8", PATH=f"{path}:{opt}/bin", LD_LIBRARY_PATH=":".join(libs))
+        if code.opt:
+            env.update(layer_paths(code.opt, opt))
         env.update(cfg.environment)  # the function's own variables may override the above
         env.update(
             _HANDLER=cfg.handler,
@@ -106,11 +116,12 @@ class Function:
 
     # -- logs -----------------------------------------------------------------------------
 
-    def log_line(self, text: str) -> None:
+    def log_line(self, text: str, request_id: str | None = None) -> None:
         self.host.logs.line(self._prefix + text if self._prefix else text)
+        self.host.feed.line(self.name, request_id, text)
 
     def log_platform(self, inv: Invocation, text: str) -> None:
-        self.log_line(text)
+        self.log_line(text, inv.request_id)
         if inv.log_lines is not None:
             inv.log_lines.append(text)
 
@@ -140,8 +151,17 @@ class Function:
         else:
             self.log_platform(inv, report.end_text(inv.request_id))
             self.log_platform(inv, report.report_text(r))
+        self.host.feed.invocation(
+            self.name, self.version, inv.request_id, r.duration_ms, r.billed_ms, init_ms, peak_mb, r.status,
+            error_type_of(outcome.body, r.error_type) if r.error_type else None,
+        )
 
     def report_init(self, instance: Instance, ms: float, phase: str, status: str, error_type: str | None) -> None:
+        if instance.provisioned:
+            if status == "success":
+                self.provisioned_failures, self.provisioned_error = 0, None
+            else:
+                self.provisioned_error = error_type or f"Init {status}"
         if self.json_logs:
             self.log_line(report.init_report_json(ms, phase, status, error_type, self.init_type(instance)))
         else:
@@ -175,8 +195,19 @@ class Function:
             self.idle.remove(instance)
         if reset:
             self.resets += 1
+        self.host.instance_left(self, instance)
+        if self.retired:
+            if not self.instances:
+                self.host.drained(self)
+            return
+        if instance.provisioned and not instance.initialized:
+            self.provisioned_failures += 1
         if instance.provisioned and not self.host.stopping:
-            self._start(None, provisioned=True)  # Lambda keeps the provisioned count
+            if self.provisioned_failures < PROVISIONED_TRIES:
+                self._start(None, provisioned=True)  # Lambda keeps the provisioned count
+            elif self.provisioned_failures == PROVISIONED_TRIES:
+                self.log_line(f"provisioned concurrency FAILED after {PROVISIONED_TRIES} failed inits in a row "
+                              f"({self.provisioned_error}); on-demand instances serve the invokes")
         self._schedule()
 
     @property
@@ -184,7 +215,8 @@ class Function:
         """The most instances this function may run now."""
         k = self.per_instance
         if self.reserved is not None:
-            return -(-self.reserved // k)  # ceil: reserved counts invocations
+            # ceil: reserved counts invocations; shared by every version of the function
+            return max(0, -(-self.reserved // k) - self.host.sibling_instances(self))
         return len(self.instances) + self.host.unreserved_room()
 
     def _view(self) -> scheduler.PoolView:
@@ -218,6 +250,13 @@ class Function:
     def _schedule(self) -> None:
         if not self.queue or self.host.stopping:
             return
+        if self.retired:  # a late arrival (an async attempt that picked this pool)
+            successor = self.host.functions.get(self.name)
+            if successor is not None and successor is not self and not successor.retired:
+                queued, self.queue = self.queue, deque()
+                for inv in queued:
+                    successor.submit(inv)
+                return
         actions = scheduler.plan(self._view())
         if any(isinstance(a, scheduler.Throttle) for a in actions) and self.reserved is None:
             # Before refusing work, take room back from other functions' idle instances.
@@ -249,6 +288,7 @@ class Function:
         )
         error = throttled(reason)
         refused = [self.queue.pop() for _ in range(min(count, len(self.queue)))]
+        self.host.feed.throttle(self.name, len(refused))
         for inv in reversed(refused):
             inv.settle(InvocationEvent.FAIL, Outcome(b"", status="error", service_error=error))
 
@@ -256,6 +296,7 @@ class Function:
         self._next_id += 1
         inst = Instance(self, self._next_id, bound, provisioned=provisioned)
         self.instances[inst.id] = inst
+        self.host.instance_joined(self, inst)
         task = asyncio.get_running_loop().create_task(inst.start())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -263,6 +304,36 @@ class Function:
     def start_provisioned(self) -> None:
         for _ in range(self.provisioned):
             self._start(None, provisioned=True)
+
+    def retire(self, successor: Function | None, error: ServiceError | None = None) -> None:
+        """Take no new work: queued invocations move to ``successor`` (or fail with
+        ``error``), idle instances stop, busy ones finish their invocation and stop."""
+        self.retired = True
+        queued, self.queue = self.queue, deque()
+        for inv in queued:
+            if successor is not None:
+                successor.submit(inv)
+            else:
+                inv.settle(InvocationEvent.FAIL, Outcome(b"", status="error", service_error=error))
+        for inst in list(self.instances.values()):
+            inst.stop()
+        if not self.instances:
+            self.host.drained(self)
+
+    def set_provisioned(self, count: int) -> None:
+        """Keep ``count`` provisioned instances: start the missing ones, stop the extra."""
+        self.provisioned = count
+        self.provisioned_failures, self.provisioned_error = 0, None
+        have = [inst for inst in self.instances.values() if inst.provisioned and not inst.dead]
+        for _ in range(count - len(have)):
+            self._start(None, provisioned=True)
+        for inst in have[count:]:
+            inst.provisioned = False
+            inst.stop()
+
+    @property
+    def provisioned_ready(self) -> int:
+        return sum(1 for inst in self.instances.values() if inst.provisioned and inst.initialized and not inst.dead)
 
     # -- upkeep (called by the host's sweep) ----------------------------------------------
 
@@ -301,6 +372,21 @@ class Function:
             f"<Function {self.name} instances={len(self.instances)} idle={len(self.idle)} "
             f"queued={len(self.queue)} resets={self.resets} limit={self.limit}>"
         )
+
+
+def layer_root(code: Code, namespaces: bool) -> str:
+    """Where the runtime finds its layers: ``/opt`` (bound there in a mount namespace, or
+    the host's own), else the merged folder itself."""
+    return code.opt if code.opt and not namespaces else "/opt"
+
+
+def layer_paths(merged: str, root: str) -> dict[str, str]:
+    """The language paths AWS gives for layers, seen at ``root`` (``/opt`` or the folder)."""
+    python = [f"{root}/python"]
+    lib = os.path.join(merged, "python", "lib")
+    if os.path.isdir(lib):
+        python += [f"{root}/python/lib/{d}/site-packages" for d in sorted(os.listdir(lib)) if d.startswith("python3")]
+    return {"PYTHONPATH": ":".join(python), "NODE_PATH": f"{root}/nodejs/node_modules"}
 
 
 def _remove_last(items: list[Instance], inst: Instance) -> None:

@@ -358,7 +358,7 @@ class Instance:
         fn = self.function
         if fn.json_logs:
             text = report.function_line_json(text, inv.request_id if inv else None)
-        fn.log_line(text)
+        fn.log_line(text, inv.request_id if inv else None)
         if inv is not None and inv.log_lines is not None:
             inv.log_lines.append(text)
 

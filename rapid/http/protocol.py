@@ -33,6 +33,7 @@ App = Callable[[Request, "HttpConnection"], Union[Response, "asyncio.Future[Resp
 _JSON = [("Content-Type", "application/json")]
 _BAD_REQUEST = Response(400, b'{"message":"Bad Request"}', _JSON)
 _PIPELINE_DEPTH = 16  # requests queued behind a pending answer before reading pauses
+_LINGER_SECONDS = 2.0  # after a 431, how long to drain what the client still sends
 
 
 class Limits:
@@ -297,10 +298,18 @@ class HttpConnection(asyncio.Protocol):
             self._fail_after = True
             return
         self._closing = True
-        if self.transport is not None and not self._closed:
+        transport = self.transport
+        if transport is not None and not self._closed:
             resp = _BAD_REQUEST if status == 400 else _refusal(status, self.limits.max_head)
-            self.transport.write(resp.head(False) + resp.body)
-            self.transport.close()
+            transport.write(resp.head(False) + resp.body)
+            if status == 431 and transport.can_write_eof():
+                # The client is most likely still sending its head: closing now would reset
+                # the connection before it reads the answer. Send ours, keep reading (and
+                # dropping: data_received ignores a closing connection), close in a while.
+                transport.write_eof()
+                asyncio.get_running_loop().call_later(_LINGER_SECONDS, transport.close)
+            else:
+                transport.close()
 
     @property
     def headers_done(self) -> bool:

@@ -6,14 +6,26 @@ on each new connection the server asks the kernel which socket the peer holds
 process of the instance holds that socket (its process tree's descriptors, or its cgroup's
 processes). A connection from anywhere else is refused. Runtimes keep their connection
 alive, so this costs once per connection, not per request.
+
+Reading another process's descriptors (``/proc/PID/fd``) is a ptrace-class access: the
+kernel allows it to a caller with the target's uid and gid, or with CAP_SYS_PTRACE. A
+daemon running as root on a host has that capability; root in an unprivileged container
+(Docker's and Podman's defaults) does not, so it could not see the sockets of instances
+that run under their own uid, and refused every one of them. There the daemon looks with
+the instance's uid instead: it switches its own thread's filesystem uid and gid
+(``setfsuid``, per thread, for the few reads of the check; CAP_SETUID is in the default
+set) and back. The check stays the same: the socket must be held by one of the
+instance's processes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import socket
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 
 def _hex_address(host: str, port: int) -> str:
@@ -52,19 +64,66 @@ def process_tree(root: int) -> list[int]:
 
 
 def holds_socket(pids: Iterable[int], inode: int) -> bool:
+    """Whether one of ``pids`` has the socket ``inode`` open. Raises PermissionError if
+    it found no holder and the descriptors of some process were not readable."""
     target = f"socket:[{inode}]"
+    denied = False
     for pid in pids:
         try:
             fds = os.listdir(f"/proc/{pid}/fd")
+        except PermissionError:
+            denied = True
+            continue
         except OSError:
             continue
         for fd in fds:
             try:
                 if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
                     return True
+            except PermissionError:
+                denied = True
+                break
             except OSError:
                 continue
+    if denied:
+        raise PermissionError(f"cannot read the descriptors of every process holding {target}")
     return False
+
+
+_libc: ctypes.CDLL | None = None
+
+
+@contextlib.contextmanager
+def filesystem_user(uid: int) -> Iterator[bool]:
+    """Switch this thread's filesystem uid and gid to ``uid`` for the block; yields
+    whether the switch took (it needs CAP_SETUID and CAP_SETGID)."""
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    libc = _libc
+    old_gid = libc.setfsgid(uid)
+    old_uid = libc.setfsuid(uid)
+    try:
+        # setfsuid reports no error: asking with an invalid id (-1) returns the current one.
+        yield libc.setfsuid(-1) == uid and libc.setfsgid(-1) == uid
+    finally:
+        libc.setfsuid(old_uid)
+        libc.setfsgid(old_gid)
+
+
+def _held_by(pids: list[int], inode: int, uid: int | None) -> bool:
+    try:
+        return holds_socket(pids, inode)
+    except PermissionError:
+        if uid is None or os.geteuid() != 0:
+            return False
+    with filesystem_user(uid) as switched:  # no CAP_SYS_PTRACE: look as the instance's user
+        if not switched:
+            return False
+        try:
+            return holds_socket(pids, inode)
+        except PermissionError:
+            return False
 
 
 def is_peer_of(peer: tuple[str, int], port: int, uid: int | None, root: int, members: list[int]) -> bool:
@@ -80,4 +139,4 @@ def is_peer_of(peer: tuple[str, int], port: int, uid: int | None, root: int, mem
     if uid is not None and owner != uid:
         return False
     tree = process_tree(root)
-    return holds_socket(tree, inode) or holds_socket([p for p in members if p not in tree], inode)
+    return _held_by(tree, inode, uid) or _held_by([p for p in members if p not in tree], inode, uid)

@@ -206,6 +206,7 @@ class Sandbox:
                         if path not in fds:
                             mount(path, path, None, _MS_BIND | _MS_REC, None)
                         mount(None, path, None, _locked_down(path), None)
+                _bind_opt(mount, code.opt)
                 os.chdir(task_root)
             if uid is not None:
                 # Drop every capability the child could ever regain, while it still may
@@ -262,12 +263,21 @@ def _last_capability() -> int:
         return 40  # CAP_CHECKPOINT_RESTORE, the last one as of Linux 5.9
 
 
+def _bind_opt(mount: Callable[[str | None, str, str | None, int, str | None], None], merged: str) -> None:
+    """In the instance's mount namespace: its merged layers at ``/opt``, read-only, nosuid, nodev."""
+    if not merged:
+        return
+    os.makedirs("/opt", exist_ok=True)
+    mount(merged, "/opt", None, _MS_BIND | _MS_REC, None)
+    mount(None, "/opt", None, _locked_down(merged), None)
+
+
 def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
 def _needed_paths(code: Code) -> list[str]:
-    paths = [code.task_root, code.runtime_dir, sys.prefix, sys.base_prefix]
+    paths = [code.task_root, code.runtime_dir, sys.prefix, sys.base_prefix, *([code.opt] if code.opt else [])]
     if code.argv:
         exe = os.path.realpath(code.argv[0])
         paths += [os.path.dirname(code.argv[0]), os.path.dirname(exe)]

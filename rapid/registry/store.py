@@ -1,0 +1,37 @@
+"""The registry's store interface: records by kind and key, written through.
+
+The registry keeps everything in memory and writes each change through the store before it
+answers, so a store needs only four operations. ``SQLiteStore`` is the embedded default; a
+distributed store (a JetStream KV bucket per kind) fits the same interface.
+
+Kinds: ``version`` (key ``name/version``), ``alias`` (``name/alias``), ``layer``
+(``layer/version``), ``function`` (``name``: the function's own settings).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+
+
+class RegistryStoreError(Exception):
+    """The store cannot be opened or written."""
+
+
+class RegistryStore(ABC):
+    @abstractmethod
+    def load(self, kind: str) -> Iterable[tuple[str, bytes]]:
+        """Every ``(key, body)`` of ``kind``."""
+
+    @abstractmethod
+    def put(self, kind: str, key: str, body: bytes) -> None: ...
+
+    @abstractmethod
+    def delete(self, kind: str, key: str) -> None: ...
+
+    @abstractmethod
+    def delete_prefix(self, kind: str, prefix: str) -> None:
+        """Every record of ``kind`` whose key starts with ``prefix``."""
+
+    @abstractmethod
+    def close(self) -> None: ...
