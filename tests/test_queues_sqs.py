@@ -16,7 +16,7 @@ import boto3
 import botocore.exceptions
 import pytest
 
-from tests.daemon import EXAMPLES, make_function, run_server
+from tests.daemon import EXAMPLES, ROOT, make_function, run_server
 
 ARGS = ["--function", f"echo={EXAMPLES / 'shell-echo'}"]
 ACCOUNT = "000000000000"
@@ -98,8 +98,13 @@ def test_send_receive_attributes_and_md5s_checked_by_the_client(sqs):
     sent = sqs.send_message(QueueUrl=url, MessageBody="body ✓", MessageAttributes=attrs,
                             MessageSystemAttributes={"AWSTraceHeader": {"DataType": "String",
                                                                         "StringValue": "Root=1-abc"}})
-    # botocore checks MD5OfMessageBody and MD5OfMessageAttributes of what it sent: a wrong one raises
-    assert sent["MD5OfMessageBody"] and sent["MD5OfMessageAttributes"] and sent["MD5OfMessageSystemAttributes"]
+    from rapid.queues import md5  # the digests are checked against AWS's samples in test_queues_sqs_core
+
+    assert sent["MD5OfMessageBody"] == md5.of_body("body ✓")
+    assert sent["MD5OfMessageAttributes"] == md5.of_attributes(
+        {**attrs, "b": {"DataType": "Binary", "BinaryValue": "AP8="}})
+    assert sent["MD5OfMessageSystemAttributes"] == md5.of_attributes(
+        {"AWSTraceHeader": {"DataType": "String", "StringValue": "Root=1-abc"}})
     [m] = sqs.receive_message(QueueUrl=url, MessageAttributeNames=["All"],
                               MessageSystemAttributeNames=["All"])["Messages"]
     assert m["Body"] == "body ✓" and m["MessageId"] == sent["MessageId"]
@@ -315,3 +320,68 @@ def test_error_bodies_as_the_json_protocol_carries_them(daemon):
     assert unknown.status == 400 and "Frobnicate" in unknown.json()["message"]
     garbage = daemon.request("POST", "/", b"{not json", {"X-Amz-Target": "AmazonSQS.ListQueues"})
     assert garbage.status == 400 and garbage.json()["__type"].endswith("#SerializationException")
+
+
+JS_SDK = ROOT / ".cache" / "js-sdk" / "node_modules"
+JS_CLIENTS = """
+const { SQSClient, CreateQueueCommand, SendMessageCommand, SendMessageBatchCommand, ReceiveMessageCommand,
+        DeleteMessageCommand } = require("@aws-sdk/client-sqs");
+const { KinesisClient, CreateStreamCommand, PutRecordCommand, GetShardIteratorCommand,
+        GetRecordsCommand } = require("@aws-sdk/client-kinesis");
+const { NodeHttpHandler } = require("@smithy/node-http-handler");
+const conf = { endpoint: process.argv[2], region: "us-east-1",
+               credentials: { accessKeyId: "k", secretAccessKey: "s" } };
+(async () => {
+  const sqs = new SQSClient(conf);  // checks MD5OfMessageBody on send, batch and receive
+  const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: "js" }));
+  const attrs = { n: { DataType: "Number", StringValue: "7" } };
+  await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: "héllo ✓", MessageAttributes: attrs }));
+  await sqs.send(new SendMessageBatchCommand({ QueueUrl, Entries: [{ Id: "a", MessageBody: "two" }] }));
+  const got = await sqs.send(new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10,
+                                                         MessageAttributeNames: ["All"] }));
+  for (const m of got.Messages) await sqs.send(new DeleteMessageCommand({ QueueUrl, ReceiptHandle: m.ReceiptHandle }));
+  // The Kinesis client speaks HTTP/2 by default; rapid serves HTTP/1.1: the client's own handler for it.
+  const k = new KinesisClient({ ...conf, requestHandler: new NodeHttpHandler() });
+  await k.send(new CreateStreamCommand({ StreamName: "js", ShardCount: 1 }));
+  const put = await k.send(new PutRecordCommand({ StreamName: "js", PartitionKey: "p",
+                                                  Data: Buffer.from("rec") }));
+  const { ShardIterator } = await k.send(new GetShardIteratorCommand({ StreamName: "js", ShardId: put.ShardId,
+                                                                       ShardIteratorType: "TRIM_HORIZON" }));
+  const recs = await k.send(new GetRecordsCommand({ ShardIterator }));
+  console.log(JSON.stringify({ bodies: got.Messages.map((m) => m.Body).sort(),
+                               n: got.Messages.find((m) => m.MessageAttributes).MessageAttributes.n.StringValue,
+                               data: Buffer.from(recs.Records[0].Data).toString() }));
+})().catch((e) => { console.error(e.name + ": " + e.message); process.exit(1); });
+"""
+
+
+@pytest.mark.slow
+def test_the_javascript_sdk_v3(daemon, tmp_path):
+    assert (JS_SDK / "@aws-sdk" / "client-sqs").exists(), ".ci/steps/45-js-sqs.sh installs @aws-sdk/client-sqs"
+    (tmp_path / "node_modules").symlink_to(JS_SDK)
+    (tmp_path / "clients.js").write_text(JS_CLIENTS)
+    out = subprocess.run(["node", "clients.js", daemon.url], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"bodies": ["héllo ✓", "two"], "n": "7", "data": "rec"}
+
+
+def test_off_loopback_the_queues_need_credentials(tmp_path):
+    with run_server([*ARGS, "--host", "0.0.0.0", "--data-dir", str(tmp_path / "a")]) as d:
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            client(d).list_queues()
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            client(d, "kinesis").list_streams()
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    creds = tmp_path / "credentials"
+    creds.write_text("[default]\naws_access_key_id = AKIDRAPID\naws_secret_access_key = s3cret\n")
+    with run_server([*ARGS, "--host", "0.0.0.0", "--credentials", str(creds), "--data-dir", str(tmp_path / "b")]) as d:
+        signed = boto3.client("sqs", endpoint_url=d.url, region_name="us-east-1", aws_access_key_id="AKIDRAPID",
+                              aws_secret_access_key="s3cret")
+        url = signed.create_queue(QueueName="signed")["QueueUrl"]
+        signed.send_message(QueueUrl=url, MessageBody="ok")
+        assert signed.receive_message(QueueUrl=url)["Messages"][0]["Body"] == "ok"
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            client(d).list_queues()  # the wrong keys
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
