@@ -173,3 +173,52 @@ async def test_the_page_in_a_real_browser(two_functions):
             await page.wait_for("document.querySelector('#live').textContent === 'live'")
             await page.screenshot(ARTIFACTS / "2-live.png")
             assert page.errors == []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (os.path.exists("/usr/bin/chromium") or os.environ.get("CI")),
+    reason="needs Debian's chromium (.ci/steps/60-chromium.sh installs it)",
+)
+async def test_versions_aliases_and_actions_through_the_lambda_api(tmp_path):
+    """A function deployed with boto3: the page shows its versions and alias weights, and
+    its buttons publish a version, shift a weight and set reserved concurrency."""
+    from tests.browser import browser
+    from tests.control import ROLE, client, python_zip, wait_active, wait_updated
+
+    with run_server(["--data-dir", str(tmp_path / "state")]) as d:
+        lam = client(d)
+        lam.create_function(FunctionName="api-fn", Runtime="python3.12", Handler="app.handler", Role=ROLE,
+                            Code={"ZipFile": python_zip("def handler(e, c):\n    return 1\n")})
+        wait_active(lam, "api-fn")
+        lam.publish_version(FunctionName="api-fn")
+        lam.update_function_code(FunctionName="api-fn", ZipFile=python_zip("def handler(e, c):\n    return 2\n"))
+        wait_updated(lam, "api-fn")
+        lam.publish_version(FunctionName="api-fn")
+        lam.create_alias(FunctionName="api-fn", Name="live", FunctionVersion="1",
+                         RoutingConfig={"AdditionalVersionWeights": {"2": 0.25}})
+        assert d.invoke("api-fn:live", {}).status == 200
+        async with browser() as page:
+            await page.goto(f"{d.url}/_rapid/")
+            await page.wait_for("document.body.dataset.ready === 'true'")
+            row = "document.querySelector('#functions tr[data-function=\"api-fn\"]')"
+            assert await page.wait_for(f"{row}.querySelector('.versions').textContent") == "$LATEST, 1, 2"
+            assert await page.evaluate(f"{row}.querySelector('.aliases').textContent") == "live → 1 + 2 at 25%"
+            await page.screenshot(ARTIFACTS / "3-versions.png")
+            # Publish: a new version appears (after a change, so there is something to publish).
+            lam.update_function_code(FunctionName="api-fn", ZipFile=python_zip("def handler(e, c):\n    return 3\n"))
+            wait_updated(lam, "api-fn")
+            await page.click('#functions tr[data-function="api-fn"] button.publish')
+            await page.wait_for(f"{row}.querySelector('.versions').textContent === '$LATEST, 1, 2, 3'")
+            # Shift the alias's weight, and set reserved concurrency, through prompts.
+            await page.evaluate("window.prompt = () => '3 0.5'")
+            await page.click('#functions tr[data-function="api-fn"] button.alias')
+            await page.wait_for(f"{row}.querySelector('.aliases').textContent === 'live → 1 + 3 at 50%'")
+            await page.evaluate("window.prompt = () => '7'")
+            await page.click('#functions tr[data-function="api-fn"] button.concurrency')
+            await page.wait_for("document.querySelector('#invoke-result').textContent === 'concurrency api-fn: done'")
+            assert page.errors == []
+        assert lam.get_alias(FunctionName="api-fn", Name="live")["RoutingConfig"]["AdditionalVersionWeights"] == {"3": 0.5}
+        assert lam.get_function_concurrency(FunctionName="api-fn")["ReservedConcurrentExecutions"] == 7
+        assert [v["Version"] for v in lam.list_versions_by_function(FunctionName="api-fn")["Versions"]] == [
+            "$LATEST", "1", "2", "3"]

@@ -61,10 +61,10 @@ class App:
                 if self.guard is not None:
                     self.guard.check(req)
                 return service(req, rid)
-            if req.path.startswith(DASHBOARD):
-                return self.dashboard(req, conn, rid)
             found = self.router.match(req.method, req.path)
             if not isinstance(found, tuple):
+                if req.path.startswith(DASHBOARD):  # after the routes: /_rapid/code/ is the API's
+                    return self.dashboard(req, conn, rid)
                 raise unknown_operation()
             route, params = found
             if route.management and self.guard is not None:

@@ -5,7 +5,7 @@
 const API = "/_rapid/api";
 const MAX_ROWS = 200;
 const MAX_LOG_LINES = 1000;
-const state = { functions: [], invocations: [], logs: [], selected: null, minutes: {} };
+const state = { functions: [], invocations: [], logs: [], selected: null, minutes: {}, details: {} };
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -31,21 +31,83 @@ async function getJSON(path) {
 
 // -- functions and instances ------------------------------------------------------------
 
+// Versions, aliases and layers come from the Lambda API itself, on this same port.
+async function lambda(method, path, body) {
+  const r = await fetch(path, { method, headers: { "Content-Type": "application/json" },
+                                body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await r.text();
+  if (!r.ok) throw new Error(`${method} ${path}: HTTP ${r.status} ${text}`);
+  return text ? JSON.parse(text) : {};
+}
+
+async function refreshDetails() {
+  await Promise.all(state.functions.map(async (f) => {
+    const base = `/2015-03-31/functions/${encodeURIComponent(f.name)}`;
+    try {
+      const [versions, aliases, config] = await Promise.all([
+        lambda("GET", `${base}/versions`), lambda("GET", `${base}/aliases`), lambda("GET", `${base}/configuration`)]);
+      state.details[f.name] = {
+        versions: versions.Versions.map((v) => v.Version),
+        aliases: aliases.Aliases.map((a) => ({ name: a.Name, version: a.FunctionVersion,
+                                              weights: (a.RoutingConfig || {}).AdditionalVersionWeights || {} })),
+        layers: (config.Layers || []).map((l) => l.Arn.split(":").slice(-2).join(":")),
+      };
+    } catch (e) {
+      state.details[f.name] = null;
+    }
+  }));
+  renderFunctions();
+}
+
+function aliasText(a) {
+  const extra = Object.entries(a.weights).map(([v, w]) => ` + ${v} at ${Math.round(w * 100)}%`).join("");
+  return `${a.name} → ${a.version}${extra}`;
+}
+
+async function act(what, run) {
+  try {
+    await run();
+    $("#invoke-result").textContent = `${what}: done`;
+  } catch (e) {
+    $("#invoke-result").textContent = `${what}: ${e.message}`;
+  }
+  await refreshHost();
+  await refreshDetails();
+}
+
+function publish(name) {
+  return act(`publish ${name}`, () => lambda("POST", `/2015-03-31/functions/${encodeURIComponent(name)}/versions`, {}));
+}
+
+function shiftWeight(name, alias) {
+  const answer = prompt(`Extra version and weight for ${name}:${alias.name}, e.g. "2 0.1" (empty: none)`);
+  if (answer === null) return;
+  const [version, weight] = answer.trim().split(/\s+/);
+  const weights = version ? { [version]: Number(weight) } : {};
+  return act(`shift ${name}:${alias.name}`, () => lambda("PUT",
+    `/2015-03-31/functions/${encodeURIComponent(name)}/aliases/${encodeURIComponent(alias.name)}`,
+    { RoutingConfig: { AdditionalVersionWeights: weights } }));
+}
+
 function renderFunctions() {
   const body = $("#functions tbody");
-  body.replaceChildren(...state.functions.map((f) => el("tr", { "data-function": f.name },
-    el("td", {}, f.name), el("td", {}, f.version), el("td", {}, f.runtime),
+  body.replaceChildren(...state.functions.map((f) => { const d = state.details[f.name]; return el("tr", { "data-function": f.name },
+    el("td", {}, f.name), el("td", { class: "versions" }, d ? d.versions.join(", ") : f.version),
+    el("td", { class: "aliases" }, ...(d ? d.aliases.map((a) => el("button", {
+      class: "alias", "data-alias": a.name, title: "shift weight", onclick: () => shiftWeight(f.name, a) }, aliasText(a))) : [])),
+    el("td", { class: "layers" }, d ? d.layers.join(", ") : ""), el("td", {}, f.runtime),
     el("td", { class: "num" }, `${f.memoryMB} MB`), el("td", { class: "num" }, `${f.timeout} s`),
     el("td", { class: "num" }, f.reservedConcurrency ?? "-"), el("td", { class: "num" }, f.provisionedConcurrency),
     el("td", { class: "num" }, f.instances.length), el("td", { class: "num" }, f.queued),
     el("td", {}, spark(f.name)),
-    el("td", {}, el("button", { onclick: () => setConcurrency(f.name) }, "concurrency")),
-  )));
+    el("td", {}, el("button", { class: "publish", onclick: () => publish(f.name) }, "publish"),
+      el("button", { class: "concurrency", onclick: () => setConcurrency(f.name) }, "concurrency")),
+  ); }));
   const rows = [];
   for (const f of state.functions) {
     for (const i of f.instances) {
       rows.push(el("tr", { "data-instance": i.id },
-        el("td", {}, f.name), el("td", {}, el("code", {}, i.id.slice(0, 8))),
+        el("td", {}, f.name), el("td", {}, i.version), el("td", {}, el("code", {}, i.id.slice(0, 8))),
         el("td", { class: `state-${i.state}` }, i.state + (i.provisioned ? " (provisioned)" : "")),
         el("td", {}, i.uid ?? "daemon's"), el("td", { class: "num" }, num(i.memoryMB, 1)),
         el("td", { class: "num" }, num(i.peakMB, 1)), el("td", { class: "num" }, num(i.ageSeconds, 0)),
@@ -93,16 +155,12 @@ async function refreshAsync() {
     el("td", { class: "num" }, num(q.oldestAgeSeconds, 1)))));
 }
 
-async function setConcurrency(name) {
+function setConcurrency(name) {
   const value = prompt(`Reserved concurrency for ${name} (empty: remove)`);
   if (value === null) return;
   const path = `/2017-10-31/functions/${encodeURIComponent(name)}/concurrency`;
-  const r = value === ""
-    ? await fetch(path, { method: "DELETE" })
-    : await fetch(path, { method: "PUT", headers: { "Content-Type": "application/json" },
-                          body: JSON.stringify({ ReservedConcurrentExecutions: Number(value) }) });
-  if (!r.ok) alert(`PutFunctionConcurrency: HTTP ${r.status} ${await r.text()}`);
-  refreshHost();
+  return act(`concurrency ${name}`, () => value === ""
+    ? lambda("DELETE", path) : lambda("PUT", path, { ReservedConcurrentExecutions: Number(value) }));
 }
 
 // -- invocations and logs ---------------------------------------------------------------
@@ -192,8 +250,10 @@ async function main() {
   renderInvocations();
   renderLogs();
   await Promise.all([refreshHost(), refreshAsync()]);
+  await refreshDetails();
   connect();
   setInterval(() => { refreshHost(); refreshAsync(); }, 2000);
+  setInterval(refreshDetails, 10000);
   document.body.dataset.ready = "true";
 }
 
