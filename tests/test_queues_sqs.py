@@ -16,7 +16,7 @@ import boto3
 import botocore.exceptions
 import pytest
 
-from tests.daemon import EXAMPLES, ROOT, make_function, run_server
+from tests.daemon import EXAMPLES, ROOT, make_function, run_cli, run_server
 
 ARGS = ["--function", f"echo={EXAMPLES / 'shell-echo'}"]
 ACCOUNT = "000000000000"
@@ -284,6 +284,7 @@ async_time_scale = 0.01
 path = "{fn}"
 maximum_retry_attempts = 0
 on_failure = "arn:aws:sqs:us-east-1:{ACCOUNT}:failures"
+dead_letter = "arn:aws:sqs:us-east-1:{ACCOUNT}:dead-letters"
 """)
     with run_server(["--config", str(tmp_path / "rapid.toml")]) as d:
         r = d.request("POST", "/2015-03-31/functions/fail/invocations", b'{"k": 1}',
@@ -296,6 +297,19 @@ on_failure = "arn:aws:sqs:us-east-1:{ACCOUNT}:failures"
         assert record["requestContext"]["condition"] == "RetriesExhausted"
         assert record["requestPayload"] == {"k": 1}
         assert record["responsePayload"]["errorType"] == "Boom"
+        dlq = wait_for(lambda: _url_or_none(sqs, "dead-letters"), 30, "the dead-letter queue")
+        [dead] = sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=20, MessageAttributeNames=["All"])["Messages"]
+        assert json.loads(dead["Body"]) == {"k": 1}  # a dead letter is the event itself
+        attrs = dead["MessageAttributes"]
+        assert attrs["ErrorCode"] == {"StringValue": "200", "DataType": "Number"}
+        assert attrs["ErrorMessage"]["StringValue"] == "nope" and attrs["RequestID"]["StringValue"] == r.headers[
+            "x-amzn-requestid"]
+        from rapid.queues import md5
+
+        assert dead["MD5OfMessageAttributes"] == md5.of_attributes(attrs)
+        sqs.delete_message(QueueUrl=dlq, ReceiptHandle=dead["ReceiptHandle"])
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        assert run_cli(["queue", "--data-dir", str(tmp_path / "data"), "--messages", "failures"]).stdout == ""
 
 
 def _url_or_none(sqs, name):
