@@ -102,3 +102,21 @@ async def test_members_of_the_wrong_type_are_refused_not_crashed_on(journal):
         assert status == 400 and out["__type"].endswith(("SerializationException", "ValidationException", "MissingParameterException",
                                                           "InvalidParameterValueException")), (op, out)
     assert sqs.service.queues == {} and kinesis.service.streams == {}
+
+
+async def test_a_fifo_long_poll_is_answered_when_a_delete_opens_the_group(journal):
+    live = LiveQueues(journal, "us-east-1", "000000000000")
+    api = SqsAPI(live)
+    _, out = await answer(call(api, "CreateQueue", {"QueueName": "g.fifo", "Attributes": {
+        "FifoQueue": "true", "ContentBasedDeduplication": "true"}}))
+    for body in ("first", "second"):
+        await answer(call(api, "SendMessage", {"QueueUrl": out["QueueUrl"], "MessageBody": body,
+                                               "MessageGroupId": "g"}))
+    [first] = await live.receive("g.fifo", 1, visibility=600)
+    waiting = live.receive("g.fifo", 10, wait=20)  # the group is held by "first"
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    await live.delete("g.fifo", [first.receipt])
+    [second] = await asyncio.wait_for(waiting, 5)
+    assert second.body == "second"
+    live.close()

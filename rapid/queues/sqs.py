@@ -25,7 +25,7 @@ Deduplication (FIFO): a ``MessageDeduplicationId`` (or the SHA-256 of the body w
 message id and adds nothing.
 
 Every change is appended to ``Service.changes`` (``("queue", q)``, ``("drop", name)``,
-``("put", q, m)``, ``("delete", id)``, ``("dedup", q, key, record)``): the store writes them,
+``("put", q, m)``, ``("delete", id, q)``, ``("dedup", q, key, record)``): the store writes them,
 and the edge answers only after they are committed.
 """
 
@@ -251,7 +251,7 @@ class Service:
 
     def purge(self, q: Queue) -> None:
         for m in q.messages.values():
-            self.changes.append(("delete", m.id))
+            self.changes.append(("delete", m.id, q))
         q.messages.clear()
 
     # -- messages -------------------------------------------------------------------------
@@ -317,7 +317,7 @@ class Service:
         horizon = now - q.int_attr("MessageRetentionPeriod")
         for m in [m for m in q.messages.values() if m.sent <= horizon]:
             del q.messages[m.id]
-            self.changes.append(("delete", m.id))
+            self.changes.append(("delete", m.id, q))
         for key in [k for k, (exp, _) in q.dedup.items() if exp <= now]:
             del q.dedup[key]
 
@@ -382,7 +382,7 @@ class Service:
         message_id, m = self._find(q, handle)
         if m is not None:
             del q.messages[message_id]
-            self.changes.append(("delete", message_id))
+            self.changes.append(("delete", message_id, q))
 
     def change_visibility(self, q: Queue, handle: Any, timeout: Any, now: float) -> None:
         vt = checks.integer("VisibilityTimeout", timeout, 0, 43200,

@@ -74,12 +74,15 @@ class LiveQueues:
 
     def commit(self, done: Done) -> bool:
         """Write the core's pending changes; ``done(None)`` (or the store's error) once they
-        are on disk, after the waiters of every queue that got a message are served. False,
+        are on disk, after the waiters of every queue that may now give out more are served. False,
         and ``done`` not called, when there was nothing to write."""
         changes, self.service.changes = self.service.changes, []
         if not changes:
             return False
+        # A message put (sent, back in view, redriven) serves waiters; on a FIFO queue so does a
+        # delete, which may open the message group it held.
         touched = {c[1].name for c in changes if c[0] == "put"}
+        touched.update(c[2].name for c in changes if c[0] == "delete" and c[2].fifo)
 
         def committed(exc: BaseException | None) -> None:
             if exc is None:
