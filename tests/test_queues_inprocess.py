@@ -120,3 +120,16 @@ async def test_a_fifo_long_poll_is_answered_when_a_delete_opens_the_group(journa
     [second] = await asyncio.wait_for(waiting, 5)
     assert second.body == "second"
     live.close()
+
+
+async def test_a_batch_entry_of_the_wrong_type_fails_alone(journal):
+    live = LiveQueues(journal, "us-east-1", "000000000000")
+    api = SqsAPI(live)
+    _, out = await answer(call(api, "CreateQueue", {"QueueName": "b"}))
+    status, res = await answer(call(api, "SendMessageBatch", {"QueueUrl": out["QueueUrl"], "Entries": [
+        {"Id": "good", "MessageBody": "ok"}, {"Id": "bad", "MessageBody": "x", "MessageAttributes": {"a": 1}}]}))
+    assert status == 200 and [e["Id"] for e in res["Successful"]] == ["good"]
+    assert [e["Id"] for e in res["Failed"]] == ["bad"]
+    [m] = await live.receive("b", 10)
+    assert m.body == "ok"
+    live.close()

@@ -29,6 +29,15 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
 
+_WRONG_TYPE = (TypeError, AttributeError, KeyError, ValueError)  # what a member of the wrong type raises
+
+
+def _failed_entry(entry_id: str, exc: BaseException) -> dict[str, Any]:
+    if not isinstance(exc, SqsError):
+        exc = err.serialization(f"A member of entry {entry_id} does not have the expected type.")
+    return {"Id": entry_id, "SenderFault": True, "Code": exc.query_code, "Message": exc.message}
+
+
 def error_response(exc: SqsError, rid: str) -> tuple[int, bytes, list[tuple[str, str]]]:
     body = _encode({"__type": exc.type, "message": exc.message})
     return exc.status, body, [("Content-Type", CONTENT_TYPE), ("x-amzn-RequestId", rid),
@@ -71,7 +80,7 @@ class SqsAPI:
             self._rid = rid
             try:
                 result = handler(body, req, self.clock())
-            except (TypeError, AttributeError, KeyError, ValueError) as exc:  # a member of the wrong type
+            except _WRONG_TYPE as exc:  # a member of the wrong type
                 raise err.serialization(f"A member of the request does not have the type {op} expects "
                                         f"({type(exc).__name__}: {exc}).") from None
         except SqsError as exc:
@@ -214,8 +223,8 @@ class SqsAPI:
         for e in entries:
             try:
                 ok.append({"Id": e["Id"], **self._sent(self.service.send(q, e, now))})
-            except SqsError as exc:
-                failed.append({"Id": e["Id"], "SenderFault": True, "Code": exc.query_code, "Message": exc.message})
+            except (SqsError, *_WRONG_TYPE) as exc:  # this entry fails alone; the others stand
+                failed.append(_failed_entry(e["Id"], exc))
         return {"Successful": ok, "Failed": failed}
 
     def op_DeleteMessage(self, body: dict[str, Any], req: Any, now: float) -> dict[str, Any]:
@@ -243,8 +252,8 @@ class SqsAPI:
             try:
                 apply(e)
                 ok.append({"Id": e["Id"]})
-            except SqsError as exc:
-                failed.append({"Id": e["Id"], "SenderFault": True, "Code": exc.query_code, "Message": exc.message})
+            except (SqsError, *_WRONG_TYPE) as exc:
+                failed.append(_failed_entry(e["Id"], exc))
         return {"Successful": ok, "Failed": failed}
 
     def op_ReceiveMessage(self, body: dict[str, Any], req: Any, now: float) -> Any:
