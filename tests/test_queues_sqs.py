@@ -13,6 +13,7 @@ import threading
 import time
 
 import boto3
+import botocore.config
 import botocore.exceptions
 import pytest
 
@@ -399,3 +400,46 @@ def test_off_loopback_the_queues_need_credentials(tmp_path):
         with pytest.raises(botocore.exceptions.ClientError) as e:
             client(d).list_queues()  # the wrong keys
         assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+@pytest.mark.slow
+def test_kill_9_under_load_loses_no_acknowledged_send(tmp_path):
+    """Senders keep sending while the daemon is killed: every SendMessage that was answered
+    200 is on disk after the restart (answered only after the commit)."""
+    data = tmp_path / "data"
+    acked: list[str] = []
+    lock = threading.Lock()
+    with run_server([*ARGS, "--data-dir", str(data)], expect_exit=None) as d:
+        url = client(d).create_queue(QueueName="load")["QueueUrl"]
+
+        def sender():
+            sqs = boto3.client("sqs", endpoint_url=d.url, region_name="us-east-1", aws_access_key_id="k",
+                               aws_secret_access_key="s",
+                               config=botocore.config.Config(retries={"max_attempts": 0}, connect_timeout=2,
+                                                             read_timeout=5))
+            while True:
+                try:
+                    mid = sqs.send_message(QueueUrl=url, MessageBody="m")["MessageId"]
+                except Exception:
+                    return  # the daemon is gone
+                with lock:
+                    acked.append(mid)
+
+        threads = [threading.Thread(target=sender) for _ in range(6)]
+        for t in threads:
+            t.start()
+        wait_for(lambda: len(acked) >= 300, 60, "300 acknowledged sends")
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait(10)
+        for t in threads:
+            t.join(30)
+    with run_server([*ARGS, "--data-dir", str(data)]) as d:
+        sqs = client(d)
+        seen: set[str] = set()
+        while True:
+            got = sqs.receive_message(QueueUrl=url.replace(url.split("/")[2], d.url.split("/")[2]),
+                                      MaxNumberOfMessages=10, VisibilityTimeout=600).get("Messages", [])
+            if not got:
+                break
+            seen.update(m["MessageId"] for m in got)
+        assert set(acked) <= seen, f"{len(set(acked) - seen)} acknowledged messages lost"
