@@ -7,8 +7,10 @@ Layout, read as the architecture:
 - ``api/``         the thin edges: the Runtime API (one server per instance) and the Invoke API.
 - ``supervisor/``  everything about processes: spawn, environment, output, memory, kill.
 - ``host/``        the glue that carries out what the core decides: functions, instances.
-- ``config.py``, ``cli.py``, ``logs.py``, ``daemon.py``: configuration, command line, log
-  stream and the wiring of it all.
+- ``lab/``        a runtime under test: rapid's host in-process with its Runtime API tapped,
+                   for ``rapid check`` (the contract) and ``rapid bench`` (the cost).
+- ``cli/``         the command line, one module per subcommand.
+- ``config.py``, ``logs.py``, ``daemon.py``: configuration, log stream, and the wiring of it all.
 """
 
 __version__ = "0.1.0"

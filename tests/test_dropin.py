@@ -4,13 +4,14 @@ runs the documented way."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
+from pathlib import Path
 
 import pytest
 
-from tests.daemon import ROOT, run_server
+from tests.daemon import run_server
+from tests.node_ric import require_node_ric
 
 # A runtime on the test's Python that answers its own view: name, handler, argv.
 PROBE = """import http.client, json, os, sys
@@ -62,26 +63,19 @@ def test_handler_flag_and_a_one_word_command(probe_dir):
         assert d.invoke("function", {}).json()["handler"] == "from.env"  # one word: nothing taken
 
 
-NODE_RIC = ROOT / ".cache" / "node-ric" / "node_modules"
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not (NODE_RIC / ".bin" / "aws-lambda-ric").exists() and not os.environ.get("CI"),
-    reason="the npm aws-lambda-ric is not installed (.ci/steps/30-node-ric.sh installs it)",
-)
 @pytest.mark.parametrize("style", ["npx", "bin"])
 def test_the_official_node_client_in_drop_in_mode(tmp_path, style):
     """`rapid serve -- npx aws-lambda-ric index.handler`, as the client's README says to run it."""
-    assert (NODE_RIC / ".bin" / "aws-lambda-ric").exists(), "CI must install aws-lambda-ric"
+    command = require_node_ric()
     assert shutil.which("npx"), "npx is missing"
-    (tmp_path / "node_modules").symlink_to(NODE_RIC)
+    (tmp_path / "node_modules").symlink_to(Path(command).parent.parent)
     (tmp_path / "index.js").write_text(
         "exports.handler = async (event, context) => ({ got: event, name: context.functionName,\n"
         "  handler: process.env._HANDLER });\n"
         "exports.fail = async () => { throw new TypeError('nope'); };\n"
     )
-    cmd = ["npx", "aws-lambda-ric"] if style == "npx" else [str(NODE_RIC / ".bin" / "aws-lambda-ric")]
+    cmd = ["npx", "aws-lambda-ric"] if style == "npx" else [command]
     env = {"AWS_LAMBDA_FUNCTION_NAME": "node-fn"}
     with run_server(["--", *cmd, "index.handler"], cwd=tmp_path, env=env) as d:
         reply = d.invoke("function", {"a": 1}, timeout=60)

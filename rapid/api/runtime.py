@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote
 
 import msgspec
@@ -70,6 +70,45 @@ class RuntimeAPI:
         except RuntimeAPIError as exc:
             return Response.json(exc.status, exc.body())
         return Response.json(404, _NOT_FOUND)
+
+
+class RuntimeTap(Protocol):
+    """Something that sees every Runtime API request of every instance and its answer
+    (``rapid check`` and ``rapid bench`` record what a runtime sent through one)."""
+
+    def request(self, instance: Instance, req: Request, conn: HttpConnection) -> object: ...
+
+    def answered(self, record: object, response: Response | None) -> None: ...
+
+
+class TappedRuntimeAPI(RuntimeAPI):
+    """The Runtime API with a tap: the tap sees each request as it arrives and its answer
+    as it goes out (``None`` when the runtime hung up first). Used only when a tap is set
+    on the host, so the plain edge pays nothing for it."""
+
+    __slots__ = ("tap",)
+
+    def __init__(self, instance: Instance, tap: RuntimeTap) -> None:
+        super().__init__(instance)
+        self.tap = tap
+
+    def __call__(self, req: Request, conn: HttpConnection) -> Response | asyncio.Future[Response]:
+        tap = self.tap
+        record = tap.request(self.instance, req, conn)
+        result = RuntimeAPI.__call__(self, req, conn)
+        if isinstance(result, Response):
+            tap.answered(record, result)
+        else:  # runs before the connection's own callback writes the answer
+            result.add_done_callback(
+                lambda fut: tap.answered(record, None if fut.cancelled() or fut.exception() else fut.result())
+            )
+        return result
+
+
+def runtime_api_for(instance: Instance) -> RuntimeAPI:
+    """The Runtime API app for ``instance``'s server: tapped if its host has a tap."""
+    tap: RuntimeTap | None = instance.function.host.runtime_tap
+    return RuntimeAPI(instance) if tap is None else TappedRuntimeAPI(instance, tap)
 
 
 def posted_error_type(req: Request) -> str | None:

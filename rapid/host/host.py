@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rapid.config import Config, FunctionConfig
 from rapid.core.errors import function_not_found, shutting_down
@@ -28,6 +28,9 @@ from rapid.logs import LogSink
 from rapid.supervisor.guardian import Guardian
 from rapid.supervisor.peers import process_tree
 from rapid.supervisor.sandbox import Sandbox
+
+if TYPE_CHECKING:
+    from rapid.api.runtime import RuntimeTap
 
 _SWEEP_SECONDS = 1.0
 
@@ -65,6 +68,8 @@ class Host:
         self.guardian.scratch_folder(self.tmp_root)
         self.max_concurrency = config.max_concurrency
         self._sweeper: asyncio.Task[None] | None = None
+        # Sees every Runtime API request when set (rapid check / bench); None in the daemon.
+        self.runtime_tap: RuntimeTap | None = None
 
     def add(self, name: str, config: FunctionConfig, code: Code, *, tagged: bool) -> Function:
         fn = Function(self, name, config, code, tagged=tagged)

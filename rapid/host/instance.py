@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from rapid.api.runtime import RuntimeAPI, posted_error_type, trailer_error
+from rapid.api.runtime import posted_error_type, runtime_api_for, trailer_error
 from rapid.core import report
 from rapid.core.errors import (
     MAX_RUNTIME_RESPONSE,
@@ -107,7 +107,7 @@ class Instance:
         fn = self.function
         host = fn.host
         try:
-            self.server = await serve(RuntimeAPI(self), "127.0.0.1", 0, MAX_RUNTIME_RESPONSE)
+            self.server = await serve(runtime_api_for(self), "127.0.0.1", 0, MAX_RUNTIME_RESPONSE)
         except OSError as exc:
             self._init_failed(FunctionError("Sandbox.Failure", f"Runtime API: {exc}"), None, "failure")
             return

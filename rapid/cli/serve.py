@@ -1,19 +1,14 @@
-"""The command line: ``rapid serve [options] [-- CMD [ARGS...]]``."""
+"""``rapid serve [options] [-- CMD [ARGS...]]``: serve the Invoke API and run functions."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 
-from rapid import __version__
 from rapid.config import ConfigError, load
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rapid", description="A fast, faithful host for AWS Lambda functions.")
-    p.add_argument("--version", action="version", version=f"rapid {__version__}")
-    sub = p.add_subparsers(dest="command_name", required=True)
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s = sub.add_parser(
         "serve",
         help="serve the Invoke API and run functions",
@@ -43,31 +38,17 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--allow-unauthenticated", dest="allow_unauthenticated", action="store_const", const="true",
                    help="an open management API on a non-loopback --host [RAPID_ALLOW_UNAUTHENTICATED]")
     s.add_argument("--region", help="the region in ARNs and AWS_REGION (default us-east-1) [AWS_REGION]")
-    from rapid.events.cli import add_parser
-
-    add_parser(sub)  # rapid queue
-    return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    command = None
-    if "--" in args:
-        at = args.index("--")
-        args, command = args[:at], args[at + 1 :]
-    ns = _parser().parse_args(args)
-    if ns.command_name == "queue":
-        from rapid.events.cli import main as queue_main
-
-        return queue_main(ns)
+def run(ns: argparse.Namespace, command: list[str] | None) -> int:
     values = {k: v for k, v in vars(ns).items() if k != "command_name"}
     if command:
         values["command"] = command
     try:
         config = load(values)
-        from rapid.daemon import run
+        from rapid.daemon import run as serve_forever
 
-        return run(config)
+        return serve_forever(config)
     except ConfigError as exc:
         print(f"rapid: error: {exc}", file=sys.stderr)
         return 2
