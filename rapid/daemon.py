@@ -40,6 +40,10 @@ from rapid.registry.code_store import CodeStore
 from rapid.registry.registry import Registry
 from rapid.registry.sqlite_store import SQLiteRegistryStore
 from rapid.registry.store import RegistryStoreError
+from rapid.queues.sqs_api import SqsAPI
+from rapid.queues.sqs_live import LiveQueues
+from rapid.queues.store import Journal
+from rapid.streams.kinesis_api import KinesisAPI
 
 
 def say(text: str) -> None:
@@ -96,6 +100,13 @@ async def serve_forever(config: Config) -> int:
         ctx = Context(host, registry, deployment)
         for part in (FunctionsAPI(ctx), VersionsAPI(ctx), LayersAPI(ctx), ConcurrencyAPI(ctx)):
             app.add(part)
+        journal = Journal(data_dir)  # the built-in queues and streams
+        undo.callback(journal.close)
+        queues = LiveQueues(journal, host.region, config.account_id)  # the pollers' way in: .receive, .delete
+        undo.callback(queues.close)
+        app.targets["AmazonSQS"] = SqsAPI(queues)
+        app.targets["Kinesis_20131202"] = KinesisAPI(journal, host.region, config.account_id)
+        journal.start(asyncio.get_running_loop())
         try:
             limits = Limits(
                 header_timeout=config.http_header_timeout, idle_timeout=config.http_idle_timeout, answer_after_eof=True

@@ -94,3 +94,16 @@ def test_stream_benchmark_runs(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "machine:" in proc.stdout and "ratio rapid / direct" in proc.stdout
     assert_no_leaks(home)
+
+
+def test_queues_benchmark_runs(tmp_path):
+    home = tempfile.mkdtemp(prefix="rapid-test-home-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAPID_", "AWS_LAMBDA_"))}
+    env["HOME"] = home
+    out = tmp_path / "queues.json"
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.queues", "-n", "40", "--rounds", "1", "--clients", "4",
+                           "--json", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "sqs/event accepts:" in proc.stdout and "kinesis/event accepts:" in proc.stdout
+    assert set(json.loads(out.read_text())["medians"]) == {"event", "sqs", "kinesis"}
+    assert_no_leaks(home)

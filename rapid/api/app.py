@@ -37,6 +37,9 @@ class App:
         self.guard = guard
         # The dashboard serves loopback peers only and streams on the connection itself.
         self.dashboard = DashboardAPI(invoke.host, invoke, invoke.events)
+        # JSON-protocol services (``POST /``) by their X-Amz-Target prefix: "AmazonSQS" and
+        # "Kinesis_20131202" (rapid.queues, rapid.streams); management calls, so guarded.
+        self.targets: dict[str, Callable[[Request, str], Response | asyncio.Future[Response]]] = {}
         self.router = Router()
         r = self.router
         r.add("POST", "/2015-03-31/functions/{name}/invocations", self._invoke, management=False)
@@ -57,6 +60,11 @@ class App:
     def __call__(self, req: Request, conn: HttpConnection) -> Response | asyncio.Future[Response]:
         rid = request_id()
         try:
+            target = req.headers.get("x-amz-target")
+            if target is not None and (service := self.targets.get(target.partition(".")[0])) is not None:
+                if self.guard is not None:
+                    self.guard.check(req)
+                return service(req, rid)
             found = self.router.match(req.method, req.path)
             if not isinstance(found, tuple):
                 if req.path.startswith(DASHBOARD):  # after the routes: /_rapid/code/ is the API's

@@ -59,7 +59,14 @@ def main(ns: argparse.Namespace) -> int:
         db = connect(path, readonly=True)
         try:
             if ns.messages:
-                for msg in read_messages(db, ns.messages):
+                # the built-in queue (queues.db), then records not yet moved there from events.db
+                from rapid.queues.sqs_rows import read_messages as read_queue
+
+                qpath = os.path.join(data_dir, "queues.db")
+                found = read_queue(qpath, ns.messages) if os.path.exists(qpath) else []
+                seen = {m["MessageId"] for m in found}
+                found += [m for m in read_messages(db, ns.messages) if m["MessageId"] not in seen]
+                for msg in found:
                     print(json.dumps(msg))
                 return 0
             text = metrics.render(read_snapshot(db))

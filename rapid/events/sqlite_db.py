@@ -270,7 +270,26 @@ def read_snapshot(db: sqlite3.Connection) -> Snapshot:
     counters = {(f, n): v for f, n, v in db.execute("SELECT function, name, value FROM counters")}
     deliveries = dict(db.execute("SELECT function, COUNT(*) FROM deliveries GROUP BY function").fetchall())
     queues = dict(db.execute("SELECT queue, COUNT(*) FROM messages GROUP BY queue").fetchall())
+    for queue, n in _built_in_queue_depths(db).items():  # records already moved to the built-in SQS
+        queues[queue] = queues.get(queue, 0) + n
     return Snapshot(time.time(), depth, running, oldest, counters, deliveries, queues)
+
+
+def _built_in_queue_depths(db: sqlite3.Connection) -> dict[str, int]:
+    """Messages per queue in ``queues.db`` beside this database (rapid.queues)."""
+    main = next((row[2] for row in db.execute("PRAGMA database_list") if row[1] == "main"), "")
+    path = Path(main).with_name("queues.db") if main else None
+    if path is None or not path.exists():
+        return {}
+    try:
+        other = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            other.execute("PRAGMA busy_timeout=1000")
+            return dict(other.execute("SELECT queue, COUNT(*) FROM sqs_messages GROUP BY queue").fetchall())
+        finally:
+            other.close()
+    except sqlite3.Error:
+        return {}
 
 
 def read_messages(db: sqlite3.Connection, queue_name: str) -> list[dict[str, Any]]:
