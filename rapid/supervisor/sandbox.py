@@ -203,6 +203,7 @@ class Sandbox:
                         os.makedirs(os.path.dirname(path), exist_ok=True)
                         open(path, "a").close()
                     mount(f"/proc/self/fd/{fd}", path, None, _MS_BIND | _MS_REC, None)
+                    mount(None, path, None, _locked_down(path), None)  # never writable, nosuid, nodev
                     os.close(fd)
                 for path in readonly:
                     if os.path.isdir(path):
@@ -325,6 +326,15 @@ def _needed_paths(code: Code) -> list[str]:
         if interpreter:
             paths.append(os.path.dirname(os.path.realpath(interpreter)))
         paths += [a for a in code.argv[1:] if os.path.isabs(a) and os.path.exists(a)]
+        # A runtime installed under /tmp outside the function's own folders (a package of
+        # node_modules, a venv) needs its whole installation, not only its entry script's
+        # folder: its top folder under /tmp is bound in (read-only, like every bind here).
+        own = (code.task_root, code.runtime_dir)
+        for entry in [exe, *(os.path.realpath(a) for a in code.argv[1:] if os.path.isabs(a))]:
+            if _under(entry, "/tmp") and not any(_under(entry, o) for o in own):
+                top = entry.split("/")[2] if entry.count("/") >= 2 else ""
+                if top:
+                    paths.append(f"/tmp/{top}")
     out: list[str] = []
     for p in paths:
         p = os.path.abspath(p)
