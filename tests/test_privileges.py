@@ -140,3 +140,33 @@ def test_code_is_mounted_read_only_nosuid_nodev(tmp_path):
         options = [line.split()[5].split(",") for line in mounts if line.split()[4] == task_root]
         assert options, f"no mount at {task_root}"
         assert {"ro", "nosuid", "nodev"} <= set(options[-1])
+
+
+def test_a_runtime_installed_under_tmp_has_its_whole_installation_read_only(tmp_path):
+    """A runtime outside the function's folder, under the host's /tmp, in several files
+    (as node_modules/.bin/x or a venv are): the private /tmp would hide all but its entry
+    script's folder. Its top folder under /tmp is bound in, read-only."""
+    install = Path(tempfile.mkdtemp(prefix="rapid-test-install-", dir="/tmp"))
+    try:
+        install.chmod(0o755)
+        (install / "lib").mkdir(mode=0o755)
+        (install / "bin").mkdir(mode=0o755)
+        (install / "lib" / "probe_impl.py").write_text(PROBE.split("\n", 1)[1])
+        entry = install / "bin" / "runtime"
+        entry.write_text(
+            "#!/usr/bin/python3\nimport os, sys\n"
+            "sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), '..', 'lib'))\n"
+            "import probe_impl\n"
+        )
+        entry.chmod(0o755)
+        task = tmp_path / "task"
+        task.mkdir()
+        with run_server(["--", str(entry)], cwd=task) as d:
+            ids = d.invoke("function", {}).json()
+            assert "uid" in ids, ids
+            if not any("private tmpfs per instance" in line for line in d.stderr):
+                return  # no mount namespace here: nothing was hidden
+            out = d.invoke("function", {"run": ["/usr/bin/touch", str(install / "lib" / "x")]}).json()
+            assert out["rc"] != 0 and "Read-only file system" in out["stderr"], out
+    finally:
+        shutil.rmtree(install, ignore_errors=True)
