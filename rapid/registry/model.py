@@ -80,6 +80,30 @@ class LayerVersion(Struct, frozen=True, kw_only=True):
     created: str
 
 
+class Cors(Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A function URL's CORS settings, as CreateFunctionUrlConfig's ``Cors`` gives them."""
+
+    allow_credentials: bool | None = None
+    allow_headers: tuple[str, ...] | None = None
+    allow_methods: tuple[str, ...] | None = None
+    allow_origins: tuple[str, ...] | None = None
+    expose_headers: tuple[str, ...] | None = None
+    max_age: int | None = None
+
+
+class FunctionUrl(Struct, frozen=True, kw_only=True):
+    """A function URL: the function (or alias) it invokes and how (``rapid.registry.urls``)."""
+
+    function: str
+    qualifier: str | None  # an alias name, or None for the unqualified function ($LATEST)
+    url_id: str  # 32 lowercase alphanumerics: the host's first label
+    auth_type: str  # NONE | AWS_IAM
+    invoke_mode: str = "BUFFERED"  # BUFFERED | RESPONSE_STREAM
+    cors: Cors | None = None
+    created: str  # ISO 8601, as AWS gives CreationTime
+    modified: str
+
+
 class FunctionSettings(Struct, frozen=True, kw_only=True):
     """What belongs to the function rather than to one version."""
 
