@@ -6,7 +6,7 @@ import base64
 import json
 
 from rapid.core import url_event
-from rapid.registry.model import Cors
+from rapid.core.url_event import Cors
 
 
 def _event(**kw):  # type: ignore[no-untyped-def]

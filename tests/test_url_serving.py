@@ -126,6 +126,9 @@ async def test_the_event_is_payload_format_2(daemon: Daemon, app_url, by: str) -
     assert "cookie" not in event["headers"]
     assert event["headers"]["x-custom"] == "one" and event["headers"]["content-type"] == "application/json"
     assert all(k == k.lower() for k in event["headers"])
+    assert event["headers"]["x-forwarded-for"] == "127.0.0.1" and event["headers"]["x-forwarded-proto"] == "http"
+    assert event["headers"]["x-forwarded-port"] == str(daemon.port)
+    assert event["headers"]["x-amzn-trace-id"].startswith("Root=1-")
     assert event["body"] == '{"hello": "world"}' and event["isBase64Encoded"] is False
     assert "pathParameters" not in event and "stageVariables" not in event
     ctx = event["requestContext"]

@@ -45,7 +45,6 @@ from rapid.core.errors import MAX_SYNC_REQUEST, ServiceError
 from rapid.core.invocation import Invocation
 from rapid.core.naming import Target, function_arn, trace_id
 from rapid.http.message import Request, Response, StreamingResponse
-from rapid.registry.model import FunctionUrl
 
 if TYPE_CHECKING:
     from rapid.api.invoke import InvokeAPI
@@ -126,8 +125,16 @@ class UrlServer:
             return _message(exc.status, exc.message, rid, exc.code)
         now = time.time()
         peer = conn.peer[0] if conn.peer else "127.0.0.1"
+        trace = req.headers.get("x-amzn-trace-id") or trace_id(now)
+        headers = dict(req.headers)
+        # What Lambda's front end adds: the client's address, the scheme and port it used, a trace.
+        forwarded = headers.get("x-forwarded-for")
+        headers["x-forwarded-for"] = f"{forwarded}, {peer}" if forwarded else peer
+        headers["x-forwarded-proto"] = "http"
+        headers["x-forwarded-port"] = str(_local_port(conn))
+        headers["x-amzn-trace-id"] = trace
         payload = _encode(url_event.event(
-            req.method, path, req.query, req.headers, bytes(req.body), url_id=url.url_id, domain=domain,
+            req.method, path, req.query, headers, bytes(req.body), url_id=url.url_id, domain=domain,
             source_ip=peer, request_id=rid, now=now,
             account_id="anonymous" if authorizer is None else self.account, authorizer=authorizer,
         ))
@@ -137,7 +144,7 @@ class UrlServer:
         inv = Invocation(
             request_id=rid, payload=payload,
             function_arn=function_arn(self.region, self.account, fn.name, url.qualifier),
-            timeout=fn.timeout, trace_id=req.headers.get("x-amzn-trace-id") or trace_id(),
+            timeout=fn.timeout, trace_id=trace,
         )
         fut: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         extra = url_event.cors_headers(cors, origin) + [("x-amzn-RequestId", rid)]
@@ -170,6 +177,12 @@ class UrlServer:
 
     def __repr__(self) -> str:
         return f"<UrlServer urls={len(self.registry.urls.by_id)} region={self.region}>"
+
+
+def _local_port(conn: HttpConnection) -> int:
+    transport = conn.transport
+    sock = transport.get_extra_info("sockname") if transport is not None else None
+    return int(sock[1]) if isinstance(sock, tuple) and len(sock) >= 2 else 0
 
 
 def _with_cors(headers: list[tuple[str, str]], extra: list[tuple[str, str]], has_cors: bool) -> list[tuple[str, str]]:

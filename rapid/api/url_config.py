@@ -21,7 +21,8 @@ from rapid.api.shapes import Context, body_of, no_content, ok, page, query_of
 from rapid.core.errors import ServiceError, invalid_parameter, validation
 from rapid.http.message import Request, Response
 from rapid.http.router import Router
-from rapid.registry.model import Cors, FunctionUrl
+from rapid.core.url_event import Cors
+from rapid.registry.model import FunctionUrl
 from rapid.registry.registry import conflict, not_found
 
 _PREFIX = "/2021-10-31/functions/{name}"

@@ -41,8 +41,19 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 import msgspec
+from msgspec import Struct
 
-from rapid.registry.model import Cors
+class Cors(Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A function URL's CORS settings, as CreateFunctionUrlConfig's ``Cors`` gives them
+    (stored in the registry's ``FunctionUrl``)."""
+
+    allow_credentials: bool | None = None
+    allow_headers: tuple[str, ...] | None = None
+    allow_methods: tuple[str, ...] | None = None
+    allow_origins: tuple[str, ...] | None = None
+    expose_headers: tuple[str, ...] | None = None
+    max_age: int | None = None
+
 
 PRELUDE_TYPE = "application/vnd.awslambda.http-integration-response"
 DELIMITER = b"\0" * 8

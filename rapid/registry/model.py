@@ -16,6 +16,8 @@ import uuid
 import msgspec
 from msgspec import Struct
 
+from rapid.core.url_event import Cors
+
 
 class CodeRef(Struct, frozen=True, kw_only=True):
     sha256: str  # hex of the ZIP's SHA-256; its name in the code store
@@ -78,17 +80,6 @@ class LayerVersion(Struct, frozen=True, kw_only=True):
     compatible_architectures: tuple[str, ...] = ()
     license_info: str | None = None
     created: str
-
-
-class Cors(Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """A function URL's CORS settings, as CreateFunctionUrlConfig's ``Cors`` gives them."""
-
-    allow_credentials: bool | None = None
-    allow_headers: tuple[str, ...] | None = None
-    allow_methods: tuple[str, ...] | None = None
-    allow_origins: tuple[str, ...] | None = None
-    expose_headers: tuple[str, ...] | None = None
-    max_age: int | None = None
 
 
 class FunctionUrl(Struct, frozen=True, kw_only=True):

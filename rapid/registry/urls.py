@@ -18,7 +18,8 @@ import time
 import msgspec
 
 from rapid.core.errors import ServiceError
-from rapid.registry.model import Cors, FunctionUrl, encode
+from rapid.core.url_event import Cors
+from rapid.registry.model import FunctionUrl, encode
 from rapid.registry.store import RegistryStore
 
 _ALPHABET = string.ascii_lowercase + string.digits
