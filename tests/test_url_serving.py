@@ -63,6 +63,20 @@ exports.handler = awslambda.streamifyResponse(async (event, responseStream) => {
 '''
 
 
+# The bundled Python runtime streams a generator; a first item with statusCode is the HTTP head.
+STREAM_PY = r'''
+import os, time
+
+def handler(event, context):
+    gate = (event.get("queryStringParameters") or {}).get("gate")
+    yield {"statusCode": 202, "headers": {"content-type": "text/csv"}, "cookies": ["p=1"]}
+    yield "a,b\n"
+    while gate and not os.path.exists(gate):
+        time.sleep(0.005)
+    yield b"1,2\n"
+'''
+
+
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     root = tmp_path_factory.mktemp("urls")
@@ -218,6 +232,19 @@ async def test_a_streaming_url_sends_the_prelude_head_then_chunks_as_written(
             assert not gate.exists()  # the rest cannot have been written yet
             gate.touch()
             assert await r.read() == b"second;third"
+    # The bundled Python runtime: a generator whose first item is the head.
+    py = _create(lam, python_zip(STREAM_PY))
+    url_id = lam.create_function_url_config(FunctionName=py, AuthType="NONE",
+                                            InvokeMode="RESPONSE_STREAM")["FunctionUrl"].split("//")[1][:32]
+    gate = tmp_path / "gate-py"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{daemon.port}/lambda-url/{url_id}/?gate={gate}") as r:
+            assert r.status == 202 and r.headers["Content-Type"] == "text/csv"
+            assert r.headers.getall("Set-Cookie") == ["p=1"]
+            assert await asyncio.wait_for(r.content.readexactly(4), 20) == b"a,b\n"
+            assert not gate.exists()
+            gate.touch()
+            assert await r.read() == b"1,2\n"
     # A buffered function behind a streaming URL: its answer goes out as it was returned.
     plain = _create(lam, python_zip(APP))
     url_id = lam.create_function_url_config(FunctionName=plain, AuthType="NONE",
