@@ -255,7 +255,9 @@ async def test_a_streaming_url_sends_the_prelude_head_then_chunks_as_written(
     assert (status, body) == (502, b"Internal Server Error")
 
 
-async def test_cors_preflight_and_response_headers(daemon: Daemon, lam, app_url) -> None:  # type: ignore[no-untyped-def]
+async def test_cors_preflight_and_response_headers(  # type: ignore[no-untyped-def]
+    daemon: Daemon, lam, app_url,
+) -> None:
     name, url_id = app_url
     lam.update_function_url_config(FunctionName=name, Cors={
         "AllowOrigins": ["http://good.example"], "AllowMethods": ["GET", "POST"], "AllowHeaders": ["x-token"],
@@ -301,13 +303,15 @@ async def test_aws_iam_urls_need_a_signature(tmp_path: Path) -> None:
     with run_server(["--data-dir", str(tmp_path / "state"), "--credentials", str(creds)]) as d:
         lam = client(d, "AKIDRAPID", "s3cret")
         name = _create(lam, python_zip(APP))
-        url_id = lam.create_function_url_config(FunctionName=name, AuthType="AWS_IAM")["FunctionUrl"].split("//")[1][:32]
+        made = lam.create_function_url_config(FunctionName=name, AuthType="AWS_IAM")
+        url_id = made["FunctionUrl"].split("//")[1][:32]
         target = f"http://127.0.0.1:{d.port}/lambda-url/{url_id}/event"
         status, _, body = await _get(d, url_id, "/event", by="path")
         assert (status, json.loads(body)) == (403, {"Message": "Forbidden"})
         status, _, _ = await _get(d, url_id, "/event", by="path", headers=_signed(target, "GET", "AKIDRAPID", "wrong"))
         assert status == 403
-        status, _, body = await _get(d, url_id, "/event", by="path", headers=_signed(target, "GET", "AKIDRAPID", "s3cret"))
+        signed = _signed(target, "GET", "AKIDRAPID", "s3cret")
+        status, _, body = await _get(d, url_id, "/event", by="path", headers=signed)
         assert status == 200, body
         ctx = json.loads(body)["requestContext"]
         assert ctx["authorizer"]["iam"]["accessKey"] == "AKIDRAPID" and ctx["accountId"] == "000000000000"

@@ -70,9 +70,9 @@ class App:
         rid = request_id()
         urls = self.urls
         if urls is not None and (req.target.startswith(URL_PATH) or ".lambda-url." in req.headers.get("host", "")):
-            found = urls(req, conn, rid)
-            if found is not None:
-                return found
+            answer = urls(req, conn, rid)
+            if answer is not None:
+                return answer
         try:
             found = self.router.match(req.method, req.path)
             if not isinstance(found, tuple):
