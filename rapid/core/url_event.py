@@ -97,7 +97,7 @@ def event(
     out: dict[str, Any] = {"version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": query}
     cookie = headers.get("cookie")
     if cookie:
-        out["cookies"] = [c.strip() for c in cookie.replace(";,", ";").split(";") if c.strip()]
+        out["cookies"] = [c.strip() for c in cookie.split(";") if c.strip()]
     out["headers"] = hdrs
     if query:
         out["queryStringParameters"] = _query(query)
