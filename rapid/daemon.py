@@ -23,6 +23,7 @@ from rapid.api.guard import Guard, is_loopback, read_credentials
 from rapid.api.invoke import InvokeAPI
 from rapid.api.layers import LayersAPI
 from rapid.api.shapes import MAX_CONTROL_REQUEST, Context
+from rapid.api.url_config import FunctionUrlsAPI
 from rapid.api.versions import VersionsAPI
 from rapid.config import Config, ConfigError
 from rapid.core.errors import MAX_SYNC_REQUEST
@@ -98,7 +99,8 @@ async def serve_forever(config: Config) -> int:
         deployment.on_change(lambda event, name, _: _tell_events(events, event, name))
         app = App(InvokeAPI(host, ready=lambda: True, events=events), ready=lambda: True, guard=_guard(config))
         ctx = Context(host, registry, deployment)
-        for part in (FunctionsAPI(ctx), VersionsAPI(ctx), LayersAPI(ctx), ConcurrencyAPI(ctx)):
+        url_configs = FunctionUrlsAPI(ctx, config.port)
+        for part in (FunctionsAPI(ctx), VersionsAPI(ctx), LayersAPI(ctx), ConcurrencyAPI(ctx), url_configs):
             app.add(part)
         journal = Journal(data_dir)  # the built-in queues and streams
         undo.callback(journal.close)
@@ -107,6 +109,7 @@ async def serve_forever(config: Config) -> int:
         app.targets["AmazonSQS"] = SqsAPI(queues)
         app.targets["Kinesis_20131202"] = KinesisAPI(journal, host.region, config.account_id)
         journal.start(asyncio.get_running_loop())
+        app.serve_urls(registry)
         try:
             limits = Limits(
                 header_timeout=config.http_header_timeout, idle_timeout=config.http_idle_timeout, answer_after_eof=True
@@ -121,6 +124,7 @@ async def serve_forever(config: Config) -> int:
         deployment.started()
         events.start()
         port = server.sockets[0].getsockname()[1]
+        url_configs.port = port  # FunctionUrl addresses name the port actually bound
         names = sorted(host.functions)
         shown = ", ".join(names) if len(names) <= 20 else ", ".join(names[:20]) + f" and {len(names) - 20} more"
         say(f"listening on http://{config.host}:{port} (functions: {shown})")

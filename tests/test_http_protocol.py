@@ -198,12 +198,14 @@ async def test_simple_get_keep_alive_gets_one_response() -> None:
     assert not t.closed
 
 
-async def test_header_names_are_lowercased_and_a_repeat_keeps_the_last() -> None:
+async def test_header_names_are_lowercased_and_a_repeat_joins_its_values() -> None:
     app = App()
     conn, t = connect(app)
     conn.data_received(b"GET / HTTP/1.1\r\nHOST: a\r\nX-Thing: 1\r\nx-thing: 2\r\n\r\n")
-    assert app.requests[0].headers == {"host": "a", "x-thing": "2"}
-    assert len(parse_responses(t.data)) == 1
+    assert app.requests[0].headers == {"host": "a", "x-thing": "1,2"}  # RFC 9110 5.3, as Lambda's URLs see it
+    conn.data_received(b"GET / HTTP/1.1\r\nHost: a\r\nCookie: a=1\r\nCookie: b=2\r\n\r\n")
+    assert app.requests[1].headers["cookie"] == "a=1; b=2"
+    assert len(parse_responses(t.data)) == 2
 
 
 @pytest.mark.parametrize("mode", ["whole", "bytes"])

@@ -8,6 +8,11 @@ under ``/_rapid/`` (``rapid.api.dashboard``: loopback peers only). A handler ret
 ``Response`` (or a future of one) or raises ``ServiceError``, which becomes AWS's REST-JSON
 error here. Management routes pass the ``Guard`` first (``rapid.api.guard``): open on
 loopback, SigV4 or refused elsewhere.
+
+Function URLs (``rapid.api.url``) come before every route: a request whose target starts
+with ``/lambda-url/`` or whose Host names ``<url-id>.lambda-url.<region>.localhost`` is a
+URL's, whatever its method and path. The check is one ``startswith`` and one substring
+search, so Invoke pays next to nothing for it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from rapid.api.errors import render
 from rapid.api.guard import Guard
 from rapid.api import stream
 from rapid.api.invoke import InvokeAPI
+from rapid.api.url import PATH_PREFIX as URL_PATH
+from rapid.api.url import UrlServer
 from rapid.core.errors import ServiceError, unknown_operation
 from rapid.core.naming import request_id
 from rapid.http.message import Request, Response
@@ -35,6 +42,7 @@ class App:
         self.host = invoke.host
         self.ready = ready
         self.guard = guard
+        self.urls: UrlServer | None = None  # function URLs, once the registry exists (serve_urls)
         # The dashboard serves loopback peers only and streams on the connection itself.
         self.dashboard = DashboardAPI(invoke.host, invoke, invoke.events)
         # JSON-protocol services (``POST /``) by their X-Amz-Target prefix: "AmazonSQS" and
@@ -57,8 +65,17 @@ class App:
         """An API object with ``routes(router)``: the control plane's modules."""
         api.routes(self.router)
 
+    def serve_urls(self, registry: Any) -> None:
+        """Serve the registry's function URLs on this port (``rapid.api.url``)."""
+        self.urls = UrlServer(self.invoke_api, registry, self.guard)
+
     def __call__(self, req: Request, conn: HttpConnection) -> Response | asyncio.Future[Response]:
         rid = request_id()
+        urls = self.urls
+        if urls is not None and (req.target.startswith(URL_PATH) or ".lambda-url." in req.headers.get("host", "")):
+            answer = urls(req, conn, rid)
+            if answer is not None:
+                return answer
         try:
             target = req.headers.get("x-amz-target")
             if target is not None and (service := self.targets.get(target.partition(".")[0])) is not None:

@@ -16,7 +16,7 @@ class Request:
     def __init__(self, method: str, target: str) -> None:
         self.method = method
         self.target = target  # path and query, undecoded
-        self.headers: dict[str, str] = {}  # names lowercased; a repeated header keeps the last
+        self.headers: dict[str, str] = {}  # names lowercased; a repeated header's values joined by commas
         self.trailers: dict[str, str] = {}
         self.body: bytes | bytearray = b""
         self.too_large = False  # the body passed the protocol's limit and was dropped

@@ -213,7 +213,11 @@ class HttpConnection(asyncio.Protocol):
         # llhttp reports trailer fields through the same callback after the headers are
         # complete: they belong to this request's trailers, never to the next request.
         target = self._req.headers if self._in_headers else self._req.trailers
-        target[name.decode("latin-1").lower()] = value.decode("latin-1")
+        key = name.decode("latin-1").lower()
+        if key in target:  # a repeated field is the list of its values (RFC 9110 5.3; cookies: RFC 6265 5.4)
+            target[key] += ("; " if key == "cookie" else ",") + value.decode("latin-1")
+        else:
+            target[key] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         if self._req is None:

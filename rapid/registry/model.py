@@ -16,6 +16,8 @@ import uuid
 import msgspec
 from msgspec import Struct
 
+from rapid.core.url_event import Cors
+
 
 class CodeRef(Struct, frozen=True, kw_only=True):
     sha256: str  # hex of the ZIP's SHA-256; its name in the code store
@@ -78,6 +80,19 @@ class LayerVersion(Struct, frozen=True, kw_only=True):
     compatible_architectures: tuple[str, ...] = ()
     license_info: str | None = None
     created: str
+
+
+class FunctionUrl(Struct, frozen=True, kw_only=True):
+    """A function URL: the function (or alias) it invokes and how (``rapid.registry.urls``)."""
+
+    function: str
+    qualifier: str | None  # an alias name, or None for the unqualified function ($LATEST)
+    url_id: str  # 32 lowercase alphanumerics: the host's first label
+    auth_type: str  # NONE | AWS_IAM
+    invoke_mode: str = "BUFFERED"  # BUFFERED | RESPONSE_STREAM
+    cors: Cors | None = None
+    created: str  # ISO 8601, as AWS gives CreationTime
+    modified: str
 
 
 class FunctionSettings(Struct, frozen=True, kw_only=True):

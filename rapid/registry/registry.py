@@ -30,6 +30,7 @@ from rapid.registry.model import (
     Alias, CodeRef, FunctionSettings, LayerVersion, Settings, VersionSpec, b64_sha, encode, now_text, revision,
 )
 from rapid.registry.store import RegistryStore
+from rapid.registry.urls import FunctionUrls
 
 _NO_ROUTES: Mapping[str, Route] = {}
 Listener = Callable[[str, str, str | None], None]  # (event, function name, version)
@@ -62,6 +63,7 @@ class Registry:
         self.aliases: dict[str, dict[str, Alias]] = {}
         self.settings: dict[str, FunctionSettings] = {}
         self.layer_versions = Layers(store, code, region, account)
+        self.urls = FunctionUrls(store)  # function URLs, of these functions and of declared ones
         self.listeners: list[Listener] = []
         self.declared: set[str] = set()  # names the configuration holds (read-only here)
         self._routes: dict[str, dict[str, Route]] = {}
@@ -82,6 +84,7 @@ class Registry:
         for key, body in self.store.load("function"):
             self.settings[key] = dec(FunctionSettings).decode(body)
         self.layer_versions.load()
+        self.urls.load()
         for name in list(self.latest):
             self.settings.setdefault(name, FunctionSettings())
             self._reroute(name)
@@ -261,6 +264,7 @@ class Registry:
         self.aliases.pop(name, None)
         self._routes.pop(name, None)
         self.settings.pop(name, None)
+        self.urls.function_deleted(name)
         self._tell("delete", name, None)
 
     def _put_latest(self, spec: VersionSpec) -> None:
@@ -341,6 +345,7 @@ class Registry:
         if alias in self.aliases.get(name, {}):
             self.store.delete("alias", f"{name}/{alias}")
             del self.aliases[name][alias]
+            self.urls.delete(name, alias)
             self._reroute(name)
             self._tell("alias", name, alias)
 

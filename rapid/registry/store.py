@@ -4,7 +4,7 @@ The registry keeps everything in memory and writes each change through the store
 answers, so a store needs only four operations. ``SQLiteStore`` is the embedded default; a
 distributed store (a JetStream KV bucket per kind) fits the same interface.
 
-Kinds: ``version`` (key ``name/version``), ``alias`` (``name/alias``), ``layer``
+Kinds: ``version`` (key ``name/version``), ``alias`` (``name/alias``), ``url`` (``name/alias``), ``layer``
 (``layer/version``), ``function`` (``name``: the function's own settings).
 """
 
