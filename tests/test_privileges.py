@@ -142,31 +142,37 @@ def test_code_is_mounted_read_only_nosuid_nodev(tmp_path):
         assert {"ro", "nosuid", "nodev"} <= set(options[-1])
 
 
-def test_a_runtime_installed_under_tmp_has_its_whole_installation_read_only(tmp_path):
-    """A runtime outside the function's folder, under the host's /tmp, in several files
-    (as node_modules/.bin/x or a venv are): the private /tmp would hide all but its entry
-    script's folder. Its top folder under /tmp is bound in, read-only."""
+def test_a_runtime_installed_by_npm_under_tmp_has_its_node_modules_read_only(tmp_path):
+    """A runtime outside the function's folder, under the host's /tmp, as npm installs one
+    (node_modules/.bin/x -> ../pkg/bin/x, importing the rest of its package): the private
+    /tmp would hide all but its entry script's folder. Its node_modules is bound in,
+    read-only; so is a node_modules that the task root links to."""
     install = Path(tempfile.mkdtemp(prefix="rapid-test-install-", dir="/tmp"))
     try:
         install.chmod(0o755)
-        (install / "lib").mkdir(mode=0o755)
-        (install / "bin").mkdir(mode=0o755)
-        (install / "lib" / "probe_impl.py").write_text(PROBE.split("\n", 1)[1])
-        entry = install / "bin" / "runtime"
+        modules = install / "node_modules"
+        for folder in (modules, modules / ".bin", modules / "pkg", modules / "pkg" / "bin", modules / "pkg" / "lib"):
+            folder.mkdir(mode=0o755)
+        (modules / "pkg" / "lib" / "probe_impl.py").write_text(PROBE.split("\n", 1)[1])
+        entry = modules / "pkg" / "bin" / "runtime"
         entry.write_text(
             "#!/usr/bin/python3\nimport os, sys\n"
             "sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), '..', 'lib'))\n"
             "import probe_impl\n"
         )
         entry.chmod(0o755)
+        (modules / ".bin" / "runtime").symlink_to("../pkg/bin/runtime")
         task = tmp_path / "task"
         task.mkdir()
-        with run_server(["--", str(entry)], cwd=task) as d:
+        (task / "node_modules").symlink_to(modules)  # as the npx-style tests link it
+        with run_server(["--", str(modules / ".bin" / "runtime")], cwd=task) as d:
             ids = d.invoke("function", {}).json()
             assert "uid" in ids, ids
             if not any("private tmpfs per instance" in line for line in d.stderr):
                 return  # no mount namespace here: nothing was hidden
-            out = d.invoke("function", {"run": ["/usr/bin/touch", str(install / "lib" / "x")]}).json()
+            out = d.invoke("function", {"run": ["/usr/bin/touch", str(modules / "pkg" / "lib" / "x")]}).json()
             assert out["rc"] != 0 and "Read-only file system" in out["stderr"], out
+            seen = d.invoke("function", {"run": ["/usr/bin/ls", "node_modules/pkg"]}).json()
+            assert seen["stdout"].split() == ["bin", "lib"], seen  # through the task root's link
     finally:
         shutil.rmtree(install, ignore_errors=True)

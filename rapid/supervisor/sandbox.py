@@ -326,15 +326,25 @@ def _needed_paths(code: Code) -> list[str]:
         if interpreter:
             paths.append(os.path.dirname(os.path.realpath(interpreter)))
         paths += [a for a in code.argv[1:] if os.path.isabs(a) and os.path.exists(a)]
-        # A runtime installed under /tmp outside the function's own folders (a package of
-        # node_modules, a venv) needs its whole installation, not only its entry script's
-        # folder: its top folder under /tmp is bound in (read-only, like every bind here).
+        # A runtime installed by npm under /tmp outside the function's own folders needs its
+        # package and their dependencies, not only its entry script's folder: the whole
+        # node_modules folder it lives in is bound in (read-only, like every bind here).
         own = (code.task_root, code.runtime_dir)
         for entry in [exe, *(os.path.realpath(a) for a in code.argv[1:] if os.path.isabs(a))]:
-            if _under(entry, "/tmp") and not any(_under(entry, o) for o in own):
-                top = entry.split("/")[2] if entry.count("/") >= 2 else ""
-                if top:
-                    paths.append(f"/tmp/{top}")
+            at = entry.find("/node_modules/")
+            if at >= 0 and _under(entry, "/tmp") and not any(_under(entry, o) for o in own):
+                paths.append(entry[: at + len("/node_modules")])
+    # Links at the top of the task root (`node_modules -> ...`, a shared folder) that point
+    # under /tmp elsewhere: their targets too.
+    try:
+        with os.scandir(code.task_root) as entries:
+            for item in entries:
+                if item.is_symlink():
+                    target = os.path.realpath(item.path)
+                    if _under(target, "/tmp") and os.path.exists(target):
+                        paths.append(target)
+    except OSError:
+        pass
     out: list[str] = []
     for p in paths:
         p = os.path.abspath(p)
