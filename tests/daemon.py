@@ -235,6 +235,18 @@ while True:
 
 
 
+def wait_until(probe, timeout: float = 10, what: str = "the condition"):
+    """Poll ``probe`` until it returns something true (returned), failing after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
 def unique() -> str:
     return uuid.uuid4().hex[:8]
 
@@ -258,6 +270,8 @@ def unique() -> str:
 #   {"ticks": true}     -> answers how often a background thread has ticked (every 10 ms)
 #   {"signal": pid}     -> sends SIGKILL-free signal 0 to pid, answers "ok" or the error's name
 #   {"fill": mb}        -> writes mb MB to /tmp/fill, answers the MB written or the error's name
+#   {"wait_for": path}  -> waits (up to 60 s) until path exists, answers "released" (or "gave up")
+# Paths in write/read may name $TMPDIR (expanded in the runtime).
 # With INIT_FAIL set in its environment it posts /init/error and exits 1 instead of polling;
 # with INIT_HANG it never calls /next.
 BEHAVE = """#!{python}
@@ -308,8 +322,14 @@ while True:
             try: return urllib.request.urlopen(event["fetch"], timeout=5).status
             except urllib.error.HTTPError as e: return e.code
         out = attempt(get)
-    elif "write" in event: out = attempt(lambda: open(event["write"], "w").write(event["data"]) and True)
-    elif "read" in event: out = attempt(lambda: open(event["read"]).read())
+    elif "write" in event:
+        out = attempt(lambda: open(os.path.expandvars(event["write"]), "w").write(event["data"]) and True)
+    elif "read" in event: out = attempt(lambda: open(os.path.expandvars(event["read"])).read())
+    elif "wait_for" in event:
+        end = time.monotonic() + 60
+        while not os.path.exists(event["wait_for"]) and time.monotonic() < end:
+            time.sleep(0.01)
+        out = "released" if os.path.exists(event["wait_for"]) else "gave up"
     elif "id" in event: out = [os.getuid(), os.getgid()]
     elif "rlimits" in event:
         import resource
