@@ -91,27 +91,38 @@ def own_cgroup(controller: str | None) -> str | None:
     return None
 
 
-def _writable_cgroup(v1: str, v1_file: str, v2_controller: str | None, v2_file: str) -> str | None:
+def _child_has(folder: str | None, name: str) -> bool:
+    """Whether a child cgroup made under ``folder`` gets file ``name`` (made and removed)."""
+    if not folder or not os.path.isdir(folder):
+        return False
+    child = os.path.join(folder, f"rapid-test-probe-{os.getpid()}")
+    try:
+        os.mkdir(child)
+    except OSError:
+        return False
+    try:
+        return os.path.exists(os.path.join(child, name))
+    finally:
+        try:
+            os.rmdir(child)
+        except OSError:
+            pass
+
+
+def _writable_cgroup(v1: str, v1_file: str, v2_file: str) -> str | None:
     if os.geteuid() != 0:
         return "not root"
-    v2 = own_cgroup(None)
-    if v2 and os.path.isfile(os.path.join(_CGROUP, "cgroup.controllers")):
-        with open(os.path.join(_CGROUP, "cgroup.controllers")) as f:
-            offered = f.read().split()
-        if (v2_controller is None or v2_controller in offered) and os.access(v2, os.W_OK):
-            return None
-    folder = own_cgroup(v1)
-    if folder and os.path.isfile(os.path.join(folder, v1_file)) and os.access(folder, os.W_OK):
+    if _child_has(own_cgroup(None), v2_file) or _child_has(own_cgroup(v1), v1_file):
         return None
-    return f"no writable {v1} cgroup (v2 {v2_file} or v1 {v1_file})"
+    return f"no writable {v1} cgroup (v2 {v2_file} or v1 {v1_file} in a child of this process's cgroup)"
 
 
 def _memory_cgroup() -> str | None:
-    return _writable_cgroup("memory", "memory.limit_in_bytes", "memory", "memory.max")
+    return _writable_cgroup("memory", "memory.limit_in_bytes", "memory.max")
 
 
 def _freezer_cgroup() -> str | None:
-    return _writable_cgroup("freezer", "freezer.state", None, "cgroup.freeze")
+    return _writable_cgroup("freezer", "freezer.state", "cgroup.freeze")
 
 
 def _on_path(name: str) -> str | None:

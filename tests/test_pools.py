@@ -202,27 +202,85 @@ for _ in range(int(os.environ["AWS_LAMBDA_MAX_CONCURRENCY"])):
 """
 
 
+import os
+
 import pytest
 
+from tests.capabilities import cgroup_of, exercised, need
+from tests.daemon import wait_until
 
-@pytest.mark.parametrize("how", ["signal", "cgroup"])
-def test_an_idle_instance_is_frozen(behave_fn, how):
-    with run_server(["--function", f"fn={behave_fn}"], env={"RAPID_FREEZE_WITH": how}) as d:
-        if how == "cgroup" and not any("idle freeze cgroup freezer" in line for line in d.stderr):
-            pytest.skip("no freezer cgroup here")
-        d.invoke("fn", {"ticks": True})
+
+def process_state(pid):
+    """The one-letter state of ``pid`` from /proc (T: stopped by a signal)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def freezer_state(pid):
+    """``FROZEN``/``THAWED`` from the freezer cgroup rapid put ``pid`` in (v1
+    ``freezer.state``, v2 ``cgroup.freeze`` as 1/0), or None outside rapid's cgroups."""
+    folder = cgroup_of(pid, "freezer")
+    if not folder or "/rapid-" not in folder:
+        return None
+    v1 = os.path.join(folder, "freezer.state")
+    if os.path.exists(v1):
+        with open(v1) as f:
+            return f.read().strip()
+    with open(os.path.join(folder, "cgroup.freeze")) as f:
+        return {"1": "FROZEN", "0": "THAWED"}[f.read().strip()]
+
+
+def test_an_idle_instance_is_frozen_by_its_freezer_cgroup(behave_fn, tmp_path):
+    need("root", "freezer_cgroup")
+    with run_server(["--function", f"fn={behave_fn}", "--timeout", "60"], env={"RAPID_FREEZE_WITH": "cgroup"}) as d:
+        assert "idle freeze cgroup freezer" in next(line for line in d.stderr if "isolation:" in line)
+        pid = d.invoke("fn", {"pid": True}).json()
+        # Seen from outside: the kernel's freezer holds the idle instance, and no signal
+        # stopped it (a SIGSTOPped process shows state T).
+        wait_until(lambda: freezer_state(pid) == "FROZEN", 10, "the idle instance's cgroup to freeze")
+        assert process_state(pid) != "T"
+        # While it works it is thawed.
+        flag = behave_fn / "release"  # inside the task root, which the runtime sees
+        held = threading.Thread(target=d.invoke, args=("fn", {"wait_for": str(flag)}), kwargs={"timeout": 90})
+        held.start()
+        wait_until(lambda: freezer_state(pid) == "THAWED", 10, "the busy instance's cgroup to thaw")
+        flag.touch()
+        held.join()
+        wait_until(lambda: freezer_state(pid) == "FROZEN", 10, "the instance to freeze again")
+        # A background thread ticking every 10 ms does not move while it is frozen.
         before = d.invoke("fn", {"ticks": True}).json()
-        time.sleep(1)
-        after = d.invoke("fn", {"ticks": True}).json()
-        # A background thread ticking every 10 ms barely moved while the instance was idle.
-        assert after - before < 20
+        wait_until(lambda: freezer_state(pid) == "FROZEN", 10, "the instance to freeze again")
+        time.sleep(0.5)  # a window for ticks to happen in, were it running
+        assert d.invoke("fn", {"ticks": True}).json() - before <= 2
+    exercised("cgroup freezer")
+
+
+def test_an_idle_instance_is_stopped_by_sigstop(behave_fn, tmp_path):
+    with run_server(["--function", f"fn={behave_fn}", "--timeout", "60"], env={"RAPID_FREEZE_WITH": "signal"}) as d:
+        assert "idle freeze SIGSTOP/SIGCONT" in next(line for line in d.stderr if "isolation:" in line)
+        pid = d.invoke("fn", {"pid": True}).json()
+        wait_until(lambda: process_state(pid) == "T", 10, "the idle instance to be stopped")
+        flag = behave_fn / "release"  # inside the task root, which the runtime sees
+        held = threading.Thread(target=d.invoke, args=("fn", {"wait_for": str(flag)}), kwargs={"timeout": 90})
+        held.start()
+        wait_until(lambda: process_state(pid) != "T", 10, "the busy instance to be continued")
+        flag.touch()
+        held.join()
+        before = d.invoke("fn", {"ticks": True}).json()
+        wait_until(lambda: process_state(pid) == "T", 10, "the instance to be stopped again")
+        time.sleep(0.5)  # a window for ticks to happen in, were it running
+        assert d.invoke("fn", {"ticks": True}).json() - before <= 2
+    exercised("SIGSTOP freeze")
 
 
 def test_freeze_can_be_turned_off(behave_fn):
     with run_server(["--function", f"fn={behave_fn}"], env={"RAPID_FREEZE": "false"}) as d:
+        assert "idle freeze off" in next(line for line in d.stderr if "isolation:" in line)
         before = d.invoke("fn", {"ticks": True}).json()
-        time.sleep(1)
-        assert d.invoke("fn", {"ticks": True}).json() - before > 50
+        # Idle, it keeps running: its ticks move on while nobody invokes it.
+        pid = d.invoke("fn", {"pid": True}).json()
+        assert process_state(pid) != "T"
+        wait_until(lambda: d.invoke("fn", {"ticks": True}).json() - before > 50, 10, "ticks while idle")
 
 
 def test_burst_of_200_at_a_pool_of_8(behave_fn):
