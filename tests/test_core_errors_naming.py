@@ -116,17 +116,20 @@ def test_service_error_body() -> None:
         "Type": "User",
         "message": "Function not found: arn:aws:lambda:us-east-1:000000000000:function:nope",
     }
-    assert isinstance(err, Exception)
+    with pytest.raises(ServiceError):  # raised by handlers, rendered once at the edge
+        raise err
 
 
 def test_throttle_body_carries_reason() -> None:
-    err = ServiceError(429, "TooManyRequestsException", "Rate Exceeded.",
-                       reason="ReservedFunctionConcurrentInvocationLimitExceeded", retry_after=1)
+    err = errors.throttled("ReservedFunctionConcurrentInvocationLimitExceeded")
+    assert (err.status, err.code, err.retry_after) == (429, "TooManyRequestsException", 1)
     assert err.body() == {
         "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded",
         "Type": "User",
         "message": "Rate Exceeded.",
     }
+    assert errors.throttled("ConcurrentInvocationLimitExceeded").body()["Reason"] == (
+        "ConcurrentInvocationLimitExceeded")
     assert "Reason" not in ServiceError(400, "X", "m").body()
 
 
