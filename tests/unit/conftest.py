@@ -53,6 +53,7 @@ class Rapid:
             self.host.add(name, msgspec.convert(fc, FunctionConfig), code, tagged=False)
         self.address = ""
         self._server: asyncio.Server | None = None
+        self._background: list[asyncio.Task[Reply]] = []
 
     async def start(self) -> Rapid:
         api = InvokeAPI(self.host, ready=lambda: True)
@@ -62,6 +63,9 @@ class Rapid:
         return self
 
     async def stop(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         if self._server is not None:
             self._server.close()
             self._server = None
@@ -80,7 +84,9 @@ class Rapid:
 
     def invoking(self, name: str, payload: object = None) -> asyncio.Task[Reply]:
         """An invoke running in the background (await the task for its reply)."""
-        return asyncio.get_running_loop().create_task(self.invoke(name, payload))
+        task = asyncio.get_running_loop().create_task(self.invoke(name, payload))
+        self._background.append(task)
+        return task
 
     def report(self, reply: Reply) -> str:
         (line,) = self.logs.matching(f"REPORT RequestId: {reply.headers['x-amzn-requestid']}")

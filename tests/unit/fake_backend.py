@@ -179,13 +179,12 @@ class FakeBackend:
         self.spawned: list[FakeRuntime] = []
         self.memory_mb = memory_mb
         self._gates: dict[str, asyncio.Event] = {}
-        self.refuse: OSError | None = None  # set to make the next spawn fail
+        self.refuse: OSError | None = None  # while set, every spawn fails with it
 
     def spawn(self, argv: Sequence[str], env: Mapping[str, str], cwd: str, on_line: Callable[[bytes], None],
               on_exit: Callable[[int], None], sandbox: object) -> FakeRuntime:
         if self.refuse is not None:
-            exc, self.refuse = self.refuse, None
-            raise exc
+            raise self.refuse
         runtime = FakeRuntime(self, len(self.spawned) + 1, env, on_line, on_exit,
                               getattr(sandbox, "tmpdir_on_host", ""))
         self.spawned.append(runtime)
