@@ -112,7 +112,10 @@ def _child_has(folder: str | None, name: str) -> bool:
 def _writable_cgroup(v1: str, v1_file: str, v2_file: str) -> str | None:
     if os.geteuid() != 0:
         return "not root"
-    if _child_has(own_cgroup(None), v2_file) or _child_has(own_cgroup(v1), v1_file):
+    v2 = own_cgroup(None)
+    if v2 and not os.path.exists(os.path.join(v2, "cgroup.controllers")):
+        v2 = None  # not a cgroup v2 folder (a v1 host's /sys/fs/cgroup is a plain tmpfs)
+    if _child_has(v2, v2_file) or _child_has(own_cgroup(v1), v1_file):
         return None
     return f"no writable {v1} cgroup (v2 {v2_file} or v1 {v1_file} in a child of this process's cgroup)"
 

@@ -5,7 +5,7 @@ import os
 import signal
 import time
 
-from tests.capabilities import has
+from tests.capabilities import has, need
 from tests.daemon import run_server, wait_until
 
 
@@ -186,6 +186,7 @@ def test_environment_of_the_contract(behave_fn, tmp_path):
 def test_working_directory_is_the_task_root(tmp_path):
     from tests.daemon import make_function
 
+    need("curl")
     folder = make_function(tmp_path / "f", BOOT_PWD)
     with run_server(fn_args(folder)) as d:
         assert d.invoke("fn", {}).json() == str(folder)
