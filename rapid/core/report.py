@@ -78,8 +78,8 @@ def init_report_text(duration_ms: float, phase: str, status: str, error_type: st
 
 # -- JSON (the Telemetry API envelope, as CloudWatch shows it in JSON log format) ---------
 
-def _envelope(kind: str, record: object, now: float | None = None) -> str:
-    return _json.encode({"time": iso_now(now), "type": kind, "record": record}).decode()
+def _envelope(kind: str, record: object) -> str:
+    return _json.encode({"time": iso_now(), "type": kind, "record": record}).decode()
 
 
 def start_json(request_id: str, version: str, function_arn: str) -> str:
