@@ -319,6 +319,8 @@ def test_burst_of_200_at_a_pool_of_8(behave_fn):
         assert answers == {i: i for i in range(200)}  # none lost, none twice, none crossed
         assert set(statuses) <= {200, 429}
         assert len(d.runtime_pids()) <= 8
+        # The log stream is read on its own thread: it may trail the answers a little.
+        wait_until(lambda: len([line for line in d.lines if "REPORT RequestId" in line]) >= 200, 10, "the REPORTs")
         starts = [line for line in d.lines if " START RequestId" in line]
         assert len(starts) == 200  # a throttled invoke never ran
 

@@ -310,6 +310,8 @@ def test_concurrent_invokes_each_get_their_own_answer(behave_fn):
         for t in threads:
             t.join()
         assert results == {i: i for i in range(1, 21)}
+        # The log stream is read on its own thread: it may trail the answers a little.
+        wait_until(lambda: len([line for line in d.lines if "REPORT RequestId" in line]) == 21, 10, "21 REPORTs")
         starts = [line for line in d.lines if " START RequestId" in line]
         assert len(starts) == 21
         # The pool grew to meet the burst, never past one instance per concurrent invoke.
