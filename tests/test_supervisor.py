@@ -32,8 +32,6 @@ def test_timeout_kills_instance_then_recovers(behave_fn):
         }
         report = d.wait_for_line(f"REPORT RequestId: {rid}")
         assert "\tStatus: timeout\t" in report
-        # Ended by its timer (the runtime would have slept 30 s): the REPORT says how long.
-        assert 1000 <= float(report.split("Duration: ")[1].split(" ms")[0]) < 30000
         # The timed-out process is gone and never reused.
         wait_until(lambda: first_pid not in d.runtime_pids(), 10, "the timed-out runtime to go")
         r2 = d.invoke("fn", {"pid": True})
