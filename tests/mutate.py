@@ -4,13 +4,21 @@
     ./dev mutate isolation    sandbox.py and cgroups.py against the isolation tests (hours)
     python -m tests.mutate [core|isolation] [--jobs N]
 
-mutmut (``pip install -e '.[mutate]'``) makes one-token changes ("mutants") to the code
-under test (``<`` for ``<=``, a string changed, an argument dropped, ...) and runs the
+A mutation tool (``pip install -e '.[mutate]'``) makes one-token changes ("mutants") to the
+code under test (``<`` for ``<=``, a string changed, an argument dropped, ...) and runs the
 chosen tests against each. A mutant the tests do not notice *survived*: a behaviour nothing
-checks. This script copies the checkout into ``.mutants/<target>/`` (mutmut rewrites the
+checks. This script copies the checkout into ``.mutants/<target>/`` (the tool rewrites the
 code it mutates, and keeps its results there between runs, so a second run only redoes
-what changed), runs mutmut there, and prints the survivors with their diffs and the
+what is left), runs the tool there, and prints the survivors with their diffs and the
 survival rate. It exits 1 if any mutant survived.
+
+- ``core``: mutmut, which learns in-process which tests reach which function and runs only
+  those for each mutant: the whole of ``rapid/core`` in about a minute.
+- ``isolation``: cosmic-ray, which runs a test command per mutant. The isolation code runs
+  inside the daemon, a subprocess of the tests, where mutmut's in-process bookkeeping sees
+  no test reach it ("no test covers any mutant"); cosmic-ray needs no such map. Each mutant
+  costs a run of the isolation tests (10-25 s), some 650 mutants in all; it can be stopped
+  and resumed (``exec`` carries on with the mutants not yet tried).
 
 A mutant that cannot change behaviour (an *equivalent* mutant, such as ``< 0`` for
 ``<= 0`` right after zero was handled) is marked ``# pragma: no mutate`` in the code, with
@@ -20,6 +28,7 @@ the reason beside it.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -69,6 +78,57 @@ def prepare(target: str) -> Path:
     return work
 
 
+COSMIC_RAY = """[cosmic-ray]
+module-path = {modules}
+timeout = 300.0
+excluded-modules = []
+test-command = "{python} -m pytest -x -q -p no:randomly -p no:cacheprovider {tests}"
+
+[cosmic-ray.distributor]
+name = "local"
+"""
+
+
+def run_cosmic_ray(target: str, work: Path) -> int:
+    spec = TARGETS[target]
+    bindir = os.path.dirname(sys.executable)
+    cosmic = shutil.which("cosmic-ray", path=bindir) or shutil.which("cosmic-ray")
+    if cosmic is None:
+        print("cosmic-ray is not installed: pip install -e '.[mutate]' (./dev mutate does it)", file=sys.stderr)
+        return 2
+    config, session = work / "cr.toml", work / "session.sqlite"
+    modules = "[" + ", ".join(f'"{m}"' for m in spec["only_mutate"]) + "]"
+    config.write_text(COSMIC_RAY.format(modules=modules, python=sys.executable, tests=" ".join(spec["tests"])))
+    if not session.exists():
+        subprocess.run([cosmic, "init", str(config), str(session)], cwd=work, check=True)
+    subprocess.run([cosmic, "exec", str(config), str(session)], cwd=work, check=False)
+    dump = subprocess.run([cosmic, "dump", str(session)], cwd=work, capture_output=True, text=True, check=True)
+    by_status: dict[str, list[str]] = {}
+    diffs = {}
+    for line in dump.stdout.splitlines():
+        job, result = json.loads(line)
+        m = job["mutations"][0]
+        name = f"{m['module_path']}:{m['start_pos'][0]} {m['operator_name']} #{m['occurrence']}"
+        status = "not checked" if result is None else result.get("test_outcome") or result.get("worker_outcome")
+        by_status.setdefault(status, []).append(name)
+        if result is not None:
+            diffs[name] = result.get("diff") or ""
+    survivors = by_status.get("survived", [])
+    for name in survivors:
+        changed = [x for x in diffs[name].splitlines() if x[:1] in "+-" and x[:3] not in ("+++", "---")]
+        print(f"survived: {name}\n    " + "\n    ".join(changed))
+    return summary(target, by_status, survivors)
+
+
+def summary(target: str, by_status: dict[str, list[str]], survivors: list[str]) -> int:
+    tried = sum(len(v) for k, v in by_status.items() if k != "not checked")
+    counts = ", ".join(f"{len(v)} {k}" for k, v in sorted(by_status.items()))
+    rate = 100.0 * len(survivors) / tried if tried else 0.0
+    print(f"mutate {target}: {sum(len(v) for v in by_status.values())} mutants ({counts}); "
+          f"survival rate {rate:.1f}% of the {tried} tried")
+    return 1 if survivors or not tried else 0
+
+
 def results(work: Path, mutmut: str) -> dict[str, list[str]]:
     out = subprocess.run([mutmut, "results", "--all", "true"], cwd=work, capture_output=True, text=True, check=True)
     by_status: dict[str, list[str]] = {}
@@ -84,11 +144,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("target", nargs="?", default="core", choices=sorted(TARGETS))
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
+    work = prepare(args.target)
+    if args.target == "isolation":
+        return run_cosmic_ray(args.target, work)
     mutmut = shutil.which("mutmut", path=os.path.dirname(sys.executable)) or shutil.which("mutmut")
     if mutmut is None:
         print("mutmut is not installed: pip install -e '.[mutate]' (./dev mutate does it)", file=sys.stderr)
         return 2
-    work = prepare(args.target)
     subprocess.run([mutmut, "run", "--max-children", str(args.jobs)], cwd=work, check=False,
                    stdout=subprocess.DEVNULL)
     by_status = results(work, mutmut)
@@ -97,11 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         diff = subprocess.run([mutmut, "show", name], cwd=work, capture_output=True, text=True).stdout
         changed = [line for line in diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
         print(f"survived: {name}\n    " + "\n    ".join(changed))
-    total = sum(len(v) for v in by_status.values())
-    counts = ", ".join(f"{len(v)} {k}" for k, v in sorted(by_status.items()))
-    rate = 100.0 * len(survivors) / total if total else 0.0
-    print(f"mutate {args.target}: {total} mutants ({counts}); survival rate {rate:.1f}%")
-    return 1 if survivors else 0
+    return summary(args.target, by_status, survivors)
 
 
 if __name__ == "__main__":
