@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.capabilities import need
-from tests.daemon import Daemon, Reply, make_function, run_server
+from tests.daemon import Daemon, Reply, make_function, run_server, wait_until
 
 TIMEOUT = 6  # the functions' --timeout, seconds
 REGION, ACCOUNT = "us-east-1", "000000000000"
@@ -620,8 +620,12 @@ def test_runtime_drops_parked_next_and_polls_again(h: Harness) -> None:
 
     dropped.request("GET", f"{PREFIX}/invocation/next")
     assert dropped.nothing_arrives(0.1)
+    peer = dropped.sock.getsockname()[1]
+    api_port = int(h.address().rsplit(":", 1)[1])
+    assert not _daemon_closed(api_port, peer)  # the probe sees the open connection
     dropped.close()
-    time.sleep(0.1)  # the daemon notices the hang-up
+    # The daemon has noticed the hang-up once it has closed its end of that connection.
+    wait_until(lambda: _daemon_closed(api_port, peer), 10, "the daemon to see the hang-up")
 
     fresh.request("GET", f"{PREFIX}/invocation/next")
     second = h.invoke("fn", {"n": 2})
@@ -629,6 +633,18 @@ def test_runtime_drops_parked_next_and_polls_again(h: Harness) -> None:
     assert r.status == 200 and r.body == b'{"n": 2}'
     assert fresh.respond(r.headers["lambda-runtime-aws-request-id"], b"2").json() == OK
     assert second.result().body == b"2"
+
+
+def _daemon_closed(port: int, peer: int) -> bool:
+    """Whether the daemon's end of the loopback connection from ``peer`` to ``port`` is
+    closed (gone, or past CLOSE_WAIT: the daemon closed it after the peer's FIN)."""
+    want_local, want_remote = f":{port:04X}", f":{peer:04X}"
+    with open("/proc/net/tcp") as f:
+        for line in list(f)[1:]:
+            fields = line.split()
+            if fields[1].endswith(want_local) and fields[2].endswith(want_remote):
+                return fields[3] not in ("01", "08")  # ESTABLISHED, CLOSE_WAIT
+    return True
 
 
 def test_pipelined_response_and_next(h: Harness) -> None:
