@@ -10,7 +10,8 @@ host cannot", so the probes here ask the kernel directly, without rapid's code:
   run; the test venv's may live under a 0700 home).
 - ``memory_cgroup`` / ``freezer_cgroup``: this process's own cgroup folder (v2, or the v1
   controller's tree) is writable and offers the controller's files.
-- ``curl``, ``node``: on PATH.
+- ``curl``, ``node``, ``setpriv`` (util-linux, to run a root daemon without CAP_SYS_ADMIN):
+  on PATH.
 
 ``need(name)`` is called by a test that needs one: where it is missing, the test skips with
 the reason on a developer machine, and FAILS in CI (``CI`` set, as ``.ci/run`` sets it),
@@ -138,6 +139,7 @@ _PROBES = {
     "system_python": _system_python,
     "memory_cgroup": _memory_cgroup,
     "freezer_cgroup": _freezer_cgroup,
+    "setpriv": lambda: _on_path("setpriv"),  # util-linux: a root daemon without CAP_SYS_ADMIN
     "curl": lambda: _on_path("curl"),
     "node": lambda: _on_path("node"),
 }

@@ -153,7 +153,7 @@ def _pump(stream: object, sink: list[str]) -> None:
 @contextlib.contextmanager
 def run_server(
     args: Sequence[str], *, env: dict[str, str] | None = None, cwd: str | os.PathLike[str] | None = None,
-    check_leaks: bool = True, expect_exit: int | None = 0,
+    check_leaks: bool = True, expect_exit: int | None = 0, wrap: Sequence[str] = (),
 ) -> Iterator[Daemon]:
     """Run ``rapid serve --port 0 ARGS`` until the block ends; then SIGTERM it, require exit
     status ``expect_exit`` and that no runtime process outlives it."""
@@ -163,7 +163,7 @@ def run_server(
         if key.startswith("RAPID_") or key.startswith("AWS_LAMBDA_") or key == "_HANDLER":
             del full_env[key]
     full_env.update(env or {})
-    argv = [sys.executable, "-m", "rapid", "serve", "--port", "0", *args]
+    argv = [*wrap, sys.executable, "-m", "rapid", "serve", "--port", "0", *args]  # wrap: e.g. setpriv
     proc = subprocess.Popen(
         argv, cwd=cwd or ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
@@ -209,12 +209,12 @@ def make_function(folder: Path, bootstrap: str, files: dict[str, str] | None = N
 
 
 def run_cli(args: Sequence[str], *, env: dict[str, str] | None = None, cwd: str | None = None,
-            timeout: float = 20) -> subprocess.CompletedProcess[str]:
+            timeout: float = 20, wrap: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
     """Run ``python -m rapid ARGS`` to completion (for start-up errors)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("RAPID_", "AWS_LAMBDA_"))}
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "rapid", *args], cwd=cwd or ROOT, env=full_env, capture_output=True,
+        [*wrap, sys.executable, "-m", "rapid", *args], cwd=cwd or ROOT, env=full_env, capture_output=True,
         text=True, timeout=timeout,
     )
 

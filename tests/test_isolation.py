@@ -7,14 +7,17 @@ Every privacy check is deterministic: a second instance is made to exist by hold
 first one busy (``{"wait_for": path}``) until the check is done."""
 
 import os
+import shutil
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from tests.capabilities import cgroup_of, exercised, need
-from tests.daemon import BEHAVE_SYSTEM, make_function, run_cli, run_server, wait_until
+from tests.daemon import BEHAVE_SYSTEM, SYSTEM_PYTHON, make_function, run_cli, run_server, wait_until
 
 
 def concurrently(d, calls):
@@ -140,6 +143,38 @@ def test_a_runtime_others_cannot_reach_keeps_root_with_a_warning(public_dir):
     with run_server(["--function", f"fn={folder}"]) as d:
         assert any(f"function 'fn' runs as root: {folder}" in line for line in d.stderr), d.stderr
         assert d.invoke("fn", {"id": True}).json() == [0, 0]
+
+
+# Root without CAP_SYS_ADMIN (a container's root, say): no mount namespace.
+NO_SYS_ADMIN = ("setpriv", "--bounding-set", "-sys_admin", "--inh-caps", "-sys_admin", "--")
+
+
+def test_without_cap_sys_admin_tmp_is_a_directory_and_namespace_mode_refuses_to_start(behave_fn):
+    need("root", "setpriv")
+    with run_server(["--function", f"fn={behave_fn}"], wrap=NO_SYS_ADMIN) as d:
+        assert "private TMPDIR per instance" in isolation_line(d)  # auto: the fallback
+        tmpdir = d.invoke("fn", {"env": "TMPDIR"}).json()
+        assert tmpdir != "/tmp" and os.path.isdir(tmpdir)
+    r = run_cli(["serve", "--function", f"fn={behave_fn}"], env={"RAPID_PRIVATE_TMP": "namespace"}, wrap=NO_SYS_ADMIN)
+    assert r.returncode == 2
+    assert "private_tmp = 'namespace' needs CAP_SYS_ADMIN" in r.stderr
+
+
+def test_an_interpreter_others_cannot_execute_keeps_root_with_a_warning(public_dir, tmp_path):
+    # The bootstrap is readable by all, but its interpreter (named with an argument, as
+    # `#!/path/python3 -u`) lives in a folder only root may enter, outside /tmp.
+    need("root", "system_python")
+    closed = Path(tempfile.mkdtemp(prefix="rapid-test-closed-", dir="/var/tmp"))
+    try:
+        closed.chmod(0o700)
+        python = closed / "python3"
+        shutil.copy2(os.path.realpath(SYSTEM_PYTHON), python)
+        folder = make_function(public_dir / "fn", BEHAVE_SYSTEM.replace(SYSTEM_PYTHON, f"{python} -u", 1))
+        with run_server(["--function", f"fn={folder}"]) as d:
+            assert any(f"function 'fn' runs as root: {closed} is not reachable" in line for line in d.stderr), d.stderr
+            assert d.invoke("fn", {"id": True}).json() == [0, 0]
+    finally:
+        shutil.rmtree(closed, ignore_errors=True)
 
 
 # -- private TMPDIR: a directory per instance -------------------------------------------------

@@ -2,17 +2,20 @@
 # The isolation tests run for real in CI (tests/capabilities.py fails them, not skips them,
 # when CI=true and a capability is missing). Installed here: /usr/bin/python3, an
 # interpreter an unprivileged uid can execute (the uid-per-instance, signal-isolation and
-# read-only-code tests run their runtime on it). Root, mount namespaces and writable
+# read-only-code tests run their runtime on it), and setpriv (util-linux). Root, mount namespaces and writable
 # memory/freezer cgroups come with CI's machine (root on a Debian host); this step checks
 # them and fails loudly if one is missing, rather than let the suite find out.
 set -euo pipefail
-if [ ! -x /usr/bin/python3 ]; then
+need=()
+[ -x /usr/bin/python3 ] || need+=(python3)
+command -v setpriv >/dev/null || need+=(util-linux)  # setpriv: a root daemon without CAP_SYS_ADMIN
+if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-    echo "CI needs /usr/bin/python3 (and cannot install it: not root, or no apt-get)" >&2
+    echo "CI needs: ${need[*]} (and cannot install them: not root, or no apt-get)" >&2
     exit 1
   fi
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 if [ "$(id -u)" != 0 ]; then
   echo "CI runs the isolation tests as root (mount namespaces, uids, cgroups); this is uid $(id -u)" >&2
