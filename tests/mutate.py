@@ -28,6 +28,7 @@ the reason beside it.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import shutil
@@ -89,6 +90,46 @@ name = "local"
 """
 
 
+def annotation_spans(path: Path) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Where ``path``'s type annotations are. Under ``from __future__ import annotations``
+    they are never evaluated, so a mutant inside one (``str | None`` to ``str & None``)
+    cannot change behaviour."""
+    spans = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        found: list[ast.expr | None] = []
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            a = node.args
+            found.append(node.returns)
+            found += [x.annotation for x in (*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg) if x]
+        elif isinstance(node, ast.AnnAssign):
+            found.append(node.annotation)
+        for ann in found:
+            if ann is not None and ann.end_lineno is not None and ann.end_col_offset is not None:
+                spans.append(((ann.lineno, ann.col_offset), (ann.end_lineno, ann.end_col_offset)))
+    return spans
+
+
+def skip_annotation_mutants(work: Path, session: Path) -> int:
+    """Mark the not yet tried mutants that fall inside an annotation as skipped."""
+    from cosmic_ray.work_db import use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+    spans: dict[str, list[tuple[tuple[int, int], tuple[int, int]]]] = {}
+    skipped = 0
+    with use_db(str(session)) as db:
+        for item in list(db.pending_work_items):
+            for m in item.mutations:
+                path = str(m.module_path)
+                if path not in spans:
+                    spans[path] = annotation_spans(work / path)
+                start, end = tuple(m.start_pos), tuple(m.end_pos)
+                if any(a <= start and end <= b for a, b in spans[path]):
+                    db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED))
+                    skipped += 1
+                    break
+    return skipped
+
+
 def run_cosmic_ray(target: str, work: Path) -> int:
     spec = TARGETS[target]
     bindir = os.path.dirname(sys.executable)
@@ -101,6 +142,10 @@ def run_cosmic_ray(target: str, work: Path) -> int:
     config.write_text(COSMIC_RAY.format(modules=modules, python=sys.executable, tests=" ".join(spec["tests"])))
     if not session.exists():
         subprocess.run([cosmic, "init", str(config), str(session)], cwd=work, check=True)
+        pragma = shutil.which("cr-filter-pragma", path=bindir)
+        if pragma:
+            subprocess.run([pragma, str(session)], cwd=work, check=True)
+        print(f"skipped {skip_annotation_mutants(work, session)} mutants inside type annotations")
     subprocess.run([cosmic, "exec", str(config), str(session)], cwd=work, check=False)
     dump = subprocess.run([cosmic, "dump", str(session)], cwd=work, capture_output=True, text=True, check=True)
     by_status: dict[str, list[str]] = {}
