@@ -286,6 +286,22 @@ def test_memory_limit_is_on_by_default_and_kills_the_instance(behave_fn, tmp_pat
     exercised("cgroup memory")
 
 
+def test_an_instances_cgroups_are_removed_when_it_goes(behave_fn):
+    need("root", "memory_cgroup", "freezer_cgroup")
+    env = {"RAPID_FREEZE_WITH": "cgroup"}
+    with run_server(["--function", f"fn={behave_fn}"], env=env) as d:
+        pid = d.invoke("fn", {"pid": True}).json()
+        folders = {c: wait_until(lambda c=c: rapid_cgroup(pid, c), 10, f"the runtime to join its {c} cgroup")
+                   for c in ("memory", "freezer")}
+        assert d.invoke("fn", {"exit": 1}).json()["errorType"] == "Runtime.ExitError"
+        for controller, folder in folders.items():
+            wait_until(lambda f=folder: not os.path.exists(f), 10, f"its {controller} cgroup to be removed")
+        assert d.proc.poll() is None  # while the daemon still runs
+        fresh = d.invoke("fn", {"pid": True}).json()
+        joined = wait_until(lambda: rapid_cgroup(fresh, "memory"), 10, "the new runtime to join its memory cgroup")
+        assert joined != folders["memory"]
+
+
 def rapid_cgroup(pid, controller):
     """The folder of ``pid``'s cgroup for ``controller`` if it is one of rapid's, else None."""
     folder = cgroup_of(pid, controller)
