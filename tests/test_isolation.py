@@ -160,21 +160,71 @@ def test_without_cap_sys_admin_tmp_is_a_directory_and_namespace_mode_refuses_to_
     assert "private_tmp = 'namespace' needs CAP_SYS_ADMIN" in r.stderr
 
 
-def test_an_interpreter_others_cannot_execute_keeps_root_with_a_warning(public_dir, tmp_path):
+def test_an_interpreter_others_cannot_execute_keeps_root_with_a_warning(public_dir, closed_python):
     # The bootstrap is readable by all, but its interpreter (named with an argument, as
-    # `#!/path/python3 -u`) lives in a folder only root may enter, outside /tmp.
+    # `#!/path/python3 -u`) lives in a folder only root may enter.
+    folder = make_function(public_dir / "fn", BEHAVE_SYSTEM.replace(SYSTEM_PYTHON, f"{closed_python} -u", 1))
+    with run_server(["--function", f"fn={folder}"]) as d:
+        assert any(f"function 'fn' runs as root: {closed_python.parent} is not reachable" in line
+                   for line in d.stderr), d.stderr
+        assert d.invoke("fn", {"id": True}).json() == [0, 0]
+
+
+@pytest.fixture
+def closed_python():
+    """A copy of the system Python in a folder only root may enter, outside /tmp."""
     need("root", "system_python")
     closed = Path(tempfile.mkdtemp(prefix="rapid-test-closed-", dir="/var/tmp"))
+    closed.chmod(0o700)
+    shutil.copy2(os.path.realpath(SYSTEM_PYTHON), closed / "python3")
+    yield closed / "python3"
+    shutil.rmtree(closed, ignore_errors=True)
+
+
+def test_an_interpreter_found_through_env_is_checked_too(public_dir, closed_python):
+    # `#!/usr/bin/env python3`: the interpreter is whichever python3 PATH finds first.
+    folder = make_function(public_dir / "fn", BEHAVE_SYSTEM.replace(SYSTEM_PYTHON, "/usr/bin/env python3", 1))
+    path = f"{closed_python.parent}:{os.environ['PATH']}"
+    with run_server(["--function", f"fn={folder}"], env={"PATH": path}) as d:
+        assert any(f"function 'fn' runs as root: {closed_python.parent} is not reachable" in line
+                   for line in d.stderr), d.stderr
+        assert d.invoke("fn", {"id": True}).json() == [0, 0]
+
+
+def test_a_task_root_others_cannot_list_keeps_root(public_dir):
+    # Others may enter it (x) but not read it (r): a runtime must list its task root.
+    need("root", "system_python")
+    folder = make_function(public_dir / "fn", BEHAVE_SYSTEM)
+    folder.chmod(0o711)
+    with run_server(["--function", f"fn={folder}"]) as d:
+        assert any(f"function 'fn' runs as root: {folder} is not reachable" in line for line in d.stderr), d.stderr
+        assert d.invoke("fn", {"id": True}).json() == [0, 0]
+
+
+def test_the_task_root_is_read_only_in_the_namespace_wherever_it_lives(behave_fn):
+    # Outside /tmp too (pytest's tmp_path is under /tmp, bound in by another path).
+    need("root", "mount_namespace")
+    folder = Path(tempfile.mkdtemp(prefix="rapid-test-task-", dir="/var/tmp"))
     try:
-        closed.chmod(0o700)
-        python = closed / "python3"
-        shutil.copy2(os.path.realpath(SYSTEM_PYTHON), python)
-        folder = make_function(public_dir / "fn", BEHAVE_SYSTEM.replace(SYSTEM_PYTHON, f"{python} -u", 1))
-        with run_server(["--function", f"fn={folder}"]) as d:
-            assert any(f"function 'fn' runs as root: {closed} is not reachable" in line for line in d.stderr), d.stderr
-            assert d.invoke("fn", {"id": True}).json() == [0, 0]
+        folder.chmod(0o755)
+        make_function(folder, (behave_fn / "bootstrap").read_text())
+        with run_server(["--function", f"fn={folder}"], env={"RAPID_PRIVATE_TMP": "namespace"}) as d:
+            assert d.invoke("fn", {"id": True}).json()[0] == 0  # root: only the mount stops it
+            assert d.invoke("fn", {"write": str(folder / "x"), "data": "y"}).json() == "OSError"
+            assert d.invoke("fn", {"read": str(folder / "bootstrap")}).json().startswith("#!")
+        assert not (folder / "x").exists()
     finally:
-        shutil.rmtree(closed, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_rapid_nests_its_cgroups_under_its_own(behave_fn):
+    # So the limits of whatever runs the daemon (a container, a systemd unit) still apply.
+    need("root", "memory_cgroup")
+    with run_server(["--function", f"fn={behave_fn}"]) as d:
+        pid = d.invoke("fn", {"pid": True}).json()
+        folder = wait_until(lambda: rapid_cgroup(pid, "memory"), 10, "the runtime to join its memory cgroup")
+        daemon_own = cgroup_of(d.proc.pid, "memory")
+        assert os.path.dirname(folder) == os.path.join(daemon_own, f"rapid-{d.proc.pid}")
 
 
 # -- private TMPDIR: a directory per instance -------------------------------------------------
