@@ -227,6 +227,30 @@ def test_rapid_nests_its_cgroups_under_its_own(behave_fn):
         assert os.path.dirname(folder) == os.path.join(daemon_own, f"rapid-{d.proc.pid}")
 
 
+def test_a_script_named_on_the_command_line_must_be_readable_by_others(closed_python):
+    # Drop-in mode, `-- /usr/bin/python3 /closed/boot.py`: the interpreter is fine, the
+    # script it must read is not.
+    script = closed_python.parent / "boot.py"
+    script.write_text(BEHAVE_SYSTEM)
+    script.chmod(0o644)
+    with run_server(["--", SYSTEM_PYTHON, str(script)]) as d:
+        assert any(f"function 'function' runs as root: {closed_python.parent} is not reachable" in line
+                   for line in d.stderr), d.stderr
+        assert d.invoke("function", {"id": True}).json() == [0, 0]
+
+
+def test_drop_privileges_and_memory_limit_can_be_turned_off(public_sys_fn, tmp_path):
+    need("root", "system_python")
+    toml = tmp_path / "rapid.toml"
+    toml.write_text(f'drop_privileges = "off"\nmemory_limit = "off"\n'
+                    f'[functions.fn]\npath = "{public_sys_fn}"\nmemory = 128\ntimeout = 20\n')
+    with run_server(["--config", str(toml)]) as d:
+        line = isolation_line(d)
+        assert "runtimes run as the daemon's user" in line and "memory off" in line
+        assert d.invoke("fn", {"id": True}).json() == [0, 0]
+        assert d.invoke("fn", {"alloc": 300}).json() == "allocated"  # over its 128 MB, and kept
+
+
 # -- private TMPDIR: a directory per instance -------------------------------------------------
 
 
