@@ -15,6 +15,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -191,10 +192,13 @@ def run_server(
         yield daemon
     finally:
         code = daemon.stop()
-        if check_leaks:
-            assert_no_leaks(home)
-        if expect_exit is not None:
-            assert code == expect_exit, f"daemon exited {code}; stderr: {daemon.stderr}"
+        try:
+            if check_leaks:
+                assert_no_leaks(home)
+            if expect_exit is not None:
+                assert code == expect_exit, f"daemon exited {code}; stderr: {daemon.stderr}"
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 def make_function(folder: Path, bootstrap: str, files: dict[str, str] | None = None) -> Path:
