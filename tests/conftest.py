@@ -1,5 +1,11 @@
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
 
+from tests import capabilities
 from tests.daemon import ECHO, make_function
 
 
@@ -13,3 +19,30 @@ def behave_fn(tmp_path):
     from tests.daemon import BEHAVE
 
     return make_function(tmp_path / "behave", BEHAVE)
+
+
+@pytest.fixture
+def public_dir():
+    """A folder every uid can traverse (pytest's tmp_path sits under a 0700 folder, which an
+    instance running under its own uid could not reach without a mount namespace)."""
+    path = Path(tempfile.mkdtemp(prefix="rapid-test-public-"))
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Say once which isolation paths this run checked for real (coverage depends on the
+    machine: root, cgroups, /usr/bin/python3), and why the others were not."""
+    ran = [p for p in capabilities.ISOLATION_PATHS if p in capabilities.EXERCISED]
+    not_ran = [p for p in capabilities.ISOLATION_PATHS if p not in capabilities.EXERCISED]
+    if not ran and not capabilities.PROBED:
+        return  # a run that selected no isolation test
+    terminalreporter.section("isolation paths")
+    terminalreporter.write_line("exercised: " + (", ".join(ran) or "none"))
+    if not_ran:
+        terminalreporter.write_line("not exercised: " + ", ".join(not_ran))
+    for name in sorted(capabilities.PROBED):
+        why = capabilities.missing(name)
+        if why is not None:
+            terminalreporter.write_line(f"missing capability {name}: {why}")

@@ -15,6 +15,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -193,10 +194,13 @@ def run_server(
         yield daemon
     finally:
         code = daemon.stop()
-        if check_leaks:
-            assert_no_leaks(home)
-        if expect_exit is not None:
-            assert code == expect_exit, f"daemon exited {code}; stderr: {daemon.stderr}"
+        try:
+            if check_leaks:
+                assert_no_leaks(home)
+            if expect_exit is not None:
+                assert code == expect_exit, f"daemon exited {code}; stderr: {daemon.stderr}"
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 def make_function(folder: Path, bootstrap: str, files: dict[str, str] | None = None) -> Path:
@@ -211,12 +215,12 @@ def make_function(folder: Path, bootstrap: str, files: dict[str, str] | None = N
 
 
 def run_cli(args: Sequence[str], *, env: dict[str, str] | None = None, cwd: str | None = None,
-            timeout: float = 20) -> subprocess.CompletedProcess[str]:
+            timeout: float = 20, wrap: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
     """Run ``python -m rapid ARGS`` to completion (for start-up errors)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("RAPID_", "AWS_LAMBDA_"))}
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "rapid", *args], cwd=cwd or ROOT, env=full_env, capture_output=True,
+        [*wrap, sys.executable, "-m", "rapid", *args], cwd=cwd or ROOT, env=full_env, capture_output=True,
         text=True, timeout=timeout,
     )
 
@@ -235,6 +239,18 @@ while True:
     conn.getresponse().read()
 """.replace("{python}", sys.executable)
 
+
+
+def wait_until(probe, timeout: float = 10, what: str = "the condition"):
+    """Poll ``probe`` until it returns something true (returned), failing after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
 
 
 def unique() -> str:
@@ -260,6 +276,8 @@ def unique() -> str:
 #   {"ticks": true}     -> answers how often a background thread has ticked (every 10 ms)
 #   {"signal": pid}     -> sends SIGKILL-free signal 0 to pid, answers "ok" or the error's name
 #   {"fill": mb}        -> writes mb MB to /tmp/fill, answers the MB written or the error's name
+#   {"wait_for": path}  -> waits (up to 60 s) until path exists, answers "released" (or "gave up")
+# Paths in write/read may name $TMPDIR (expanded in the runtime).
 # With INIT_FAIL set in its environment it posts /init/error and exits 1 instead of polling;
 # with INIT_HANG it never calls /next.
 BEHAVE = """#!{python}
@@ -310,8 +328,14 @@ while True:
             try: return urllib.request.urlopen(event["fetch"], timeout=5).status
             except urllib.error.HTTPError as e: return e.code
         out = attempt(get)
-    elif "write" in event: out = attempt(lambda: open(event["write"], "w").write(event["data"]) and True)
-    elif "read" in event: out = attempt(lambda: open(event["read"]).read())
+    elif "write" in event:
+        out = attempt(lambda: open(os.path.expandvars(event["write"]), "w").write(event["data"]) and True)
+    elif "read" in event: out = attempt(lambda: open(os.path.expandvars(event["read"])).read())
+    elif "wait_for" in event:
+        end = time.monotonic() + 60
+        while not os.path.exists(event["wait_for"]) and time.monotonic() < end:
+            time.sleep(0.01)
+        out = "released" if os.path.exists(event["wait_for"]) else "gave up"
     elif "id" in event: out = [os.getuid(), os.getgid()]
     elif "rlimits" in event:
         import resource

@@ -1,5 +1,6 @@
 """Start-up: one clear line and exit status 2 for anything misconfigured; nothing starts."""
 
+import os
 import socket
 
 from tests.daemon import ROOT, run_cli, run_server
@@ -89,4 +90,16 @@ def test_zip_function(tmp_path):
 
 
 def test_examples_config_is_valid():
-    assert (ROOT / "examples" / "rapid.toml").is_file()
+    # Loaded as `rapid serve --config examples/rapid.toml` loads it, and every function's
+    # code found as the daemon finds it (a bad key, value or path raises ConfigError).
+    from rapid.config import load
+    from rapid.host.code import code_for
+
+    cfg = load({"config": str(ROOT / "examples" / "rapid.toml")}, environ={}, cwd=str(ROOT))
+    assert {"hello", "node-hello", "sh"} <= set(cfg.functions)
+    assert cfg.functions["hello"].runtime == "python" and cfg.functions["hello"].handler == "app.handler"
+    for name, fc in cfg.functions.items():
+        code = code_for(fc, dropin=False, data_dir=ROOT / "unused")
+        assert os.path.isdir(code.task_root), name
+        if fc.runtime == "provided":
+            assert code.argv is not None and code.entrypoint_error is None, name

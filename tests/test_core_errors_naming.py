@@ -116,17 +116,20 @@ def test_service_error_body() -> None:
         "Type": "User",
         "message": "Function not found: arn:aws:lambda:us-east-1:000000000000:function:nope",
     }
-    assert isinstance(err, Exception)
+    with pytest.raises(ServiceError):  # raised by handlers, rendered once at the edge
+        raise err
 
 
 def test_throttle_body_carries_reason() -> None:
-    err = ServiceError(429, "TooManyRequestsException", "Rate Exceeded.",
-                       reason="ReservedFunctionConcurrentInvocationLimitExceeded", retry_after=1)
+    err = errors.throttled("ReservedFunctionConcurrentInvocationLimitExceeded")
+    assert (err.status, err.code, err.retry_after) == (429, "TooManyRequestsException", 1)
     assert err.body() == {
         "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded",
         "Type": "User",
         "message": "Rate Exceeded.",
     }
+    assert errors.throttled("ConcurrentInvocationLimitExceeded").body()["Reason"] == (
+        "ConcurrentInvocationLimitExceeded")
     assert "Reason" not in ServiceError(400, "X", "m").body()
 
 
@@ -320,3 +323,77 @@ def test_log_stream_name() -> None:
     # 2024-03-04T17:22:38Z
     assert log_stream_name("0f", "7", now=1709572958) == "2024/03/04/[7]0f"
     assert re.match(r"^\d{4}/\d{2}/\d{2}/\[\$LATEST\][0-9a-f]+$", log_stream_name("deadbeef"))
+
+
+# -- the exact words of every error (each one a literal, as AWS and the RIE write it) ----------
+
+
+def test_not_json_words() -> None:
+    err = errors.not_json()
+    assert (err.status, err.code) == (400, "InvalidRequestContentException")
+    assert err.message == "Could not parse request body into json: The request body could not be parsed as JSON."
+
+
+def test_validation_error() -> None:
+    err = errors.validation("1 validation error detected: x")
+    assert (err.status, err.code, err.message) == (400, "ValidationException", "1 validation error detected: x")
+    assert err.body() == {"Type": "User", "message": "1 validation error detected: x"}
+
+
+def test_unknown_operation() -> None:
+    err = errors.unknown_operation()
+    assert (err.status, err.code, err.message) == (404, "UnknownOperationException", "Unknown operation")
+
+
+def test_shutting_down_is_a_service_fault() -> None:
+    err = errors.shutting_down()
+    assert (err.status, err.code) == (503, "ServiceException")
+    assert err.body() == {"Type": "Service", "message": "rapid is shutting down"}
+
+
+FUNCTION_NAME_PATTERN = (
+    r"(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\d{1}:)?(\d{12}:)?"
+    r"(function:)?([a-zA-Z0-9-_]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?"
+)
+
+
+def test_a_malformed_function_name_is_refused_with_awss_pattern() -> None:
+    with pytest.raises(ServiceError) as info:
+        parse_function_name("bad name!", None, "us-east-1", "000000000000")
+    assert (info.value.status, info.value.code) == (400, "InvalidParameterValueException")
+    assert info.value.message == (
+        "1 validation error detected: Value 'bad name!' at 'functionName' failed to satisfy constraint: "
+        "Member must satisfy regular expression pattern: " + FUNCTION_NAME_PATTERN)
+
+
+def test_function_name_length_limits() -> None:
+    # A full ARN up to 170 characters is accepted; 171 is refused as malformed.
+    prefix = "arn:aws:lambda:us-east-1:000000000000:function:"
+    name = "n" * 64
+    at_limit = prefix + name + ":" + "q" * (170 - len(prefix) - 65)
+    assert len(at_limit) == 170
+    assert parse_function_name(at_limit, None, "us-east-1", "000000000000") == Target(name, "q" * 58)
+    with pytest.raises(ServiceError) as info:
+        parse_function_name(at_limit + "q", None, "us-east-1", "000000000000")
+    assert info.value.code == "InvalidParameterValueException"
+    # A bare name: 64 characters is a name; 65 matches the pattern but no function has it.
+    assert parse_function_name("n" * 64, None, "us-east-1", "000000000000") == Target("n" * 64, None)
+    with pytest.raises(ServiceError) as info:
+        parse_function_name("n" * 65, None, "eu-west-1", "123456789012")
+    assert (info.value.status, info.value.code) == (404, "ResourceNotFoundException")
+    assert info.value.message == "Function not found: arn:aws:lambda:eu-west-1:123456789012:function:" + "n" * 65
+
+
+def test_an_arn_of_another_region_or_account_is_not_found_by_that_arn() -> None:
+    arn = "arn:aws:lambda:eu-west-1:000000000000:function:fn"
+    with pytest.raises(ServiceError) as info:
+        parse_function_name(arn, None, "us-east-1", "000000000000")
+    assert (info.value.status, info.value.message) == (404, f"Function not found: {arn}")
+
+
+def test_check_name_words() -> None:
+    check_name("ok-name_1")
+    with pytest.raises(ServiceError) as info:
+        check_name("no spaces")
+    assert (info.value.status, info.value.code, info.value.message) == (
+        400, "InvalidParameterValueException", "Invalid function name: no spaces")

@@ -254,3 +254,17 @@ def test_platform_failure_oversize_has_no_request_id_prefix() -> None:
 def test_platform_failure_without_request_id() -> None:
     o = platform_failure(FunctionError("Runtime.InvalidEntrypoint", "boom"), "", encode)
     assert json.loads(o.body) == {"errorType": "Runtime.InvalidEntrypoint", "errorMessage": "Error: boom"}
+
+
+def test_an_event_that_does_not_settle_says_so() -> None:
+    inv = make()
+    with pytest.raises(IllegalInvocationTransition) as info:
+        inv.settle(Ev.DISPATCH, success(b"x", None))
+    assert str(info.value) == "dispatch does not settle a Queued invocation"
+    assert inv.state is St.QUEUED and inv.outcome is None
+
+
+def test_function_failure_keeps_the_runtimes_body() -> None:
+    out = function_failure(b'{"errorType":"E"}', "E")
+    assert (out.body, out.content_type, out.function_error, out.status, out.error_type) == (
+        b'{"errorType":"E"}', "application/json", True, "error", "E")

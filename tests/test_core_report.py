@@ -202,3 +202,20 @@ def test_function_line_json_wraps_plain_text(line: str) -> None:
 
 def test_function_line_json_outside_an_invocation() -> None:
     assert json.loads(report.function_line_json("init output", None))["requestId"] is None
+
+
+def test_json_durations_keep_three_decimals() -> None:
+    r = Report(request_id="r", duration_ms=1.23456, memory_size_mb=128, max_memory_used_mb=20,
+               init_duration_ms=7.65432, status="success", error_type=None)
+    metrics = json.loads(report.report_json(r))["record"]["metrics"]
+    assert (metrics["durationMs"], metrics["initDurationMs"]) == (1.235, 7.654)
+    init = json.loads(report.init_report_json(2.34567, "init", "success", None, "on-demand"))
+    assert init["record"]["metrics"] == {"durationMs": 2.346}
+
+
+def test_a_json_looking_line_that_is_not_an_object_line_is_wrapped() -> None:
+    # Only a line that is a JSON object from its first character to its last passes through.
+    for line in (' {"a": 1}', '{"a": 1} ', "{not json}"):
+        wrapped = json.loads(report.function_line_json(line, "rid"))
+        assert (wrapped["message"], wrapped["requestId"], wrapped["level"]) == (line, "rid", "INFO")
+    assert report.function_line_json('{"a": 1}', "rid") == '{"a": 1}'

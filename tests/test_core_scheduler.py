@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import math
 
 from rapid.core.scheduler import Dispatch, PoolView, Start, Throttle, plan
 
@@ -102,7 +101,7 @@ def test_invariants_over_the_grid() -> None:
         # Every queued invocation is placed, covered by a starting instance, or refused.
         capacity = len(d) + (starting + len(s)) * k
         assert len(d) + sum(a.count for a in t) <= queued <= capacity + sum(a.count for a in t)
-        assert len(t) <= 1 and math.isfinite(len(actions))
+        assert len(t) <= 1
         checked += 1
     assert checked == 3 * 3 * 3 * 6 * 6 * 3 * 3
 

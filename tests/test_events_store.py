@@ -295,4 +295,6 @@ def test_metrics_page_parses_back_to_the_same_figures(tmp_path):
     table = metrics.table(samples)
     row = next(line for line in table.splitlines() if line.startswith('we"ird'))
     assert row.split()[1:7] == ["3", "1", "10.0", "0", "0", "0"] and row.split()[7] == "6"
-    assert "q" in table and "7" in table
+    # The queues follow the functions, one row each: name, then its message count.
+    queues = table.split("\n\n")[1].splitlines()
+    assert queues[0].split() == ["queue", "messages"] and queues[1].split() == ["q", "7"]

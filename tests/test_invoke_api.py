@@ -3,7 +3,6 @@ invocation types and name forms. Bad input gets AWS's error and the daemon keeps
 
 import base64
 import json
-import time
 
 import pytest
 
@@ -200,7 +199,7 @@ def test_a_client_that_hangs_up_does_not_lose_the_next_invoke(daemon):
     body = b'{"sleep": 0.5}'
     s.sendall(b"POST /2015-03-31/functions/fn/invocations HTTP/1.1\r\nHost: x\r\n"
               b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-    time.sleep(0.1)
+    daemon.wait_for_line("START RequestId")  # the invoke is running: now its caller goes
     s.close()
     assert daemon.invoke("fn", {"echo": "after"}).json() == "after"
 

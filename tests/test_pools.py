@@ -5,7 +5,31 @@ freezing between invokes."""
 import threading
 import time
 
-from tests.daemon import run_server
+from tests.daemon import run_server, wait_until
+
+
+def _running(d):
+    """Invocations the daemon is running now, from its START and REPORT lines."""
+    lines = list(d.lines)
+    return sum(" START RequestId" in line for line in lines) - sum(" REPORT RequestId" in line for line in lines)
+
+
+def _parked_polls(pid):
+    """How many connections to ``pid``'s Runtime API the daemon has read to the end."""
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        env = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
+    port = "%04X" % int(env[b"AWS_LAMBDA_RUNTIME_API"].rsplit(b":", 1)[1])
+    served = 0
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            local, state, queues = fields[1], fields[3], fields[4]
+            if local.endswith(":" + port) and state == "01":  # the daemon's end, established
+                if queues.split(":")[1] != "00000000":
+                    return 0  # a request not read yet
+                served += 1
+    return served
 
 
 def burst(d, name, payloads, headers=None):
@@ -23,17 +47,23 @@ def burst(d, name, payloads, headers=None):
 
 
 def test_busy_instances_make_the_pool_grow_and_warm_ones_are_reused(behave_fn):
-    with run_server(["--function", f"fn={behave_fn}"]) as d:
-        replies = burst(d, "fn", [{"sleep": 0.5} for _ in range(4)])
-        assert all(r.json() == "slept" for r in replies)
-        grown = len(d.runtime_pids())
-        assert 2 <= grown <= 4  # (on a loaded machine a fast instance may serve two in turn)
+    with run_server(["--function", f"fn={behave_fn}", "--timeout", "60"]) as d:
+        # Four invokes held busy together (each until the flag exists): four instances.
+        flag = behave_fn / "release"  # inside the task root, which the runtime sees
+        threads = [threading.Thread(target=d.invoke, args=("fn", {"wait_for": str(flag)}), kwargs={"timeout": 90})
+                   for _ in range(4)]
+        for t in threads:
+            t.start()
+        wait_until(lambda: _running(d) == 4, 30, "four invocations running")
+        assert len(d.runtime_pids()) == 4
+        flag.touch()
+        for t in threads:
+            t.join()
+        grown = set(d.runtime_pids())
+        # Sequential invokes run on the warm instances: the pool does not grow.
         pids = {d.invoke("fn", {"pid": True}).json() for _ in range(10)}
-        # Sequential invokes stay on the most recently used warm instances (two at most: the
-        # one that just answered may not be back at /next when the next invoke arrives), so
-        # the others can age out.
-        assert len(pids) <= 2
-        assert len(d.runtime_pids()) == grown
+        assert pids <= grown
+        assert set(d.runtime_pids()) == grown
 
 
 def test_reserved_concurrency_throttles_beyond_it(behave_fn):
@@ -76,9 +106,8 @@ def test_host_wide_limit_throttles_with_its_own_reason(behave_fn, tmp_path):
                 t = threading.Thread(target=d.invoke, args=(name, {"sleep": 15}))
                 t.start()
                 holders.append(t)
-        deadline = time.monotonic() + 20
-        while len(d.runtime_pids()) < 101 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: len(d.runtime_pids()) >= 101, 30, "101 instances")
+        wait_until(lambda: _running(d) >= 101, 30, "101 invocations running")
         r = d.invoke("a", {"echo": 1})
         assert r.status == 429
         assert r.json()["Reason"] == "ConcurrentInvocationLimitExceeded"
@@ -113,9 +142,7 @@ def test_provisioned_concurrency_is_initialised_ahead_and_kept_warm(behave_fn, t
     toml = tmp_path / "rapid.toml"
     toml.write_text(f'idle_timeout = 0.5\n[functions.pc]\npath = "{behave_fn}"\nprovisioned_concurrency = 2\n')
     with run_server(["--config", str(toml)]) as d:
-        deadline = time.monotonic() + 10
-        while len([line for line in d.lines if "INIT_REPORT" in line]) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: len([line for line in d.lines if "INIT_REPORT" in line]) >= 2, 10, "two INIT_REPORTs")
         inits = [line for line in d.lines if "INIT_REPORT" in line]
         assert len(inits) == 2 and all("Phase: init\tStatus: success" in line for line in inits)
         assert len(d.runtime_pids()) == 2
@@ -127,23 +154,17 @@ def test_provisioned_concurrency_is_initialised_ahead_and_kept_warm(behave_fn, t
         replies = burst(d, "pc", [{"sleep": 0.5} for _ in range(4)])
         assert all(r.status == 200 for r in replies)
         assert len(d.runtime_pids()) >= 3
-        # The on-demand one goes after the idle timeout; provisioned ones stay.
-        deadline = time.monotonic() + 10
-        while len(d.runtime_pids()) > 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert len(d.runtime_pids()) == 2
-        time.sleep(1.5)
-        assert len(d.runtime_pids()) == 2
+        # The on-demand ones go after the idle timeout; provisioned ones stay (that the sweep
+        # never stops them is checked without a clock in tests/unit/test_upkeep.py).
+        wait_until(lambda: len(d.runtime_pids()) == 2, 10, "the on-demand instances to go")
+        assert (d.invoke("pc", {"env": "AWS_LAMBDA_INITIALIZATION_TYPE"}).json() == "provisioned-concurrency")
 
 
 def test_idle_timeout_stops_instances(behave_fn):
     with run_server(["--function", f"fn={behave_fn}"], env={"RAPID_IDLE_TIMEOUT": "0.5"}) as d:
         pid = d.invoke("fn", {"pid": True}).json()
         assert d.runtime_pids() == [pid]
-        deadline = time.monotonic() + 5
-        while d.runtime_pids() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert d.runtime_pids() == []
+        wait_until(lambda: d.runtime_pids() == [], 10, "the idle instance to stop")
         # A new invoke is a cold start again.
         r = d.invoke("fn", {"pid": True})
         assert r.json() != pid
@@ -155,10 +176,7 @@ def test_max_lifetime_recycles_after_the_running_invocation(behave_fn):
         first = d.invoke("fn", {"pid": True}).json()
         # Running across the lifetime: it finishes, then the instance is recycled.
         assert d.invoke("fn", {"sleep": 1.5}).json() == "slept"
-        deadline = time.monotonic() + 5
-        while first in d.runtime_pids() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert first not in d.runtime_pids()
+        wait_until(lambda: first not in d.runtime_pids(), 10, "the old instance to be recycled")
         assert d.invoke("fn", {"pid": True}).json() != first
 
 
@@ -202,27 +220,76 @@ for _ in range(int(os.environ["AWS_LAMBDA_MAX_CONCURRENCY"])):
 """
 
 
+import os
+
 import pytest
 
+from tests.capabilities import cgroup_of, exercised, need
 
-@pytest.mark.parametrize("how", ["signal", "cgroup"])
-def test_an_idle_instance_is_frozen(behave_fn, how):
-    with run_server(["--function", f"fn={behave_fn}"], env={"RAPID_FREEZE_WITH": how}) as d:
-        if how == "cgroup" and not any("idle freeze cgroup freezer" in line for line in d.stderr):
-            pytest.skip("no freezer cgroup here")
-        d.invoke("fn", {"ticks": True})
-        before = d.invoke("fn", {"ticks": True}).json()
-        time.sleep(1)
-        after = d.invoke("fn", {"ticks": True}).json()
-        # A background thread ticking every 10 ms barely moved while the instance was idle.
-        assert after - before < 20
+
+def process_state(pid):
+    """The one-letter state of ``pid`` from /proc (T: stopped by a signal)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def freezer_state(pid):
+    """``FROZEN``/``THAWED`` from the freezer cgroup rapid put ``pid`` in (v1
+    ``freezer.state``, v2 ``cgroup.freeze`` as 1/0), or None outside rapid's cgroups."""
+    folder = cgroup_of(pid, "freezer")
+    if not folder or "/rapid-" not in folder:
+        return None
+    v1 = os.path.join(folder, "freezer.state")
+    if os.path.exists(v1):
+        with open(v1) as f:
+            return f.read().strip()
+    with open(os.path.join(folder, "cgroup.freeze")) as f:
+        return {"1": "FROZEN", "0": "THAWED"}[f.read().strip()]
+
+
+def test_an_idle_instance_is_frozen_by_its_freezer_cgroup(behave_fn, tmp_path):
+    need("root", "freezer_cgroup")
+    with run_server(["--function", f"fn={behave_fn}", "--timeout", "60"], env={"RAPID_FREEZE_WITH": "cgroup"}) as d:
+        assert "idle freeze cgroup freezer" in next(line for line in d.stderr if "isolation:" in line)
+        pid = d.invoke("fn", {"pid": True}).json()
+        # Seen from outside: the kernel's freezer holds the idle instance, and no signal
+        # stopped it (a SIGSTOPped process shows state T).
+        wait_until(lambda: freezer_state(pid) == "FROZEN", 10, "the idle instance's cgroup to freeze")
+        assert process_state(pid) != "T"
+        # While it works it is thawed.
+        flag = behave_fn / "release"  # inside the task root, which the runtime sees
+        held = threading.Thread(target=d.invoke, args=("fn", {"wait_for": str(flag)}), kwargs={"timeout": 90})
+        held.start()
+        wait_until(lambda: freezer_state(pid) == "THAWED", 10, "the busy instance's cgroup to thaw")
+        flag.touch()
+        held.join()
+        wait_until(lambda: freezer_state(pid) == "FROZEN", 10, "the instance to freeze again")
+    exercised("cgroup freezer")
+
+
+def test_an_idle_instance_is_stopped_by_sigstop(behave_fn, tmp_path):
+    with run_server(["--function", f"fn={behave_fn}", "--timeout", "60"], env={"RAPID_FREEZE_WITH": "signal"}) as d:
+        assert "idle freeze SIGSTOP/SIGCONT" in next(line for line in d.stderr if "isolation:" in line)
+        pid = d.invoke("fn", {"pid": True}).json()
+        wait_until(lambda: process_state(pid) == "T", 10, "the idle instance to be stopped")
+        flag = behave_fn / "release"  # inside the task root, which the runtime sees
+        held = threading.Thread(target=d.invoke, args=("fn", {"wait_for": str(flag)}), kwargs={"timeout": 90})
+        held.start()
+        wait_until(lambda: process_state(pid) != "T", 10, "the busy instance to be continued")
+        flag.touch()
+        held.join()
+        wait_until(lambda: process_state(pid) == "T", 10, "the instance to be stopped again")
+    exercised("SIGSTOP freeze")
 
 
 def test_freeze_can_be_turned_off(behave_fn):
     with run_server(["--function", f"fn={behave_fn}"], env={"RAPID_FREEZE": "false"}) as d:
+        assert "idle freeze off" in next(line for line in d.stderr if "isolation:" in line)
         before = d.invoke("fn", {"ticks": True}).json()
-        time.sleep(1)
-        assert d.invoke("fn", {"ticks": True}).json() - before > 50
+        # Idle, it keeps running: its ticks move on while nobody invokes it.
+        pid = d.invoke("fn", {"pid": True}).json()
+        assert process_state(pid) != "T"
+        wait_until(lambda: d.invoke("fn", {"ticks": True}).json() - before > 50, 10, "ticks while idle")
 
 
 def test_burst_of_200_at_a_pool_of_8(behave_fn):
@@ -252,6 +319,8 @@ def test_burst_of_200_at_a_pool_of_8(behave_fn):
         assert answers == {i: i for i in range(200)}  # none lost, none twice, none crossed
         assert set(statuses) <= {200, 429}
         assert len(d.runtime_pids()) <= 8
+        # The log stream is read on its own thread: it may trail the answers a little.
+        wait_until(lambda: len([line for line in d.lines if "REPORT RequestId" in line]) >= 200, 10, "the REPORTs")
         starts = [line for line in d.lines if " START RequestId" in line]
         assert len(starts) == 200  # a throttled invoke never ran
 
@@ -265,8 +334,10 @@ def test_many_held_long_polls(tmp_path):
     toml = tmp_path / "rapid.toml"
     toml.write_text(f'[functions.mi]\npath = "{multi}"\nper_instance_concurrency = 1000\n')
     with run_server(["--config", str(toml)]) as d:
-        assert d.invoke("mi", {}).status == 200
-        time.sleep(3)  # let its 1,000 threads reach /next
+        pid = d.invoke("mi", {}).json()["pid"]
+        # All 1,000 threads are parked at /next once the daemon has read 1,000 requests on
+        # the runtime's connections: 1,000 of them established, nothing left unread.
+        wait_until(lambda: _parked_polls(pid) >= 1000, 60, "1,000 parked /next")
         replies = burst(d, "mi", [{} for _ in range(100)])
         assert all(r.status == 200 for r in replies)
         assert len({r.json()["pid"] for r in replies}) == 1

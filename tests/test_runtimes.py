@@ -2,16 +2,14 @@
 awslambdaric from PyPI, and boto3 as the invoker."""
 
 import json
-import shutil
 import sys
 
 import boto3
 import pytest
 from botocore.config import Config
 
+from tests.capabilities import need
 from tests.daemon import EXAMPLES, run_server
-
-needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 
 
 def client(d, **kw):
@@ -110,8 +108,8 @@ def test_bundled_python_init_errors(tmp_path):
         assert r.json()["errorMessage"] == "Handler 'nope' missing on module 'app'"
 
 
-@needs_node
 def test_bundled_node_runtime(tmp_path):
+    need("node")
     folder = tmp_path / "node"
     folder.mkdir()
     (folder / "index.js").write_text(
@@ -138,6 +136,7 @@ def test_bundled_node_runtime(tmp_path):
 
 
 def test_shell_example_echoes(tmp_path):
+    need("curl")
     with run_server(["--function", f"sh={EXAMPLES / 'shell-echo'}"]) as d:
         r = d.invoke("sh", {"name": "shell"})
         assert r.status == 200 and r.json() == {"name": "shell"}
@@ -146,11 +145,11 @@ def test_shell_example_echoes(tmp_path):
 
 
 def test_examples_toml(tmp_path):
+    need("node", "curl")
     with run_server(["--config", str(EXAMPLES / "rapid.toml")]) as d:
         assert d.invoke("hello", {"name": "x"}).json() == {"message": "Hello, x!"}
         assert d.invoke("sh", {"name": "x"}).json() == {"name": "x"}
-        if shutil.which("node"):
-            assert d.invoke("node-hello", {"name": "x"}).json() == {"message": "Hello, x!"}
+        assert d.invoke("node-hello", {"name": "x"}).json() == {"message": "Hello, x!"}
 
 
 def test_boto3_invocation_types_and_log_tail(py_app):

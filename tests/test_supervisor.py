@@ -5,7 +5,8 @@ import os
 import signal
 import time
 
-from tests.daemon import run_server
+from tests.capabilities import has, need
+from tests.daemon import run_server, wait_until
 
 
 def fn_args(folder, *extra):
@@ -21,9 +22,7 @@ def test_same_process_serves_warm_invokes(behave_fn):
 def test_timeout_kills_instance_then_recovers(behave_fn):
     with run_server(fn_args(behave_fn, "--timeout", "1")) as d:
         first_pid = d.invoke("fn", {"pid": True}).json()
-        t0 = time.monotonic()
         r = d.invoke("fn", {"sleep": 30})
-        elapsed = time.monotonic() - t0
         rid = r.headers["x-amzn-requestid"]
         assert r.status == 200
         assert r.function_error == "Unhandled"
@@ -31,14 +30,10 @@ def test_timeout_kills_instance_then_recovers(behave_fn):
             "errorType": "Sandbox.Timedout",
             "errorMessage": f"RequestId: {rid} Error: Task timed out after 1.00 seconds",
         }
-        assert elapsed < 5
         report = d.wait_for_line(f"REPORT RequestId: {rid}")
         assert "\tStatus: timeout\t" in report
         # The timed-out process is gone and never reused.
-        deadline = time.monotonic() + 5
-        while first_pid in d.runtime_pids() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert first_pid not in d.runtime_pids()
+        wait_until(lambda: first_pid not in d.runtime_pids(), 10, "the timed-out runtime to go")
         r2 = d.invoke("fn", {"pid": True})
         assert r2.status == 200 and r2.function_error is None
         assert r2.json() != first_pid
@@ -95,10 +90,9 @@ def test_init_error_answers_body_and_retries_inside_next_invoke(behave_fn):
         assert "Phase: init\tStatus: error\tError Type: Runtime.ImportModuleError" in inits[0]
         assert "Phase: invoke\tStatus: error\tError Type: Runtime.ImportModuleError" in inits[1]
         assert len(inits) == 2
-        # No restart loop: nothing starts again until the next invoke.
-        time.sleep(0.5)
-        assert len([line for line in d.lines if "INIT_REPORT" in line]) == 2
-        assert d.runtime_pids() == []
+        # No restart loop: nothing starts again until the next invoke (checked without a
+        # clock in tests/unit/test_instance_lifecycle.py).
+        wait_until(lambda: d.runtime_pids() == [], 10, "the failed runtime to go")
         r = d.invoke("fn", {"echo": 1})
         assert r.json()["errorType"] == "Runtime.ImportModuleError"
         d.wait_for_line(f"REPORT RequestId: {r.headers['x-amzn-requestid']}")
@@ -124,12 +118,10 @@ def test_init_timeout_then_suppressed_init_on_the_invoke(behave_fn):
     # The init limit is 10 s as on Lambda; a test may shorten it.
     with run_server(fn_args(behave_fn, "--env", "INIT_HANG=1", "--timeout", "1"),
                     env={"RAPID_INIT_TIMEOUT": "1"}) as d:
-        t0 = time.monotonic()
         r = d.invoke("fn", {"echo": 1})
         assert r.function_error == "Unhandled"
         assert r.json()["errorType"] == "Sandbox.Timedout"
-        assert time.monotonic() - t0 < 6
-        d.wait_for_line(f"REPORT RequestId: {r.headers['x-amzn-requestid']}")
+        assert "\tStatus: timeout" in d.wait_for_line(f"REPORT RequestId: {r.headers['x-amzn-requestid']}")
         inits = [line for line in d.lines if "INIT_REPORT" in line]
         assert "Phase: init\tStatus: timeout" in inits[0]
         assert "Phase: invoke\tStatus: timeout" in inits[1]
@@ -180,19 +172,19 @@ def test_environment_of_the_contract(behave_fn, tmp_path):
         api = env("AWS_LAMBDA_RUNTIME_API")
         assert api.startswith("127.0.0.1:") and api != f"127.0.0.1:{d.port}"
         tmpdir = env("TMPDIR")
-        namespaced = any("private tmpfs per instance" in line for line in d.stderr)
-        if namespaced:
+        # Which one is the machine's (probed, not read from the daemon): both are private;
+        # tests/test_isolation.py checks each mode's privacy and removal.
+        if has("mount_namespace"):
             assert tmpdir == "/tmp"  # its own tmpfs, in its own mount namespace
         else:
             assert os.path.isdir(tmpdir) and tmpdir != "/tmp"
         assert d.invoke("fn", {"env": "RAPID_NOT_SET_ANYWHERE"}).json() is None
-    # The private TMPDIR goes with the instance.
-    assert namespaced or not os.path.exists(tmpdir)
 
 
 def test_working_directory_is_the_task_root(tmp_path):
     from tests.daemon import make_function
 
+    need("curl")
     folder = make_function(tmp_path / "f", BOOT_PWD)
     with run_server(fn_args(folder)) as d:
         assert d.invoke("fn", {}).json() == str(folder)
@@ -297,10 +289,7 @@ def test_children_forked_by_the_runtime_die_with_it(tmp_path):
         d.invoke("fn", {"echo": 1})
         assert len(d.runtime_pids()) == 2
         d.invoke("fn", {"sleep": 5})
-        deadline = time.monotonic() + 5
-        while d.runtime_pids() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert d.runtime_pids() == []
+        wait_until(lambda: d.runtime_pids() == [], 10, "the runtime and its child to go")
 
 
 def test_concurrent_invokes_each_get_their_own_answer(behave_fn):
@@ -319,6 +308,8 @@ def test_concurrent_invokes_each_get_their_own_answer(behave_fn):
         for t in threads:
             t.join()
         assert results == {i: i for i in range(1, 21)}
+        # The log stream is read on its own thread: it may trail the answers a little.
+        wait_until(lambda: len([line for line in d.lines if "REPORT RequestId" in line]) == 21, 10, "21 REPORTs")
         starts = [line for line in d.lines if " START RequestId" in line]
         assert len(starts) == 21
         # The pool grew to meet the burst, never past one instance per concurrent invoke.
@@ -367,10 +358,19 @@ def test_the_daemon_writes_nothing_into_its_working_directory(behave_fn, tmp_pat
     cwd.mkdir()
     with run_server(fn_args(behave_fn), cwd=cwd, check_leaks=False, expect_exit=None) as d:
         d.invoke("fn", {"echo": 1})
+        children = _children(d.proc.pid)  # the guardian among them
         d.proc.send_signal(sig.SIGKILL)  # the guardian cleans up after a killed daemon too
         d.proc.wait()
         from tests.daemon import assert_no_leaks
 
         assert_no_leaks(d.home)
-    time.sleep(0.5)
+    wait_until(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in children), 10, "the guardian to finish")
     assert list(cwd.iterdir()) == []
+
+
+def _children(pid):
+    out = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/children") as f:
+            out += [int(x) for x in f.read().split()]
+    return out

@@ -63,7 +63,7 @@ def trace_id(now: float | None = None) -> str:
 
 
 def log_stream_name(instance_hex: str, version: str = LATEST, now: float | None = None) -> str:
-    day = time.strftime("%Y/%m/%d", time.gmtime(time.time() if now is None else now))
+    day = time.strftime("%Y/%m/%d", time.gmtime(now))  # gmtime(None): the current time
     return f"{day}/[{version}]{instance_hex}"
 
 

@@ -87,8 +87,7 @@ def plan(view: PoolView) -> list[Action]:
             actions.append(Start(suppressed=True))
             resets -= 1
             waiting -= 1
-            if k > 1:
-                waiting = max(0, waiting - (k - 1))
+            waiting = max(0, waiting - (k - 1))  # its instance's other slots
         else:
             actions.append(Start())
             waiting = max(0, waiting - k)

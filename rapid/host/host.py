@@ -1,6 +1,7 @@
 """The host: every function this daemon serves, and what they share.
 
-It holds the log stream, the guardian, the sandbox and the host-wide concurrency: a
+It holds the log stream, the guardian, the sandbox, the process backend (what starts
+runtimes: real processes, or a test's fake) and the host-wide concurrency: a
 function with reserved concurrency owns exactly that many instances; every other function
 draws on the unreserved pool (``max_concurrency`` less all reservations, at least 100 of
 it, as on AWS). When the pool is full, an idle instance of another function is stopped to
@@ -25,6 +26,7 @@ from rapid.dashboard.feed import Feed
 from rapid.host.code import Code
 from rapid.host.function import Function
 from rapid.logs import LogSink
+from rapid.supervisor.backend import ProcessBackend, Processes
 from rapid.supervisor.guardian import Guardian
 from rapid.supervisor.peers import process_tree
 from rapid.supervisor.sandbox import Sandbox
@@ -44,7 +46,7 @@ class Catalog(Protocol):
 
 
 class Host:
-    def __init__(self, config: Config, logs: LogSink) -> None:
+    def __init__(self, config: Config, logs: LogSink, processes: ProcessBackend | None = None) -> None:
         self.config = config
         self.logs = logs
         self.feed = Feed()  # the recent past, for the dashboard (bounded)
@@ -66,6 +68,8 @@ class Host:
         for folder in self.sandbox.cgroup_folders():
             self.guardian.cgroup_folder(folder)
         self.guardian.scratch_folder(self.tmp_root)
+        # What starts runtimes: real processes, or a test's fake backend.
+        self.processes: ProcessBackend = processes if processes is not None else Processes(self.guardian)
         self.max_concurrency = config.max_concurrency
         self._sweeper: asyncio.Task[None] | None = None
         # Sees every Runtime API request when set (rapid check / bench); None in the daemon.

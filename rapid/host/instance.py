@@ -4,7 +4,8 @@ Theory of operation
 -------------------
 An instance is born *starting*: it opens its own Runtime API server on a fresh loopback
 port (that address is its identity; a connection from any process but its own runtime is
-refused) and spawns the runtime with ``AWS_LAMBDA_RUNTIME_API`` pointing there.
+refused) and has the host's process backend (``rapid.supervisor.backend``) spawn the
+runtime with ``AWS_LAMBDA_RUNTIME_API`` pointing there.
 
 Init ends at the runtime's first ``GET /next``. A plain start has 10 s for that (a
 provisioned one, 130 s or the timeout); a *suppressed* start (after an instance of this
@@ -72,8 +73,8 @@ from rapid.host.extensions import Extensions, executables
 from rapid.host.response_stream import RuntimeStream
 from rapid.host.slots import Slots
 from rapid.host.telemetry import Telemetry
+from rapid.supervisor.backend import RuntimeHandle
 from rapid.supervisor.peers import is_peer_of
-from rapid.supervisor.process import RuntimeProcess
 
 if TYPE_CHECKING:
     from rapid.host.function import Function
@@ -95,7 +96,7 @@ class Instance:
         self.bound = bound  # the invocation a suppressed init runs for
         self.suppressed = bound is not None
         self.initialized = False
-        self.process: RuntimeProcess | None = None
+        self.process: RuntimeHandle | None = None
         self.server: asyncio.Server | None = None
         self.address = ""
         self.tmpdir = ""
@@ -149,10 +150,9 @@ class Instance:
             self._init_failed(code.entrypoint_error, None, "error")
             return
         try:
-            self.process = RuntimeProcess(
-                code.argv, fn.environment(self, sandbox.tmpdir), code.task_root, self._on_line,
-                self._on_exit, host.guardian, preexec=sandbox.preexec, cgroup=sandbox.cgroup,
-                freezer=sandbox.freezer,
+            self.process = host.processes.spawn(
+                code.argv, fn.environment(self, sandbox.tmpdir), code.task_root, self._on_line, self._on_exit,
+                sandbox,
             )
         except (OSError, subprocess.SubprocessError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
@@ -162,8 +162,6 @@ class Instance:
                 "error",
             )
             return
-        if sandbox.cgroup or sandbox.freezer:
-            self._loop.run_in_executor(None, sandbox.attach, self.process.pid)
         paths = executables(code.extensions)
         if paths:
             self._ext_signal_freeze = sandbox.freezer is None
