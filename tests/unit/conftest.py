@@ -12,6 +12,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from rapid.api.app import App
 from rapid.api.invoke import InvokeAPI
 from rapid.config import Config, FunctionConfig
 from rapid.core.errors import MAX_SYNC_REQUEST
@@ -56,8 +57,8 @@ class Rapid:
         self._background: list[asyncio.Task[Reply]] = []
 
     async def start(self) -> Rapid:
-        api = InvokeAPI(self.host, ready=lambda: True)
-        self._server = await serve(api, "127.0.0.1", 0, MAX_SYNC_REQUEST)
+        app = App(InvokeAPI(self.host, ready=lambda: True), ready=lambda: True)
+        self._server = await serve(app, "127.0.0.1", 0, MAX_SYNC_REQUEST)
         self.address = "127.0.0.1:%d" % self._server.sockets[0].getsockname()[1]
         self.host.start()
         return self
