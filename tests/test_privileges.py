@@ -176,3 +176,25 @@ def test_a_runtime_installed_by_npm_under_tmp_has_its_node_modules_read_only(tmp
             assert seen["stdout"].split() == ["bin", "lib"], seen  # through the task root's link
     finally:
         shutil.rmtree(install, ignore_errors=True)
+
+
+def test_an_exhausted_uid_range_fails_the_invoke_in_awss_shape(tmp_path):
+    """One uid in the range, taken by a busy instance: a second concurrent invoke needs a
+    second instance, which cannot get a uid. It is answered (Sandbox.Failure), not hung."""
+    import threading
+
+    from tests.daemon import BEHAVE_SYSTEM, make_function, wait_until
+
+    fn = make_function(tmp_path / "fn", BEHAVE_SYSTEM)
+    with run_server(["--function", f"fn={fn}", "--timeout", "20"], env={"RAPID_USER_RANGE": "990000-990000"}) as d:
+        busy: list[object] = []
+        t = threading.Thread(target=lambda: busy.append(d.invoke("fn", {"sleep": 3})))
+        t.start()
+        wait_until(lambda: any("START RequestId" in line for line in d.lines), 10, "the first invoke running")
+        second = d.invoke("fn", {"echo": 1}, timeout=15)
+        t.join()
+        assert second.status == 200 and second.function_error == "Unhandled", second.body
+        assert second.json()["errorType"] == "Sandbox.Failure"
+        assert "user_range 990000-990000" in second.json()["errorMessage"]
+        assert busy[0].json() == "slept"  # type: ignore[attr-defined]
+        assert d.invoke("fn", {"echo": 2}).json() == 2  # the uid is free again: served

@@ -138,7 +138,11 @@ class Instance:
             return
         port = self.server.sockets[0].getsockname()[1]
         self.address = f"127.0.0.1:{port}"
-        sandbox = host.sandbox.prepare(self)
+        try:
+            sandbox = host.sandbox.prepare(self)
+        except OSError as exc:  # no uid left, or its TMPDIR could not be made
+            self._init_failed(FunctionError("Sandbox.Failure", str(exc)), None, "failure")
+            return
         self.tmpdir, self.uid = sandbox.tmpdir_on_host, sandbox.uid
         self.spawned_at = time.monotonic()
         self.telemetry.init_start(fn.init_type(self), self._init_phase, fn.name, fn.version, self.hex, fn.memory)

@@ -140,7 +140,9 @@ class Sandbox:
         code = fn.code
         uid = None
         if self.drop and fn.name not in self._runs_as_root:
-            uid = next(u for u in self._uids if u not in self._taken)
+            uid = next((u for u in self._uids if u not in self._taken), None)
+            if uid is None:
+                raise OSError(f"every uid of user_range {self.config.user_range} is taken by a running instance")
             self._taken.add(uid)
         cgroup, freezer = self.cgroups.make(inst.hex, fn.memory)
         tmpdir_on_host = ""
