@@ -360,7 +360,7 @@ FUNCTION_NAME_PATTERN = (
 def test_a_malformed_function_name_is_refused_with_awss_pattern() -> None:
     with pytest.raises(ServiceError) as info:
         parse_function_name("bad name!", None, "us-east-1", "000000000000")
-    assert (info.value.status, info.value.code) == (400, "InvalidParameterValueException")
+    assert (info.value.status, info.value.code) == (400, "ValidationException")
     assert info.value.message == (
         "1 validation error detected: Value 'bad name!' at 'functionName' failed to satisfy constraint: "
         "Member must satisfy regular expression pattern: " + FUNCTION_NAME_PATTERN)
@@ -375,7 +375,7 @@ def test_function_name_length_limits() -> None:
     assert parse_function_name(at_limit, None, "us-east-1", "000000000000") == Target(name, "q" * 58)
     with pytest.raises(ServiceError) as info:
         parse_function_name(at_limit + "q", None, "us-east-1", "000000000000")
-    assert info.value.code == "InvalidParameterValueException"
+    assert info.value.code == "ValidationException"
     # A bare name: 64 characters is a name; 65 matches the pattern but no function has it.
     assert parse_function_name("n" * 64, None, "us-east-1", "000000000000") == Target("n" * 64, None)
     with pytest.raises(ServiceError) as info:
