@@ -1,0 +1,315 @@
+"""SQS event source mappings against a real daemon, through boto3: the Lambda API's five
+operations and their checks, and what the poller does with the messages (batches, errors
+and redrive, ReportBatchItemFailures, filters, pausing, FIFO order, a kill -9 mid-run).
+
+The test function logs one line per batch (``BATCH {json}``) and answers as the bodies
+say: a body ``fail`` raises (the whole batch fails), a body starting ``bad`` is reported in
+``batchItemFailures``; with ``DONE_QUEUE`` set it sends each body to that queue before it
+answers (a durable record of what it processed, for the kill -9 test)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import boto3
+import botocore.config
+import botocore.exceptions
+import pytest
+
+from tests.control import ROLE, python_zip, wait_active
+from tests.daemon import run_server
+
+ACCOUNT = "000000000000"
+HANDLER = r'''
+import json, os, time, urllib.request
+
+def send(body):
+    url = os.environ["RAPID_URL"]
+    req = urllib.request.Request(url + "/", data=json.dumps(
+        {"QueueUrl": url + "/000000000000/" + os.environ["DONE_QUEUE"], "MessageBody": body}).encode(),
+        headers={"X-Amz-Target": "AmazonSQS.SendMessage", "Content-Type": "application/x-amz-json-1.0"})
+    urllib.request.urlopen(req, timeout=10).read()
+
+def handler(event, context):
+    bodies = [r["body"] for r in event["Records"]]
+    print("BATCH " + json.dumps({"bodies": bodies, "groups": [r["attributes"].get("MessageGroupId")
+          for r in event["Records"]], "source": event["Records"][0]["eventSource"]}), flush=True)
+    if os.environ.get("SLEEP"):
+        time.sleep(float(os.environ["SLEEP"]))
+    if "fail" in bodies:
+        raise RuntimeError("this batch fails")
+    if os.environ.get("DONE_QUEUE"):
+        for b in bodies:
+            send(b)
+    failures = [{"itemIdentifier": r["messageId"]} for r in event["Records"] if r["body"].startswith("bad")]
+    return {"batchItemFailures": failures}
+'''
+
+
+def clients(d):  # type: ignore[no-untyped-def]
+    kw = dict(endpoint_url=d.url, region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s",
+              config=botocore.config.Config(retries={"max_attempts": 0}, read_timeout=60))
+    return boto3.client("lambda", **kw), boto3.client("sqs", **kw)
+
+
+def wait_for(probe, timeout, what):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def batches(d) -> list[dict]:  # type: ignore[no-untyped-def, type-arg]
+    return [json.loads(line.split("BATCH ", 1)[1]) for line in list(d.lines) if "BATCH " in line]
+
+
+def seen(d) -> list[str]:  # type: ignore[no-untyped-def]
+    return [b for batch in batches(d) for b in batch["bodies"]]
+
+
+def counts(sqs, url: str) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    a = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    return int(a["ApproximateNumberOfMessages"]), int(a["ApproximateNumberOfMessagesNotVisible"])
+
+
+def make_function(lam, name: str, env: dict[str, str] | None = None, timeout: int = 3) -> None:  # type: ignore[no-untyped-def]
+    lam.create_function(FunctionName=name, Runtime="python3.12", Handler="app.handler", Role=ROLE, Timeout=timeout,
+                        Code={"ZipFile": python_zip(HANDLER)}, Environment={"Variables": env or {}})
+    wait_active(lam, name)
+
+
+def arn(queue: str) -> str:
+    return f"arn:aws:sqs:us-east-1:{ACCOUNT}:{queue}"
+
+
+def wait_state(lam, uuid: str, state: str) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    return wait_for(lambda: (m := lam.get_event_source_mapping(UUID=uuid))["State"] == state and m, 20,
+                    f"mapping {uuid} {state}")
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):  # type: ignore[no-untyped-def]
+    with run_server(["--data-dir", str(tmp_path_factory.mktemp("esm"))]) as d:
+        yield d
+
+
+def test_api_shapes_states_and_checks(daemon) -> None:  # type: ignore[no-untyped-def]
+    lam, sqs = clients(daemon)
+    make_function(lam, "esm-api")
+    lam.publish_version(FunctionName="esm-api")
+    lam.create_alias(FunctionName="esm-api", Name="live", FunctionVersion="1")
+    sqs.create_queue(QueueName="esm-api-q")
+    created = lam.create_event_source_mapping(EventSourceArn=arn("esm-api-q"), FunctionName="esm-api:live",
+                                              BatchSize=5, FunctionResponseTypes=["ReportBatchItemFailures"])
+    assert created["ResponseMetadata"]["HTTPStatusCode"] == 202
+    assert created["State"] == "Creating" and created["BatchSize"] == 5
+    assert created["FunctionArn"] == f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:esm-api:live"
+    uuid = created["UUID"]
+    got = wait_state(lam, uuid, "Enabled")
+    assert got["EventSourceArn"] == arn("esm-api-q") and got["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    listed = lam.list_event_source_mappings(FunctionName="esm-api")["EventSourceMappings"]
+    assert [m["UUID"] for m in listed] == [uuid]
+    assert lam.list_event_source_mappings(EventSourceArn=arn("nope"))["EventSourceMappings"] == []
+
+    def refused(code: str, **kw) -> str:  # type: ignore[no-untyped-def]
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            lam.create_event_source_mapping(**{"EventSourceArn": arn("esm-api-q"), "FunctionName": "esm-api", **kw})
+        assert e.value.response["Error"]["Code"] == code, e.value.response
+        return e.value.response["Error"]["Message"]
+
+    assert "greater than 0 if maximum batch size is greater than 10" in refused(
+        "InvalidParameterValueException", BatchSize=100)
+    refused("InvalidParameterValueException", MaximumBatchingWindowInSeconds=301)
+    assert refused("InvalidParameterValueException",
+                   FilterCriteria={"Filters": [{"Pattern": "{not json"}]}) == "Invalid filter pattern definition."
+    refused("InvalidParameterValueException", StartingPosition="LATEST")
+    refused("InvalidParameterValueException", EventSourceArn=arn("missing-queue"))
+    refused("ResourceNotFoundException", FunctionName="no-such-function")
+    refused("ResourceNotFoundException", FunctionName="esm-api:nope")
+    # the same queue and function (here the alias) twice
+    assert uuid in refused("ResourceConflictException", FunctionName="esm-api:live")
+    sqs.create_queue(QueueName="esm-api-short", Attributes={"VisibilityTimeout": "1"})
+    assert "less than Function timeout" in refused("InvalidParameterValueException",
+                                                    EventSourceArn=arn("esm-api-short"))
+
+    updated = lam.update_event_source_mapping(UUID=uuid, Enabled=False, BatchSize=8,
+                                              ScalingConfig={"MaximumConcurrency": 3})
+    assert updated["State"] == "Updating" and updated["BatchSize"] == 8
+    got = wait_state(lam, uuid, "Disabled")
+    assert got["ScalingConfig"] == {"MaximumConcurrency": 3}
+    deleted = lam.delete_event_source_mapping(UUID=uuid)
+    assert deleted["State"] == "Deleting" and deleted["ResponseMetadata"]["HTTPStatusCode"] == 202
+
+    def gone() -> bool:
+        try:
+            lam.get_event_source_mapping(UUID=uuid)
+        except lam.exceptions.ResourceNotFoundException:
+            return True
+        return False
+
+    wait_for(gone, 20, "the mapping deleted")
+    with pytest.raises(lam.exceptions.ResourceNotFoundException):
+        lam.update_event_source_mapping(UUID=uuid, BatchSize=2)
+
+
+def test_messages_drain_in_batches_and_are_deleted(daemon) -> None:  # type: ignore[no-untyped-def]
+    lam, sqs = clients(daemon)
+    make_function(lam, "esm-drain")
+    url = sqs.create_queue(QueueName="esm-drain-q")["QueueUrl"]
+    for start in range(0, 30, 10):
+        sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"m{i}"}
+                                                       for i in range(start, start + 10)])
+    uuid = lam.create_event_source_mapping(EventSourceArn=arn("esm-drain-q"), FunctionName="esm-drain",
+                                           BatchSize=10)["UUID"]
+    wait_for(lambda: counts(sqs, url) == (0, 0) and len(set(seen(daemon)) & {f"m{i}" for i in range(30)}) == 30,
+             60, "the queue drained")
+    drain = [b for b in batches(daemon) if any(x.startswith("m") for x in b["bodies"])]
+    assert all(len(b["bodies"]) <= 10 for b in drain) and all(b["source"] == "aws:sqs" for b in drain)
+    assert sorted(seen(daemon)) == sorted(set(seen(daemon)))  # each once: deleted after success
+    lam.delete_event_source_mapping(UUID=uuid)
+
+
+def test_a_failed_batch_comes_back_then_goes_to_the_dead_letter_queue(daemon) -> None:  # type: ignore[no-untyped-def]
+    lam, sqs = clients(daemon)
+    make_function(lam, "esm-fail", timeout=1)
+    dlq = sqs.create_queue(QueueName="esm-fail-dlq")["QueueUrl"]
+    url = sqs.create_queue(QueueName="esm-fail-q", Attributes={
+        "VisibilityTimeout": "1",
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn("esm-fail-dlq"), "maxReceiveCount": 2})})["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="fail")
+    uuid = lam.create_event_source_mapping(EventSourceArn=arn("esm-fail-q"), FunctionName="esm-fail")["UUID"]
+    wait_for(lambda: counts(sqs, dlq)[0] == 1, 60, "the message in the dead-letter queue")
+    assert seen(daemon).count("fail") == 2  # received twice (maxReceiveCount), then redriven
+    [m] = sqs.receive_message(QueueUrl=dlq)["Messages"]
+    assert m["Body"] == "fail"
+    lam.delete_event_source_mapping(UUID=uuid)
+
+
+def test_report_batch_item_failures_brings_back_only_the_failed(daemon) -> None:  # type: ignore[no-untyped-def]
+    lam, sqs = clients(daemon)
+    make_function(lam, "esm-partial", timeout=1)
+    dlq = sqs.create_queue(QueueName="esm-partial-dlq")["QueueUrl"]
+    url = sqs.create_queue(QueueName="esm-partial-q", Attributes={
+        "VisibilityTimeout": "1",
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn("esm-partial-dlq"), "maxReceiveCount": 3})})[
+        "QueueUrl"]
+    sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": b}
+                                                  for i, b in enumerate(["p-ok1", "bad-1", "p-ok2", "bad-2"])])
+    uuid = lam.create_event_source_mapping(EventSourceArn=arn("esm-partial-q"), FunctionName="esm-partial",
+                                           BatchSize=10, FunctionResponseTypes=["ReportBatchItemFailures"])["UUID"]
+    wait_for(lambda: counts(sqs, dlq)[0] == 2, 60, "the failed ones in the dead-letter queue")
+    got = seen(daemon)
+    assert got.count("p-ok1") == 1 and got.count("p-ok2") == 1  # deleted after the first batch
+    assert got.count("bad-1") == 3 and got.count("bad-2") == 3
+    bodies = sorted(m["Body"] for m in sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10)["Messages"])
+    assert bodies == ["bad-1", "bad-2"]
+    assert counts(sqs, url) == (0, 0)
+    lam.delete_event_source_mapping(UUID=uuid)
+
+
+def test_filter_criteria_pass_some_and_delete_the_rest(daemon) -> None:  # type: ignore[no-untyped-def]
+    lam, sqs = clients(daemon)
+    make_function(lam, "esm-filter")
+    url = sqs.create_queue(QueueName="esm-filter-q")["QueueUrl"]
+    pattern = {"body": {"kind": ["order"], "amount": [{"numeric": [">", 10]}]}}
+    uuid = lam.create_event_source_mapping(EventSourceArn=arn("esm-filter-q"), FunctionName="esm-filter",
+                                           FilterCriteria={"Filters": [{"Pattern": json.dumps(pattern)}]})["UUID"]
+    wait_state(lam, uuid, "Enabled")
+    bodies = [{"kind": "order", "amount": 50, "n": "big"}, {"kind": "order", "amount": 5, "n": "small"},
+              {"kind": "refund", "amount": 50, "n": "refund"}]
+    for b in bodies:
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(b))
+    sqs.send_message(QueueUrl=url, MessageBody="plain text")
+    wait_for(lambda: counts(sqs, url) == (0, 0), 30, "every message gone")
+    passed = [json.loads(b)["n"] for b in seen(daemon) if b.startswith('{"kind"')]
+    assert passed == ["big"]
+    assert lam.get_event_source_mapping(UUID=uuid)["FilterCriteria"] == {
+        "Filters": [{"Pattern": json.dumps(pattern)}]}
+    lam.delete_event_source_mapping(UUID=uuid)
+
+
+def test_enabled_false_pauses_and_true_resumes(daemon) -> None:  # type: ignore[no-untyped-def]
+    lam, sqs = clients(daemon)
+    make_function(lam, "esm-pause")
+    url = sqs.create_queue(QueueName="esm-pause-q")["QueueUrl"]
+    uuid = lam.create_event_source_mapping(EventSourceArn=arn("esm-pause-q"), FunctionName="esm-pause",
+                                           Enabled=False)["UUID"]
+    assert wait_state(lam, uuid, "Disabled")["State"] == "Disabled"
+    sqs.send_message(QueueUrl=url, MessageBody="paused-1")
+    # Nothing receives it while the mapping is disabled: a receive of our own gets it.
+    [m] = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1)["Messages"]
+    assert m["Body"] == "paused-1" and "paused-1" not in seen(daemon)
+    sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
+    lam.update_event_source_mapping(UUID=uuid, Enabled=True)
+    wait_state(lam, uuid, "Enabled")
+    wait_for(lambda: "paused-1" in seen(daemon) and counts(sqs, url) == (0, 0), 30, "the message processed")
+    lam.delete_event_source_mapping(UUID=uuid)
+
+
+def test_fifo_groups_are_processed_in_order(daemon) -> None:  # type: ignore[no-untyped-def]
+    lam, sqs = clients(daemon)
+    make_function(lam, "esm-fifo", env={"SLEEP": "0.05"})
+    url = sqs.create_queue(QueueName="esm-fifo-q.fifo", Attributes={
+        "FifoQueue": "true", "ContentBasedDeduplication": "true"})["QueueUrl"]
+    for i in range(20):
+        for g in ("a", "b", "c"):
+            sqs.send_message(QueueUrl=url, MessageBody=f"{g}{i}", MessageGroupId=g)
+    uuid = lam.create_event_source_mapping(EventSourceArn=arn("esm-fifo-q.fifo"), FunctionName="esm-fifo",
+                                           BatchSize=3)["UUID"]
+    wait_for(lambda: counts(sqs, url) == (0, 0), 60, "the FIFO queue drained")
+    for g in ("a", "b", "c"):
+        order = [b for b in seen(daemon) if b[0] == g and b[1:].isdigit()]
+        assert order == [f"{g}{i}" for i in range(20)]
+    lam.delete_event_source_mapping(UUID=uuid)
+
+
+def test_mappings_survive_a_kill_and_nothing_is_lost(tmp_path: Path) -> None:
+    state = str(tmp_path / "state")
+    with run_server(["--data-dir", state], expect_exit=None) as d:
+        lam, sqs = clients(d)
+        make_function(lam, "esm-kill", env={"RAPID_URL": d.url, "DONE_QUEUE": "esm-done", "SLEEP": "0.1"})
+        sqs.create_queue(QueueName="esm-done")
+        sqs.create_queue(QueueName="esm-kill-dlq")
+        url = sqs.create_queue(QueueName="esm-kill-q", Attributes={
+            "VisibilityTimeout": "3",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn("esm-kill-dlq"), "maxReceiveCount": 5})})[
+            "QueueUrl"]
+        bodies = {f"k{i}" for i in range(200)}
+        for start in range(0, 200, 10):
+            sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"k{i}"}
+                                                           for i in range(start, start + 10)])
+        uuid = lam.create_event_source_mapping(EventSourceArn=arn("esm-kill-q"), FunctionName="esm-kill",
+                                               BatchSize=10)["UUID"]
+        wait_for(lambda: len(batches(d)) >= 3, 60, "some batches run")
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait()
+    # the port changes with the restart: the function is told the new one
+    with run_server(["--data-dir", state]) as d:
+        lam, sqs = clients(d)
+        assert lam.get_event_source_mapping(UUID=uuid)["FunctionArn"].endswith(":esm-kill")
+        lam.update_event_source_mapping(UUID=uuid, Enabled=False)
+        wait_state(lam, uuid, "Disabled")
+        lam.update_function_configuration(FunctionName="esm-kill", Environment={"Variables": {
+            "RAPID_URL": d.url, "DONE_QUEUE": "esm-done", "SLEEP": "0"}})
+        lam.get_waiter("function_updated_v2").wait(FunctionName="esm-kill", WaiterConfig={"Delay": 1})
+        lam.update_event_source_mapping(UUID=uuid, Enabled=True)
+        url = sqs.get_queue_url(QueueName="esm-kill-q")["QueueUrl"]
+        wait_for(lambda: counts(sqs, url) == (0, 0), 90, "the queue drained after the restart")
+        done_url = sqs.get_queue_url(QueueName="esm-done")["QueueUrl"]
+        dlq_url = sqs.get_queue_url(QueueName="esm-kill-dlq")["QueueUrl"]
+        found: list[str] = []
+        for q in (done_url, dlq_url):
+            while True:
+                got = sqs.receive_message(QueueUrl=q, MaxNumberOfMessages=10).get("Messages", [])
+                if not got:
+                    break
+                found.extend(m["Body"] for m in got)
+                sqs.delete_message_batch(QueueUrl=q, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                                                              for i, m in enumerate(got)])
+        assert set(found) == bodies  # every message processed (duplicates allowed) or dead-lettered
