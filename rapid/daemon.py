@@ -45,6 +45,7 @@ from rapid.registry.store import RegistryStoreError
 from rapid.queues.sqs_api import SqsAPI
 from rapid.queues.sqs_live import LiveQueues
 from rapid.queues.store import Journal
+from rapid.sources import metrics as esm_metrics
 from rapid.sources.pollers import Pollers
 from rapid.streams.kinesis_api import KinesisAPI
 
@@ -114,6 +115,7 @@ async def serve_forever(config: Config) -> int:
         mappings.load()
         pollers = Pollers(mappings, host, registry, queues, streams, say, events)
         app.add(MappingsAPI(ctx, pollers))
+        app.more_metrics.append(lambda: esm_metrics.render(mappings.mappings, pollers.stats))
         journal.start(asyncio.get_running_loop())
         try:
             limits = Limits(

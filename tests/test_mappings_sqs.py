@@ -36,7 +36,7 @@ def send(body):
 def handler(event, context):
     bodies = [r["body"] for r in event["Records"]]
     print("BATCH " + json.dumps({"bodies": bodies, "groups": [r["attributes"].get("MessageGroupId")
-          for r in event["Records"]], "source": event["Records"][0]["eventSource"]}), flush=True)
+          for r in event["Records"]], "source": event["Records"][0]["eventSource"], "pid": os.getpid()}), flush=True)
     if os.environ.get("SLEEP"):
         time.sleep(float(os.environ["SLEEP"]))
     if "fail" in bodies:
@@ -313,3 +313,46 @@ def test_mappings_survive_a_kill_and_nothing_is_lost(tmp_path: Path) -> None:
                 sqs.delete_message_batch(QueueUrl=q, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
                                                               for i, m in enumerate(got)])
         assert set(found) == bodies  # every message processed (duplicates allowed) or dead-lettered
+
+
+def test_throttled_batches_wait_and_never_fail(daemon) -> None:  # type: ignore[no-untyped-def]
+    lam, sqs = clients(daemon)
+    make_function(lam, "esm-throttle", env={"SLEEP": "0.2"})
+    dlq = sqs.create_queue(QueueName="esm-throttle-dlq")["QueueUrl"]
+    url = sqs.create_queue(QueueName="esm-throttle-q", Attributes={
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn("esm-throttle-dlq"), "maxReceiveCount": 1})})[
+        "QueueUrl"]
+    uuid = lam.create_event_source_mapping(EventSourceArn=arn("esm-throttle-q"), FunctionName="esm-throttle",
+                                           BatchSize=2)["UUID"]
+    wait_state(lam, uuid, "Enabled")
+    # Its 5 pollers wait on the queue; then the function's reserved concurrency drops to 1, so
+    # batches received at once are throttled: they wait and go again, and are never given up.
+    lam.put_function_concurrency(FunctionName="esm-throttle", ReservedConcurrentExecutions=1)
+    for start in range(0, 50, 10):
+        sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"t{i}"}
+                                                       for i in range(start, start + 10)])
+    wait_for(lambda: counts(sqs, url) == (0, 0), 60, "the queue drained")
+    assert sorted(b for b in seen(daemon) if b.startswith("t")) == sorted(f"t{i}" for i in range(50))
+    assert counts(sqs, dlq) == (0, 0)  # each received once: none was given up or redriven
+    metrics = daemon.request("GET", "/metrics").body.decode()
+    assert f'rapid_esm_records_total{{uuid="{uuid}",function="esm-throttle"}} 50' in metrics
+    assert f'rapid_esm_throttles_total{{uuid="{uuid}",function="esm-throttle"}}' in metrics
+    lam.delete_event_source_mapping(UUID=uuid)
+
+
+def test_maximum_concurrency_bounds_the_batches_at_once(daemon) -> None:  # type: ignore[no-untyped-def]
+    lam, sqs = clients(daemon)
+    make_function(lam, "esm-scale", env={"SLEEP": "0.1"})
+    url = sqs.create_queue(QueueName="esm-scale-q")["QueueUrl"]
+    uuid = lam.create_event_source_mapping(EventSourceArn=arn("esm-scale-q"), FunctionName="esm-scale",
+                                           BatchSize=1, ScalingConfig={"MaximumConcurrency": 2})["UUID"]
+    wait_state(lam, uuid, "Enabled")
+    for start in range(0, 30, 10):
+        sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"s{i}"}
+                                                       for i in range(start, start + 10)])
+    wait_for(lambda: counts(sqs, url) == (0, 0), 60, "the queue drained")
+    mine = [b for b in batches(daemon) if b["bodies"][0].startswith("s")]
+    assert sorted(b["bodies"][0] for b in mine) == sorted(f"s{i}" for i in range(30))
+    # an instance runs one invocation at a time: two batches at once at most make two instances
+    assert len({b["pid"] for b in mine}) <= 2
+    lam.delete_event_source_mapping(UUID=uuid)

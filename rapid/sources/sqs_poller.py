@@ -19,7 +19,8 @@ message of the failed group stays too, so the group is never reordered.
 
 Scaling: 5 workers to start; a worker that gathers a full batch, and so saw a backlog, adds
 one more (at most one a second) up to the cap: ScalingConfig.MaximumConcurrency, the
-function's reserved concurrency, and the host's capacity. A worker that waits a whole long
+function's reserved concurrency, and the host's capacity; past the cap (the reservation
+went down) a worker leaves after its batch. A worker that waits a whole long
 poll for nothing leaves, down to 5. A throttled batch waits and is sent again (``Invoker``).
 """
 
@@ -95,6 +96,8 @@ class SqsPoller:
             if self.cap <= 0:  # reserved concurrency 0: the mapping does not poll
                 await asyncio.sleep(1.0)
                 continue
+            if len(self.workers) > self.cap:  # the reserved concurrency went down
+                return
             try:
                 batch = await self._gather()
             except Exception:  # noqa: BLE001 - the queue was deleted: wait for it to come back
