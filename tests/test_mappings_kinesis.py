@@ -196,3 +196,25 @@ def test_checkpoints_survive_a_kill(tmp_path: Path) -> None:
         # everything before it is behind the checkpoint and does not.
         again = set(seen(d, "c-")) & before
         assert len(again) <= 2 * 10, f"records done before the kill ran again: {sorted(again)}"
+
+
+def test_on_failure_to_a_function(daemon) -> None:  # type: ignore[no-untyped-def]
+    lam, kin, _ = clients(daemon)
+    make_function(lam, "kesm-src")
+    lam.create_function(FunctionName="kesm-dest", Runtime="python3.12", Handler="app.handler", Role=ROLE,
+                        Code={"ZipFile": python_zip(
+                            "import json\ndef handler(e, c):\n    print('DEST ' + json.dumps(e), flush=True)\n")})
+    wait_active(lam, "kesm-dest")
+    kin.create_stream(StreamName="kesm-dest-s", ShardCount=1)
+    put(kin, "kesm-dest-s", [("k", "poison")])
+    m = lam.create_event_source_mapping(
+        EventSourceArn=stream_arn("kesm-dest-s"), FunctionName="kesm-src", StartingPosition="TRIM_HORIZON",
+        MaximumRetryAttempts=0,
+        DestinationConfig={"OnFailure": {"Destination": f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:kesm-dest"}})
+    line = daemon.wait_for_line(r"DEST \{", timeout=60)
+    record = json.loads(line.split("DEST ", 1)[1])
+    assert record["KinesisBatchInfo"]["batchSize"] == 1
+    assert record["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 1
+    assert record["requestContext"]["functionArn"] == f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:kesm-src"
+    lam.delete_event_source_mapping(UUID=m["UUID"])

@@ -356,3 +356,18 @@ def test_maximum_concurrency_bounds_the_batches_at_once(daemon) -> None:  # type
     # an instance runs one invocation at a time: two batches at once at most make two instances
     assert len({b["pid"] for b in mine}) <= 2
     lam.delete_event_source_mapping(UUID=uuid)
+
+
+def test_a_batch_over_ten_gathers_in_its_window(daemon) -> None:  # type: ignore[no-untyped-def]
+    lam, sqs = clients(daemon)
+    make_function(lam, "esm-big")
+    url = sqs.create_queue(QueueName="esm-big-q")["QueueUrl"]
+    for start in range(0, 60, 10):
+        sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"g{i}"}
+                                                       for i in range(start, start + 10)])
+    uuid = lam.create_event_source_mapping(EventSourceArn=arn("esm-big-q"), FunctionName="esm-big",
+                                           BatchSize=50, MaximumBatchingWindowInSeconds=1)["UUID"]
+    wait_for(lambda: counts(sqs, url) == (0, 0), 60, "the queue drained")
+    sizes = sorted(len(b["bodies"]) for b in batches(daemon) if b["bodies"][0].startswith("g"))
+    assert sum(sizes) == 60 and sizes[-1] == 50  # the first poll takes 50 of the 60 waiting
+    lam.delete_event_source_mapping(UUID=uuid)
