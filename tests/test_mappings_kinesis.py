@@ -121,7 +121,6 @@ def test_latest_skips_what_was_there_and_bad_starting_positions_are_refused(daem
     m = lam.create_event_source_mapping(EventSourceArn=stream_arn("kesm-latest-s"), FunctionName="kesm-latest",
                                         StartingPosition="LATEST")
     wait_for(lambda: lam.get_event_source_mapping(UUID=m["UUID"])["State"] == "Enabled", 20, "enabled")
-    time.sleep(0.5)  # the shard's position is taken when the poller starts
     put(kin, "kesm-latest-s", [("k", "l-new")])
     wait_for(lambda: "l-new" in seen(daemon, "l-"), 30, "the new record")
     assert "l-old" not in seen(daemon, "l-")

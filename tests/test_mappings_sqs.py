@@ -371,3 +371,29 @@ def test_a_batch_over_ten_gathers_in_its_window(daemon) -> None:  # type: ignore
     sizes = sorted(len(b["bodies"]) for b in batches(daemon) if b["bodies"][0].startswith("g"))
     assert sum(sizes) == 60 and sizes[-1] == 50  # the first poll takes 50 of the 60 waiting
     lam.delete_event_source_mapping(UUID=uuid)
+
+
+def test_checks_boto3_would_not_let_through(daemon) -> None:  # type: ignore[no-untyped-def]
+    """Raw requests, for the limits botocore checks on the client before sending."""
+    lam, sqs = clients(daemon)
+    make_function(lam, "esm-raw")
+    sqs.create_queue(QueueName="esm-raw-q")
+
+    def create(**kw) -> tuple[int, str, str]:  # type: ignore[no-untyped-def]
+        body = {"EventSourceArn": arn("esm-raw-q"), "FunctionName": "esm-raw", **kw}
+        r = daemon.request("POST", "/2015-03-31/event-source-mappings", json.dumps(body).encode(),
+                           {"Content-Type": "application/json"})
+        out = json.loads(r.body)
+        return r.status, r.headers.get("x-amzn-errortype", ""), out.get("message", out.get("Message", ""))
+
+    status, code, message = create(ScalingConfig={"MaximumConcurrency": 1})
+    assert (status, code) == (400, "ValidationException") and "between 2 and 1000" in message
+    status, code, message = create(BatchSize=20000, MaximumBatchingWindowInSeconds=1)
+    assert (status, code, message) == (400, "InvalidParameterValueException", "BatchSize must be between 1 and 10000.")
+    status, code, _ = create(FunctionResponseTypes=["Sometimes"])
+    assert (status, code) == (400, "ValidationException")
+    status, code, message = create(FilterCriteria={"Filters": [{"Pattern": '{"body": ["x"]}'}] * 6})
+    assert (status, code) == (400, "InvalidParameterValueException") and "exceeds the limit of 5" in message
+    status, code, _ = create(BatchSize="ten")
+    assert (status, code) == (400, "ValidationException")
+    assert lam.list_event_source_mappings(FunctionName="esm-raw")["EventSourceMappings"] == []  # none was made

@@ -70,8 +70,14 @@ class StreamPoller:
         return f"<StreamPoller {self.mapping.uuid} {self.stream} shards={len(self.tasks)}>"
 
     def start(self) -> None:
+        """The shards' positions are taken here, before the mapping is shown Enabled: with
+        LATEST, a record put after that is read."""
         self.streams.on_commit.append(self._wake)
-        self.tasks.append(asyncio.get_running_loop().create_task(self._run()))
+        s = self.streams.service.streams.get(self.stream)
+        if s is not None:
+            self._shards(s)
+        else:
+            self.tasks.append(asyncio.get_running_loop().create_task(self._run()))
 
     async def stop(self) -> None:
         with contextlib.suppress(ValueError):
@@ -87,20 +93,21 @@ class StreamPoller:
             event.set()
 
     async def _run(self) -> None:
+        """The stream does not exist (yet, or again): wait for it."""
         s = self.streams.service.streams.get(self.stream)
         while s is None:
             await asyncio.sleep(POLL)
             s = self.streams.service.streams.get(self.stream)
+        self._shards(s)
+
+    def _shards(self, s: Stream) -> None:
         done = self.store.checkpoints(self.mapping.uuid)
-        shards = []
         for shard in s.shards:
             after = done.get(shard.id)
             if after is None:
                 after = self._start_at(s, shard.index)
                 self.store.checkpoint(self.mapping.uuid, shard.id, after)  # LATEST means now, also after a restart
-            shards.append(asyncio.get_running_loop().create_task(self._shard(shard.id, after)))
-        self.tasks.extend(shards)
-        await asyncio.gather(*shards)
+            self.tasks.append(asyncio.get_running_loop().create_task(self._shard(shard.id, after)))
 
     def _start_at(self, s: Stream, index: int) -> int:
         shard = s.shards[index]
