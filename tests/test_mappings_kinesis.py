@@ -217,3 +217,20 @@ def test_on_failure_to_a_function(daemon) -> None:  # type: ignore[no-untyped-de
     assert record["requestContext"]["approximateInvokeCount"] == 1
     assert record["requestContext"]["functionArn"] == f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:kesm-src"
     lam.delete_event_source_mapping(UUID=m["UUID"])
+
+
+def test_filter_criteria_on_stream_data(daemon) -> None:  # type: ignore[no-untyped-def]
+    lam, kin, _ = clients(daemon)
+    make_function(lam, "kesm-filter")
+    kin.create_stream(StreamName="kesm-filter-s", ShardCount=1)
+    docs = [{"f": "f-1", "kind": "keep"}, {"f": "f-2", "kind": "drop"}, {"f": "f-3", "kind": "keep"}]
+    put(kin, "kesm-filter-s", [("k", json.dumps(d)) for d in docs] + [("k", "not json")])
+    m = lam.create_event_source_mapping(
+        EventSourceArn=stream_arn("kesm-filter-s"), FunctionName="kesm-filter", StartingPosition="TRIM_HORIZON",
+        FilterCriteria={"Filters": [{"Pattern": json.dumps({"data": {"kind": ["keep"]}})}]})
+    put(kin, "kesm-filter-s", [("k", json.dumps({"f": "f-4", "kind": "keep"}))])
+    wait_for(lambda: any('"f-4"' in x for x in seen(daemon, "{")), 30, "the last kept record")
+    kept = [json.loads(x)["f"] for x in seen(daemon, "{") if '"f-' in x]
+    assert kept == ["f-1", "f-3", "f-4"]
+    assert "not json" not in seen(daemon, "not")
+    lam.delete_event_source_mapping(UUID=m["UUID"])

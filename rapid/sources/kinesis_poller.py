@@ -17,6 +17,9 @@ it moves, before the next read, so a restart resumes after it: at least once. A 
 given up goes to the OnFailure destination as AWS's ``KinesisBatchInfo`` record (a
 built-in SQS queue, or a function invoked asynchronously), or is only counted without one.
 
+FilterCriteria match the record with its data decoded (``filters.kinesis_view``); records
+they drop are not sent and the checkpoint moves past them.
+
 ParallelizationFactor is kept and shown but each shard runs one batch at a time (order
 per shard is kept; rapid does not split a shard by partition key).
 """
@@ -37,7 +40,7 @@ from rapid.core.naming import Target, function_arn
 from rapid.queues.sqs_live import LiveQueues
 from rapid.registry.mappings import Mapping, MappingStore
 from rapid.sources import records as shapes
-from rapid.sources import responses, stream_retry
+from rapid.sources import filters, responses, stream_retry
 from rapid.sources.invoker import Invoker, Result
 from rapid.sources.stats import Stats
 from rapid.streams.kinesis import Record, Stream
@@ -60,6 +63,7 @@ class StreamPoller:
         self.stream = mapping.source_arn.rsplit("/", 1)[-1]
         self.policy = stream_retry.Policy(mapping.bisect, mapping.max_retries, mapping.max_age)
         self.report = "ReportBatchItemFailures" in mapping.response_types
+        self.patterns = [filters.parse_pattern(p) for p in mapping.filters]
         self.tasks: list[asyncio.Task[None]] = []
         self.positions: dict[str, int] = {}
         self._wakeups: list[asyncio.Event] = []
@@ -140,9 +144,19 @@ class StreamPoller:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(wakeup.wait(), POLL)
                 continue
-            await self._batch(shard_id, got)
+            keep = [r for r in got if self._passes(shard_id, r)] if self.patterns else got
+            self.stats.filtered += len(got) - len(keep)
+            if keep:  # what the filters drop counts as done: the checkpoint moves past it
+                await self._batch(shard_id, keep)
             after = max(self.positions[shard_id], got[-1].seq)
             self._checkpoint(shard_id, after)
+
+    def _record(self, shard_id: str, r: Record) -> dict[str, Any]:
+        return shapes.kinesis_record(r, shard_id=shard_id, stream_arn=self.mapping.source_arn, region=self._region,
+                                     identity_arn=f"arn:aws:iam::{self._account}:role/rapid-mapping")
+
+    def _passes(self, shard_id: str, r: Record) -> bool:
+        return filters.matches_any(self.patterns, filters.kinesis_view(self._record(shard_id, r)))
 
     def _checkpoint(self, shard_id: str, seq: int | None) -> None:
         if seq is not None and seq > self.positions[shard_id]:
@@ -162,9 +176,7 @@ class StreamPoller:
                 continue
             if attempt.retries:
                 await asyncio.sleep(min(5.0, 0.1 * 2 ** min(attempt.retries - 1, 6)))
-            event = [shapes.kinesis_record(r, shard_id=shard_id, stream_arn=m.source_arn, region=self._region,
-                                           identity_arn=f"arn:aws:iam::{self._account}:role/rapid-mapping")
-                     for r in attempt.records]
+            event = [self._record(shard_id, r) for r in attempt.records]
             last = await self.invoker(m.function, m.qualifier, _encode({"Records": event}))
             stats.batches += 1
             stats.records += len(attempt.records)
