@@ -35,7 +35,7 @@ def send(body):
 
 def handler(event, context):
     bodies = [r["body"] for r in event["Records"]]
-    print("BATCH " + json.dumps({"bodies": bodies, "groups": [r["attributes"].get("MessageGroupId")
+    print("BATCH " + json.dumps({"bodies": [b[:40] for b in bodies], "size": len(json.dumps(event)), "groups": [r["attributes"].get("MessageGroupId")
           for r in event["Records"]], "source": event["Records"][0]["eventSource"], "pid": os.getpid()}), flush=True)
     if os.environ.get("SLEEP"):
         time.sleep(float(os.environ["SLEEP"]))
@@ -186,6 +186,9 @@ def test_a_failed_batch_comes_back_then_goes_to_the_dead_letter_queue(daemon) ->
     uuid = lam.create_event_source_mapping(EventSourceArn=arn("esm-fail-q"), FunctionName="esm-fail")["UUID"]
     wait_for(lambda: counts(sqs, dlq)[0] == 1, 60, "the message in the dead-letter queue")
     assert seen(daemon).count("fail") == 2  # received twice (maxReceiveCount), then redriven
+    metrics = daemon.request("GET", "/metrics").body.decode()
+    assert f'rapid_esm_redelivered_total{{uuid="{uuid}",function="esm-fail"}} 1' in metrics
+    assert f'rapid_esm_errors_total{{uuid="{uuid}",function="esm-fail"}} 2' in metrics
     [m] = sqs.receive_message(QueueUrl=dlq)["Messages"]
     assert m["Body"] == "fail"
     lam.delete_event_source_mapping(UUID=uuid)
@@ -397,3 +400,18 @@ def test_checks_boto3_would_not_let_through(daemon) -> None:  # type: ignore[no-
     status, code, _ = create(BatchSize="ten")
     assert (status, code) == (400, "ValidationException")
     assert lam.list_event_source_mappings(FunctionName="esm-raw")["EventSourceMappings"] == []  # none was made
+
+
+def test_a_batch_stops_short_of_six_megabytes(daemon) -> None:  # type: ignore[no-untyped-def]
+    lam, sqs = clients(daemon)
+    make_function(lam, "esm-cap")
+    url = sqs.create_queue(QueueName="esm-cap-q")["QueueUrl"]
+    for i in range(30):
+        sqs.send_message(QueueUrl=url, MessageBody=f"cap{i}-" + "x" * 250_000)
+    uuid = lam.create_event_source_mapping(EventSourceArn=arn("esm-cap-q"), FunctionName="esm-cap",
+                                           BatchSize=100, MaximumBatchingWindowInSeconds=1)["UUID"]
+    wait_for(lambda: counts(sqs, url) == (0, 0), 60, "the queue drained")
+    mine = [b for b in batches(daemon) if b["bodies"][0].startswith("cap")]
+    assert sorted(x.split("-")[0] for b in mine for x in b["bodies"]) == sorted(f"cap{i}" for i in range(30))
+    assert len(mine) >= 2 and all(b["size"] <= 6 * 1024 * 1024 for b in mine)
+    lam.delete_event_source_mapping(UUID=uuid)

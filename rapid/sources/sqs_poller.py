@@ -167,6 +167,7 @@ class SqsPoller:
         stats.batches += 1
         stats.records += len(batch)
         stats.throttles += result.throttles
+        stats.redelivered += sum(1 for msg, _ in batch if msg.receive_count > 1)
         ids = [msg.id for msg, _ in batch]
         if result.service_error is not None:
             stats.errors += 1
