@@ -20,7 +20,7 @@ import botocore.exceptions
 import pytest
 
 from tests.control import ROLE, python_zip, wait_active
-from tests.daemon import run_server
+from tests.daemon import run_cli, run_server
 
 ACCOUNT = "000000000000"
 HANDLER = r'''
@@ -172,6 +172,10 @@ def test_messages_drain_in_batches_and_are_deleted(daemon) -> None:  # type: ign
     drain = [b for b in batches(daemon) if any(x.startswith("m") for x in b["bodies"])]
     assert all(len(b["bodies"]) <= 10 for b in drain) and all(b["source"] == "aws:sqs" for b in drain)
     assert sorted(seen(daemon)) == sorted(set(seen(daemon)))  # each once: deleted after success
+    shown = run_cli(["queue", "--url", daemon.url])
+    assert shown.returncode == 0, shown.stderr
+    [row] = [line.split() for line in shown.stdout.splitlines() if line.startswith(uuid)]
+    assert row[1] == "esm-drain" and row[3] == "30" and row[4] == "0"  # records, errors
     lam.delete_event_source_mapping(UUID=uuid)
 
 
