@@ -234,3 +234,33 @@ def test_filter_criteria_on_stream_data(daemon) -> None:  # type: ignore[no-unty
     assert kept == ["f-1", "f-3", "f-4"]
     assert "not json" not in seen(daemon, "not")
     lam.delete_event_source_mapping(UUID=m["UUID"])
+
+
+def test_tumbling_windows_carry_state_to_a_final_invoke(daemon) -> None:  # type: ignore[no-untyped-def]
+    lam, kin, _ = clients(daemon)
+    lam.create_function(FunctionName="kesm-tw", Runtime="python3.12", Handler="app.handler", Role=ROLE,
+                        Code={"ZipFile": python_zip(
+                            "import base64, json\n"
+                            "def handler(e, c):\n"
+                            "    print('TW ' + json.dumps({'final': e['isFinalInvokeForWindow'], 'state': e['state'],\n"
+                            "          'n': len(e['Records']), 'window': e['window'], 'shard': e['shardId']}), flush=True)\n"
+                            "    add = sum(int(base64.b64decode(r['kinesis']['data'])) for r in e['Records'])\n"
+                            "    return {'state': {'total': e['state'].get('total', 0) + add}}\n")})
+    wait_active(lam, "kesm-tw")
+    kin.create_stream(StreamName="kesm-tw-s", ShardCount=1)
+    m = lam.create_event_source_mapping(EventSourceArn=stream_arn("kesm-tw-s"), FunctionName="kesm-tw",
+                                        StartingPosition="TRIM_HORIZON", TumblingWindowInSeconds=2, BatchSize=2)
+    assert m["TumblingWindowInSeconds"] == 2
+    put(kin, "kesm-tw-s", [("k", str(i)) for i in range(1, 6)])
+
+    def invokes() -> list[dict]:  # type: ignore[type-arg]
+        return [json.loads(line.split("TW ", 1)[1]) for line in list(daemon.lines) if "TW {" in line]
+
+    # the records may straddle a window boundary: the finals' totals add up either way
+    wait_for(lambda: sum(i["state"].get("total", 0) for i in invokes() if i["final"]) == 15, 60,
+             "the final invokes' state")
+    got = invokes()
+    assert sum(i["n"] for i in got if not i["final"]) == 5 and all(i["n"] == 0 for i in got if i["final"])
+    assert all(i["shard"] == "shardId-000000000000" for i in got)
+    assert got[0]["state"] == {}  # a window starts with no state
+    lam.delete_event_source_mapping(UUID=m["UUID"])

@@ -20,6 +20,10 @@ built-in SQS queue, or a function invoked asynchronously), or is only counted wi
 FilterCriteria match the record with its data decoded (``filters.kinesis_view``); records
 they drop are not sent and the checkpoint moves past them.
 
+TumblingWindowInSeconds (``tumbling.Window``): batches stop at window boundaries, carry the
+window and the state the function returned, and a final invocation closes each window. The
+state lives in memory: after a restart the open window starts again with ``{}``.
+
 ParallelizationFactor is kept and shown but each shard runs one batch at a time (order
 per shard is kept; rapid does not split a shard by partition key).
 """
@@ -43,6 +47,7 @@ from rapid.sources import records as shapes
 from rapid.sources import filters, responses, stream_retry
 from rapid.sources.invoker import Invoker, Result
 from rapid.sources.stats import Stats
+from rapid.sources.tumbling import Window
 from rapid.streams.kinesis import Record, Stream
 from rapid.streams.kinesis_api import KinesisAPI
 
@@ -64,6 +69,7 @@ class StreamPoller:
         self.policy = stream_retry.Policy(mapping.bisect, mapping.max_retries, mapping.max_age)
         self.report = "ReportBatchItemFailures" in mapping.response_types
         self.patterns = [filters.parse_pattern(p) for p in mapping.filters]
+        self.windows: dict[str, Window] = {}  # TumblingWindowInSeconds: the open window per shard
         self.tasks: list[asyncio.Task[None]] = []
         self.positions: dict[str, int] = {}
         self._wakeups: list[asyncio.Event] = []
@@ -140,14 +146,19 @@ class StreamPoller:
                         await asyncio.wait_for(wakeup.wait(), opened + m.window - loop.time())
                     wakeup.clear()
                     got, behind = self.streams.read(self.stream, shard_id, after, m.batch_size)
+            tw = self.windows.setdefault(shard_id, Window(m.tumbling_window)) if m.tumbling_window else None
+            if tw is not None and (tw.ended_by(got) or (not got and tw.due(time.time()))):
+                await self._final(shard_id, tw)
             if not got:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(wakeup.wait(), POLL)
                 continue
+            if tw is not None:
+                got = tw.take(got)  # a batch never spans two windows
             keep = [r for r in got if self._passes(shard_id, r)] if self.patterns else got
             self.stats.filtered += len(got) - len(keep)
             if keep:  # what the filters drop counts as done: the checkpoint moves past it
-                await self._batch(shard_id, keep)
+                await self._batch(shard_id, keep, tw)
             after = max(self.positions[shard_id], got[-1].seq)
             self._checkpoint(shard_id, after)
 
@@ -163,7 +174,24 @@ class StreamPoller:
             self.positions[shard_id] = seq
             self.store.checkpoint(self.mapping.uuid, shard_id, seq)
 
-    async def _batch(self, shard_id: str, got: list[Record]) -> None:
+    async def _final(self, shard_id: str, tw: Window) -> None:
+        """The window's last invocation: no records, its state; retried as a batch would be."""
+        m = self.mapping
+        payload = _encode({"Records": [], **tw.fields(shard_id, m.source_arn, final=True)})
+        tries = 0
+        while True:
+            result = await self.invoker(m.function, m.qualifier, payload)
+            self.stats.batches += 1
+            if result.service_error is None and result.function_error is None:
+                break
+            self.stats.errors += 1
+            tries += 1
+            if 0 <= m.max_retries < tries:
+                break
+            await asyncio.sleep(min(5.0, 0.1 * 2 ** min(tries - 1, 6)))
+        tw.close()
+
+    async def _batch(self, shard_id: str, got: list[Record], tw: Window | None = None) -> None:
         m, stats = self.mapping, self.stats
         attempts = deque([stream_retry.Attempt(got)])
         last: Result | None = None
@@ -177,7 +205,8 @@ class StreamPoller:
             if attempt.retries:
                 await asyncio.sleep(min(5.0, 0.1 * 2 ** min(attempt.retries - 1, 6)))
             event = [self._record(shard_id, r) for r in attempt.records]
-            last = await self.invoker(m.function, m.qualifier, _encode({"Records": event}))
+            extra = tw.fields(shard_id, m.source_arn, final=False) if tw is not None else {}
+            last = await self.invoker(m.function, m.qualifier, _encode({"Records": event, **extra}))
             stats.batches += 1
             stats.records += len(attempt.records)
             stats.throttles += last.throttles
@@ -192,6 +221,8 @@ class StreamPoller:
             stats.last_result = "OK" if outcome.kind == "success" else "PROBLEM: Function call failed"
             if outcome.kind != "success":
                 stats.errors += 1
+            if tw is not None and outcome.kind != "failure":
+                tw.absorb(last.body)
             plan = stream_retry.settle(self.policy, attempt, outcome)
             await self._carry(shard_id, plan, last, attempt.retries + 1)
             attempts.extendleft(reversed(plan.next))
