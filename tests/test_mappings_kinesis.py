@@ -264,3 +264,22 @@ def test_tumbling_windows_carry_state_to_a_final_invoke(daemon) -> None:  # type
     assert all(i["shard"] == "shardId-000000000000" for i in got)
     assert got[0]["state"] == {}  # a window starts with no state
     lam.delete_event_source_mapping(UUID=m["UUID"])
+
+
+def test_parallelization_keeps_order_per_partition_key(daemon) -> None:  # type: ignore[no-untyped-def]
+    lam, kin, _ = clients(daemon)
+    make_function(lam, "kesm-par")
+    kin.create_stream(StreamName="kesm-par-s", ShardCount=1)
+    items = [(f"key{i % 9}", f"q-{i}") for i in range(90)]
+    put(kin, "kesm-par-s", items)
+    m = lam.create_event_source_mapping(EventSourceArn=stream_arn("kesm-par-s"), FunctionName="kesm-par",
+                                        StartingPosition="TRIM_HORIZON", BatchSize=30, ParallelizationFactor=4)
+    assert m["ParallelizationFactor"] == 4
+    wait_for(lambda: len(seen(daemon, "q-")) >= 90, 60, "every record")
+    got = batches(daemon, "q-")
+    assert sorted(seen(daemon, "q-")) == sorted(d for _, d in items)
+    for key in {k for k, _ in items}:
+        order = [int(d[2:]) for b in got for d, k in zip(b["data"], b["keys"]) if k == key]
+        assert order == sorted(order)
+    assert all(len({k for k in b["keys"]}) < 9 for b in got)  # each batch holds the keys of its lane only
+    lam.delete_event_source_mapping(UUID=m["UUID"])

@@ -24,8 +24,10 @@ TumblingWindowInSeconds (``tumbling.Window``): batches stop at window boundaries
 window and the state the function returned, and a final invocation closes each window. The
 state lives in memory: after a restart the open window starts again with ``{}``.
 
-ParallelizationFactor is kept and shown but each shard runs one batch at a time (order
-per shard is kept; rapid does not split a shard by partition key).
+ParallelizationFactor N (``_lanes``): what one read gives is split by partition key into N
+lanes run at once, each one batch at a time in order (so order per key holds); the next
+read waits for every lane, and the checkpoint moves only then. Tumbling windows run one
+lane.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from rapid.sources import filters, responses, stream_retry
 from rapid.sources.invoker import Invoker, Result
 from rapid.sources.stats import Stats
 from rapid.sources.tumbling import Window
-from rapid.streams.kinesis import Record, Stream
+from rapid.streams.kinesis import Record, Stream, hash_key
 from rapid.streams.kinesis_api import KinesisAPI
 
 POLL = 1.0
@@ -157,7 +159,9 @@ class StreamPoller:
                 got = tw.take(got)  # a batch never spans two windows
             keep = [r for r in got if self._passes(shard_id, r)] if self.patterns else got
             self.stats.filtered += len(got) - len(keep)
-            if keep:  # what the filters drop counts as done: the checkpoint moves past it
+            if keep and m.parallelization > 1 and tw is None:
+                await self._lanes(shard_id, keep)
+            elif keep:  # what the filters drop counts as done: the checkpoint moves past it
                 await self._batch(shard_id, keep, tw)
             after = max(self.positions[shard_id], got[-1].seq)
             self._checkpoint(shard_id, after)
@@ -173,6 +177,16 @@ class StreamPoller:
         if seq is not None and seq > self.positions[shard_id]:
             self.positions[shard_id] = seq
             self.store.checkpoint(self.mapping.uuid, shard_id, seq)
+
+    async def _lanes(self, shard_id: str, got: list[Record]) -> None:
+        """ParallelizationFactor N: the records split by partition key into N lanes (a key
+        always in the same lane, in order), run at once; the checkpoint moves only when every
+        lane is done, so a restart never skips a lane's unfinished records."""
+        n = self.mapping.parallelization
+        lanes: list[list[Record]] = [[] for _ in range(n)]
+        for r in got:
+            lanes[hash_key(r.partition_key) % n].append(r)
+        await asyncio.gather(*(self._batch(shard_id, lane, None, checkpoints=False) for lane in lanes if lane))
 
     async def _final(self, shard_id: str, tw: Window) -> None:
         """The window's last invocation: no records, its state; retried as a batch would be."""
@@ -191,7 +205,8 @@ class StreamPoller:
             await asyncio.sleep(min(5.0, 0.1 * 2 ** min(tries - 1, 6)))
         tw.close()
 
-    async def _batch(self, shard_id: str, got: list[Record], tw: Window | None = None) -> None:
+    async def _batch(self, shard_id: str, got: list[Record], tw: Window | None = None, *,
+                     checkpoints: bool = True) -> None:
         m, stats = self.mapping, self.stats
         attempts = deque([stream_retry.Attempt(got)])
         last: Result | None = None
@@ -199,7 +214,7 @@ class StreamPoller:
             attempt: stream_retry.Attempt | None = attempts.popleft()
             assert attempt is not None
             attempt, plan = stream_retry.expire(self.policy, attempt, time.time())
-            await self._carry(shard_id, plan, last, attempt.retries if attempt else 0)
+            await self._carry(shard_id, plan, last, attempt.retries if attempt else 0, checkpoints)
             if attempt is None:
                 continue
             if attempt.retries:
@@ -224,14 +239,16 @@ class StreamPoller:
             if tw is not None and outcome.kind != "failure":
                 tw.absorb(last.body)
             plan = stream_retry.settle(self.policy, attempt, outcome)
-            await self._carry(shard_id, plan, last, attempt.retries + 1)
+            await self._carry(shard_id, plan, last, attempt.retries + 1, checkpoints)
             attempts.extendleft(reversed(plan.next))
 
-    async def _carry(self, shard_id: str, plan: stream_retry.Plan, last: Result | None, invokes: int) -> None:
+    async def _carry(self, shard_id: str, plan: stream_retry.Plan, last: Result | None, invokes: int,
+                     checkpoints: bool = True) -> None:
         for given_up, condition in plan.given_up:
             self.stats.given_up += len(given_up)
             await self._on_failure(shard_id, given_up, condition, last, invokes)
-        self._checkpoint(shard_id, plan.checkpoint)
+        if checkpoints:
+            self._checkpoint(shard_id, plan.checkpoint)
 
     async def _on_failure(self, shard_id: str, given_up: list[Record], condition: str, last: Result | None,
                           invokes: int) -> None:
