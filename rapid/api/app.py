@@ -99,6 +99,9 @@ class App:
         out: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
 
         def done(f: asyncio.Future[Response]) -> None:
+            if f.cancelled():
+                out.cancel()
+                return
             resp = f.result()
             if resp.status == 200:
                 resp.body = bytes(resp.body) + "".join(more() for more in self.more_metrics).encode()

@@ -50,7 +50,7 @@ from rapid.sources import filters, responses, stream_retry
 from rapid.sources.invoker import Invoker, Result
 from rapid.sources.stats import Stats
 from rapid.sources.tumbling import Window
-from rapid.streams.kinesis import Record, Stream, hash_key
+from rapid.streams.kinesis import KinesisError, Record, Stream, hash_key
 from rapid.streams.kinesis_api import KinesisAPI
 
 POLL = 1.0
@@ -139,7 +139,12 @@ class StreamPoller:
         loop = asyncio.get_running_loop()
         while True:
             wakeup.clear()
-            got, behind = self.streams.read(self.stream, shard_id, after, m.batch_size)
+            try:
+                got, behind = self.streams.read(self.stream, shard_id, after, m.batch_size)
+            except KinesisError as exc:  # the stream was deleted: wait for it to come back
+                self.stats.last_result = f"PROBLEM: {exc.message}"
+                await asyncio.sleep(POLL)
+                continue
             self.stats.iterator_age_ms = behind
             if got and len(got) < m.batch_size and m.window:
                 opened = loop.time()
@@ -147,7 +152,8 @@ class StreamPoller:
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(wakeup.wait(), opened + m.window - loop.time())
                     wakeup.clear()
-                    got, behind = self.streams.read(self.stream, shard_id, after, m.batch_size)
+                    with contextlib.suppress(KinesisError):
+                        got, behind = self.streams.read(self.stream, shard_id, after, m.batch_size)
             tw = self.windows.setdefault(shard_id, Window(m.tumbling_window)) if m.tumbling_window else None
             if tw is not None and (tw.ended_by(got) or (not got and tw.due(time.time()))):
                 await self._final(shard_id, tw)
