@@ -35,7 +35,7 @@ def send(body):
 
 def handler(event, context):
     bodies = [r["body"] for r in event["Records"]]
-    print("BATCH " + json.dumps({"bodies": [b[:40] for b in bodies], "size": len(json.dumps(event)), "groups": [r["attributes"].get("MessageGroupId")
+    print("BATCH " + json.dumps({"bodies": [b[:200] for b in bodies], "size": len(json.dumps(event)), "groups": [r["attributes"].get("MessageGroupId")
           for r in event["Records"]], "source": event["Records"][0]["eventSource"], "pid": os.getpid()}), flush=True)
     if os.environ.get("SLEEP"):
         time.sleep(float(os.environ["SLEEP"]))

@@ -41,6 +41,8 @@ def _label(value: str) -> str:
 
 def render(mappings: Map[str, Mapping], stats: Map[str, Stats]) -> str:
     rows = [(m, stats.get(uuid, Stats())) for uuid, m in sorted(mappings.items())]
+    if not rows:
+        return ""  # no mapping, no series: the page stays what it was without them
     out: list[str] = []
 
     def labels(m: Mapping) -> str:
