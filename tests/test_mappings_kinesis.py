@@ -150,6 +150,8 @@ def test_bisect_isolates_the_poison_record_and_on_failure_gets_its_batch_info(da
     assert record["responseContext"]["functionError"] == "Unhandled"
     put(kin, "kesm-bisect-s", [("k", "b-after")])  # the shard goes on past the given-up record
     wait_for(lambda: "b-after" in seen(daemon, "b-"), 30, "the shard moving on")
+    assert m["LastProcessingResult"] == "No records processed"
+    wait_for(lambda: lam.get_event_source_mapping(UUID=m["UUID"])["LastProcessingResult"] == "OK", 30, "OK")
     # every other record succeeded in a batch without the poison one; the poison one alone in the end
     ok = [b for b in batches(daemon, "b-") if "poison" not in b["data"]]
     assert sorted({d for b in ok for d in b["data"]}) == sorted([d for _, d in items if d != "poison"] + ["b-after"])

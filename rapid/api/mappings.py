@@ -93,7 +93,8 @@ class MappingsAPI:
             out.update(StartingPosition=m.starting_position, ParallelizationFactor=m.parallelization,
                        BisectBatchOnFunctionError=m.bisect, MaximumRetryAttempts=m.max_retries,
                        MaximumRecordAgeInSeconds=m.max_age, TumblingWindowInSeconds=m.tumbling_window,
-                       LastProcessingResult=m.last_result,
+                       LastProcessingResult=stats.last_result if (stats := self.pollers.stats.get(m.uuid))
+                       else m.last_result,
                        DestinationConfig={"OnFailure": {"Destination": m.on_failure} if m.on_failure else {}})
             if m.starting_timestamp is not None:
                 out["StartingPositionTimestamp"] = m.starting_timestamp
