@@ -285,3 +285,21 @@ def test_parallelization_keeps_order_per_partition_key(daemon) -> None:  # type:
         assert order == sorted(order)
     assert all(len({k for k in b["keys"]}) < 9 for b in got)  # each batch holds the keys of its lane only
     lam.delete_event_source_mapping(UUID=m["UUID"])
+
+
+def test_a_batch_that_always_fails_blocks_only_its_shard(daemon) -> None:  # type: ignore[no-untyped-def]
+    lam, kin, _ = clients(daemon)
+    make_function(lam, "kesm-block")
+    kin.create_stream(StreamName="kesm-block-s", ShardCount=2)
+    shard0, shard1 = "1", str(2 ** 127 + 1)  # explicit hash keys: one record for each shard
+    kin.put_records(StreamName="kesm-block-s", Records=[
+        {"Data": b"poison", "PartitionKey": "a", "ExplicitHashKey": shard0},
+        {"Data": b"x-behind", "PartitionKey": "a", "ExplicitHashKey": shard0},
+        {"Data": b"x-other-1", "PartitionKey": "b", "ExplicitHashKey": shard1},
+        {"Data": b"x-other-2", "PartitionKey": "b", "ExplicitHashKey": shard1}])
+    m = lam.create_event_source_mapping(EventSourceArn=stream_arn("kesm-block-s"), FunctionName="kesm-block",
+                                        StartingPosition="TRIM_HORIZON", BatchSize=10)  # retries without end
+    wait_for(lambda: {"x-other-1", "x-other-2"} <= set(seen(daemon, "x-")), 30, "the other shard's records")
+    wait_for(lambda: len([b for b in batches(daemon, "poison")]) >= 3, 30, "the failing batch retried")
+    assert "x-behind" not in seen(daemon, "x-")  # behind the failing batch, on its shard
+    lam.delete_event_source_mapping(UUID=m["UUID"])
