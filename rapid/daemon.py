@@ -22,6 +22,7 @@ from rapid.api.functions import FunctionsAPI
 from rapid.api.guard import Guard, is_loopback, read_credentials
 from rapid.api.invoke import InvokeAPI
 from rapid.api.layers import LayersAPI
+from rapid.api.mappings import MappingsAPI
 from rapid.api.shapes import MAX_CONTROL_REQUEST, Context
 from rapid.api.url_config import FunctionUrlsAPI
 from rapid.api.versions import VersionsAPI
@@ -38,12 +39,15 @@ from rapid.http.server import listen
 from rapid.logs import LogSink
 from rapid.supervisor.reaper import split_if_pid1
 from rapid.registry.code_store import CodeStore
+from rapid.registry.mappings import MappingStore
 from rapid.registry.registry import Registry
 from rapid.registry.sqlite_store import SQLiteRegistryStore
 from rapid.registry.store import RegistryStoreError
 from rapid.queues.sqs_api import SqsAPI
 from rapid.queues.sqs_live import LiveQueues
 from rapid.queues.store import Journal
+from rapid.sources import metrics as esm_metrics
+from rapid.sources.pollers import Pollers
 from rapid.streams.kinesis_api import KinesisAPI
 
 
@@ -107,7 +111,13 @@ async def serve_forever(config: Config) -> int:
         queues = LiveQueues(journal, host.region, config.account_id)  # the pollers' way in: .receive, .delete
         undo.callback(queues.close)
         app.targets["AmazonSQS"] = SqsAPI(queues)
-        app.targets["Kinesis_20131202"] = KinesisAPI(journal, host.region, config.account_id)
+        streams = KinesisAPI(journal, host.region, config.account_id)  # the pollers' way in: .read
+        app.targets["Kinesis_20131202"] = streams
+        mappings = MappingStore(registry.store)  # event source mappings: in the registry's database
+        mappings.load()
+        pollers = Pollers(mappings, host, registry, queues, streams, say, events)
+        app.add(MappingsAPI(ctx, pollers))
+        app.more_metrics.append(lambda: esm_metrics.render(mappings.mappings, pollers.stats))
         journal.start(asyncio.get_running_loop())
         app.serve_urls(registry)
         try:
@@ -123,6 +133,7 @@ async def serve_forever(config: Config) -> int:
         host.start()
         deployment.started()
         events.start()
+        pollers.start()
         port = server.sockets[0].getsockname()[1]
         url_configs.port = port  # FunctionUrl addresses name the port actually bound
         names = sorted(host.functions)
@@ -132,6 +143,7 @@ async def serve_forever(config: Config) -> int:
         say("shutting down")
         server.close()
         events.stop_dispatching()
+        await pollers.stop()  # batches cut short come back: messages after their visibility timeout
         await host.shutdown()
         await events.close()  # running attempts that did not finish go back to the queue on disk
         return 0

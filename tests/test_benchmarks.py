@@ -107,3 +107,16 @@ def test_queues_benchmark_runs(tmp_path):
     assert "sqs/event accepts:" in proc.stdout and "kinesis/event accepts:" in proc.stdout
     assert set(json.loads(out.read_text())["medians"]) == {"event", "sqs", "kinesis"}
     assert_no_leaks(home)
+
+
+def test_esm_benchmark_runs(tmp_path):
+    home = tempfile.mkdtemp(prefix="rapid-test-home-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAPID_", "AWS_LAMBDA_"))}
+    env["HOME"] = home
+    out = tmp_path / "esm.json"
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.esm", "-n", "60", "--json", str(out)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "esm10/consumer messages/s:" in proc.stdout and "esm100/consumer messages/s:" in proc.stdout
+    assert set(json.loads(out.read_text())) == {"consumer", "esm10", "esm100", "kinesis100"}
+    assert_no_leaks(home)

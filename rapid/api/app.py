@@ -59,7 +59,8 @@ class App:
         if events is not None:
             r.add("*", "/2019-09-25/functions/{name}/event-invoke-config", self._events)
             r.add("*", "/2019-09-25/functions/{name}/event-invoke-config/list", self._events)
-            r.add("GET", "/metrics", lambda req, params, rid: events.metrics(req, rid), management=False)
+            r.add("GET", "/metrics", self._metrics, management=False)
+        self.more_metrics: list[Callable[[], str]] = []  # further Prometheus text (the mappings' pollers)
 
     def add(self, api: Any) -> None:
         """An API object with ``routes(router)``: the control plane's modules."""
@@ -106,6 +107,25 @@ class App:
     def _events(self, req: Request, params: dict[str, str], rid: str) -> Response | asyncio.Future[Response]:
         assert self.invoke_api.events_api is not None
         return self.invoke_api.events_api(req, rid)
+
+    def _metrics(self, req: Request, params: dict[str, str], rid: str) -> asyncio.Future[Response]:
+        assert self.invoke_api.events_api is not None
+        answer = self.invoke_api.events_api.metrics(req, rid)
+        if not self.more_metrics:
+            return answer
+        out: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+
+        def done(f: asyncio.Future[Response]) -> None:
+            if f.cancelled():
+                out.cancel()
+                return
+            resp = f.result()
+            if resp.status == 200:
+                resp.body = bytes(resp.body) + "".join(more() for more in self.more_metrics).encode()
+            out.set_result(resp)
+
+        answer.add_done_callback(done)
+        return out
 
     def _healthz(self, req: Request, params: dict[str, str], rid: str) -> Response:
         if self.ready() and not self.host.stopping:

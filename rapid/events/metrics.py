@@ -123,8 +123,11 @@ def table(samples: list[tuple[str, dict[str, str], float]]) -> str:
     """The per-function figures as a table (labelled counters summed), then the queues."""
     rows: dict[str, dict[str, float]] = {}
     queues: dict[str, float] = {}
+    mappings: dict[tuple[str, str], dict[str, float]] = {}
     for name, labels, value in samples:
-        if name == "rapid_queue_messages":
+        if name.startswith("rapid_esm_"):  # the event source mappings' pollers (rapid.sources.metrics)
+            mappings.setdefault((labels.get("uuid", ""), labels.get("function", "")), {})[name] = value
+        elif name == "rapid_queue_messages":
             queues[labels.get("queue", "")] = value
         elif "function" in labels:
             row = rows.setdefault(labels["function"], {})
@@ -144,4 +147,24 @@ def table(samples: list[tuple[str, dict[str, str], float]]) -> str:
         width = max(len("queue"), *(len(q) for q in queues))
         text += f"\n\n{'queue'.ljust(width)}  messages\n" + "\n".join(
             f"{q.ljust(width)}  {int(n):>8}" for q, n in sorted(queues.items()))
+    if mappings:
+        text += "\n\n" + _mapping_table(mappings)
     return text + "\n"
+
+
+_MAPPING_COLUMNS = (("batches", "rapid_esm_batches_total"), ("records", "rapid_esm_records_total"),
+                    ("errors", "rapid_esm_errors_total"), ("filtered", "rapid_esm_filtered_total"),
+                    ("throttles", "rapid_esm_throttles_total"), ("redelivered", "rapid_esm_redelivered_total"),
+                    ("given_up", "rapid_esm_given_up_total"))
+
+
+def _mapping_table(mappings: dict[tuple[str, str], dict[str, float]]) -> str:
+    """One line per event source mapping; age_s is the oldest message's (SQS) or the
+    iterator's (Kinesis)."""
+    lines = [["mapping", "function", *(c for c, _ in _MAPPING_COLUMNS), "age_s"]]
+    for (uuid, function), row in sorted(mappings.items()):
+        age = row.get("rapid_esm_oldest_message_age_seconds", row.get("rapid_esm_iterator_age_seconds", 0.0))
+        lines.append([uuid, function, *(str(int(row.get(m, 0))) for _, m in _MAPPING_COLUMNS), f"{age:.1f}"])
+    widths = [max(len(r[i]) for r in lines) for i in range(len(lines[0]))]
+    return "\n".join("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+                     for r in lines)

@@ -76,6 +76,7 @@ class KinesisAPI:
         self.service = Service(region, account)
         load(journal, self.service)
         self._loop = asyncio.get_running_loop()
+        self.on_commit: list[Callable[[], None]] = []  # after each committed write (pollers wake)
         self._ops = {name: getattr(self, "op_" + name) for name in (
             "CreateStream", "DescribeStream", "DescribeStreamSummary", "ListShards", "ListStreams", "PutRecord",
             "PutRecords", "GetShardIterator", "GetRecords", "DeleteStream", "IncreaseStreamRetentionPeriod",
@@ -127,6 +128,8 @@ class KinesisAPI:
                                            rid))
             else:
                 fut.set_result(self._Response(200, _encode(obj), self._headers(rid)))
+                for wake in self.on_commit:
+                    wake()
 
         self.journal.submit(statements(changes), done)
         return fut

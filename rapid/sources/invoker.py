@@ -1,0 +1,73 @@
+"""A poller's way to invoke: one batch event through the function's pool, as a sync invoke.
+
+The ``Invocation`` is built as ``rapid.api.invoke`` builds one and submitted to the pool
+``Host.resolve`` picks (an alias by weight, per batch); its settlement resolves a future
+through ``on_settled``. A throttle (429: reserved concurrency or the host is full) never
+fails a batch: the poller waits (0.1 s doubling to 2 s) and submits it again, so a batch
+shares concurrency with sync and async invokes through the pool's one rule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+
+from rapid.core.errors import ServiceError
+from rapid.core.invocation import Invocation
+from rapid.core.naming import Target, function_arn, trace_id
+from rapid.host.host import Host
+
+MAX_BACKOFF = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    request_id: str
+    version: str
+    body: bytes | None
+    function_error: str | None  # "Unhandled" when the function erred
+    service_error: ServiceError | None = None  # it never ran (function gone, shutting down)
+    throttles: int = 0
+
+    @property
+    def status(self) -> int:
+        return self.service_error.status if self.service_error is not None else 200
+
+
+class Invoker:
+    def __init__(self, host: Host) -> None:
+        self.host = host
+
+    async def __call__(self, name: str, qualifier: str | None, payload: bytes) -> Result:
+        host = self.host
+        loop = asyncio.get_running_loop()
+        backoff, throttles = 0.1, 0
+        while True:
+            rid = str(uuid.uuid4())
+            try:
+                fn = host.resolve(Target(name, qualifier))
+            except ServiceError as exc:
+                return Result(rid, qualifier or "$LATEST", None, None, exc, throttles)
+            inv = Invocation(request_id=rid, payload=payload,
+                             function_arn=function_arn(host.region, host.config.account_id, name, qualifier),
+                             timeout=fn.timeout, trace_id=trace_id())
+            fut: asyncio.Future[Invocation] = loop.create_future()
+            inv.on_settled = lambda i: None if fut.done() else fut.set_result(i)
+            fn.submit(inv)
+            await fut
+            outcome = inv.outcome
+            assert outcome is not None
+            err = outcome.service_error
+            if err is not None and err.status == 429 and not host.stopping:
+                throttles += 1
+                await asyncio.sleep(backoff)
+                backoff = min(MAX_BACKOFF, backoff * 2)
+                continue
+            if err is not None:
+                return Result(rid, fn.version, None, None, err, throttles)
+            return Result(rid, fn.version, outcome.body, "Unhandled" if outcome.function_error else None,
+                          None, throttles)
+
+    def __repr__(self) -> str:
+        return f"<Invoker {self.host!r}>"

@@ -1,0 +1,23 @@
+"""What one event source mapping has done, for ``/metrics``: counters and the latest ages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class Stats:
+    batches: int = 0  # invocations with a batch
+    records: int = 0  # records in them
+    errors: int = 0  # batches that failed, whole or in part
+    failed_records: int = 0  # records that came back (SQS) or were retried (Kinesis)
+    filtered: int = 0  # records FilterCriteria dropped
+    throttles: int = 0  # throttled submissions, each waited out
+    redelivered: int = 0  # SQS: messages received before (a failed batch, a kill): possible duplicates
+    given_up: int = 0  # Kinesis records sent to OnFailure (or dropped without one)
+    oldest_age_ms: int = 0  # SQS: age of the oldest message of the last batch
+    iterator_age_ms: int = 0  # Kinesis: how far behind the tip the last read left a shard
+    last_result: str = "No records processed"
+
+    def __repr__(self) -> str:
+        return f"<Stats {self.batches} batches {self.records} records {self.errors} errors>"
