@@ -29,10 +29,11 @@ from rapid.core.errors import (
     validation,
 )
 from rapid.core.invocation import Invocation
-from rapid.core.naming import function_arn, parse_function_name, trace_id
+from rapid.core.naming import Target, function_arn, parse_function_name, trace_id
 from rapid.api.errors import render as _error
 from rapid.events.api import EventsAPI
 from rapid.events.dispatcher import Dispatcher
+from rapid.host.function import Function
 from rapid.host.host import Host
 from rapid.http.message import Request, Response
 
@@ -85,18 +86,7 @@ class InvokeAPI:
             # Durable: answered 202 once the event is on disk (rapid.events).
             return self.events.accept(fn, target.qualifier, rid, bytes(body), req.headers.get("x-amzn-trace-id"))
 
-        inv = Invocation(
-            request_id=rid,
-            payload=bytes(body),
-            function_arn=function_arn(host.region, host.config.account_id, fn.name, target.qualifier),
-            timeout=fn.timeout,
-            trace_id=req.headers.get("x-amzn-trace-id") or trace_id(),
-            client_context=client_context,
-            cognito_identity=req.headers.get("x-amz-cognito-identity"),
-            tail_log=log_type == "Tail",
-        )
-        if inv.tail_log:
-            inv.log_lines = []
+        inv = sync_invocation(host, fn, target, req, rid, bytes(body), client_context, log_type == "Tail")
         fut: asyncio.Future[Response] = self._loop.create_future()
         version = fn.version
 
@@ -107,6 +97,27 @@ class InvokeAPI:
         inv.on_settled = settled
         fn.submit(inv)
         return fut
+
+
+def sync_invocation(
+    host: Host, fn: Function, target: Target, req: Request, rid: str, payload: bytes, client_context: str | None,
+    tail: bool,
+) -> Invocation:
+    """A synchronous invocation of ``fn`` as an invoker asked for it (Invoke, and
+    InvokeWithResponseStream): the payload checked, the request's trace and identity."""
+    inv = Invocation(
+        request_id=rid,
+        payload=payload,
+        function_arn=function_arn(host.region, host.config.account_id, fn.name, target.qualifier),
+        timeout=fn.timeout,
+        trace_id=req.headers.get("x-amzn-trace-id") or trace_id(),
+        client_context=client_context,
+        cognito_identity=req.headers.get("x-amz-cognito-identity"),
+        tail_log=tail,
+    )
+    if tail:
+        inv.log_lines = []
+    return inv
 
 
 def _answer(inv: Invocation, version: str) -> Response:

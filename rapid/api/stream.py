@@ -28,7 +28,7 @@ from rapid.core import constraints
 from rapid.core.errors import MAX_SYNC_REQUEST, request_too_large, shutting_down
 from rapid.core.eventstream import invoke_complete, payload_chunk
 from rapid.core.invocation import Invocation
-from rapid.core.naming import function_arn, parse_function_name, trace_id
+from rapid.core.naming import parse_function_name
 from rapid.http.message import Request, Response, StreamingResponse
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ def _error_fields(body: bytes, fallback: str | None) -> tuple[str, str]:
 
 
 def invoke(api: InvokeAPI, name: str, req: Request, rid: str) -> Response | asyncio.Future[Response]:
-    from rapid.api.invoke import _client_context
+    from rapid.api.invoke import _client_context, sync_invocation
 
     host = api.host
     if host.stopping:
@@ -129,18 +129,7 @@ def invoke(api: InvokeAPI, name: str, req: Request, rid: str) -> Response | asyn
     client_context = _client_context(raw_context) if raw_context else None
     if kind == "DryRun":
         return Response(204, b"", [("X-Amz-Executed-Version", fn.version), ("x-amzn-RequestId", rid)])
-    inv = Invocation(
-        request_id=rid,
-        payload=bytes(body),
-        function_arn=function_arn(host.region, host.config.account_id, fn.name, target.qualifier),
-        timeout=fn.timeout,
-        trace_id=req.headers.get("x-amzn-trace-id") or trace_id(),
-        client_context=client_context,
-        cognito_identity=req.headers.get("x-amz-cognito-identity"),
-        tail_log=log_type == "Tail",
-    )
-    if inv.tail_log:
-        inv.log_lines = []
+    inv = sync_invocation(host, fn, target, req, rid, bytes(body), client_context, log_type == "Tail")
     fut: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
     answer = StreamAnswer(fut, fn.version)
     answer.inv = inv
