@@ -171,7 +171,8 @@ def test_messages_drain_in_batches_and_are_deleted(daemon) -> None:  # type: ign
              60, "the queue drained")
     drain = [b for b in batches(daemon) if any(x.startswith("m") for x in b["bodies"])]
     assert all(len(b["bodies"]) <= 10 for b in drain) and all(b["source"] == "aws:sqs" for b in drain)
-    assert sorted(seen(daemon)) == sorted(set(seen(daemon)))  # each once: deleted after success
+    mine = [b for b in seen(daemon) if b in {f"m{i}" for i in range(30)}]  # the module's daemon is shared
+    assert sorted(mine) == sorted(set(mine))  # each once: deleted after success
     shown = run_cli(["queue", "--url", daemon.url])
     assert shown.returncode == 0, shown.stderr
     [row] = [line.split() for line in shown.stdout.splitlines() if line.startswith(uuid)]
