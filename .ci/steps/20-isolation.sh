@@ -9,14 +9,7 @@ set -euo pipefail
 need=()
 [ -x /usr/bin/python3 ] || need+=(python3)
 command -v setpriv >/dev/null || need+=(util-linux)  # setpriv: a root daemon without CAP_SYS_ADMIN
-if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-    echo "CI needs: ${need[*]} (and cannot install them: not root, or no apt-get)" >&2
-    exit 1
-  fi
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+bash "$(dirname "$0")/../apt-install" "CI" "${need[@]}"
 if [ "$(id -u)" != 0 ]; then
   echo "CI runs the isolation tests as root (mount namespaces, uids, cgroups); this is uid $(id -u)" >&2
   exit 1

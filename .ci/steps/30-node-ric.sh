@@ -18,24 +18,10 @@ need=()
 for tool in "${!pkg[@]}"; do
   command -v "$tool" >/dev/null || need+=("${pkg[$tool]}")
 done
-if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-    echo "node-ric needs: ${need[*]} (and cannot install them: not root, or no apt-get)" >&2
-    exit 1
-  fi
-  apt-get -o DPkg::Lock::Timeout=600 update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${need[@]}" >/dev/null
-fi
+bash "$(dirname "$0")/../apt-install" "node-ric" "${need[@]}"
 # node-gyp builds the addon against node's headers; without them it would download them
 # from nodejs.org, which CI cannot reach. Debian's nodejs keeps them in libnode-dev.
-if [ ! -f /usr/include/node/node.h ]; then
-  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-    echo "node-ric needs node's headers in /usr/include/node (libnode-dev) and cannot install them" >&2
-    exit 1
-  fi
-  apt-get -o DPkg::Lock::Timeout=600 update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq libnode-dev >/dev/null
-fi
+[ -f /usr/include/node/node.h ] || bash "$(dirname "$0")/../apt-install" "node-ric (node's headers)" libnode-dev
 # aws-lambda-ric 4 declares node >= 22; on an older node take the newest 3.x, which runs there.
 major=$(node -p 'process.versions.node.split(".")[0]')
 package=aws-lambda-ric

@@ -8,12 +8,5 @@ need=()
 command -v podman >/dev/null || need+=(podman)
 command -v runc >/dev/null || need+=(runc)
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
-if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-    echo "CI needs: ${need[*]} (and cannot install them: not root, or no apt-get)" >&2
-    exit 1
-  fi
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+bash "$(dirname "$0")/../apt-install" "CI" "${need[@]}"
 podman --runtime runc info --format '{{.Host.OCIRuntime.Name}} {{.Version.Version}}' >&2

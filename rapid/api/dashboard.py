@@ -50,7 +50,7 @@ def is_loopback(peer: tuple[str, int] | None) -> bool:
     if not peer:
         return False
     host = peer[0]
-    return host.startswith("127.") or host in ("::1", "localhost") or host.startswith("::ffff:127.")
+    return host.startswith("127.") or host == "::1" or host.startswith("::ffff:127.")
 
 
 def forbidden() -> ServiceError:

@@ -96,7 +96,8 @@ class Listener:
                     conn.time_out()
 
     def __repr__(self) -> str:
-        return f"<Listener connections={len(self.connections)}/{self.max_connections} {self.limits!r}>"
+        return (f"<Listener connections={len(self.connections)}/{self.max_connections} dropped={self.dropped} "
+                f"{self.limits!r}>")
 
 
 def expired(conn: HttpConnection, now: float, limits: Limits) -> bool:
