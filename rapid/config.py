@@ -94,6 +94,7 @@ class Config(Struct, forbid_unknown_fields=True, kw_only=True):
     http_idle_timeout: Annotated[float, Meta(gt=0)] = 60.0
     credentials: str | None = None  # an AWS credentials file: SigV4 on the management API
     allow_unauthenticated: bool = False  # an open management API on a non-loopback address
+    cluster: Annotated[str, Meta(pattern=r"^nats://[^\s/]+$")] | None = None  # nats://HOST:PORT (rapid.cluster)
     functions: dict[Name, FunctionConfig] = {}
     # Derived: the function served in drop-in mode (`-- CMD`, or a searched bootstrap), named
     # `function` or AWS_LAMBDA_FUNCTION_NAME; "" when there is none.
@@ -110,6 +111,7 @@ SERVER_KEYS = (
     "max_concurrency", "idle_timeout", "max_lifetime", "freeze", "freeze_with", "private_tmp", "drop_privileges",
     "user_range", "memory_limit", "verify_runtime_peer", "overflow", "async_time_scale", "async_concurrency",
     "http_header_timeout", "http_idle_timeout", "credentials", "allow_unauthenticated",
+    "cluster",
 )
 FUNCTION_KEYS = ("runtime", "handler", "timeout", "memory", "concurrency", "extensions")
 _INTS = ("port", "timeout", "memory", "concurrency", "max_concurrency", "async_concurrency")
@@ -147,6 +149,7 @@ ENV_VARS = {
     "http_idle_timeout": "RAPID_HTTP_IDLE_TIMEOUT",
     "credentials": "RAPID_CREDENTIALS",
     "allow_unauthenticated": "RAPID_ALLOW_UNAUTHENTICATED",
+    "cluster": "RAPID_CLUSTER",
     "config": "RAPID_CONFIG",
     "function": "RAPID_FUNCTIONS",  # whitespace-separated NAME=PATH items
     "env": "RAPID_ENV",  # newline-separated KEY=VALUE items

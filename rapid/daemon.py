@@ -91,14 +91,22 @@ async def serve_forever(config: Config) -> int:
             if warning:
                 say(f"warning: {warning}")
             host.add(name, fc, code, tagged=not config.dropin)
-        code_store = CodeStore(str(data_dir))
+        node = _join_cluster(config, str(data_dir))  # None without --cluster (rapid.cluster)
+        if node is not None:
+            undo.callback(node.close)
+        code_store = node.code if node is not None else CodeStore(str(data_dir))
         code_store.clean()
-        registry = Registry(_registry_store(str(data_dir)), code_store, config.region, config.account_id)
+        reg_store = node.store if node is not None else _registry_store(str(data_dir))
+        registry = Registry(reg_store, code_store, config.region, config.account_id)
         undo.callback(registry.store.close)
         registry.load()
         registry.declared.update(host.functions)
+        if node is not None:
+            await asyncio.to_thread(node.prefetch, registry)
         deployment = Deployment(host, registry, say)
         deployment.start()
+        if node is not None:
+            node.follow(registry)
         events = Dispatcher(host, store, recovery, data_dir=str(data_dir), scratch=scratch)
         deployment.on_change(lambda event, name, _: _tell_events(events, event, name))
         app = App(InvokeAPI(host, ready=lambda: True, events=events), ready=lambda: True, guard=_guard(config))
@@ -144,6 +152,8 @@ async def serve_forever(config: Config) -> int:
         server.close()
         events.stop_dispatching()
         await pollers.stop()  # batches cut short come back: messages after their visibility timeout
+        if node is not None:
+            await node.stop()
         await host.shutdown()
         await events.close()  # running attempts that did not finish go back to the queue on disk
         return 0
@@ -154,6 +164,22 @@ def _registry_store(data_dir: str) -> SQLiteRegistryStore:
         return SQLiteRegistryStore(data_dir)
     except RegistryStoreError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _join_cluster(config: Config, data_dir: str):  # type: ignore[no-untyped-def]
+    if not config.cluster:
+        return None
+    try:
+        from rapid.cluster.link import LinkError
+        from rapid.cluster.node import Node
+    except ImportError as exc:
+        raise ConfigError(f"--cluster needs nats-py (pip install 'rapid[cluster]'): {exc}") from None
+    try:
+        node = Node.join(config.cluster, data_dir, say)
+    except LinkError as exc:
+        raise ConfigError(str(exc)) from None
+    say(f"cluster: node {node.id} joined {config.cluster}")
+    return node
 
 
 def _tell_events(events: Dispatcher, event: str, name: str) -> None:

@@ -37,6 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    "[RAPID_CREDENTIALS]")
     s.add_argument("--allow-unauthenticated", dest="allow_unauthenticated", action="store_const", const="true",
                    help="an open management API on a non-loopback --host [RAPID_ALLOW_UNAUTHENTICATED]")
+    s.add_argument("--cluster", metavar="nats://HOST:PORT",
+                   help="join a cluster of rapid nodes on NATS JetStream [RAPID_CLUSTER]")
     s.add_argument("--region", help="the region in ARNs and AWS_REGION (default us-east-1) [AWS_REGION]")
 
 

@@ -29,7 +29,7 @@ from rapid.registry.layers import Layers
 from rapid.registry.model import (
     Alias, CodeRef, FunctionSettings, LayerVersion, Settings, VersionSpec, b64_sha, encode, now_text, revision,
 )
-from rapid.registry.store import RegistryStore
+from rapid.registry.store import RegistryStore, StaleRecord
 from rapid.registry.urls import FunctionUrls
 
 _NO_ROUTES: Mapping[str, Route] = {}
@@ -67,6 +67,9 @@ class Registry:
         self.listeners: list[Listener] = []
         self.declared: set[str] = set()  # names the configuration holds (read-only here)
         self._routes: dict[str, dict[str, Route]] = {}
+        # The ARN a RevisionId was checked for, while that operation writes: a shared store
+        # (JetStream) that refuses the write as stale then answers 412, not 409.
+        self._precondition: str | None = None
 
     # -- load -----------------------------------------------------------------------------
 
@@ -203,11 +206,21 @@ class Registry:
             done = msgspec.structs.replace(spec, state="Failed" if spec.state == "Pending" else spec.state,
                                            state_reason=reason, last_update_status="Failed",
                                            last_update_reason=reason)
-        self._put_latest(done)
+        try:
+            self._put_latest(done)
+        except ServiceError:  # a shared store: another node settled or changed it first
+            pass
 
     def _check_revision(self, spec: VersionSpec, revision_id: str | None) -> None:
         if revision_id is not None and revision_id != spec.revision_id:
             raise precondition_failed(self.arn(spec.name, spec.version if spec.version != LATEST else None))
+        self._precondition = self.arn(spec.name) if revision_id is not None else None
+
+    def _stale(self, arn: str) -> ServiceError:
+        """A shared store refused a write: another node changed the record meanwhile."""
+        if self._precondition is not None:
+            return precondition_failed(self._precondition)
+        return conflict(f"The operation cannot be performed at this time. An update is in progress for resource: {arn}")
 
     def update_code(self, name: str, code: CodeRef, revision_id: str | None, publish: bool) -> VersionSpec:
         spec = self.writable(name)
@@ -268,11 +281,19 @@ class Registry:
         self._tell("delete", name, None)
 
     def _put_latest(self, spec: VersionSpec) -> None:
-        self.store.put("version", f"{spec.name}/{LATEST}", encode(spec))
+        try:
+            self.store.put("version", f"{spec.name}/{LATEST}", encode(spec))
+        except StaleRecord:
+            raise self._stale(self.arn(spec.name)) from None
+        finally:
+            self._precondition = None
         self.latest[spec.name] = spec
 
     def _put_settings(self, name: str, settings: FunctionSettings) -> None:
-        self.store.put("function", name, encode(settings))
+        try:
+            self.store.put("function", name, encode(settings))
+        except StaleRecord:
+            raise self._stale(self.arn(name)) from None
         self.settings[name] = settings
 
     # -- versions -------------------------------------------------------------------------
@@ -335,6 +356,7 @@ class Registry:
         current = self.alias(name, alias)
         if revision_id is not None and revision_id != current.revision_id:
             raise precondition_failed(self.arn(name, alias))
+        self._precondition = self.arn(name, alias) if revision_id is not None else None
         new = msgspec.structs.replace(current, **changes, revision_id=revision())
         self._alias_target(name, new.version, new.weights)
         self._put_alias(new)
@@ -350,7 +372,12 @@ class Registry:
             self._tell("alias", name, alias)
 
     def _put_alias(self, record: Alias) -> None:
-        self.store.put("alias", f"{record.function}/{record.name}", encode(record))
+        try:
+            self.store.put("alias", f"{record.function}/{record.name}", encode(record))
+        except StaleRecord:
+            raise self._stale(self.arn(record.function, record.name)) from None
+        finally:
+            self._precondition = None
         self.aliases.setdefault(record.function, {})[record.name] = record
         self._reroute(record.function)
         self._tell("alias", record.function, record.name)

@@ -18,6 +18,12 @@ class RegistryStoreError(Exception):
     """The store cannot be opened or written."""
 
 
+class StaleRecord(RegistryStoreError):
+    """A shared store (JetStream) refused a write: another node changed the record since
+    this one last saw it. Nothing was written; the registry answers as AWS does for a
+    concurrent change (412 with a RevisionId, else 409)."""
+
+
 class RegistryStore(ABC):
     @abstractmethod
     def load(self, kind: str) -> Iterable[tuple[str, bytes]]:

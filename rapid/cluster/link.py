@@ -1,0 +1,109 @@
+"""The node's one connection to NATS, on a thread with its own event loop.
+
+The registry's store interface is synchronous (SQLite answers at once), so JetStream calls
+are made on this thread's loop and waited for: ``call`` from any thread but the link's own
+(the daemon's loop blocks for one loopback round trip, as it does for an SQLite commit),
+``run`` from the daemon's loop without blocking it. nats-py reconnects by itself, forever;
+``on_reconnect`` hooks run on the link's loop after each reconnection (a KV watch is
+restarted there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class LinkError(Exception):
+    """NATS cannot be reached, or JetStream is not enabled on it."""
+
+
+class Link:
+    def __init__(self, url: str, name: str, timeout: float = 10.0) -> None:
+        self.url = url
+        self.name = name
+        self.timeout = timeout
+        self.connected = False
+        self.reconnects = 0
+        self.on_reconnect: list[Callable[[], Awaitable[None]]] = []
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="rapid-nats", daemon=True)
+        self._thread.start()
+        self.nc: Any = None
+        self.js: Any = None
+
+    def open(self) -> None:
+        try:
+            self.call(self._connect(), timeout=self.timeout + 5)
+        except LinkError:
+            self.close()
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure to reach NATS is one clear line
+            self.close()
+            raise LinkError(f"cannot join the cluster at {self.url}: {exc or type(exc).__name__}") from None
+
+    async def _connect(self) -> None:
+        import nats  # the optional extra rapid[cluster]
+
+        async def reconnected() -> None:
+            self.connected = True
+            self.reconnects += 1
+            for hook in self.on_reconnect:
+                asyncio.get_running_loop().create_task(hook())
+
+        async def disconnected() -> None:
+            self.connected = False
+
+        async def error(exc: Exception) -> None:
+            return None  # nats-py retries; the node keeps serving what it can
+
+        self.nc = await nats.connect(
+            self.url, name=self.name, connect_timeout=self.timeout, max_reconnect_attempts=-1,
+            reconnect_time_wait=0.25, allow_reconnect=True, reconnected_cb=reconnected,
+            disconnected_cb=disconnected, error_cb=error,
+        )
+        self.js = self.nc.jetstream(timeout=self.timeout)
+        try:
+            await self.js.account_info()
+        except Exception as exc:  # noqa: BLE001
+            await self.nc.close()
+            raise LinkError(f"{self.url} has no JetStream (start nats-server with -js): {exc}") from None
+        self.connected = True
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the link's loop and wait for it (not from the link's thread)."""
+        fut: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return fut.result(timeout if timeout is not None else self.timeout + 5)
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    async def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the link's loop, awaited from another loop."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+    def close(self) -> None:
+        if self.nc is not None and self.loop.is_running():
+            try:
+                self.call(self._drain(), timeout=5)
+            except Exception:  # noqa: BLE001 - closing: nothing left to tell
+                pass
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(5)
+        self.nc = None
+
+    async def _drain(self) -> None:
+        try:
+            await asyncio.wait_for(self.nc.close(), 3)
+        except Exception:  # noqa: BLE001
+            pass
+
+    def __repr__(self) -> str:
+        state = "connected" if self.connected else "disconnected"
+        return f"<Link {self.url} {self.name} {state} reconnects={self.reconnects}>"
