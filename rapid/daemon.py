@@ -140,6 +140,11 @@ async def serve_forever(config: Config) -> int:
         say(host.sandbox.describe())
         host.start()
         deployment.started()
+        if node is not None:
+            await node.attach(host, deployment, app.invoke_api, f"http://{config.host}:{server.sockets[0].getsockname()[1]}")
+            if node.sync is not None:
+                node.sync.mappings = mappings
+            app.more_metrics.append(node.metrics)
         events.start()
         pollers.start()
         port = server.sockets[0].getsockname()[1]
@@ -155,6 +160,8 @@ async def serve_forever(config: Config) -> int:
         if node is not None:
             await node.stop()
         await host.shutdown()
+        if node is not None:
+            await node.release()
         await events.close()  # running attempts that did not finish go back to the queue on disk
         return 0
 

@@ -8,40 +8,20 @@ each node keeps the package once, by digest, in its own data dir.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
 from tests.control import ROLE, client, python_zip, wait_active, wait_updated
-from tests.daemon import Daemon, run_server, unique, wait_until
-from tests.nats import nats_server
+from tests.cluster import cluster, invoke, served
+from tests.daemon import unique, wait_until
 
 pytestmark = pytest.mark.slow
 
 HANDLER = "import os\ndef handler(event, context):\n    return {{'code': '{tag}', 'event': event}}\n"
-
-
-@contextlib.contextmanager
-def cluster(tmp_path: Path, n: int = 3, extra: tuple[str, ...] = ()) -> Iterator[tuple[object, list[Daemon]]]:
-    with nats_server() as nats, contextlib.ExitStack() as stack:
-        nodes = [stack.enter_context(run_server(["--cluster", nats.url, "--data-dir", str(tmp_path / f"n{i}"), *extra]))
-                 for i in range(n)]
-        yield nats, nodes
-
-
-def invoke(node: Daemon, name: str, payload: object = None, qualifier: str | None = None):  # type: ignore[no-untyped-def]
-    path = f"/2015-03-31/functions/{name}/invocations" + (f"?Qualifier={qualifier}" if qualifier else "")
-    return node.request("POST", path, json.dumps(payload or {}).encode())
-
-
-def served(node: Daemon, name: str, tag: str, qualifier: str | None = None) -> bool:
-    reply = invoke(node, name, {"n": 1}, qualifier)
-    return reply.status == 200 and json.loads(reply.body).get("code") == tag
 
 
 def test_one_registry_across_three_nodes(tmp_path: Path) -> None:

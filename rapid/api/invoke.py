@@ -15,6 +15,7 @@ import asyncio
 import base64
 import binascii
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 import msgspec
@@ -37,6 +38,9 @@ from rapid.host.function import Function
 from rapid.host.host import Host
 from rapid.http.message import Request, Response
 
+if TYPE_CHECKING:
+    from rapid.cluster.forwarding import Placement
+
 _TAIL_BYTES = 4096
 _INVOCATION_TYPES = ("Event", "RequestResponse", "DryRun")  # in the order AWS lists them
 _LOG_TYPES = ("None", "Tail")
@@ -50,6 +54,9 @@ class InvokeAPI:
         self.events = events  # durable async invocation (rapid.events); None: Event is refused
         self.events_api = EventsAPI(host, events) if events is not None else None
         self._loop = asyncio.get_running_loop()
+        # In a cluster (rapid.cluster.forwarding): asked before a sync invocation is queued
+        # here; None runs it here, a future is its answer from elsewhere.
+        self.placement: Placement | None = None
 
     def invoke(
         self, name: str, req: Request, rid: str, forced_type: str | None
@@ -86,7 +93,16 @@ class InvokeAPI:
             # Durable: answered 202 once the event is on disk (rapid.events).
             return self.events.accept(fn, target.qualifier, rid, bytes(body), req.headers.get("x-amzn-trace-id"))
 
-        inv = sync_invocation(host, fn, target, req, rid, bytes(body), client_context, log_type == "Tail")
+        if self.placement is not None:
+            placed = self.placement.place(fn, req, rid, lambda: self._run_here(
+                host.resolve(target), target, req, rid, bytes(body), client_context, log_type == "Tail"))
+            if placed is not None:
+                return placed
+        return self._run_here(fn, target, req, rid, bytes(body), client_context, log_type == "Tail")
+
+    def _run_here(self, fn: Function, target: Target, req: Request, rid: str, body: bytes,
+                  client_context: str | None, tail: bool) -> asyncio.Future[Response]:
+        inv = sync_invocation(self.host, fn, target, req, rid, body, client_context, tail)
         fut: asyncio.Future[Response] = self._loop.create_future()
         version = fn.version
 

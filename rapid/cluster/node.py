@@ -13,16 +13,24 @@ from __future__ import annotations
 import os
 import re
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rapid.cluster.code_objects import ClusterCodeStore
+from rapid.cluster.forwarding import Placement
+from rapid.cluster.leases import Leases
 from rapid.cluster.link import Link, LinkError
+from rapid.cluster.membership import Membership
 from rapid.cluster.registry_sync import RegistrySync
+from rapid.cluster.status import FunctionLoad, NodeStatus
 from rapid.registry.jetstream_store import JetStreamRegistryStore
 
 if TYPE_CHECKING:
+    from rapid.api.invoke import InvokeAPI
+    from rapid.host.deployment import Deployment
+    from rapid.host.host import Host
     from rapid.registry.registry import Registry
 
 
@@ -42,6 +50,9 @@ class Node:
         self.code = ClusterCodeStore(data_dir, self.link)
         self.sync: RegistrySync | None = None
         self.parts: list[Any] = []  # started pieces with a .stop() coroutine, stopped in reverse
+        self.leases: Leases | None = None
+        self.membership: Membership | None = None
+        self.placement: Placement | None = None
 
     @classmethod
     def join(cls, url: str, data_dir: str, say: Callable[[str], None]) -> Node:
@@ -70,6 +81,61 @@ class Node:
         self.sync = RegistrySync(registry, self.store, self.code, self.say)
         self.sync.start()
 
+    async def attach(self, host: Host, deployment: Deployment, invoke_api: InvokeAPI, address: str) -> None:
+        """Once the daemon listens: membership, leases and forwarding start."""
+        registry = deployment.registry
+        self.host, self.registry, self.deployment = host, registry, deployment
+        self.address = address
+        self.started = time.time()
+
+        def reserved_of(name: str) -> int | None:
+            if not deployment.knows(name):
+                return None
+            fs = registry.settings.get(name)
+            return fs.reserved if fs is not None else None
+
+        self.leases = Leases(self.link, self.id, host, reserved_of, self.say)
+        await self.leases.start()  # given back by release(), once the host's instances are gone
+        for name in list(registry.latest):
+            self.leases.limit(name)
+        deployment.on_change(self._changed)
+        self.membership = Membership(self.link, self.id, self.describe)
+        await self.membership.start()
+        self.parts.append(self.membership)
+        self.placement = Placement(self.link, self.id, self.membership, self.leases, deployment.knows, reserved_of)
+        await self.placement.start(invoke_api)
+        invoke_api.placement = self.placement
+        self.parts.append(self.placement)
+
+    def _changed(self, event: str, name: str, _version: str | None) -> None:
+        """After the deployment set a pool up: its reserved limit is the leases held here."""
+        if event in ("create", "update", "concurrency", "publish") and self.leases is not None:
+            self.leases.limit(name)
+
+    def describe(self) -> NodeStatus:
+        host, registry = self.host, self.registry
+        functions = {}
+        for name in registry.latest:
+            pools = host.pools_of(name)
+            instances = sum(len(p.instances) for p in pools)
+            leases = self.leases.count(name) if self.leases is not None else 0
+            if instances or leases:
+                functions[name] = FunctionLoad(instances, sum(len(p.idle) for p in pools), leases)
+        pools = host.all_pools()
+        placement = self.placement
+        return NodeStatus(
+            id=self.id, url=self.address, started=self.started,
+            instances=sum(len(p.instances) for p in pools), unreserved_room=host.unreserved_room(),
+            inflight=sum(p.running for p in pools),
+            forwarded_out=placement.out if placement else 0, forwarded_in=placement.into if placement else 0,
+            functions=functions,
+        )
+
+    def metrics(self) -> str:
+        from rapid.cluster.metrics import render
+
+        return render(self)
+
     async def stop(self) -> None:
         for part in reversed(self.parts):
             try:
@@ -77,6 +143,11 @@ class Node:
             except Exception as exc:  # noqa: BLE001 - stopping: say it, go on
                 self.say(f"warning: cluster: stopping {part!r}: {exc}")
         self.parts.clear()
+
+    async def release(self) -> None:
+        """After the host shut its instances down: the leases they held go back at once."""
+        if self.leases is not None:
+            await self.leases.stop()
 
     def close(self) -> None:
         self.store.close()

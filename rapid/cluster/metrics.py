@@ -1,0 +1,43 @@
+"""The node's cluster series on its ``/metrics`` page (Prometheus text): peers seen, leases
+held, invocations forwarded each way and refused cluster-wide, registry changes applied,
+instances and in-flight invocations (what KEDA's Prometheus trigger scales on)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rapid.cluster.node import Node
+
+
+def _label(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render(node: Node) -> str:
+    status = node.describe()
+    node_label = f'node="{_label(node.id)}"'
+    rows = [
+        ("rapid_cluster_nodes", "gauge", "Nodes of the cluster alive, this one included.",
+         1 + (len(node.membership.alive()) if node.membership else 0)),
+        ("rapid_cluster_connected", "gauge", "1 while this node is connected to NATS.", int(node.link.connected)),
+        ("rapid_cluster_reconnects_total", "counter", "Reconnections to NATS.", node.link.reconnects),
+        ("rapid_cluster_instances", "gauge", "Instances running on this node.", status.instances),
+        ("rapid_cluster_inflight", "gauge", "Invocations running on this node.", status.inflight),
+        ("rapid_cluster_forwarded_out_total", "counter", "Sync invocations answered by another node.",
+         status.forwarded_out),
+        ("rapid_cluster_forwarded_in_total", "counter", "Sync invocations run here for another node.",
+         status.forwarded_in),
+        ("rapid_cluster_refused_total", "counter", "Sync invocations throttled for reserved concurrency "
+         "cluster-wide.", node.placement.refused if node.placement else 0),
+        ("rapid_cluster_registry_applied_total", "counter", "Registry changes of other nodes applied here.",
+         node.sync.applied if node.sync else 0),
+    ]
+    out: list[str] = []
+    for name, kind, help_, value in rows:
+        out += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}", f"{name}{{{node_label}}} {value}"]
+    out += ["# HELP rapid_cluster_leases Reserved-concurrency leases this node holds.",
+            "# TYPE rapid_cluster_leases gauge"]
+    for name, load in sorted(status.functions.items()):
+        out.append(f'rapid_cluster_leases{{{node_label},function="{_label(name)}"}} {load.leases}')
+    return "\n".join(out) + "\n"

@@ -1,0 +1,40 @@
+"""Helpers for the cluster tests: rapid nodes on one real nats-server (tests.nats)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.daemon import Daemon, run_server
+from tests.nats import Nats, nats_server
+
+
+@contextlib.contextmanager
+def cluster(tmp_path: Path, n: int = 3, extra: tuple[str, ...] = (),
+            wrappers: dict[int, tuple[str, ...]] | None = None) -> Iterator[tuple[Nats, list[Daemon]]]:
+    """``n`` nodes (each its own data dir) on one nats-server; node ``i`` is started through
+    ``wrappers[i]`` if given (``prlimit ...``)."""
+    with nats_server() as nats, contextlib.ExitStack() as stack:
+        nodes = [stack.enter_context(run_server(["--cluster", nats.url, "--data-dir", str(tmp_path / f"n{i}"), *extra],
+                                                wrapper=(wrappers or {}).get(i, ())))
+                 for i in range(n)]
+        yield nats, nodes
+
+
+def invoke(node: Daemon, name: str, payload: object = None, qualifier: str | None = None):  # type: ignore[no-untyped-def]
+    path = f"/2015-03-31/functions/{name}/invocations" + (f"?Qualifier={qualifier}" if qualifier else "")
+    return node.request("POST", path, json.dumps(payload or {}).encode())
+
+
+def served(node: Daemon, name: str, tag: str, qualifier: str | None = None) -> bool:
+    reply = invoke(node, name, {"n": 1}, qualifier)
+    return reply.status == 200 and json.loads(reply.body).get("code") == tag
+
+
+def metric(node: Daemon, name: str) -> float:
+    """The sum of a series on the node's /metrics page."""
+    text = node.request("GET", "/metrics").body.decode()
+    return sum(float(m.group(1)) for m in re.finditer(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))

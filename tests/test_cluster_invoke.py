@@ -1,0 +1,137 @@
+"""Sync invocations across three rapid nodes on a real nats-server (rapid.cluster).
+
+Reserved concurrency holds cluster-wide (leases in JetStream KV): with 2 reserved and 12
+concurrent clients spread over three nodes, never more than 2 run at once and never more
+than 2 instances exist; the others get 429 ReservedFunctionConcurrentInvocationLimitExceeded,
+on whichever node they arrived. A node with no room forwards to one that has, and the
+invoker gets the answer unchanged (log tail included).
+"""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.cluster import cluster, invoke, metric
+from tests.control import ROLE, client, python_zip, wait_active
+from tests.daemon import unique, wait_until
+
+pytestmark = pytest.mark.slow
+
+SLEEPER = """import os, time
+def handler(event, context):
+    start = time.time()
+    time.sleep(event.get("sleep", 0))
+    print("slept in", os.environ["AWS_LAMBDA_LOG_STREAM_NAME"])
+    return {"start": start, "end": time.time(), "stream": os.environ["AWS_LAMBDA_LOG_STREAM_NAME"]}
+"""
+
+
+def most_at_once(intervals: list[tuple[float, float]]) -> int:
+    edges = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    now = peak = 0
+    for _, step in edges:
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
+def test_reserved_concurrency_holds_across_nodes(tmp_path: Path) -> None:
+    with cluster(tmp_path) as (_nats, nodes):
+        name = f"reserved-{unique()}"
+        lam = client(nodes[0])
+        lam.create_function(FunctionName=name, Runtime="python3.12", Handler="app.handler", Role=ROLE,
+                            Code={"ZipFile": python_zip(SLEEPER)}, Timeout=30)
+        wait_active(lam, name)
+        lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=2)
+        for node in nodes:
+            wait_until(lambda node=node: client(node).get_function_concurrency(FunctionName=name)
+                       .get("ReservedConcurrentExecutions") == 2, timeout=15, what="the reservation everywhere")
+        wait_until(lambda: all(metric(n, "rapid_cluster_nodes") == 3 for n in nodes), timeout=15,
+                   what="every node to see the others")
+
+        def one(i: int):  # type: ignore[no-untyped-def]
+            return invoke(nodes[i % 3], name, {"sleep": 3})
+
+        seen: list[float] = []
+        done = threading.Event()
+
+        def watch() -> None:  # the instances of all nodes, while the clients run
+            while not done.is_set():
+                seen.append(sum(metric(n, "rapid_cluster_instances") for n in nodes))
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            with concurrent.futures.ThreadPoolExecutor(12) as pool:
+                replies = list(pool.map(one, range(12)))
+        finally:
+            done.set()
+            watcher.join()
+        peak_instances = max(seen)
+        ok = [json.loads(r.body) for r in replies if r.status == 200]
+        refused = [r for r in replies if r.status == 429]
+        assert len(ok) + len(refused) == 12, [(r.status, r.body) for r in replies]
+        assert ok, "no invocation ran at all"
+        assert most_at_once([(o["start"], o["end"]) for o in ok]) <= 2
+        assert len({o["stream"] for o in ok}) <= 2  # never more than 2 instances in all
+        assert peak_instances <= 2
+        for r in refused:
+            assert r.headers["x-amzn-errortype"] == "TooManyRequestsException"
+            assert json.loads(r.body)["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
+        # Every node refused some, or served some: the limit is the cluster's, not one node's.
+        assert sum(metric(n, "rapid_cluster_instances") for n in nodes) <= 2
+        # The reservation is whole again once they finish: two at once run (somewhere).
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            again = list(pool.map(lambda i: invoke(nodes[i], name, {"sleep": 0.5}), (1, 2)))
+        assert [r.status for r in again] == [200, 200], [r.body for r in again]
+
+
+def test_an_invoke_goes_to_the_node_that_has_room(tmp_path: Path) -> None:
+    # Reserved concurrency 1: the one lease, and so the one instance, is node 1's; an
+    # invoke arriving on node 0 is forwarded there and answered unchanged.
+    with cluster(tmp_path) as (_nats, nodes):
+        name = f"forward-{unique()}"
+        lam = client(nodes[1])
+        lam.create_function(FunctionName=name, Runtime="python3.12", Handler="app.handler", Role=ROLE,
+                            Code={"ZipFile": python_zip(SLEEPER)}, Timeout=30)
+        wait_active(lam, name)
+        lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)
+        wait_until(lambda: all(client(n).get_function_concurrency(FunctionName=name)
+                               .get("ReservedConcurrentExecutions") == 1 for n in nodes), timeout=15,
+                   what="the reservation everywhere")
+        warm = invoke(nodes[1], name)
+        assert warm.status == 200
+        stream = json.loads(warm.body)["stream"]
+        wait_until(lambda: metric(nodes[0], "rapid_cluster_nodes") == 3, timeout=15, what="node 0 to see the others")
+
+        reply = nodes[0].request("POST", f"/2015-03-31/functions/{name}/invocations", b'{"sleep": 0}',
+                                 {"X-Amz-Log-Type": "Tail"})
+        assert (reply.status, reply.headers.get("x-amz-function-error")) == (200, None), reply.body
+        assert json.loads(reply.body)["stream"] == stream  # node 1's instance answered
+        rid = reply.headers["x-amzn-requestid"]
+        tail = base64.b64decode(reply.headers["x-amz-log-result"]).decode()
+        assert f"REPORT RequestId: {rid}" in tail and "slept in" in tail
+        assert reply.headers["x-amz-executed-version"] == "$LATEST"
+        wait_until(lambda: any(f"START RequestId: {rid}" in line for line in nodes[1].lines), timeout=5,
+                   what="the START line on node 1")
+        assert not any(rid in line for line in nodes[0].lines)
+        assert metric(nodes[0], "rapid_cluster_forwarded_out_total") == 1
+        assert metric(nodes[1], "rapid_cluster_forwarded_in_total") == 1
+        # A function error comes back as it is, too.
+        failing = invoke(nodes[2], name, {"sleep": "not a number"})
+        assert failing.status == 200 and failing.headers["x-amz-function-error"] == "Unhandled"
+        assert json.loads(failing.body)["errorType"] == "TypeError"
+        # While node 1's one instance is busy, node 2 refuses with the reserved reason.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            busy = pool.submit(invoke, nodes[1], name, {"sleep": 3})
+            wait_until(lambda: metric(nodes[1], "rapid_cluster_inflight") == 1, timeout=10, what="the busy instance")
+            refused = invoke(nodes[2], name)
+            assert busy.result().status == 200
+        assert refused.status == 429
+        assert json.loads(refused.body)["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
