@@ -107,6 +107,7 @@ async def serve_forever(config: Config) -> int:
         deployment.start()
         if node is not None:
             node.follow(registry)
+            store, recovery = node.events(store, recovery)  # async events durable in JetStream
         events = Dispatcher(host, store, recovery, data_dir=str(data_dir), scratch=scratch)
         deployment.on_change(lambda event, name, _: _tell_events(events, event, name))
         app = App(InvokeAPI(host, ready=lambda: True, events=events), ready=lambda: True, guard=_guard(config))
@@ -142,6 +143,7 @@ async def serve_forever(config: Config) -> int:
         deployment.started()
         if node is not None:
             await node.attach(host, deployment, app.invoke_api, f"http://{config.host}:{server.sockets[0].getsockname()[1]}")
+            await node.adopt(events.offer)
             if node.sync is not None:
                 node.sync.mappings = mappings
             app.more_metrics.append(node.metrics)

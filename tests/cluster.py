@@ -14,12 +14,13 @@ from tests.nats import Nats, nats_server
 
 @contextlib.contextmanager
 def cluster(tmp_path: Path, n: int = 3, extra: tuple[str, ...] = (),
-            wrappers: dict[int, tuple[str, ...]] | None = None) -> Iterator[tuple[Nats, list[Daemon]]]:
+            wrappers: dict[int, tuple[str, ...]] | None = None,
+            env: dict[str, str] | None = None) -> Iterator[tuple[Nats, list[Daemon]]]:
     """``n`` nodes (each its own data dir) on one nats-server; node ``i`` is started through
     ``wrappers[i]`` if given (``prlimit ...``)."""
     with nats_server() as nats, contextlib.ExitStack() as stack:
         nodes = [stack.enter_context(run_server(["--cluster", nats.url, "--data-dir", str(tmp_path / f"n{i}"), *extra],
-                                                wrapper=(wrappers or {}).get(i, ())))
+                                                wrapper=(wrappers or {}).get(i, ()), env=env))
                  for i in range(n)]
         yield nats, nodes
 

@@ -32,6 +32,14 @@ def render(node: Node) -> str:
          "cluster-wide.", node.placement.refused if node.placement else 0),
         ("rapid_cluster_registry_applied_total", "counter", "Registry changes of other nodes applied here.",
          node.sync.applied if node.sync else 0),
+        ("rapid_cluster_events_held", "gauge", "Async events this node holds unacknowledged in JetStream.",
+         len(node.event_store.held) if node.event_store else 0),
+        ("rapid_cluster_events_published_total", "counter", "Async events this node put in JetStream.",
+         node.event_store.published if node.event_store else 0),
+        ("rapid_cluster_events_adopted_total", "counter", "Async events of dead nodes this node took over.",
+         node.adoption.adopted if node.adoption else 0),
+        ("rapid_cluster_events_redelivered_total", "counter", "Taken-over events that had started on the dead "
+         "node (possible duplicates).", node.adoption.redelivered if node.adoption else 0),
     ]
     out: list[str] = []
     for name, kind, help_, value in rows:

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from rapid.cluster.adoption import Adoption
 from rapid.cluster.code_objects import ClusterCodeStore
 from rapid.cluster.forwarding import Placement
 from rapid.cluster.leases import Leases
@@ -25,10 +26,13 @@ from rapid.cluster.link import Link, LinkError
 from rapid.cluster.membership import Membership
 from rapid.cluster.registry_sync import RegistrySync
 from rapid.cluster.status import FunctionLoad, NodeStatus
+from rapid.events.jetstream_store import JetStreamEventStore
+from rapid.events.store import Entry, Recovery, StoreError
 from rapid.registry.jetstream_store import JetStreamRegistryStore
 
 if TYPE_CHECKING:
     from rapid.api.invoke import InvokeAPI
+    from rapid.events.sqlite_store import SQLiteStore
     from rapid.host.deployment import Deployment
     from rapid.host.host import Host
     from rapid.registry.registry import Registry
@@ -53,6 +57,8 @@ class Node:
         self.leases: Leases | None = None
         self.membership: Membership | None = None
         self.placement: Placement | None = None
+        self.event_store: JetStreamEventStore | None = None
+        self.adoption: Adoption | None = None
 
     @classmethod
     def join(cls, url: str, data_dir: str, say: Callable[[str], None]) -> Node:
@@ -106,6 +112,24 @@ class Node:
         await self.placement.start(invoke_api)
         invoke_api.placement = self.placement
         self.parts.append(self.placement)
+
+    def events(self, local: SQLiteStore, recovery: Recovery) -> tuple[JetStreamEventStore, Recovery]:
+        """The async queue: the node's SQLite store as the working copy of a JetStream stream."""
+        self.event_store = JetStreamEventStore(local, self.link, self.id)
+        try:
+            return self.event_store, self.event_store.join(recovery)
+        except StoreError as exc:
+            from rapid.config import ConfigError
+
+            raise ConfigError(str(exc)) from None
+
+    async def adopt(self, offer: Callable[[list[Entry]], None]) -> None:
+        """Once membership runs: take over the events of nodes that die."""
+        if self.event_store is None or self.membership is None:
+            return
+        self.adoption = Adoption(self.event_store, self.membership, offer, self.say)
+        await self.adoption.start()
+        self.parts.append(self.adoption)
 
     def _changed(self, event: str, name: str, _version: str | None) -> None:
         """After the deployment set a pool up: its reserved limit is the leases held here."""

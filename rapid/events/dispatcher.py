@@ -379,6 +379,13 @@ class Dispatcher:
     def function_created(self, name: str) -> None:
         self.deleted.discard(name)
 
+    def offer(self, entries: list[Entry]) -> None:
+        """Events this node takes over, already in its store (in a cluster, a dead node's:
+        ``rapid.cluster.adoption``): queued in their lanes like recovered ones."""
+        for entry in entries:
+            heapq.heappush(self._lane(entry.function).heap, entry)
+        self._kick()
+
     # -- finishing ------------------------------------------------------------------------
 
     def _finish(self, entry: Entry, condition: str, response: Response | None, payload: bytes | None) -> None:

@@ -1,0 +1,107 @@
+"""Events of nodes that died, taken over by the living: ``JetStreamEventStore``'s other half.
+
+Every ``ROUND`` seconds a node lists the durable consumers of ``RAPID_EVENTS``. A consumer
+``ev-<id>`` whose node has not been seen alive for ``GRACE`` seconds (membership) belongs
+to a dead node (or to this data dir's previous run): the node pulls from it. JetStream
+hands a message to one puller at a time, and only once its holder has stopped sending
+AckProgress for ``ACK_WAIT`` seconds (or gave it back), so a slow but living node keeps
+its events, and two adopters never get the same message. What is pulled is held here
+(AckProgress from now on), written to the working copy and put in the dispatcher's lanes
+as recovered events: counted, and said on stderr, as possible duplicates. A dead node's
+consumer is deleted once nothing is pending or unacknowledged on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from rapid.events.jetstream_store import STREAM, JetStreamEventStore
+from rapid.events.store import Entry
+
+if TYPE_CHECKING:
+    from rapid.cluster.membership import Membership
+
+ROUND = 2.0
+GRACE = 6.0  # seconds a node must be missing from membership before its consumer is adopted
+
+
+class Adoption:
+    def __init__(self, store: JetStreamEventStore, membership: Membership, offer: Callable[[list[Entry]], None],
+                 say: Callable[[str], None]) -> None:
+        self.store = store
+        self.link = store.link
+        self.membership = membership
+        self.offer = offer
+        self.say = say
+        self.adopted = 0
+        self.redelivered = 0
+        self._missing: dict[str, float] = {}
+        self._since = time.monotonic()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._since = time.monotonic()
+        self._task = asyncio.get_running_loop().create_task(self._rounds())
+
+    async def _rounds(self) -> None:
+        while True:
+            await asyncio.sleep(ROUND)
+            try:
+                await self._round()
+            except Exception as exc:  # noqa: BLE001 - NATS away: the next round
+                self.say(f"warning: cluster adoption: {exc or type(exc).__name__}")
+
+    async def _round(self) -> None:
+        now = time.monotonic()
+        if now - self._since < GRACE:
+            return  # this node's view of the others is not complete yet
+        alive = {status.id for status in self.membership.alive()} | {self.store.node_id}
+        infos = await self.link.run(self.link.js.consumers_info(STREAM))
+        for info in infos:
+            name = info.name or ""
+            if not name.startswith("ev-"):
+                continue
+            node = name[3:]
+            if node in alive:
+                self._missing.pop(node, None)
+                continue
+            if now - self._missing.setdefault(node, now) < GRACE:
+                continue
+            got, again = await self.link.run(self._drain(node))
+            if got:
+                self.adopted += got
+                self.redelivered += again
+                self.say(f"cluster: took over {got} event(s) of node {node}, gone ({again} had started there: "
+                         "possible duplicates)")
+
+    async def _drain(self, node: str) -> tuple[int, int]:
+        """On the link's loop: pull what ``node``'s consumer may hand out now."""
+        sub = await self.store.pull(node)
+        got = again = 0
+        try:
+            while True:
+                try:
+                    msgs = await sub.fetch(512, timeout=0.5)
+                except Exception:  # noqa: BLE001 - nothing (more) to hand out
+                    break
+                for msg in msgs:
+                    event = self.store.decode(msg.data)
+                    got += 1
+                    again += msg.metadata.num_delivered > 1
+                    await self.store.hold_adopted(event, msg, lambda entry: self.offer([entry]))
+            info = await sub.consumer_info()
+            if info.num_pending == 0 and info.num_ack_pending == 0:
+                await self.link.js.delete_consumer(STREAM, info.name)
+        finally:
+            await sub.unsubscribe()
+        return got, again
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    def __repr__(self) -> str:
+        return f"<Adoption adopted={self.adopted} redelivered={self.redelivered}>"

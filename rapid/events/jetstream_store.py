@@ -1,0 +1,296 @@
+"""The async queue of a cluster node: events durable in a JetStream stream, worked on here.
+
+Theory of operation
+-------------------
+A ``JetStreamEventStore`` is the node's ``SQLiteStore`` (its working copy: the events this
+node holds, their attempts, the records on their way to destinations, the event invoke
+configs, the counters behind ``/metrics``) with the stream ``RAPID_EVENTS`` behind it,
+shared by every node, as the durable truth of which events exist:
+
+- ``enqueue`` publishes the event (its fields and payload, ``Nats-Msg-Id`` = request id,
+  so a retried publish is not stored twice) to ``rapid.events.<node id>`` and waits for
+  JetStream's acknowledgement before it writes the working copy: the 202 means the
+  event is in JetStream. This node's durable pull consumer ``ev-<node id>`` (work-queue
+  retention, explicit acks, ``ACK_WAIT``) delivers the message back; the node holds it
+  unacknowledged while the event waits or runs, and tells JetStream it is still working
+  on it (AckProgress) every ``ACK_WAIT / 3`` seconds, however long the invocation takes.
+- ``finish`` completes the working copy (records, dead letters, deliveries, as on a single
+  node), then acknowledges the message: JetStream deletes it. An event a destination
+  function gets is published the same way.
+- A node that dies stops sending AckProgress: after ``ACK_WAIT`` its messages are
+  deliverable again, to whoever pulls from its consumer; ``rapid.cluster.adoption`` on
+  the surviving nodes does, one node per dead consumer (a KV lease), and runs them as
+  recovered events (counted as redelivered: possible duplicates, never losses).
+- A node that stops cleanly gives its unfinished messages back at once (Nak), for the
+  others to adopt; its working copy's events are dropped when it starts again (they are
+  the stream's, under the old consumer), so nothing runs twice because of a restart.
+
+Retry counts and due times live in the working copy: an event adopted after a crash
+starts again from the attempt counts it was published with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from rapid.cluster.link import Link
+from rapid.events.destinations import Response
+from rapid.events.sqlite_db import connect
+from rapid.events.sqlite_store import SQLiteStore
+from rapid.events.store import Delivery, Done, Entry, Finish, Finished, Recovery, StoreError
+
+STREAM = "RAPID_EVENTS"
+ACK_WAIT = 10.0  # seconds without AckProgress before a node's messages go to another node
+
+
+class Event(msgspec.Struct, array_like=True):
+    """An event as it travels in the stream."""
+
+    request_id: str
+    function: str
+    qualifier: str
+    trace_id: str
+    enqueued_at: float
+    attempts: int
+    errors: int
+    payload: bytes
+
+
+def subject(node_id: str) -> str:
+    return f"rapid.events.{node_id}"
+
+
+def consumer(node_id: str) -> str:
+    return f"ev-{node_id}"
+
+
+class JetStreamEventStore:
+    def __init__(self, local: SQLiteStore, link: Link, node_id: str, ack_wait: float = ACK_WAIT) -> None:
+        self.local = local
+        self.link = link
+        self.node_id = node_id
+        self.ack_wait = ack_wait
+        self.held: dict[str, Any] = {}  # request id -> its message, unacknowledged (the link's loop)
+        self._ack_when_fetched: set[str] = set()
+        self._finished: OrderedDict[str, None] = OrderedDict()  # recently acknowledged request ids
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Future[Any]] = []
+        self._encode = msgspec.msgpack.Encoder().encode
+        self.decode = msgspec.msgpack.Decoder(Event).decode
+        self.published = 0
+        self.acked = 0
+        self._reader: Any = None  # a read-only connection to the working copy
+
+    # -- life -----------------------------------------------------------------------------
+
+    def join(self, recovery: Recovery) -> Recovery:
+        """The working copy is open (``recovery`` is what it held): make the stream and this
+        node's consumer. The working copy's events belong to the stream (under this data
+        dir's previous consumer, adopted by whichever node is alive): dropped here, so a
+        restart runs nothing twice."""
+        try:
+            self.link.call(self._open())
+        except Exception as exc:  # noqa: BLE001
+            raise StoreError(f"JetStream stream {STREAM}: {exc or type(exc).__name__}") from None
+        db = self.local._db
+        assert db is not None
+        db.execute("DELETE FROM events")
+        return Recovery([], recovery.deliveries, recovery.configs, {})
+
+    async def _open(self) -> None:
+        from nats.js import api
+
+        js = self.link.js
+        config = api.StreamConfig(name=STREAM, subjects=["rapid.events.>"], retention=api.RetentionPolicy.WORK_QUEUE,
+                                  storage=api.StorageType.FILE, duplicate_window=120.0)
+        try:
+            await js.add_stream(config)
+        except Exception:  # noqa: BLE001 - it exists (made by another node): check it is there
+            await js.stream_info(STREAM)
+        self.sub = await self.pull(self.node_id)
+
+    async def pull(self, node_id: str) -> Any:
+        """A pull subscription on ``node_id``'s durable consumer (made if missing)."""
+        from nats.js import api
+
+        config = api.ConsumerConfig(
+            durable_name=consumer(node_id), ack_policy=api.AckPolicy.EXPLICIT, ack_wait=self.ack_wait,
+            max_deliver=-1, max_ack_pending=-1, filter_subject=subject(node_id),
+        )
+        return await self.link.js.pull_subscribe(subject(node_id), durable=consumer(node_id), stream=STREAM,
+                                                 config=config)
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.local.start(loop)
+        self._tasks.append(self.link.submit(self._fetching()))
+        self._tasks.append(self.link.submit(self._progressing()))
+
+    def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        try:
+            self.link.call(self._give_back(), timeout=5)
+        except Exception:  # noqa: BLE001 - AckWait hands them over anyway
+            pass
+        if self._reader is not None:
+            self._reader.close()
+        self.local.close()
+
+    async def _give_back(self) -> None:
+        held, self.held = self.held, {}
+        for msg in held.values():
+            try:
+                await msg.nak()
+            except Exception:  # noqa: BLE001
+                pass
+
+    # -- the link's loop: messages back from the stream -----------------------------------
+
+    async def _fetching(self) -> None:
+        while True:
+            try:
+                msgs = await self.sub.fetch(512, timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - nothing yet (timeout), or NATS away
+                await asyncio.sleep(0.05)
+                continue
+            for msg in msgs:
+                await self.hold(msg)
+
+    async def hold(self, msg: Any) -> None:
+        rid = msg.headers.get("Nats-Msg-Id") if msg.headers else None
+        if rid is None:
+            await msg.ack()
+            return
+        if rid in self._ack_when_fetched or rid in self._finished:
+            # Finished before the stream delivered it (back): after a NATS restart, say.
+            self._ack_when_fetched.discard(rid)
+            await msg.ack()
+            self.acked += 1
+            return
+        self.held[rid] = msg
+
+    async def _progressing(self) -> None:
+        while True:
+            await asyncio.sleep(self.ack_wait / 3)
+            for msg in list(self.held.values()):
+                try:
+                    await msg.in_progress()
+                except Exception:  # noqa: BLE001 - NATS away: the next round
+                    break
+
+    async def _publish(self, entry: Entry, payload: bytes) -> None:
+        body = self._encode(Event(entry.request_id, entry.function, entry.qualifier, entry.trace_id,
+                                  entry.enqueued_at, entry.attempts, entry.errors, payload))
+        await self.link.js.publish(subject(self.node_id), body, headers={"Nats-Msg-Id": entry.request_id})
+        self.published += 1
+
+    async def _ack(self, rid: str) -> None:
+        self._finished[rid] = None
+        while len(self._finished) > 100_000:
+            self._finished.popitem(last=False)
+        msg = self.held.pop(rid, None)
+        if msg is None:
+            self._ack_when_fetched.add(rid)  # finished before the stream delivered it back
+            return
+        try:
+            await msg.ack()
+            self.acked += 1
+        except Exception:  # noqa: BLE001 - it is redelivered and counted: a possible duplicate
+            pass
+
+    # -- the EventStore interface (the daemon's loop) -------------------------------------
+
+    def enqueue(self, entry: Entry, payload: bytes, running: bool, done: Done) -> None:
+        fut = self.link.submit(self._publish(entry, payload))
+
+        def published(f: Any) -> None:
+            error = f.exception()
+            if error is not None:
+                done(None, error)
+            else:
+                self.local.enqueue(entry, payload, running, done)
+
+        fut.add_done_callback(lambda f: self._on_loop(published, f))
+
+    def _on_loop(self, fn: Callable[[Any], None], arg: Any) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(fn, arg)
+
+    async def hold_adopted(self, event: Event, msg: Any, done: Callable[[Entry], None]) -> None:
+        """On the link's loop: an event pulled from a dead node's consumer is held here now,
+        then written to the working copy and handed to the lanes (``done``)."""
+        self.held[event.request_id] = msg
+        self._on_loop(lambda _: self._adopt(event, done), None)
+
+    def _adopt(self, event: Event, done: Callable[[Entry], None]) -> None:
+        now = time.time()
+        entry = Entry(0, event.request_id, event.function, event.qualifier, event.trace_id, event.enqueued_at, now,
+                      attempts=event.attempts, errors=event.errors)
+
+        def stored(_: object, error: BaseException | None) -> None:
+            if error is None:
+                done(entry)
+
+        self.local.enqueue(entry, event.payload, False, stored)
+
+    def mark_started(self, entries: list[Entry], done: Done) -> None:
+        self.local.mark_started(entries, done)
+
+    def reschedule(self, entry: Entry, due_at: float, reason: str, response: Response | None, done: Done) -> None:
+        self.local.reschedule(entry, due_at, reason, response, done)
+
+    def finish(self, plan: Finish, done: Done) -> None:
+        rid = plan.entry.request_id
+
+        def finished(result: Finished | None, error: BaseException | None) -> None:
+            if error is None:
+                self.link.submit(self._ack(rid))
+                if result is not None and result.new_entries:
+                    self._publish_new(result.new_entries)
+            done(result, error)
+
+        self.local.finish(plan, finished)
+
+    def _publish_new(self, entries: list[Entry]) -> None:
+        """Events for destination functions, made by the working copy: into the stream too."""
+        if self._reader is None:  # the writer thread owns the store's connection
+            self._reader = connect(self.local.path, readonly=True)
+        for entry in entries:
+            row = self._reader.execute("SELECT payload FROM events WHERE id = ?", (entry.id,)).fetchone()
+            if row is not None:
+                self.link.submit(self._publish(entry, bytes(row[0])))
+
+    def release_running(self, cut: dict[str, int], done: Done) -> None:
+        self.local.release_running(cut, done)
+
+    def delivery_done(self, d: Delivery, done: Done) -> None:
+        self.local.delivery_done(d, done)
+
+    def delivery_failed(self, d: Delivery, drop: bool, done: Done) -> None:
+        self.local.delivery_failed(d, drop, done)
+
+    def deliver_file(self, d: Delivery, done: Done) -> None:
+        self.local.deliver_file(d, done)
+
+    def put_config(self, function: str, qualifier: str, body: dict[str, Any] | None, done: Done) -> None:
+        self.local.put_config(function, qualifier, body, done)
+
+    def snapshot(self, done: Done) -> None:
+        self.local.snapshot(done)
+
+    @property
+    def idle(self) -> bool:
+        return self.local.idle
+
+    def __repr__(self) -> str:
+        return (f"<JetStreamEventStore {STREAM} node={self.node_id} held={len(self.held)} "
+                f"published={self.published} acked={self.acked}>")
