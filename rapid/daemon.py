@@ -143,7 +143,7 @@ async def serve_forever(config: Config) -> int:
         deployment.started()
         if node is not None:
             await node.attach(host, deployment, app.invoke_api, f"http://{config.host}:{server.sockets[0].getsockname()[1]}")
-            await node.adopt(events.offer)
+            await node.adopt(events)
             if node.sync is not None:
                 node.sync.mappings = mappings
             app.more_metrics.append(node.metrics)

@@ -31,7 +31,10 @@ pytestmark = pytest.mark.slow
 REPORTER = """import json, os, time, urllib.request
 def handler(event, context):
     time.sleep(float(os.environ.get("PAUSE", "0")))
-    body = json.dumps({"i": event["i"], "rid": context.aws_request_id}).encode()
+    if event.get("fail"):
+        raise ValueError("asked to fail")
+    i = event["i"] if "i" in event else event["requestPayload"]["i"]  # a destination record
+    body = json.dumps({"i": i, "rid": context.aws_request_id}).encode()
     urllib.request.urlopen(urllib.request.Request(os.environ["COLLECT"], data=body), timeout=30).read()
     return "ok"
 """
@@ -142,3 +145,35 @@ def test_nats_restarted_under_load(tmp_path: Path) -> None:
         for n in nodes:  # sync invokes resume on both nodes
             wait_until(lambda n=n: invoke(n, name, {"i": -2}).status == 200, timeout=30, what="sync invokes")
         assert sum(metric(n, "rapid_cluster_reconnects_total") for n in nodes) >= 2
+
+
+def test_event_invoke_configs_hold_on_every_node(tmp_path: Path) -> None:
+    # Set on node 0, in force on node 1: no retry, failures recorded to a destination function.
+    with nats_server() as nats, collector() as (url, seen), contextlib.ExitStack() as stack:
+        nodes = [stack.enter_context(run_server(["--cluster", nats.url, "--data-dir", str(tmp_path / f"n{i}")],
+                                                env=ENV)) for i in range(2)]
+        name, sink = f"fails-{unique()}", f"sink-{unique()}"
+        create(nodes[0], name, url)
+        create(nodes[0], sink, url)
+        lam0, lam1 = client(nodes[0]), client(nodes[1])
+        sink_arn = lam0.get_function(FunctionName=sink)["Configuration"]["FunctionArn"]
+        lam0.put_function_event_invoke_config(FunctionName=name, MaximumRetryAttempts=0,
+                                              DestinationConfig={"OnFailure": {"Destination": sink_arn}})
+        wait_until(lambda: _retries(lam1, name) == 0, timeout=15, what="the config on node 1")
+        wait_until(lambda: invoke(nodes[1], sink, {"i": -1}).status == 200, timeout=20, what="the sink on node 1")
+        for i in range(5):
+            reply = nodes[1].request("POST", f"/2015-03-31/functions/{name}/invocations",
+                                     json.dumps({"i": i, "fail": True}).encode(), {"X-Amz-Invocation-Type": "Event"})
+            assert reply.status == 202
+        wait_until(lambda: all(seen[i] for i in range(5)), timeout=30, what="five failure records")
+        # One attempt each (no retry): exactly one record per event.
+        wait_until(lambda: sum(metric(n, "rapid_cluster_events_held") for n in nodes) == 0, timeout=30,
+                   what="every event finished")
+        assert [seen[i] for i in range(5)] == [1] * 5
+
+
+def _retries(lam, name: str) -> int | None:  # type: ignore[no-untyped-def]
+    try:
+        return lam.get_function_event_invoke_config(FunctionName=name).get("MaximumRetryAttempts")
+    except Exception:  # noqa: BLE001 - not there yet
+        return None

@@ -27,11 +27,12 @@ from rapid.cluster.membership import Membership
 from rapid.cluster.registry_sync import RegistrySync
 from rapid.cluster.status import FunctionLoad, NodeStatus
 from rapid.events.jetstream_store import JetStreamEventStore
-from rapid.events.store import Entry, Recovery, StoreError
+from rapid.events.store import Recovery, StoreError
 from rapid.registry.jetstream_store import JetStreamRegistryStore
 
 if TYPE_CHECKING:
     from rapid.api.invoke import InvokeAPI
+    from rapid.events.dispatcher import Dispatcher
     from rapid.events.sqlite_store import SQLiteStore
     from rapid.host.deployment import Deployment
     from rapid.host.host import Host
@@ -116,6 +117,7 @@ class Node:
     def events(self, local: SQLiteStore, recovery: Recovery) -> tuple[JetStreamEventStore, Recovery]:
         """The async queue: the node's SQLite store as the working copy of a JetStream stream."""
         self.event_store = JetStreamEventStore(local, self.link, self.id)
+        self.event_store.shared = self.store
         try:
             return self.event_store, self.event_store.join(recovery)
         except StoreError as exc:
@@ -123,11 +125,16 @@ class Node:
 
             raise ConfigError(str(exc)) from None
 
-    async def adopt(self, offer: Callable[[list[Entry]], None]) -> None:
-        """Once membership runs: take over the events of nodes that die."""
+    async def adopt(self, events: Dispatcher) -> None:
+        """Once membership runs: take over the events of nodes that die; event invoke
+        configs of other nodes are put in force in ``events``."""
+        if self.sync is not None:
+            self.sync.events = events
+            for key, body in self.store.load("event-config"):  # what other nodes set before this one started
+                self.sync._event_config(key, body)
         if self.event_store is None or self.membership is None:
             return
-        self.adoption = Adoption(self.event_store, self.membership, offer, self.say)
+        self.adoption = Adoption(self.event_store, self.membership, events.offer, self.say)
         await self.adoption.start()
         self.parts.append(self.adoption)
 

@@ -28,6 +28,7 @@ from rapid.registry.model import Alias, FunctionSettings, FunctionUrl, LayerVers
 
 if TYPE_CHECKING:
     from rapid.cluster.code_objects import ClusterCodeStore
+    from rapid.events.dispatcher import Dispatcher
     from rapid.registry.jetstream_store import JetStreamRegistryStore
     from rapid.registry.mappings import MappingStore
     from rapid.registry.registry import Registry
@@ -70,6 +71,7 @@ class RegistrySync:
         self.code = code
         self.say = say
         self.mappings: MappingStore | None = None
+        self.events: Dispatcher | None = None  # event invoke configs are put in force there
         self._queue: asyncio.Queue[Change] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.applied = 0
@@ -190,6 +192,19 @@ class RegistrySync:
             urls.by_id.pop(old.url_id, None)
         if body is not None:
             urls._index(msgspec.json.decode(body, type=FunctionUrl))
+
+    def _event_config(self, key: str, body: bytes | None) -> None:
+        if self.events is None:
+            return
+        function, _, qualifier = key.partition("/")
+        settings = self.events.settings
+        if body is None:
+            settings.configs.pop((function, qualifier), None)
+        else:
+            settings.configs[(function, qualifier)] = msgspec.json.decode(body)
+        # The working copy keeps it too, as a config set on this node would be.
+        settings.store.local.put_config(function, qualifier, settings.configs.get((function, qualifier)),  # type: ignore[attr-defined]
+                                        lambda _r, _e: None)
 
     def _mapping(self, key: str, body: bytes | None) -> None:
         if self.mappings is None:

@@ -85,6 +85,7 @@ class JetStreamEventStore:
         self.decode = msgspec.msgpack.Decoder(Event).decode
         self.published = 0
         self.acked = 0
+        self.shared: Any = None  # the registry's JetStream store: event invoke configs for every node
         self._reader: Any = None  # a read-only connection to the working copy
 
     # -- life -----------------------------------------------------------------------------
@@ -282,6 +283,15 @@ class JetStreamEventStore:
         self.local.deliver_file(d, done)
 
     def put_config(self, function: str, qualifier: str, body: dict[str, Any] | None, done: Done) -> None:
+        """Into the working copy, and to every node through the shared registry (kind
+        ``event-config``): ``rapid.cluster.registry_sync`` puts it in force there."""
+        if self.shared is not None:
+            try:
+                self.shared.put_blind("event-config", f"{function}/{qualifier}",
+                                      None if body is None else msgspec.json.encode(body))
+            except Exception as exc:  # noqa: BLE001 - NATS away: refused, as a failed write would be
+                done(None, exc)
+                return
         self.local.put_config(function, qualifier, body, done)
 
     def snapshot(self, done: Done) -> None:

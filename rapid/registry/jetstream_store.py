@@ -160,6 +160,21 @@ class JetStreamRegistryStore(RegistryStore):
         self._revs[k] = rev
         self._live.add(k)
 
+    def put_blind(self, kind: str, key: str, body: bytes | None) -> None:
+        """Write (or with None delete) a record whatever its revision: last writer wins
+        (event invoke configs, which AWS replaces whole without a RevisionId)."""
+        k = kv_key(kind, key)
+        if body is None:
+            if k in self._live:
+                self._revs[k] = self.link.call(self._delete(k))
+                self._live.discard(k)
+            return
+        self._revs[k] = self.link.call(self._put(k, body))
+        self._live.add(k)
+
+    async def _put(self, key: str, body: bytes) -> int:
+        return int(await self._kv.put(key, body))
+
     async def _update(self, key: str, body: bytes, last: int) -> int | None:
         from nats.js.errors import KeyWrongLastSequenceError
 
