@@ -95,6 +95,7 @@ class Config(Struct, forbid_unknown_fields=True, kw_only=True):
     credentials: str | None = None  # an AWS credentials file: SigV4 on the management API
     allow_unauthenticated: bool = False  # an open management API on a non-loopback address
     cluster: Annotated[str, Meta(pattern=r"^nats://[^\s/]+$")] | None = None  # nats://HOST:PORT (rapid.cluster)
+    cluster_replicas: Annotated[int, Meta(ge=1, le=5)] = 1  # JetStream replicas of rapid's buckets and streams
     functions: dict[Name, FunctionConfig] = {}
     # Derived: the function served in drop-in mode (`-- CMD`, or a searched bootstrap), named
     # `function` or AWS_LAMBDA_FUNCTION_NAME; "" when there is none.
@@ -111,10 +112,10 @@ SERVER_KEYS = (
     "max_concurrency", "idle_timeout", "max_lifetime", "freeze", "freeze_with", "private_tmp", "drop_privileges",
     "user_range", "memory_limit", "verify_runtime_peer", "overflow", "async_time_scale", "async_concurrency",
     "http_header_timeout", "http_idle_timeout", "credentials", "allow_unauthenticated",
-    "cluster",
+    "cluster", "cluster_replicas",
 )
 FUNCTION_KEYS = ("runtime", "handler", "timeout", "memory", "concurrency", "extensions")
-_INTS = ("port", "timeout", "memory", "concurrency", "max_concurrency", "async_concurrency")
+_INTS = ("port", "timeout", "memory", "concurrency", "max_concurrency", "async_concurrency", "cluster_replicas")
 _FLOATS = (
     "init_timeout", "shutdown_timeout", "idle_timeout", "max_lifetime", "async_time_scale", "http_header_timeout",
     "http_idle_timeout",
@@ -150,6 +151,7 @@ ENV_VARS = {
     "credentials": "RAPID_CREDENTIALS",
     "allow_unauthenticated": "RAPID_ALLOW_UNAUTHENTICATED",
     "cluster": "RAPID_CLUSTER",
+    "cluster_replicas": "RAPID_CLUSTER_REPLICAS",
     "config": "RAPID_CONFIG",
     "function": "RAPID_FUNCTIONS",  # whitespace-separated NAME=PATH items
     "env": "RAPID_ENV",  # newline-separated KEY=VALUE items

@@ -184,7 +184,7 @@ def _join_cluster(config: Config, data_dir: str):  # type: ignore[no-untyped-def
     except ImportError as exc:
         raise ConfigError(f"--cluster needs nats-py (pip install 'rapid[cluster]'): {exc}") from None
     try:
-        node = Node.join(config.cluster, data_dir, say)
+        node = Node.join(config.cluster, data_dir, say, config.cluster_replicas)
     except LinkError as exc:
         raise ConfigError(str(exc)) from None
     say(f"cluster: node {node.id} joined {config.cluster}")

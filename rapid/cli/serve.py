@@ -39,6 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    help="an open management API on a non-loopback --host [RAPID_ALLOW_UNAUTHENTICATED]")
     s.add_argument("--cluster", metavar="nats://HOST:PORT",
                    help="join a cluster of rapid nodes on NATS JetStream [RAPID_CLUSTER]")
+    s.add_argument("--cluster-replicas", dest="cluster_replicas", metavar="N",
+                   help="JetStream replicas of the cluster's buckets and streams (default 1; 3 on a "
+                        "3-server NATS cluster) [RAPID_CLUSTER_REPLICAS]")
     s.add_argument("--region", help="the region in ARNs and AWS_REGION (default us-east-1) [AWS_REGION]")
 
 

@@ -36,7 +36,7 @@ class ClusterCodeStore(CodeStore):
         self.downloads = 0
 
     def open(self) -> None:
-        self._obs = self.link.call(self.link.js.create_object_store(self.bucket))
+        self._obs = self.link.call(self.link.js.create_object_store(self.bucket, replicas=self.link.replicas))
 
     def put(self, data: bytes, max_unzipped: int | None = None) -> CodeRef:
         ref = super().put(data) if max_unzipped is None else super().put(data, max_unzipped)

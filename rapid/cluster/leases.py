@@ -42,7 +42,8 @@ class Leases:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._kv = await self.link.run(self.link.js.create_key_value(bucket=BUCKET, history=1, ttl=lease_rules.TTL))
+        self._kv = await self.link.run(self.link.js.create_key_value(
+            bucket=BUCKET, history=1, ttl=lease_rules.TTL, replicas=self.link.replicas))
         self._task = asyncio.get_running_loop().create_task(self._tending())
 
     def count(self, name: str) -> int:

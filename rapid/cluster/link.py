@@ -24,8 +24,9 @@ class LinkError(Exception):
 
 
 class Link:
-    def __init__(self, url: str, name: str, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, name: str, timeout: float = 10.0, replicas: int = 1) -> None:
         self.url = url
+        self.replicas = replicas  # of every bucket and stream rapid makes
         self.name = name
         self.timeout = timeout
         self.connected = False

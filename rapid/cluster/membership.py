@@ -45,7 +45,8 @@ class Membership:
         self.link.on_reconnect.append(self._watch)
 
     async def _open(self) -> None:
-        self._kv = await self.link.js.create_key_value(bucket=BUCKET, history=1, ttl=TTL)
+        self._kv = await self.link.js.create_key_value(bucket=BUCKET, history=1, ttl=TTL,
+                                                          replicas=self.link.replicas)
         await self._watch()
 
     async def _watch(self) -> None:

@@ -46,11 +46,11 @@ def node_id() -> str:
 
 
 class Node:
-    def __init__(self, url: str, data_dir: str, say: Callable[[str], None]) -> None:
+    def __init__(self, url: str, data_dir: str, say: Callable[[str], None], replicas: int = 1) -> None:
         self.url = url
         self.id = node_id()
         self.say = say
-        self.link = Link(url, f"rapid {self.id}")
+        self.link = Link(url, f"rapid {self.id}", replicas=replicas)
         self.store = JetStreamRegistryStore(self.link)
         self.code = ClusterCodeStore(data_dir, self.link)
         self.sync: RegistrySync | None = None
@@ -62,8 +62,8 @@ class Node:
         self.adoption: Adoption | None = None
 
     @classmethod
-    def join(cls, url: str, data_dir: str, say: Callable[[str], None]) -> Node:
-        node = cls(url, data_dir, say)
+    def join(cls, url: str, data_dir: str, say: Callable[[str], None], replicas: int = 1) -> Node:
+        node = cls(url, data_dir, say, replicas)
         node.link.open()  # LinkError: one clear line
         try:
             node.store.open()

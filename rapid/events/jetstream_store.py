@@ -10,12 +10,15 @@ shared by every node, as the durable truth of which events exist:
 - ``enqueue`` publishes the event (its fields and payload, ``Nats-Msg-Id`` = request id,
   so a retried publish is not stored twice) to ``rapid.events.<node id>`` and waits for
   JetStream's acknowledgement before it writes the working copy: the 202 means the
-  event is in JetStream. This node's durable pull consumer ``ev-<node id>`` (work-queue
-  retention, explicit acks, ``ACK_WAIT``) delivers the message back; the node holds it
+  event is in JetStream. This node's durable pull consumer ``ev-<node id>`` (explicit
+  acks, ``ACK_WAIT``) delivers the message back; the node holds it
   unacknowledged while the event waits or runs, and tells JetStream it is still working
   on it (AckProgress) every ``ACK_WAIT / 3`` seconds, however long the invocation takes.
 - ``finish`` completes the working copy (records, dead letters, deliveries, as on a single
-  node), then acknowledges the message: JetStream deletes it. An event a destination
+  node), then acknowledges the message and deletes it from the stream: the stream (limits
+  retention) holds exactly the events not finished yet, which the consumer
+  ``rapid-backlog``, never pulled from, counts as pending (KEDA's ``nats-jetstream``
+  trigger scales on it). An event a destination
   function gets is published the same way.
 - A node that dies stops sending AckProgress: after ``ACK_WAIT`` its messages are
   deliverable again, to whoever pulls from its consumer; ``rapid.cluster.adoption`` on
@@ -46,6 +49,7 @@ from rapid.events.sqlite_store import SQLiteStore
 from rapid.events.store import Delivery, Done, Entry, Finish, Finished, Recovery, StoreError
 
 STREAM = "RAPID_EVENTS"
+BACKLOG = "rapid-backlog"  # a consumer nobody pulls from: its num_pending is every unfinished event
 ACK_WAIT = 10.0  # seconds without AckProgress before a node's messages go to another node
 
 
@@ -108,12 +112,18 @@ class JetStreamEventStore:
         from nats.js import api
 
         js = self.link.js
-        config = api.StreamConfig(name=STREAM, subjects=["rapid.events.>"], retention=api.RetentionPolicy.WORK_QUEUE,
-                                  storage=api.StorageType.FILE, duplicate_window=120.0)
+        config = api.StreamConfig(name=STREAM, subjects=["rapid.events.>"], retention=api.RetentionPolicy.LIMITS,
+                                  storage=api.StorageType.FILE, duplicate_window=120.0,
+                                  num_replicas=self.link.replicas)
         try:
             await js.add_stream(config)
         except Exception:  # noqa: BLE001 - it exists (made by another node): check it is there
             await js.stream_info(STREAM)
+        try:  # never pulled from: its pending count is the cluster's async backlog (KEDA reads it)
+            await js.add_consumer(STREAM, api.ConsumerConfig(
+                durable_name=BACKLOG, ack_policy=api.AckPolicy.NONE, filter_subject="rapid.events.>"))
+        except Exception:  # noqa: BLE001 - made by another node
+            pass
         self.sub = await self.pull(self.node_id)
 
     async def pull(self, node_id: str) -> Any:
@@ -169,13 +179,12 @@ class JetStreamEventStore:
     async def hold(self, msg: Any) -> None:
         rid = msg.headers.get("Nats-Msg-Id") if msg.headers else None
         if rid is None:
-            await msg.ack()
+            await self._done_with(msg)
             return
         if rid in self._ack_when_fetched or rid in self._finished:
             # Finished before the stream delivered it (back): after a NATS restart, say.
             self._ack_when_fetched.discard(rid)
-            await msg.ack()
-            self.acked += 1
+            await self._done_with(msg)
             return
         self.held[rid] = msg
 
@@ -202,8 +211,14 @@ class JetStreamEventStore:
         if msg is None:
             self._ack_when_fetched.add(rid)  # finished before the stream delivered it back
             return
+        await self._done_with(msg)
+
+    async def _done_with(self, msg: Any) -> None:
+        """Acknowledge the message and delete it from the stream (limits retention: the
+        stream holds exactly the unfinished events, which the backlog consumer counts)."""
         try:
             await msg.ack()
+            await self.link.js.delete_msg(STREAM, msg.metadata.sequence.stream)
             self.acked += 1
         except Exception:  # noqa: BLE001 - it is redelivered and counted: a possible duplicate
             pass

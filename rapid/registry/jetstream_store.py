@@ -76,7 +76,7 @@ class JetStreamRegistryStore(RegistryStore):
 
     async def _open(self) -> list[tuple[str, bytes | None, int]]:
         js = self.link.js
-        self._kv = await js.create_key_value(bucket=self.bucket, history=1)
+        self._kv = await js.create_key_value(bucket=self.bucket, history=1, replicas=self.link.replicas)
         return await self._watch()
 
     async def _watch(self) -> list[tuple[str, bytes | None, int]]:
