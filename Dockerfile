@@ -24,7 +24,7 @@ COPY pyproject.toml README.md ./
 COPY rapid ./rapid
 COPY bootstraps ./bootstraps
 RUN /opt/rapid/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
- && /opt/rapid/bin/pip install --no-cache-dir /wheels/rapid-*.whl \
+ && /opt/rapid/bin/pip install --no-cache-dir "$(ls /wheels/rapid-*.whl)[cluster]" \
  && /opt/rapid/bin/pip uninstall -q -y setuptools
 
 # -- final: the base, curl (the bundled shell runtime needs it) and the venv: what the
