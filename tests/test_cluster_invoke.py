@@ -19,7 +19,7 @@ import pytest
 
 from tests.cluster import cluster, invoke, metric
 from tests.control import ROLE, client, python_zip, wait_active
-from tests.daemon import unique, wait_until
+from tests.daemon import run_cli, unique, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -95,7 +95,7 @@ def test_reserved_concurrency_holds_across_nodes(tmp_path: Path) -> None:
 def test_an_invoke_goes_to_the_node_that_has_room(tmp_path: Path) -> None:
     # Reserved concurrency 1: the one lease, and so the one instance, is node 1's; an
     # invoke arriving on node 0 is forwarded there and answered unchanged.
-    with cluster(tmp_path) as (_nats, nodes):
+    with cluster(tmp_path) as (nats, nodes):
         name = f"forward-{unique()}"
         lam = client(nodes[1])
         lam.create_function(FunctionName=name, Runtime="python3.12", Handler="app.handler", Role=ROLE,
@@ -123,6 +123,17 @@ def test_an_invoke_goes_to_the_node_that_has_room(tmp_path: Path) -> None:
         assert not any(rid in line for line in nodes[0].lines)
         assert metric(nodes[0], "rapid_cluster_forwarded_out_total") == 1
         assert metric(nodes[1], "rapid_cluster_forwarded_in_total") == 1
+        # `rapid cluster status` shows the three nodes, and node 1's instance and lease.
+        wait_until(lambda: _status(nats)["nodes"] and all(n["alive"] for n in _status(nats)["nodes"]),
+                   timeout=10, what="a status")
+        status = _status(nats)
+        assert sorted(n["url"] for n in status["nodes"]) == sorted(n.url for n in nodes)
+        holder = next(n for n in status["nodes"] if n["url"] == nodes[1].url)
+        wait_until(lambda: next(n for n in _status(nats)["nodes"] if n["url"] == nodes[1].url)["functions"]
+                   .get(name) == [1, 1, 1], timeout=10, what="node 1's instance and lease in the status")
+        assert holder["forwarded_in"] >= 0
+        table = run_cli(["cluster", "status", "--cluster", nats.url])
+        assert table.returncode == 0 and "3 node(s) alive" in table.stdout and nodes[1].url in table.stdout
         # A function error comes back as it is, too.
         failing = invoke(nodes[2], name, {"sleep": "not a number"})
         assert failing.status == 200 and failing.headers["x-amz-function-error"] == "Unhandled"
@@ -135,3 +146,9 @@ def test_an_invoke_goes_to_the_node_that_has_room(tmp_path: Path) -> None:
             assert busy.result().status == 200
         assert refused.status == 429
         assert json.loads(refused.body)["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
+
+
+def _status(nats) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    result = run_cli(["cluster", "status", "--cluster", nats.url, "--json"])
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)  # type: ignore[no-any-return]

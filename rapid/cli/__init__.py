@@ -15,7 +15,7 @@ from rapid import __version__
 
 
 def _parser() -> argparse.ArgumentParser:
-    from rapid.cli import bench, check, serve
+    from rapid.cli import bench, check, cluster, serve
     from rapid.events.cli import add_parser as add_queue
 
     p = argparse.ArgumentParser(prog="rapid", description="A fast, faithful host for AWS Lambda functions.")
@@ -25,6 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_parser(sub)
     bench.add_parser(sub)
     add_queue(sub)  # rapid queue
+    cluster.add_parser(sub)  # rapid cluster status
     return p
 
 
@@ -40,6 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rapid.events.cli import main as queue_main
 
         return queue_main(ns)
+    if name == "cluster":
+        from rapid.cli.cluster import run as cluster_run
+
+        return cluster_run(ns)
     if name == "check":
         from rapid.cli.check import run as check_run
 
