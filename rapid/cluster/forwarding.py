@@ -25,6 +25,7 @@ Payloads larger than what NATS accepts (``max_payload``) are not forwarded.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,7 @@ from rapid.api.errors import render
 from rapid.cluster import status as status_rules
 from rapid.cluster.link import Link
 from rapid.core.errors import ServiceError, throttled
+from rapid.host.function import FINISHING_GRACE
 from rapid.http.message import Request, Response
 
 if TYPE_CHECKING:
@@ -66,8 +68,14 @@ def subject(node_id: str) -> str:
 
 
 def has_room(fn: Function) -> bool:
-    """Whether ``fn``'s pool here can take an invocation now without throttling it."""
-    return bool(fn.idle) or len(fn.instances) < fn.limit
+    """Whether ``fn``'s pool here can take an invocation now without throttling it: an idle
+    instance, room to start one, or an instance that has just answered and is on its way
+    back to ``/next`` (the pool waits ``FINISHING_GRACE`` for it rather than throttle)."""
+    if fn.idle or len(fn.instances) < fn.limit:
+        return True
+    now = time.monotonic()
+    return any(not inst.running and inst.bound is None and not inst.retiring
+               and now - inst.answered_at < FINISHING_GRACE for inst in fn.instances.values())
 
 
 async def _here(run_here: Callable[[], asyncio.Future[Response]], rid: str) -> Response:

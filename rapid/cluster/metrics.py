@@ -36,6 +36,8 @@ def render(node: Node) -> str:
          len(node.event_store.held) if node.event_store else 0),
         ("rapid_cluster_events_published_total", "counter", "Async events this node put in JetStream.",
          node.event_store.published if node.event_store else 0),
+        ("rapid_cluster_events_finished_total", "counter", "Async events this node finished (acknowledged and "
+         "deleted from JetStream).", node.event_store.acked if node.event_store else 0),
         ("rapid_cluster_events_adopted_total", "counter", "Async events of dead nodes this node took over.",
          node.adoption.adopted if node.adoption else 0),
         ("rapid_cluster_events_redelivered_total", "counter", "Taken-over events that had started on the dead "
