@@ -152,3 +152,29 @@ def _status(nats) -> dict:  # type: ignore[no-untyped-def,type-arg]
     result = run_cli(["cluster", "status", "--cluster", nats.url, "--json"])
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def test_provisioned_concurrency_is_spread_over_the_nodes(tmp_path: Path) -> None:
+    with cluster(tmp_path) as (_nats, nodes):
+        name = f"provisioned-{unique()}"
+        lam = client(nodes[0])
+        lam.create_function(FunctionName=name, Runtime="python3.12", Handler="app.handler", Role=ROLE,
+                            Code={"ZipFile": python_zip(SLEEPER)}, Timeout=30)
+        wait_active(lam, name)
+        version = lam.publish_version(FunctionName=name)["Version"]
+        wait_until(lambda: all(metric(n, "rapid_cluster_nodes") == 3 for n in nodes), timeout=15,
+                   what="every node to see the others")
+        lam.put_provisioned_concurrency_config(FunctionName=name, Qualifier=version,
+                                               ProvisionedConcurrentExecutions=5)
+
+        def total(of: list) -> float:  # type: ignore[type-arg]
+            return sum(metric(n, "rapid_cluster_instances") for n in of)
+
+        wait_until(lambda: total(nodes) == 5, timeout=30, what="5 provisioned instances in all")
+        parts = sorted(metric(n, "rapid_cluster_instances") for n in nodes)
+        assert parts == [1, 2, 2]
+        # A node leaves: the others take its part, and the sum is the setting again.
+        nodes[2].stop()
+        wait_until(lambda: total(nodes[:2]) == 5, timeout=30, what="5 instances on the two left")
+        reply = invoke(nodes[1], name, {"sleep": 0}, qualifier=version)
+        assert reply.status == 200

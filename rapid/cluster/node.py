@@ -24,6 +24,7 @@ from rapid.cluster.forwarding import Placement
 from rapid.cluster.leases import Leases
 from rapid.cluster.link import Link, LinkError
 from rapid.cluster.membership import Membership
+from rapid.cluster.provisioned import Spread
 from rapid.cluster.registry_sync import RegistrySync
 from rapid.cluster.status import FunctionLoad, NodeStatus
 from rapid.events.jetstream_store import JetStreamEventStore
@@ -113,6 +114,9 @@ class Node:
         await self.placement.start(invoke_api)
         invoke_api.placement = self.placement
         self.parts.append(self.placement)
+        self.spread = Spread(deployment, self.id, lambda: [p.id for p in self.membership.alive()], self.say)
+        await self.spread.start()
+        self.parts.append(self.spread)
 
     def events(self, local: SQLiteStore, recovery: Recovery) -> tuple[JetStreamEventStore, Recovery]:
         """The async queue: the node's SQLite store as the working copy of a JetStream stream."""

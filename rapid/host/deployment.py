@@ -48,6 +48,9 @@ class Deployment:
         self._warned: set[str] = set()
         self._pythons: dict[str, str] = {}
         self._hooks: list[Callable[[str, str, str | None], None]] = []  # after a pool change
+        # This node's part of a provisioned concurrency setting: all of it, except in a
+        # cluster, where the setting is spread over the nodes (rapid.cluster.provisioned).
+        self.share: Callable[[str, str, int], int] = lambda _name, _qualifier, count: count
         registry.listeners.append(self._changed)
         host.catalog = self
 
@@ -116,7 +119,7 @@ class Deployment:
         config = FunctionConfig(
             path=tree, runtime=family, handler=s.handler or "", timeout=s.timeout, memory=s.memory,
             reserved_concurrency=fs.reserved if fs else None,
-            provisioned_concurrency=(fs.provisioned.get(spec.version, 0) if fs else 0),
+            provisioned_concurrency=self.share(spec.name, spec.version, fs.provisioned.get(spec.version, 0) if fs else 0),
             ephemeral_storage=s.ephemeral_storage, environment=dict(s.environment), version=spec.version,
             dead_letter=s.dead_letter,
         )
@@ -185,7 +188,7 @@ class Deployment:
             host.set_reserved(name, fs.reserved if fs else None)
         elif event == "provisioned" and version is not None:
             fs = self.registry.settings.get(name)
-            count = fs.provisioned.get(version, 0) if fs else 0
+            count = self.share(name, version, fs.provisioned.get(version, 0) if fs else 0)
             number = self.registry.version(name, version).version  # an alias: its primary version
             self.pool(Target(name, number)).set_provisioned(count)
         for hook in self._hooks:

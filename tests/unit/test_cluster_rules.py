@@ -92,3 +92,14 @@ def test_kv_keys_round_trip_and_are_valid(key: str) -> None:
     coded = kv_key("version", key)
     assert re.fullmatch(r"[-/_=.a-zA-Z0-9]+", coded)
     assert record_key(coded) == ("version", key)
+
+
+def test_provisioned_shares_sum_to_the_setting() -> None:
+    from rapid.cluster.provisioned import share
+
+    nodes = ["c", "a", "b"]
+    for count in range(0, 10):
+        parts = [share(count, [n for n in nodes if n != me], me) for me in nodes]
+        assert sum(parts) == count
+        assert max(parts) - min(parts) <= 1
+    assert share(5, [], "a") == 5  # alone: all of it
