@@ -187,6 +187,26 @@ def sequential(node: Node, name: str, n: int) -> float:
     return sorted(out)[len(out) // 2] * 1000
 
 
+def propagation(writer: Node, reader: Node, name: str, n: int) -> tuple[float, float]:
+    """p50 of an UpdateFunctionConfiguration on ``writer``, and of the time from sending it
+    until ``reader`` answers GetFunctionConfiguration with the new value."""
+    writes, seen = [], []
+    for i in range(n):
+        text = f"bench-{i}-{time.time()}"
+        t = time.perf_counter()
+        status, _ = writer.call("PUT", f"/2015-03-31/functions/{name}/configuration",
+                                json.dumps({"Description": text}).encode())
+        assert status == 200
+        writes.append(time.perf_counter() - t)
+        while json.loads(reader.call("GET", f"/2015-03-31/functions/{name}/configuration")[1]).get(
+                "Description") != text:
+            time.sleep(0.001)
+        seen.append(time.perf_counter() - t)
+        until(lambda: json.loads(writer.call("GET", f"/2015-03-31/functions/{name}/configuration")[1]).get(
+            "LastUpdateStatus") == "Successful")
+    return sorted(writes)[n // 2] * 1000, sorted(seen)[n // 2] * 1000
+
+
 def async_run(nodes: list[Node], name: str, events: int, cluster: bool) -> float:
     def sender(part: int) -> None:
         node = nodes[part % len(nodes)]
@@ -248,6 +268,10 @@ def main(argv: list[str] | None = None) -> int:
                     results[f"sync_{n}_nodes"] = r
                     print(f"sync, {n} node(s) round-robin: {r['per_s']:.0f}/s p50 {r['p50_ms']:.2f} ms "
                           f"p99 {r['p99_ms']:.2f} ms ({r['per_s'] / ref['per_s']:.2f}x the single daemon)")
+                writes, seen = propagation(nodes[0], nodes[2], "echo", 20)
+                results["registry"] = {"write_p50_ms": writes, "seen_elsewhere_p50_ms": seen}
+                print(f"registry change: written on node 0 in {writes:.2f} ms (p50), served by node 2 "
+                      f"{seen:.2f} ms after the write was sent ({seen / writes:.2f}x the write)")
                 create(nodes[0], "pinned", reserved=1)
                 until(lambda: invokes_ok(nodes[0], "pinned"))  # its one lease and instance: node 0's
                 until(lambda: nodes[1].metric("rapid_cluster_nodes") == 3)

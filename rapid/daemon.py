@@ -122,7 +122,11 @@ async def serve_forever(config: Config) -> int:
         app.targets["AmazonSQS"] = SqsAPI(queues)
         streams = KinesisAPI(journal, host.region, config.account_id)  # the pollers' way in: .read
         app.targets["Kinesis_20131202"] = streams
-        mappings = MappingStore(registry.store)  # event source mappings: in the registry's database
+        # Event source mappings: in the registry's database; in a cluster, in this node's own
+        # (the built-in queues and streams they poll are this node's too).
+        mappings = MappingStore(registry.store if node is None else _registry_store(str(data_dir)))
+        if node is not None:
+            undo.callback(mappings.store.close)
         mappings.load()
         pollers = Pollers(mappings, host, registry, queues, streams, say, events)
         app.add(MappingsAPI(ctx, pollers))
@@ -144,8 +148,6 @@ async def serve_forever(config: Config) -> int:
         if node is not None:
             await node.attach(host, deployment, app.invoke_api, f"http://{config.host}:{server.sockets[0].getsockname()[1]}")
             await node.adopt(events)
-            if node.sync is not None:
-                node.sync.mappings = mappings
             app.more_metrics.append(node.metrics)
         events.start()
         pollers.start()

@@ -5,7 +5,7 @@ Theory of operation
 ``rapid serve --cluster nats://HOST:PORT`` keeps everything a node must share in
 JetStream, and everything else local:
 
-- the registry (functions, versions, aliases, layers, settings, URLs, mappings) in the KV
+- the registry (functions, versions, aliases, layers, settings, URLs, event invoke configs) in the KV
   bucket ``rapid-registry`` (``rapid.registry.jetstream_store``): every write is a KV
   update conditioned on the revision this node last saw, so two nodes cannot both win a
   RevisionId precondition; every node watches the bucket and applies what the others

@@ -55,9 +55,10 @@ def lapsed(leases: list[Lease], now: float) -> list[Lease]:
 
 def spare(leases: int, instances: int, acquiring: int, reserved: int | None) -> int:
     """Leases to give back: more held than instances run (or are being started), or the
-    reservation shrank. Never negative."""
-    cap = leases if reserved is None else min(leases, reserved)
-    keep = min(cap, instances + acquiring)
+    reservation shrank or was removed. Never negative."""
+    if reserved is None:
+        return leases  # no reservation any more: nothing to hold
+    keep = min(leases, reserved, instances + acquiring)
     return leases - keep
 
 

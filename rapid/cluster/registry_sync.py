@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from rapid.cluster.code_objects import ClusterCodeStore
     from rapid.events.dispatcher import Dispatcher
     from rapid.registry.jetstream_store import JetStreamRegistryStore
-    from rapid.registry.mappings import MappingStore
     from rapid.registry.registry import Registry
 
 Change = tuple[str, str, "bytes | None", int]
@@ -70,7 +69,6 @@ class RegistrySync:
         self.store = store
         self.code = code
         self.say = say
-        self.mappings: MappingStore | None = None
         self.events: Dispatcher | None = None  # event invoke configs are put in force there
         self._queue: asyncio.Queue[Change] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -131,6 +129,8 @@ class RegistrySync:
             reg._reroute(name)
         else:
             reg.versions.setdefault(name, {})[number] = new
+        if name in reg.declared:
+            return  # this node serves its own declared function of that name (said at start)
         if event is not None and not (event == "delete-version" and name not in reg.latest):
             reg._tell(event, name, None if event == "delete" else number)
 
@@ -205,16 +205,6 @@ class RegistrySync:
         # The working copy keeps it too, as a config set on this node would be.
         settings.store.local.put_config(function, qualifier, settings.configs.get((function, qualifier)),  # type: ignore[attr-defined]
                                         lambda _r, _e: None)
-
-    def _mapping(self, key: str, body: bytes | None) -> None:
-        if self.mappings is None:
-            return
-        from rapid.registry.mappings import Mapping
-
-        if body is None:
-            self.mappings.mappings.pop(key, None)
-        else:
-            self.mappings.mappings[key] = msgspec.json.decode(body, type=Mapping)
 
     def __repr__(self) -> str:
         return f"<RegistrySync applied={self.applied} waiting={self._queue.qsize()}>"
