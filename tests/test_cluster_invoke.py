@@ -175,6 +175,9 @@ def test_provisioned_concurrency_is_spread_over_the_nodes(tmp_path: Path) -> Non
         assert parts == [1, 2, 2]
         # A node leaves: the others take its part, and the sum is the setting again.
         nodes[2].stop()
-        wait_until(lambda: total(nodes[:2]) == 5, timeout=30, what="5 instances on the two left")
+        wait_until(lambda: total(nodes[:2]) == 5, timeout=30,
+                   what=f"5 instances on the two left (before: {parts}, now: "
+                        f"{[metric(n, 'rapid_cluster_instances') for n in nodes[:2]]}, "
+                        f"{[metric(n, 'rapid_cluster_nodes') for n in nodes[:2]]}, {nodes[0].stderr[-5:]})")
         reply = invoke(nodes[1], name, {"sleep": 0}, qualifier=version)
         assert reply.status == 200

@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+import uvloop
+
 T = TypeVar("T")
 
 
@@ -32,7 +34,7 @@ class Link:
         self.connected = False
         self.reconnects = 0
         self.on_reconnect: list[Callable[[], Awaitable[None]]] = []
-        self.loop = asyncio.new_event_loop()
+        self.loop = uvloop.new_event_loop()  # as the daemon's own loop
         self._thread = threading.Thread(target=self.loop.run_forever, name="rapid-nats", daemon=True)
         self._thread.start()
         self.nc: Any = None

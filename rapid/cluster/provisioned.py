@@ -4,8 +4,8 @@
 divided among them, the first ``count % n`` one more. Every node computes the same split
 from the same membership, so no coordination is needed beyond it; ``Spread`` applies this
 node's part to its pools when the setting changes (the deployment asks ``share``) and again
-whenever a node joins or leaves (checked once a second), so the total comes back to the
-setting after a node dies, within the membership's ``STALE`` seconds.
+once a second (a node joined or left, or a pool lost its part), so the total comes back to
+the setting after a node dies, within the membership's ``STALE`` seconds.
 """
 
 from __future__ import annotations
@@ -49,10 +49,14 @@ class Spread:
     async def _watching(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            members = tuple(sorted(self.alive()))
-            if members != self._members:
-                self._members = members
-                self.rebalance()
+            try:
+                members = tuple(sorted(self.alive()))
+                if members != self._members:
+                    self._members = members
+                    self.say(f"cluster: {len(members) + 1} node(s); provisioned concurrency spread again")
+                self.rebalance()  # cheap: only a pool whose part differs is touched
+            except Exception as exc:  # noqa: BLE001 - the next second tries again
+                self.say(f"warning: cluster: provisioned concurrency: {exc}")
 
     def rebalance(self) -> None:
         reg = self.deployment.registry
