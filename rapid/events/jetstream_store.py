@@ -94,6 +94,10 @@ class JetStreamEventStore:
 
     # -- life -----------------------------------------------------------------------------
 
+    def open(self) -> Recovery:
+        """The ``EventStore`` way in: open the working copy, then join the stream."""
+        return self.join(self.local.open())
+
     def join(self, recovery: Recovery) -> Recovery:
         """The working copy is open (``recovery`` is what it held): make the stream and this
         node's consumer. The working copy's events belong to the stream (under this data
