@@ -181,3 +181,33 @@ def test_provisioned_concurrency_is_spread_over_the_nodes(tmp_path: Path) -> Non
                         f"{[metric(n, 'rapid_cluster_nodes') for n in nodes[:2]]}, {nodes[0].stderr[-5:]})")
         reply = invoke(nodes[1], name, {"sleep": 0}, qualifier=version)
         assert reply.status == 200
+
+
+def test_a_node_cut_off_from_nats_gives_its_leases_up(tmp_path: Path) -> None:
+    # Reserved concurrency 1, its instance on node 0. NATS goes away for longer than a
+    # lease lives: node 0 cannot renew, so it stops the instance at its own deadline
+    # (before the server would let anyone else take the lease); when NATS is back, the
+    # lease is free and another node runs the function.
+    with cluster(tmp_path, n=2) as (nats, nodes):
+        name = f"cutoff-{unique()}"
+        lam = client(nodes[0])
+        lam.create_function(FunctionName=name, Runtime="python3.12", Handler="app.handler", Role=ROLE,
+                            Code={"ZipFile": python_zip(SLEEPER)}, Timeout=30)
+        wait_active(lam, name)
+        lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)
+        wait_until(lambda: client(nodes[1]).get_function_concurrency(FunctionName=name)
+                   .get("ReservedConcurrentExecutions") == 1, timeout=15, what="the reservation on node 1")
+        assert invoke(nodes[0], name).status == 200
+        assert metric(nodes[0], "rapid_cluster_leases") == 1 and metric(nodes[0], "rapid_cluster_instances") == 1
+        nats.stop()
+        try:
+            wait_until(lambda: metric(nodes[0], "rapid_cluster_instances") == 0, timeout=20,
+                       what="node 0 to stop the instance its lapsed lease covered")
+            assert metric(nodes[0], "rapid_cluster_leases") == 0
+        finally:
+            nats.start()
+        wait_until(lambda: metric(nodes[1], "rapid_cluster_connected") == 1, timeout=20, what="node 1 to reconnect")
+        wait_until(lambda: invoke(nodes[1], name).status == 200, timeout=30, what="the function on node 1")
+        # One lease and one instance in all, wherever they are now.
+        assert sum(metric(n, "rapid_cluster_leases") for n in nodes) == 1
+        assert sum(metric(n, "rapid_cluster_instances") for n in nodes) == 1
