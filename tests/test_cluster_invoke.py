@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.cluster import cluster, invoke, metric
 from tests.control import ROLE, client, python_zip, wait_active
@@ -204,6 +205,12 @@ def test_a_node_cut_off_from_nats_gives_its_leases_up(tmp_path: Path) -> None:
             wait_until(lambda: metric(nodes[0], "rapid_cluster_instances") == 0, timeout=20,
                        what="node 0 to stop the instance its lapsed lease covered")
             assert metric(nodes[0], "rapid_cluster_leases") == 0
+            # Meanwhile the registry is read from memory, and a change is refused at once.
+            assert lam.get_function(FunctionName=name)["Configuration"]["FunctionName"] == name
+            with pytest.raises(ClientError) as err:
+                lam.update_function_configuration(FunctionName=name, Description="while NATS is away")
+            assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+            assert err.value.response["Error"]["Code"] == "ServiceException"
         finally:
             nats.start()
         wait_until(lambda: metric(nodes[1], "rapid_cluster_connected") == 1, timeout=20, what="node 1 to reconnect")

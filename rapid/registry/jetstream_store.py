@@ -28,9 +28,16 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from rapid.cluster.link import Link
+from rapid.core.errors import ServiceError
 from rapid.registry.store import RegistryStore, RegistryStoreError, StaleRecord
 
 BUCKET = "rapid-registry"
+WRITE_TIMEOUT = 5.0
+
+
+def unreachable() -> ServiceError:
+    return ServiceError(503, "ServiceException", "The cluster's registry (NATS JetStream) cannot be reached, "
+                        "or did not answer in time; check the function, then try again.", kind="Service")
 Listener = Callable[[str, str, "bytes | None", int], None]
 
 
@@ -152,9 +159,20 @@ class JetStreamRegistryStore(RegistryStore):
     def load(self, kind: str) -> Iterable[tuple[str, bytes]]:
         return sorted(self._snapshot.get(kind, {}).items())
 
+    def _call(self, coro: Any) -> Any:
+        """Wait for JetStream, on the daemon's loop: refused at once while NATS is away (the
+        loop must not stall for the invokes it serves), and after ``WRITE_TIMEOUT``."""
+        if not self.link.connected:
+            coro.close()
+            raise unreachable()
+        try:
+            return self.link.call(coro, timeout=WRITE_TIMEOUT)
+        except TimeoutError:
+            raise unreachable() from None
+
     def put(self, kind: str, key: str, body: bytes) -> None:
         k = kv_key(kind, key)
-        rev = self.link.call(self._update(k, body, self._revs.get(k, 0)))
+        rev = self._call(self._update(k, body, self._revs.get(k, 0)))
         if rev is None:
             raise StaleRecord(f"{kind} {key} was changed by another node")
         self._revs[k] = rev
@@ -166,10 +184,10 @@ class JetStreamRegistryStore(RegistryStore):
         k = kv_key(kind, key)
         if body is None:
             if k in self._live:
-                self._revs[k] = self.link.call(self._delete(k))
+                self._revs[k] = self._call(self._delete(k))
                 self._live.discard(k)
             return
-        self._revs[k] = self.link.call(self._put(k, body))
+        self._revs[k] = self._call(self._put(k, body))
         self._live.add(k)
 
     async def _put(self, key: str, body: bytes) -> int:
@@ -186,7 +204,7 @@ class JetStreamRegistryStore(RegistryStore):
     def delete(self, kind: str, key: str) -> None:
         k = kv_key(kind, key)
         if k in self._live:
-            self._revs[k] = self.link.call(self._delete(k))
+            self._revs[k] = self._call(self._delete(k))
             self._live.discard(k)
 
     async def _delete(self, key: str) -> int:
