@@ -84,3 +84,16 @@ def test_one_registry_across_three_nodes(tmp_path: Path) -> None:
         l1.delete_function(FunctionName=name)
         for node in (n2, n3):
             wait_until(lambda node=node: invoke(node, name).status == 404, timeout=15, what="the delete")
+
+
+def test_a_cluster_that_cannot_be_joined_stops_start_up(tmp_path: Path) -> None:
+    from tests.daemon import run_cli
+    from tests.nats import free_port
+
+    result = run_cli(["serve", "--cluster", f"nats://127.0.0.1:{free_port()}", "--data-dir", str(tmp_path / "d")],
+                     timeout=60)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("rapid: error: cannot join the cluster at nats://127.0.0.1:")
+    bad = run_cli(["serve", "--cluster", "http://127.0.0.1:4222", "--data-dir", str(tmp_path / "d")])
+    assert bad.returncode == 2 and "cluster" in bad.stderr

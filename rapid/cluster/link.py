@@ -26,7 +26,7 @@ class LinkError(Exception):
 
 
 class Link:
-    def __init__(self, url: str, name: str, timeout: float = 10.0, replicas: int = 1) -> None:
+    def __init__(self, url: str, name: str, timeout: float = 5.0, replicas: int = 1) -> None:
         self.url = url
         self.replicas = replicas  # of every bucket and stream rapid makes
         self.name = name
@@ -42,10 +42,14 @@ class Link:
 
     def open(self) -> None:
         try:
-            self.call(self._connect(), timeout=self.timeout + 5)
+            self.call(asyncio.wait_for(self._connect(), self.timeout), timeout=self.timeout + 5)
         except LinkError:
             self.close()
             raise
+        except TimeoutError:
+            self.close()
+            raise LinkError(f"cannot join the cluster at {self.url}: no NATS server answered within "
+                            f"{self.timeout:g} s") from None
         except Exception as exc:  # noqa: BLE001 - any failure to reach NATS is one clear line
             self.close()
             raise LinkError(f"cannot join the cluster at {self.url}: {exc or type(exc).__name__}") from None
@@ -70,7 +74,7 @@ class Link:
             reconnect_time_wait=0.25, allow_reconnect=True, reconnected_cb=reconnected,
             disconnected_cb=disconnected, error_cb=error,
         )
-        self.js = self.nc.jetstream(timeout=self.timeout)
+        self.js = self.nc.jetstream(timeout=10.0)
         try:
             await self.js.account_info()
         except Exception as exc:  # noqa: BLE001
@@ -97,9 +101,21 @@ class Link:
             except Exception:  # noqa: BLE001 - closing: nothing left to tell
                 pass
         if self.loop.is_running():
+            try:
+                self.call(self._cancel_all(), timeout=5)
+            except Exception:  # noqa: BLE001 - closing
+                pass
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(5)
         self.nc = None
+
+    async def _cancel_all(self) -> None:
+        """Whatever still runs on the link's loop (a watch, a connection attempt) ends here."""
+        me = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not me]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _drain(self) -> None:
         try:
