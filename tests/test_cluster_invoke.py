@@ -218,3 +218,36 @@ def test_a_node_cut_off_from_nats_gives_its_leases_up(tmp_path: Path) -> None:
         # One lease and one instance in all, wherever they are now.
         assert sum(metric(n, "rapid_cluster_leases") for n in nodes) == 1
         assert sum(metric(n, "rapid_cluster_instances") for n in nodes) == 1
+
+
+def test_a_forwarded_invoke_whose_node_dies_is_answered(tmp_path: Path) -> None:
+    # The one instance (reserved 1) is on node 1; node 0 forwards to it; node 1 is killed
+    # while the invocation runs. Node 0 answers 502 ServiceException after the function's
+    # timeout and a grace (it may have run, so it is not run again elsewhere), never hangs.
+    import contextlib
+    import signal
+
+    from tests.daemon import run_server
+    from tests.nats import nats_server
+
+    with nats_server() as nats, contextlib.ExitStack() as stack:
+        node0 = stack.enter_context(run_server(["--cluster", nats.url, "--data-dir", str(tmp_path / "n0")]))
+        node1 = stack.enter_context(run_server(["--cluster", nats.url, "--data-dir", str(tmp_path / "n1")],
+                                               expect_exit=None))
+        name = f"dies-{unique()}"
+        lam = client(node1)
+        lam.create_function(FunctionName=name, Runtime="python3.12", Handler="app.handler", Role=ROLE,
+                            Code={"ZipFile": python_zip(SLEEPER)}, Timeout=3)
+        wait_active(lam, name)
+        lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)
+        wait_until(lambda: client(node0).get_function_concurrency(FunctionName=name)
+                   .get("ReservedConcurrentExecutions") == 1, timeout=15, what="the reservation on node 0")
+        assert invoke(node1, name).status == 200
+        wait_until(lambda: metric(node0, "rapid_cluster_nodes") == 2, timeout=15, what="node 0 to see node 1")
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(invoke, node0, name, {"sleep": 2.5})
+            wait_until(lambda: metric(node1, "rapid_cluster_inflight") == 1, timeout=10, what="the forwarded invoke")
+            node1.proc.send_signal(signal.SIGKILL)
+            reply = pending.result(timeout=60)
+        assert reply.status == 502
+        assert reply.headers["x-amzn-errortype"] == "ServiceException"

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from rapid.host.function import Function
 
 FORWARDED = "x-rapid-forwarded"
+FORWARD_GRACE = 10.0  # seconds past the function's timeout a forwarded invoke waits for its answer
 _HOP_BY_HOP = frozenset({"content-length", "connection", "host", "transfer-encoding", "keep-alive", "expect"})
 
 
@@ -125,7 +126,7 @@ class Placement:
             peers = status_rules.candidates(self.membership.alive(), fn.name, reserved=False)
             if not peers or not self._fits(req):
                 return None
-            return asyncio.ensure_future(self._elsewhere(peers, req, rid, run_here))
+            return asyncio.ensure_future(self._elsewhere(fn, peers, req, rid, run_here))
         return asyncio.ensure_future(self._reserved(fn, req, rid, run_here, forwarded))
 
     def _fits(self, req: Request) -> bool:
@@ -146,7 +147,7 @@ class Placement:
             asked: set[str] = set()
             for peer in status_rules.candidates(self.membership.alive(), fn.name, reserved=True):
                 asked.add(peer.id)
-                answer = await self._ask(peer.id, req, rid)
+                answer = await self._ask(peer.id, req, rid, fn.timeout)
                 if answer is not None and answer.status != 429:
                     self.out += 1
                     return answer
@@ -157,28 +158,38 @@ class Placement:
             for peer_id in holders:
                 if peer_id in asked:
                     continue
-                answer = await self._ask(peer_id, req, rid)
+                answer = await self._ask(peer_id, req, rid, fn.timeout)
                 if answer is not None and answer.status != 429:
                     self.out += 1
                     return answer
         self.refused += 1
         return render(throttled("ReservedFunctionConcurrentInvocationLimitExceeded"), rid)
 
-    async def _elsewhere(self, peers: list[status_rules.NodeStatus], req: Request, rid: str,
+    async def _elsewhere(self, fn: Function, peers: list[status_rules.NodeStatus], req: Request, rid: str,
                          run_here: Callable[[], asyncio.Future[Response]]) -> Response:
         for peer in peers:
-            answer = await self._ask(peer.id, req, rid)
+            answer = await self._ask(peer.id, req, rid, fn.timeout)
             if answer is not None and answer.status != 429:
                 self.out += 1
                 return answer
         return await _here(run_here, rid)
 
-    async def _ask(self, peer: str, req: Request, rid: str) -> Response | None:
+    async def _ask(self, peer: str, req: Request, rid: str, timeout: float) -> Response | None:
+        """The peer's answer; None if it never got the invocation (gone, or NATS away: the
+        next peer may run it). A peer that took it and then stopped answering within the
+        function's timeout is not retried elsewhere (it may have run): 502."""
+        from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+
         headers = [(k, v) for k, v in req.headers.items() if k not in _HOP_BY_HOP]
         data = self._encode(Forwarded(req.target, headers, bytes(req.body), rid, self.node_id))
         try:
-            msg = await self.link.run(self.link.nc.request(subject(peer), data, timeout=905))
-        except Exception:  # noqa: BLE001 - no responder (it died), or NATS away: the next peer
+            msg = await self.link.run(self.link.nc.request(subject(peer), data, timeout=timeout + FORWARD_GRACE))
+        except NoRespondersError:
+            return None
+        except NatsTimeout:
+            return render(ServiceError(502, "ServiceException", "The node running the invocation stopped "
+                                       "answering; it may have run.", kind="Service"), rid)
+        except Exception:  # noqa: BLE001 - NATS away: not sent
             return None
         answer = self._answer(msg.data)
         return Response(answer.status, answer.body, [(k, v) for k, v in answer.headers])
