@@ -173,6 +173,8 @@ class Function:
     def submit(self, inv: Invocation) -> None:
         """Queue ``inv``; it is dispatched, starts an instance, or is throttled (settled
         with a 429 ``service_error``) at once."""
+        if not self.host.gate.enter(self, inv):  # admission (rapid.host.gate): throttled, settled
+            return
         self.queue.append(inv)
         self._schedule()
 
