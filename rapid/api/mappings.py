@@ -80,7 +80,8 @@ class MappingsAPI:
             "FunctionArn": ctx.registry.arn(m.function, m.qualifier),
             "LastModified": m.modified,
             "State": m.state,
-            "StateTransitionReason": "USER_INITIATED",
+            # AWS's own words: SQS mappings say USER_INITIATED, stream mappings "User action"
+            "StateTransitionReason": "USER_INITIATED" if m.kind == "sqs" else "User action",
             "FunctionResponseTypes": list(m.response_types),
             "EventSourceMappingArn": f"arn:aws:lambda:{ctx.region}:{ctx.account}:event-source-mapping:{m.uuid}",
         }

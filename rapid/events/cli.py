@@ -70,6 +70,9 @@ def main(ns: argparse.Namespace) -> int:
                     print(json.dumps(msg))
                 return 0
             text = metrics.render(read_snapshot(db))
+            from rapid.sources import metrics as esm_metrics  # the event source mappings, from registry.db
+
+            text += esm_metrics.offline(data_dir)
         finally:
             db.close()
     sys.stdout.write(text if ns.prometheus else metrics.table(metrics.parse(text)))

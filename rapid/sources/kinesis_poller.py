@@ -21,8 +21,11 @@ FilterCriteria match the record with its data decoded (``filters.kinesis_view``)
 they drop are not sent and the checkpoint moves past them.
 
 TumblingWindowInSeconds (``tumbling.Window``): batches stop at window boundaries, carry the
-window and the state the function returned, and a final invocation closes each window. The
-state lives in memory: after a restart the open window starts again with ``{}``.
+window and the state the function returned, and a final invocation closes each window. An
+answer without a ``state`` object fails the batch (AWS's rule); a state over 1 MB ends the
+window early (a final invocation with ``isWindowTerminatedEarly``, then the same window
+goes on with a fresh state). The open window and its state are written with the shard's
+checkpoint, in the same record, so a restart resumes the window where the checkpoint is.
 
 ParallelizationFactor N (``_lanes``): what one read gives is split by partition key into N
 lanes run at once, each one batch at a time in order (so order per key holds); the next
@@ -113,9 +116,11 @@ class StreamPoller:
         self._shards(s)
 
     def _shards(self, s: Stream) -> None:
-        done = self.store.checkpoints(self.mapping.uuid)
+        done = self.store.positions(self.mapping.uuid)
         for shard in s.shards:
-            after = done.get(shard.id)
+            after, window = done.get(shard.id, (None, None))
+            if window and self.mapping.tumbling_window:
+                self.windows.setdefault(shard.id, Window(self.mapping.tumbling_window)).restore(window)
             if after is None:
                 after = self._start_at(s, shard.index)
                 self.store.checkpoint(self.mapping.uuid, shard.id, after)  # LATEST means now, also after a restart
@@ -179,10 +184,14 @@ class StreamPoller:
     def _passes(self, shard_id: str, r: Record) -> bool:
         return filters.matches_any(self.patterns, filters.kinesis_view(self._record(shard_id, r)))
 
-    def _checkpoint(self, shard_id: str, seq: int | None) -> None:
-        if seq is not None and seq > self.positions[shard_id]:
-            self.positions[shard_id] = seq
-            self.store.checkpoint(self.mapping.uuid, shard_id, seq)
+    def _checkpoint(self, shard_id: str, seq: int | None, *, window_changed: bool = False) -> None:
+        """Move the shard's checkpoint (with its open window, in the same record)."""
+        if seq is not None and seq > self.positions[shard_id] or window_changed:
+            if seq is not None and seq > self.positions[shard_id]:
+                self.positions[shard_id] = seq
+            tw = self.windows.get(shard_id)
+            self.store.checkpoint(self.mapping.uuid, shard_id, self.positions[shard_id],
+                                  tw.saved() if tw is not None else None)
 
     async def _lanes(self, shard_id: str, got: list[Record]) -> None:
         """ParallelizationFactor N: the records split by partition key into N lanes (a key
@@ -194,10 +203,11 @@ class StreamPoller:
             lanes[hash_key(r.partition_key) % n].append(r)
         await asyncio.gather(*(self._batch(shard_id, lane, None, checkpoints=False) for lane in lanes if lane))
 
-    async def _final(self, shard_id: str, tw: Window) -> None:
-        """The window's last invocation: no records, its state; retried as a batch would be."""
+    async def _final(self, shard_id: str, tw: Window, *, early: bool = False) -> None:
+        """The window's last invocation: no records, its state; retried as a batch would be.
+        ``early``: its state outgrew the cap; the same window then goes on with ``{}``."""
         m = self.mapping
-        payload = _encode({"Records": [], **tw.fields(shard_id, m.source_arn, final=True)})
+        payload = _encode({"Records": [], **tw.fields(shard_id, m.source_arn, final=True, early=early)})
         tries = 0
         while True:
             result = await self.invoker(m.function, m.qualifier, payload)
@@ -209,7 +219,11 @@ class StreamPoller:
             if 0 <= m.max_retries < tries:
                 break
             await asyncio.sleep(min(5.0, 0.1 * 2 ** min(tries - 1, 6)))
-        tw.close()
+        if early:
+            tw.terminate_early()
+        else:
+            tw.close()
+        self._checkpoint(shard_id, None, window_changed=True)
 
     async def _batch(self, shard_id: str, got: list[Record], tw: Window | None = None, *,
                      checkpoints: bool = True) -> None:
@@ -239,11 +253,14 @@ class StreamPoller:
                 continue
             outcome = responses.interpret(last.body, function_error=last.function_error is not None,
                                           report_failures=self.report, ids=[str(r.seq) for r in attempt.records])
+            verdict = tw.read(last.body) if tw is not None and outcome.kind != "failure" else "ok"
+            if verdict == "missing":  # with a tumbling window, an answer must carry its state
+                outcome = responses.Outcome("failure", reason="the response has no state")
             stats.last_result = "OK" if outcome.kind == "success" else "PROBLEM: Function call failed"
             if outcome.kind != "success":
                 stats.errors += 1
-            if tw is not None and outcome.kind != "failure":
-                tw.absorb(last.body)
+            if verdict == "early" and tw is not None:
+                await self._final(shard_id, tw, early=True)
             plan = stream_retry.settle(self.policy, attempt, outcome)
             await self._carry(shard_id, plan, last, attempt.retries + 1, checkpoints)
             attempts.extendleft(reversed(plan.next))

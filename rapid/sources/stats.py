@@ -1,8 +1,12 @@
-"""What one event source mapping has done, for ``/metrics``: counters and the latest ages."""
+"""What one event source mapping has done, for ``/metrics`` and ``rapid queue``: counters and
+the latest ages. The pollers keep them in the registry's store (``encode`` / ``decode``), so
+they count across restarts."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import msgspec
 
 
 @dataclass(slots=True)
@@ -21,3 +25,15 @@ class Stats:
 
     def __repr__(self) -> str:
         return f"<Stats {self.batches} batches {self.records} records {self.errors} errors>"
+
+
+def encode(stats: Stats) -> bytes:
+    return msgspec.json.encode(stats)
+
+
+def decode(body: bytes) -> Stats:
+    """A stored record (fields it lacks keep their defaults; unknown ones are ignored)."""
+    try:
+        return msgspec.json.decode(body, type=Stats)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return Stats()
