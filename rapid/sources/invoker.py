@@ -40,9 +40,22 @@ class Result:
         return self.service_error.status if self.service_error is not None else 200
 
 
+FUNCTION_GONE = "PROBLEM: Function not found."  # a mapping's LastProcessingResult while its function is gone
+
+
 class Invoker:
     def __init__(self, host: Host) -> None:
         self.host = host
+
+    def unavailable(self, name: str, qualifier: str | None) -> ServiceError | None:
+        """Why a batch for ``name:qualifier`` cannot be invoked now (the function, version or
+        alias is gone, or not active), or None. A poller asks before it takes messages, so
+        a deleted function's messages stay in their queue untouched."""
+        try:
+            self.host.resolve(Target(name, qualifier))
+        except ServiceError as exc:
+            return exc
+        return None
 
     async def __call__(self, name: str, qualifier: str | None, payload: bytes) -> Result:
         host = self.host

@@ -10,7 +10,11 @@ batching window for more when it has fewer), and runs the batch through
 the plan says where the checkpoint moves, what to retry next (the same records, the halves
 of a bisected batch, the records from the lowest reported failure) and what to give up.
 Nothing further is read until the batch is settled, so a failing batch blocks only its
-shard. A retry waits 0.1 s doubling to 5 s.
+shard. A retry waits 0.1 s doubling to 5 s. A batch that cannot be invoked (its function
+deleted: the mapping outlives it, as on AWS) is tried again once a second without counting
+as an attempt, so nothing is lost; only MaximumRecordAgeInSeconds gives its records up
+(to OnFailure), as Lambda gives up records whose function could not be invoked. The
+mapping's LastProcessingResult says ``PROBLEM: Function not found.`` meanwhile.
 
 The checkpoint (the last sequence number done) is written to the registry's store each time
 it moves, before the next read, so a restart resumes after it: at least once. A batch
@@ -50,7 +54,7 @@ from rapid.queues.sqs_live import LiveQueues
 from rapid.registry.mappings import Mapping, MappingStore
 from rapid.sources import records as shapes
 from rapid.sources import filters, responses, stream_retry
-from rapid.sources.invoker import Invoker, Result
+from rapid.sources.invoker import FUNCTION_GONE, Invoker, Result
 from rapid.sources.stats import Stats
 from rapid.sources.tumbling import Window
 from rapid.streams.kinesis import KinesisError, Record, Stream, hash_key
@@ -211,8 +215,13 @@ class StreamPoller:
         tries = 0
         while True:
             result = await self.invoker(m.function, m.qualifier, payload)
+            if result.service_error is not None:  # never ran (the function is gone): not an attempt
+                self.stats.last_result = FUNCTION_GONE if result.service_error.status == 404 else \
+                    f"PROBLEM: {result.service_error.message}"
+                await asyncio.sleep(POLL)
+                continue
             self.stats.batches += 1
-            if result.service_error is None and result.function_error is None:
+            if result.function_error is None:
                 break
             self.stats.errors += 1
             tries += 1
@@ -242,15 +251,15 @@ class StreamPoller:
             event = [self._record(shard_id, r) for r in attempt.records]
             extra = tw.fields(shard_id, m.source_arn, final=False) if tw is not None else {}
             last = await self.invoker(m.function, m.qualifier, _encode({"Records": event, **extra}))
-            stats.batches += 1
-            stats.records += len(attempt.records)
             stats.throttles += last.throttles
             if last.service_error is not None:
-                stats.errors += 1
-                stats.last_result = f"PROBLEM: {last.service_error.message}"
+                stats.last_result = FUNCTION_GONE if last.service_error.status == 404 else \
+                    f"PROBLEM: {last.service_error.message}"
                 attempts.appendleft(attempt)  # never ran: the same attempt again, not counted
                 await asyncio.sleep(POLL)
                 continue
+            stats.batches += 1
+            stats.records += len(attempt.records)
             outcome = responses.interpret(last.body, function_error=last.function_error is not None,
                                           report_failures=self.report, ids=[str(r.seq) for r in attempt.records])
             verdict = tw.read(last.body) if tw is not None and outcome.kind != "failure" else "ok"
