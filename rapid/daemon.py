@@ -45,6 +45,7 @@ from rapid.registry.sqlite_store import SQLiteRegistryStore
 from rapid.registry.store import RegistryStoreError
 from rapid.queues.sqs_api import SqsAPI
 from rapid.queues.sqs_live import LiveQueues
+from rapid.queues.sqs_query import SqsQueryAPI, is_query
 from rapid.queues.store import Journal
 from rapid.sources import metrics as esm_metrics
 from rapid.sources.pollers import Pollers
@@ -110,7 +111,8 @@ async def serve_forever(config: Config) -> int:
         undo.callback(journal.close)
         queues = LiveQueues(journal, host.region, config.account_id)  # the pollers' way in: .receive, .delete
         undo.callback(queues.close)
-        app.targets["AmazonSQS"] = SqsAPI(queues)
+        app.targets["AmazonSQS"] = sqs_api = SqsAPI(queues)
+        app.query_protocol = (is_query, SqsQueryAPI(sqs_api))  # older SDKs: Action=..., XML answers
         streams = KinesisAPI(journal, host.region, config.account_id)  # the pollers' way in: .read
         app.targets["Kinesis_20131202"] = streams
         mappings = MappingStore(registry.store)  # event source mappings: in the registry's database
