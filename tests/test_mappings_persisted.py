@@ -114,3 +114,39 @@ def test_a_window_whose_state_outgrows_1_mb_is_terminated_early(tmp_path: Path) 
         assert after and after[0]["keys"] == [] and after[0]["n"] == 1 and after[0]["window"] == early[0]["window"]
         assert all(not i["early"] for i in got if i is not early[0])
         lam.delete_event_source_mapping(UUID=m["UUID"])
+
+
+def test_a_stream_batch_cut_short_by_a_kill_runs_again_and_is_counted(tmp_path: Path) -> None:
+    slow = (
+        "import base64, json, time\n"
+        "def handler(e, c):\n"
+        "    data = [base64.b64decode(r['kinesis']['data']).decode() for r in e['Records']]\n"
+        "    print('KD ' + json.dumps(data), flush=True)\n"
+        "    for d in data:\n"
+        "        if d.startswith('slow:'):\n"
+        "            time.sleep(max(0.0, float(d[5:]) - time.time()))\n"
+        "    return {}\n"
+    )
+    data = str(tmp_path / "data")
+    with run_server(["--data-dir", data], expect_exit=None) as d:
+        lam, kin, _ = clients(d)
+        lam.create_function(FunctionName="kin-dup", Runtime="python3.12", Handler="app.handler", Role=ROLE,
+                            Code={"ZipFile": python_zip(slow)}, Timeout=30)
+        wait_active(lam, "kin-dup")
+        kin.create_stream(StreamName="kin-dup-s", ShardCount=1)
+        put(kin, "kin-dup-s", [("k", f"r{i}") for i in range(4)] + [("k", f"slow:{time.time() + 5}")])
+        m = lam.create_event_source_mapping(EventSourceArn=stream_arn("kin-dup-s"), FunctionName="kin-dup",
+                                            StartingPosition="TRIM_HORIZON", BatchSize=10)
+        d.wait_for_line(r"KD \[", timeout=30)  # the batch is running (the function sleeps)
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait()
+    with run_server(["--data-dir", data]) as d:
+        line = d.wait_for_line(r"KD \[", timeout=30)  # read again from the checkpoint: at least once
+        assert json.loads(line.split("KD ", 1)[1])[:4] == ["r0", "r1", "r2", "r3"]
+
+        def redelivered() -> float:
+            metrics = d.request("GET", "/metrics").body.decode()
+            found = [x for x in metrics.splitlines() if x.startswith("rapid_esm_redelivered_total{") and m["UUID"] in x]
+            return float(found[0].rsplit(" ", 1)[1]) if found else 0.0
+
+        wait_for(lambda: redelivered() == 5, 20, "the five possible duplicates counted")

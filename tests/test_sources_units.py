@@ -95,7 +95,10 @@ def test_a_window_is_saved_and_restored_with_its_checkpoint(tmp_path) -> None:  
     ms.checkpoint("u1", "shardId-000000000000", 10 ** 55, w.saved())
     ms.checkpoint("u1", "shardId-000000000001", 5)
     assert ms.checkpoints("u1") == {"shardId-000000000000": 10 ** 55, "shardId-000000000001": 5}
-    seq, saved = ms.positions("u1")["shardId-000000000000"]
+    seq, saved, inflight = ms.positions("u1")["shardId-000000000000"]
+    assert inflight is None
+    ms.checkpoint("u1", "shardId-000000000001", 5, None, inflight=9)
+    assert ms.positions("u1")["shardId-000000000001"] == (5, None, 9)
     again = Window(60)
     again.restore(saved)
     assert (seq, again.start, again.state) == (10 ** 55, 120.0, {"n": 7})

@@ -4,7 +4,8 @@ A mapping is one immutable ``Mapping`` record under kind ``mapping`` (key: its U
 replaced whole on every change; a Kinesis shard's checkpoint is the last sequence number
 the mapping has finished with, under kind ``checkpoint`` (key ``UUID/shardId``), with the
 shard's open tumbling window and its state beside it when the mapping has one (one record,
-so the state and the position it belongs to are written together). Both are written
+so the state and the position it belongs to are written together), and the last sequence
+number of the read in flight (so a restart can count the records it sends again). Both are written
 through the registry's store before the API answers or the poller reads on, so a restart
 resumes every mapping in its last state and every shard where it stopped, window and all.
 A mapping's counters (``rapid.sources.stats``) are kept under kind ``mapping-stats`` (key:
@@ -67,9 +68,10 @@ class MappingStore:
         self.store.delete("mapping-stats", uuid)
         self.mappings.pop(uuid, None)
 
-    def positions(self, uuid: str) -> dict[str, tuple[int, dict[str, Any] | None]]:
-        """shardId -> (the last sequence number done, the open tumbling window or None)."""
-        out: dict[str, tuple[int, dict[str, Any] | None]] = {}
+    def positions(self, uuid: str) -> dict[str, tuple[int, dict[str, Any] | None, int | None]]:
+        """shardId -> (the last sequence number done, the open tumbling window or None, the
+        last sequence number of the read that was in flight or None)."""
+        out: dict[str, tuple[int, dict[str, Any] | None, int | None]] = {}
         for key, body in self.store.load("checkpoint"):
             if key.startswith(f"{uuid}/"):
                 out[key.partition("/")[2]] = _position(bytes(body))
@@ -77,10 +79,15 @@ class MappingStore:
 
     def checkpoints(self, uuid: str) -> dict[str, int]:
         """shardId -> the last sequence number done."""
-        return {shard: seq for shard, (seq, _) in self.positions(uuid).items()}
+        return {shard: seq for shard, (seq, _, _) in self.positions(uuid).items()}
 
-    def checkpoint(self, uuid: str, shard_id: str, seq: int, window: dict[str, Any] | None = None) -> None:
-        body = str(seq).encode() if window is None else msgspec.json.encode({"seq": str(seq), "window": window})
+    def checkpoint(self, uuid: str, shard_id: str, seq: int, window: dict[str, Any] | None = None,
+                   inflight: int | None = None) -> None:
+        if window is None and inflight is None:
+            body = str(seq).encode()
+        else:
+            body = msgspec.json.encode({"seq": str(seq), "window": window,
+                                        "inflight": str(inflight) if inflight is not None else None})
         self.store.put("checkpoint", f"{uuid}/{shard_id}", body)
 
     def stats(self) -> dict[str, bytes]:
@@ -95,8 +102,9 @@ class MappingStore:
         return f"<MappingStore {len(self.mappings)} mappings>"
 
 
-def _position(body: bytes) -> tuple[int, dict[str, Any] | None]:
+def _position(body: bytes) -> tuple[int, dict[str, Any] | None, int | None]:
     if body.startswith(b"{"):
         record = msgspec.json.decode(body)
-        return int(record["seq"]), record.get("window")
-    return int(body), None
+        inflight = record.get("inflight")
+        return int(record["seq"]), record.get("window"), int(inflight) if inflight is not None else None
+    return int(body), None, None

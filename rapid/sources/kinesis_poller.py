@@ -17,7 +17,10 @@ as an attempt, so nothing is lost; only MaximumRecordAgeInSeconds gives its reco
 mapping's LastProcessingResult says ``PROBLEM: Function not found.`` meanwhile.
 
 The checkpoint (the last sequence number done) is written to the registry's store each time
-it moves, before the next read, so a restart resumes after it: at least once. A batch
+it moves, before the next read, so a restart resumes after it: at least once. Before a read
+is sent to the function its last sequence number is written beside the checkpoint too: after
+a restart the records up to it that run again are counted (``redelivered``), the possible
+duplicates of at-least-once delivery. A batch
 given up goes to the OnFailure destination as AWS's ``KinesisBatchInfo`` record (a
 built-in SQS queue, or a function invoked asynchronously), or is only counted without one.
 
@@ -81,6 +84,8 @@ class StreamPoller:
         self.windows: dict[str, Window] = {}  # TumblingWindowInSeconds: the open window per shard
         self.tasks: list[asyncio.Task[None]] = []
         self.positions: dict[str, int] = {}
+        self.inflight: dict[str, int | None] = {}  # per shard: the last sequence number of the read being run
+        self.suspect: dict[str, int] = {}  # per shard: records up to this ran before a restart
         self._wakeups: list[asyncio.Event] = []
         self._region = streams.service.region
         self._account = streams.service.account
@@ -122,7 +127,9 @@ class StreamPoller:
     def _shards(self, s: Stream) -> None:
         done = self.store.positions(self.mapping.uuid)
         for shard in s.shards:
-            after, window = done.get(shard.id, (None, None))
+            after, window, inflight = done.get(shard.id, (None, None, None))
+            if inflight is not None and after is not None and inflight > after:
+                self.suspect[shard.id] = inflight
             if window and self.mapping.tumbling_window:
                 self.windows.setdefault(shard.id, Window(self.mapping.tumbling_window)).restore(window)
             if after is None:
@@ -174,11 +181,13 @@ class StreamPoller:
                 got = tw.take(got)  # a batch never spans two windows
             keep = [r for r in got if self._passes(shard_id, r)] if self.patterns else got
             self.stats.filtered += len(got) - len(keep)
+            self._in_flight(shard_id, keep)
             if keep and m.parallelization > 1 and tw is None:
                 await self._lanes(shard_id, keep)
             elif keep:  # what the filters drop counts as done: the checkpoint moves past it
                 await self._batch(shard_id, keep, tw)
             after = max(self.positions[shard_id], got[-1].seq)
+            self.inflight[shard_id] = None
             self._checkpoint(shard_id, after)
 
     def _record(self, shard_id: str, r: Record) -> dict[str, Any]:
@@ -188,6 +197,17 @@ class StreamPoller:
     def _passes(self, shard_id: str, r: Record) -> bool:
         return filters.matches_any(self.patterns, filters.kinesis_view(self._record(shard_id, r)))
 
+    def _in_flight(self, shard_id: str, records: list[Record]) -> None:
+        """Before ``records`` go to the function: their end is written beside the checkpoint;
+        those a daemon before a restart had sent already are counted as redelivered."""
+        if not records:
+            return
+        suspect = self.suspect.pop(shard_id, None)
+        if suspect is not None:
+            self.stats.redelivered += sum(1 for r in records if r.seq <= suspect)
+        self.inflight[shard_id] = records[-1].seq
+        self._checkpoint(shard_id, None, window_changed=True)
+
     def _checkpoint(self, shard_id: str, seq: int | None, *, window_changed: bool = False) -> None:
         """Move the shard's checkpoint (with its open window, in the same record)."""
         if seq is not None and seq > self.positions[shard_id] or window_changed:
@@ -195,7 +215,7 @@ class StreamPoller:
                 self.positions[shard_id] = seq
             tw = self.windows.get(shard_id)
             self.store.checkpoint(self.mapping.uuid, shard_id, self.positions[shard_id],
-                                  tw.saved() if tw is not None else None)
+                                  tw.saved() if tw is not None else None, self.inflight.get(shard_id))
 
     async def _lanes(self, shard_id: str, got: list[Record]) -> None:
         """ParallelizationFactor N: the records split by partition key into N lanes (a key

@@ -10,7 +10,7 @@ metric                                                    type   meaning
 ``rapid_esm_filtered_total{uuid,function}``               count  records FilterCriteria dropped
 ``rapid_esm_throttles_total{uuid,function}``              count  throttled submissions, waited out
 ``rapid_esm_given_up_total{uuid,function}``               count  Kinesis records sent to OnFailure
-``rapid_esm_redelivered_total{uuid,function}``            count  SQS messages received before: duplicates?
+``rapid_esm_redelivered_total{uuid,function}``            count  sent again: the possible duplicates
 ``rapid_esm_oldest_message_age_seconds{uuid,function}``   gauge  SQS: oldest message of the last batch
 ``rapid_esm_iterator_age_seconds{uuid,function}``         gauge  Kinesis: behind the tip after a read
 ========================================================  =====  ======================================
@@ -37,7 +37,7 @@ _SERIES = (
     ("throttles", "rapid_esm_throttles_total", "counter", "Throttled batch submissions, waited out."),
     ("given_up", "rapid_esm_given_up_total", "counter", "Stream records given up (to OnFailure)."),
     ("redelivered", "rapid_esm_redelivered_total", "counter",
-     "SQS messages sent to the function again (received before): the possible duplicates."),
+     "SQS messages received before, stream records read again after a restart: the possible duplicates."),
 )
 
 

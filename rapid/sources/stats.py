@@ -17,7 +17,7 @@ class Stats:
     failed_records: int = 0  # records that came back (SQS) or were retried (Kinesis)
     filtered: int = 0  # records FilterCriteria dropped
     throttles: int = 0  # throttled submissions, each waited out
-    redelivered: int = 0  # SQS: messages received before (a failed batch, a kill): possible duplicates
+    redelivered: int = 0  # possible duplicates: SQS messages received before; stream records sent before a restart
     given_up: int = 0  # Kinesis records sent to OnFailure (or dropped without one)
     oldest_age_ms: int = 0  # SQS: age of the oldest message of the last batch
     iterator_age_ms: int = 0  # Kinesis: how far behind the tip the last read left a shard
