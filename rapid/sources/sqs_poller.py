@@ -18,7 +18,7 @@ that), so groups run one batch at a time, in order; after a partial failure ever
 message of the failed group stays too, so the group is never reordered.
 
 Scaling: 5 workers to start; a worker that gathers a full batch, and so saw a backlog, adds
-one more (at most one a second) up to the cap: ScalingConfig.MaximumConcurrency, the
+one more (at most one every 0.2 s: Lambda adds up to 300 a minute) up to the cap: ScalingConfig.MaximumConcurrency, the
 function's reserved concurrency, and the host's capacity; past the cap (the reservation
 went down) a worker leaves after its batch. A worker that waits a whole long
 poll for nothing leaves, down to 5. A batch the admission rule holds back waits and is sent
@@ -51,6 +51,7 @@ from rapid.sources.stats import Stats
 
 START_WORKERS = 5
 LONG_POLL = 20.0
+SCALE_EVERY = 0.2  # seconds between two added workers: 300 a minute, Lambda's SQS scaling rate
 FUNCTION_POLL = 1.0  # while the function is gone, how often a worker looks for it again
 _encode = msgspec.json.Encoder().encode
 
@@ -122,7 +123,7 @@ class SqsPoller:
                 continue
             if len(batch) >= self.mapping.batch_size and len(self.workers) < self.cap:
                 now = time.monotonic()
-                if now - self._last_scale >= 1.0:
+                if now - self._last_scale >= SCALE_EVERY:
                     self._last_scale = now
                     self._spawn()
             await self._run(batch)
