@@ -16,7 +16,6 @@ from tests.daemon import run_server
 from tests.test_mappings_kinesis import HANDLER as KHANDLER
 from tests.test_mappings_kinesis import put, seen, stream_arn
 from tests.test_mappings_sqs import HANDLER, clients, wait_for
-from tests.test_mappings_sqs import seen as sqs_seen
 
 ACCOUNT = "000000000000"
 
@@ -25,6 +24,12 @@ ACCOUNT = "000000000000"
 def daemon(tmp_path_factory):  # type: ignore[no-untyped-def]
     with run_server(["--data-dir", str(tmp_path_factory.mktemp("gone"))]) as d:
         yield d
+
+
+def sqs_seen(d) -> list[str]:  # type: ignore[no-untyped-def]
+    """The bodies the SQS test function logged (``BATCH {...}``; not the stream one's ``KBATCH``)."""
+    return [b for line in list(d.lines) if line.startswith("BATCH ") or " BATCH " in line
+            for b in json.loads(line.split("BATCH ", 1)[1])["bodies"]]
 
 
 def delete_and_wait(lam, name: str) -> None:  # type: ignore[no-untyped-def]

@@ -87,12 +87,13 @@ class App:
                 if self.guard is not None:
                     self.guard.check(req)
                 return service(req, rid)
-            if self.query_protocol is not None and self.query_protocol[0](req):
-                if self.guard is not None:
-                    self.guard.check(req)
-                return self.query_protocol[1](req, rid)
             found = self.router.match(req.method, req.path)
             if not isinstance(found, tuple):
+                # no route: a query-protocol request (POST / or to a queue's URL, Action=...)?
+                if self.query_protocol is not None and self.query_protocol[0](req):
+                    if self.guard is not None:
+                        self.guard.check(req)
+                    return self.query_protocol[1](req, rid)
                 if req.path.startswith(DASHBOARD):  # after the routes: /_rapid/code/ is the API's
                     return self.dashboard(req, conn, rid)
                 raise unknown_operation()

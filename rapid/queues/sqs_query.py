@@ -108,7 +108,10 @@ _NO_RESULT = {"DeleteMessage", "DeleteQueue", "PurgeQueue", "SetQueueAttributes"
 
 
 def is_query(req: Request) -> bool:
-    """A query-protocol SQS request: a form-encoded POST, or a GET, naming an ``Action``."""
+    """A query-protocol SQS request (the router found no route for it): a form-encoded POST,
+    or a GET naming an ``Action``, to ``/`` or to a queue's URL (``/ACCOUNT/NAME``)."""
+    if req.path.strip("/").count("/") > 1:
+        return False
     if req.method == "POST":
         return req.headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
     return req.method == "GET" and "Action=" in req.query
