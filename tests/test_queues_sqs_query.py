@@ -151,3 +151,12 @@ def test_raw_query_requests(tmp_path: Path) -> None:
         assert r.status == 400 and b"<Code>" in r.body
         r = d.request("POST", "/", b"QueueName=x", form)
         assert r.status == 400 and b"<Code>MissingParameter</Code>" in r.body and b"Action" in r.body
+
+
+def test_a_form_encoded_invoke_is_still_an_invoke(echo_fn) -> None:  # type: ignore[no-untyped-def]
+    """urllib sends every POST with data as ``application/x-www-form-urlencoded``: the query
+    protocol takes only what no route does, so such an invoke still reaches its function."""
+    with run_server(["--function", f"f={echo_fn}"]) as d:
+        r = d.request("POST", "/2015-03-31/functions/f/invocations", b'{"hello": "form"}',
+                      {"Content-Type": "application/x-www-form-urlencoded"})
+        assert r.status == 200 and json.loads(r.body) == {"hello": "form"}
