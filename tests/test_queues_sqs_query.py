@@ -46,6 +46,20 @@ batch = sqs.send_message_batch(QueueUrl=q, Entries=[{"Id": "a", "MessageBody": "
                                                     {"Id": "b", "MessageBody": ""}])
 out["batch"] = {"ok": [e["Id"] for e in batch.get("Successful", [])],
                 "failed": [(e["Id"], e["Code"], e["SenderFault"]) for e in batch.get("Failed", [])]}
+sqs.set_queue_attributes(QueueUrl=q, Attributes={"DelaySeconds": "0", "MaximumMessageSize": "2048"})
+sqs.tag_queue(QueueUrl=q, Tags={"env": "dev"})
+out["tags"] = sqs.list_queue_tags(QueueUrl=q)["Tags"]
+sqs.untag_queue(QueueUrl=q, TagKeys=["team"])
+out["tags_after"] = sqs.list_queue_tags(QueueUrl=q)["Tags"]
+got = sqs.receive_message(QueueUrl=q, WaitTimeSeconds=1)["Messages"]
+changed = sqs.change_message_visibility_batch(QueueUrl=q, Entries=[
+    {"Id": "c", "ReceiptHandle": got[0]["ReceiptHandle"], "VisibilityTimeout": 0},
+    {"Id": "d", "ReceiptHandle": "not-a-handle", "VisibilityTimeout": 0}])
+out["changed"] = {"ok": [e["Id"] for e in changed["Successful"]], "failed": [e["Id"] for e in changed["Failed"]]}
+got = sqs.receive_message(QueueUrl=q, WaitTimeSeconds=1)["Messages"]
+deleted = sqs.delete_message_batch(QueueUrl=q, Entries=[{"Id": "e", "ReceiptHandle": got[0]["ReceiptHandle"]}])
+out["deleted"] = [e["Id"] for e in deleted["Successful"]]
+out["max_size"] = sqs.get_queue_attributes(QueueUrl=q, AttributeNames=["MaximumMessageSize"])["Attributes"]
 errors = {}
 for name, call in (("missing_queue", lambda: sqs.get_queue_url(QueueName="nope")),
                    ("bad_value", lambda: sqs.receive_message(QueueUrl=q, MaxNumberOfMessages=11)),
@@ -86,7 +100,11 @@ def test_boto3_of_the_query_protocol_era(tmp_path: Path) -> None:
     assert out["batch"]["ok"] == ["a"] and out["batch"]["failed"][0][0] == "b" and out["batch"]["failed"][0][2]
     assert out["errors"]["missing_queue"][:3] == ["AWS.SimpleQueueService.NonExistentQueue", "Sender", 400]
     assert out["errors"]["bad_value"][:3] == ["InvalidParameterValue", "Sender", 400]
-    assert out["errors"]["too_big"][0] == "InvalidParameterValue" and "262144" in out["errors"]["too_big"][3]
+    assert out["errors"]["too_big"][0] == "InvalidParameterValue"
+    assert "Message must be shorter than 2048 bytes" in out["errors"]["too_big"][3]  # the queue's own size
+    assert out["tags"] == {"team": "a", "env": "dev"} and out["tags_after"] == {"env": "dev"}
+    assert out["changed"] == {"ok": ["c"], "failed": ["d"]} and out["deleted"] == ["e"]
+    assert out["max_size"] == {"MaximumMessageSize": "2048"}
     assert out["after_delete"] == []
 
 
