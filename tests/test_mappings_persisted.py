@@ -111,7 +111,10 @@ def test_a_window_whose_state_outgrows_1_mb_is_terminated_early(tmp_path: Path) 
         # then c in the same window with a fresh state.
         assert len(early) == 1 and early[0]["final"] and early[0]["keys"] == ["a", "b"] and early[0]["n"] == 0
         after = got[got.index(early[0]) + 1:]
-        assert after and after[0]["keys"] == [] and after[0]["n"] == 1 and after[0]["window"] == early[0]["window"]
+        c = next(i for i in after if i["n"] == 1)
+        assert c["keys"] == []  # a fresh state
+        if not any(i["final"] for i in after[:after.index(c)]):  # (no window boundary passed meanwhile)
+            assert c["window"] == early[0]["window"]  # the same window goes on
         assert all(not i["early"] for i in got if i is not early[0])
         lam.delete_event_source_mapping(UUID=m["UUID"])
 
