@@ -153,3 +153,37 @@ def test_a_stream_batch_cut_short_by_a_kill_runs_again_and_is_counted(tmp_path: 
             return float(found[0].rsplit(" ", 1)[1]) if found else 0.0
 
         wait_for(lambda: redelivered() == 5, 20, "the five possible duplicates counted")
+
+
+def test_a_failing_final_invoke_is_retried_until_it_succeeds(tmp_path: Path) -> None:
+    # AWS: the window's final invocation suspends the shard until it succeeds, whatever
+    # MaximumRetryAttempts says (here 0).
+    flaky = (
+        "import base64, json\n"
+        "finals = 0\n"
+        "def handler(e, c):\n"
+        "    global finals\n"
+        "    if e['isFinalInvokeForWindow']:\n"
+        "        finals += 1\n"
+        "        if finals < 3:\n"
+        "            raise RuntimeError('not yet')\n"
+        "        print('FINAL ' + json.dumps(e['state']), flush=True)\n"
+        "        return {'state': {}}\n"
+        "    add = sum(int(base64.b64decode(r['kinesis']['data'])) for r in e['Records'])\n"
+        "    return {'state': {'total': e['state'].get('total', 0) + add}}\n"
+    )
+    with run_server(["--data-dir", str(tmp_path / "data")]) as d:
+        lam, kin, _ = clients(d)
+        lam.create_function(FunctionName="tw-flaky", Runtime="python3.12", Handler="app.handler", Role=ROLE,
+                            Code={"ZipFile": python_zip(flaky)})
+        wait_active(lam, "tw-flaky")
+        kin.create_stream(StreamName="tw-flaky-s", ShardCount=1)
+        m = lam.create_event_source_mapping(EventSourceArn=stream_arn("tw-flaky-s"), FunctionName="tw-flaky",
+                                            StartingPosition="TRIM_HORIZON", TumblingWindowInSeconds=1,
+                                            MaximumRetryAttempts=0, BatchSize=10)
+        put(kin, "tw-flaky-s", [("k", "2"), ("k", "3")])
+        def totals() -> int:  # (the two records may straddle a window boundary: sum every final)
+            return sum(json.loads(x.split("FINAL ", 1)[1]).get("total", 0) for x in list(d.lines) if "FINAL {" in x)
+
+        wait_for(lambda: totals() == 5, 60, "the final invoke to succeed at last")
+        lam.delete_event_source_mapping(UUID=m["UUID"])

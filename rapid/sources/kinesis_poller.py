@@ -228,8 +228,9 @@ class StreamPoller:
         await asyncio.gather(*(self._batch(shard_id, lane, None, checkpoints=False) for lane in lanes if lane))
 
     async def _final(self, shard_id: str, tw: Window, *, early: bool = False) -> None:
-        """The window's last invocation: no records, its state; retried as a batch would be.
-        ``early``: its state outgrew the cap; the same window then goes on with ``{}``."""
+        """The window's last invocation: no records, its state; retried until it succeeds
+        (the shard waits meanwhile, as on AWS). ``early``: its state outgrew the cap; the same
+        window then goes on with ``{}``."""
         m = self.mapping
         payload = _encode({"Records": [], **tw.fields(shard_id, m.source_arn, final=True, early=early)})
         tries = 0
@@ -243,10 +244,11 @@ class StreamPoller:
             self.stats.batches += 1
             if result.function_error is None:
                 break
+            # AWS: "If the invocation fails, your Lambda function suspends further processing
+            # until a successful invocation" (MaximumRetryAttempts does not end it).
             self.stats.errors += 1
+            self.stats.last_result = "PROBLEM: Function call failed"
             tries += 1
-            if 0 <= m.max_retries < tries:
-                break
             await asyncio.sleep(min(5.0, 0.1 * 2 ** min(tries - 1, 6)))
         if early:
             tw.terminate_early()
