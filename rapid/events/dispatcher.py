@@ -101,7 +101,6 @@ class Dispatcher:
         self.scratch = scratch
         cfg = host.config
         self.scale = float(cfg.async_time_scale)
-        self.async_concurrency = cfg.async_concurrency
         self.region, self.account = host.region, cfg.account_id
         self.lanes: dict[str, Lane] = {}
         self.stopping = False
