@@ -12,6 +12,7 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import uvloop
@@ -120,6 +121,9 @@ async def serve_forever(config: Config) -> int:
         app.more_metrics.append(lambda: esm_metrics.render(mappings.mappings, pollers.stats))
         journal.start(asyncio.get_running_loop())
         app.serve_urls(registry)
+        templates = _templates(config, app, host)  # rapid.template: checked before anything listens
+        if templates is not None:
+            app.ready = lambda: templates.ready
         try:
             limits = Limits(
                 header_timeout=config.http_header_timeout, idle_timeout=config.http_idle_timeout, answer_after_eof=True
@@ -136,12 +140,19 @@ async def serve_forever(config: Config) -> int:
         pollers.start()
         port = server.sockets[0].getsockname()[1]
         url_configs.port = port  # FunctionUrl addresses name the port actually bound
+        if templates is not None:
+            try:
+                await templates.start(port)
+            except ValueError as exc:  # a TemplateError: the file, line and resource
+                raise ConfigError(str(exc)) from None
         names = sorted(host.functions)
         shown = ", ".join(names) if len(names) <= 20 else ", ".join(names[:20]) + f" and {len(names) - 20} more"
         say(f"listening on http://{config.host}:{port} (functions: {shown})")
         await _until_signalled()
         say("shutting down")
         server.close()
+        if templates is not None:
+            await templates.close()
         events.stop_dispatching()
         await pollers.stop()  # batches cut short come back: messages after their visibility timeout
         await host.shutdown()
@@ -154,6 +165,21 @@ def _registry_store(data_dir: str) -> SQLiteRegistryStore:
         return SQLiteRegistryStore(data_dir)
     except RegistryStoreError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _templates(config: Config, app: App, host: Host) -> Any:
+    """The template service (``rapid.template.service``), imported only when one is given."""
+    if not config.template:
+        return None
+    from rapid.template.loader import TemplateError
+    from rapid.template.service import TemplateService
+
+    service = TemplateService(config, app, host, say)
+    try:
+        service.check()
+    except TemplateError as exc:
+        raise ConfigError(str(exc)) from None
+    return service
 
 
 def _tell_events(events: Dispatcher, event: str, name: str) -> None:
