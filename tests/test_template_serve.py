@@ -140,7 +140,11 @@ def test_a_layered_function_its_alias_and_watch(tmp_path: Path) -> None:
             return json.loads(out["Payload"].read()), out["ExecutedVersion"]
 
         assert live() == ({"said": "hi from the layer", "code": "v1"}, "1")
-        layers = lam.get_function(FunctionName="LayeredFunction")["Configuration"]["Layers"]
+        got = lam.get_function(FunctionName="LayeredFunction")
+        assert got["Concurrency"] == {"ReservedConcurrentExecutions": 5}
+        pc = lam.get_provisioned_concurrency_config(FunctionName="LayeredFunction", Qualifier="live")
+        assert pc["RequestedProvisionedConcurrentExecutions"] == 1
+        layers = got["Configuration"]["Layers"]
         assert [l["Arn"] for l in layers] == ["arn:aws:lambda:us-east-1:000000000000:layer:shared:1"]
         # edit the code: the next invokes run it, on a new version the alias moved to
         src = app / "src" / "app.py"

@@ -10,7 +10,7 @@ LayerVersion (both)             the layer version's ARN
 Lambda::Version                 the version's ARN            Version, FunctionArn
 Lambda::Alias                   the alias's ARN              AliasArn (Ref)
 Lambda::Url                     the function's ARN           FunctionUrl, FunctionArn
-Serverless Api / HttpApi        an API id                    RootResourceId, ApiEndpoint
+Serverless Api / HttpApi        its logical id                   RootResourceId, ApiEndpoint
 anything else                   its logical id               Arn (a made-up ARN)
 ==============================  ===========================  ==================================
 
@@ -79,7 +79,7 @@ def ref(t: Template, name: str, line: int | None) -> Any:
         if tail == "Version":
             return t.known.get((base, "Version"), f"{function_arn(t, fn)}:1")
     if name in IMPLICIT_APIS and name not in t.resources:
-        return name.lower()[:10]  # the API SAM makes for Api / HttpApi events without an ApiId
+        return name  # the API SAM makes for Api / HttpApi events without an ApiId
     if name not in t.resources:
         raise IntrinsicError(f"Template format error: Unresolved resource dependencies [{name}] in the "
                              "Resources block of the template", line)
@@ -98,9 +98,7 @@ def ref(t: Template, name: str, line: int | None) -> Any:
         return f"{function_arn(t, _function_of(t, name, line))}:{_prop(t, name, 'Name')}"
     if r.type == "AWS::Lambda::Url":
         return function_arn(t, _function_of(t, name, line))
-    if r.type in APIS:
-        return name.lower()[:10]
-    return name
+    return name  # an API's id is its logical id here; anything else's too
 
 
 def attribute(t: Template, name: str, attr: str, line: int | None) -> Any:
