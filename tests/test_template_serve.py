@@ -194,8 +194,10 @@ def test_applying_again_changes_nothing_and_removed_functions_go(tmp_path: Path)
     args = ["--template", str(app / "template.yaml"), "--api-port", "0", "--data-dir", str(data)]
     with run_server(args) as daemon:
         assert any("changed: HelloWorldFunction, UsersFunction" in l for l in daemon.stderr)
+        assert daemon.request("GET", "/healthz").status == 200  # its signal handlers are in place now
     with run_server(args) as daemon:
         assert any("applied (2 functions; changed: none)" in l for l in daemon.stderr)
+        assert daemon.request("GET", "/healthz").status == 200
     text = (app / "template.yaml").read_text()
     start = text.index("  UsersFunction:")
     (app / "template.yaml").write_text(text[:start] + text[text.index("Outputs:"):])
