@@ -197,3 +197,34 @@ def test_zip_folder_is_deterministic_and_keeps_modes(tmp_path: Path) -> None:
     z = zipfile.ZipFile(io.BytesIO(first))
     assert z.namelist() == ["bootstrap", "sub/a.txt"]
     assert (z.getinfo("bootstrap").external_attr >> 16) & 0o777 == 0o755
+
+
+async def test_the_scheduler_fires_replaces_and_closes() -> None:
+    import asyncio
+
+    from rapid.template.scheduler import Job, Scheduler, scheduled_event
+
+    fired: list[tuple[str, str | None, dict]] = []  # type: ignore[type-arg]
+
+    async def invoke(function: str, qualifier: str | None, payload: bytes) -> None:
+        fired.append((function, qualifier, json.loads(payload)))
+
+    s = Scheduler(invoke, print, "us-east-1", "000000000000", time_scale=0.001)  # a minute in 60 ms
+    tick = Job(rule="tick", function="f", qualifier="live", expression="rate(1 minute)")
+    once = Job(rule="once", function="g", qualifier=None, expression="cron(* * * * ? *)", input='{"k": 1}')
+    s.replace([tick, once])
+    deadline = asyncio.get_running_loop().time() + 20
+    while sum(f[0] == "f" for f in fired) < 3 or not any(f[0] == "g" for f in fired):
+        assert asyncio.get_running_loop().time() < deadline, fired
+        await asyncio.sleep(0.01)
+    first = next(f for f in fired if f[0] == "f")
+    assert first[1] == "live" and first[2]["resources"] == ["arn:aws:events:us-east-1:000000000000:rule/tick"]
+    assert next(f for f in fired if f[0] == "g")[2] == {"k": 1}
+    task = s._tasks[tick]
+    s.replace([tick])  # unchanged: the same task; removed: cancelled
+    assert s._tasks[tick] is task and once not in s._tasks
+    await s.close()
+    assert task.cancelled() or task.done()
+    v2 = scheduled_event(Job("r", "f", None, "rate(1 day)", scheduler=True), __import__("datetime").datetime.now(),
+                         "us-east-1", "0")
+    assert v2 == b"{}"
