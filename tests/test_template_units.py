@@ -228,3 +228,22 @@ async def test_the_scheduler_fires_replaces_and_closes() -> None:
     v2 = scheduled_event(Job("r", "f", None, "rate(1 day)", scheduler=True), __import__("datetime").datetime.now(),
                          "us-east-1", "0")
     assert v2 == b"{}"
+
+
+def test_template_settings_from_toml_env_and_flags(tmp_path: Path) -> None:
+    from rapid.config import ConfigError, load
+
+    (tmp_path / "rapid.toml").write_text('template = "t.yaml"\nparameter_overrides = {Stage = "prod"}\n'
+                                         'watch = true\napi_port = 0\n')
+    c = load({"config": str(tmp_path / "rapid.toml")}, environ={}, cwd="/")
+    assert (c.template, c.parameter_overrides, c.watch, c.api_port) == (str(tmp_path / "t.yaml"), {"Stage": "prod"},
+                                                                         True, 0)
+    assert c.functions == {} and not c.dropin  # a template alone is a service, not a drop-in
+    c = load({"template": "x.yaml", "parameter_overrides": ["A=1", "ParameterKey=B,ParameterValue=2=3"]},
+             environ={}, cwd="/")
+    assert c.parameter_overrides == {"A": "1", "B": "2=3"}
+    c = load({"template": "x.yaml"}, environ={"RAPID_PARAMETER_OVERRIDES": "A=1 B=2", "RAPID_WATCH": "1",
+                                              "RAPID_API_PORT": "3001"}, cwd="/")
+    assert (c.parameter_overrides, c.watch, c.api_port) == ({"A": "1", "B": "2"}, True, 3001)
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        load({"template": "x.yaml", "parameter_overrides": ["nothing"]}, environ={}, cwd="/")
