@@ -114,8 +114,12 @@ def test_log_store_streams_events_and_escapes(tmp_path: Path) -> None:
     events = reader.events("fn", [streams["2026/12/01/[$LATEST]aaa"]])
     assert [e.message for e in events] == ["START RequestId: 1 Version: $LATEST",
                                            "a line\nwith a newline and a \\ backslash"]
-    assert len({e.event_id for e in reader.events("fn")}) == 3
-    assert reader.events("fn", start=events[-1].timestamp + 1) == []
+    every = reader.events("fn")
+    assert len({e.event_id for e in every}) == 3
+    newest = max(e.timestamp for e in every)
+    assert reader.events("fn", start=newest + 1) == []
+    assert reader.events("fn", start=newest) == [e for e in every if e.timestamp == newest]
+    assert reader.events("fn", end=min(e.timestamp for e in every)) == []
 
 
 def test_log_store_caps_a_function(tmp_path: Path) -> None:
