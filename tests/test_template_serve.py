@@ -123,8 +123,8 @@ def test_a_scheduled_function_gets_eventbridge_events() -> None:
         assert first["source"] == "aws.events" and first["detail"] == {} and first["account"] == "000000000000"
         assert first["resources"] == ["arn:aws:events:us-east-1:000000000000:rule/every-minute"]
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", first["time"])
-        times = [e["time"] for e in scheduled]
-        assert times == sorted(times) and len(set(times)) == len(times)  # one a minute, in order
+        times = [e["time"] for e in scheduled if e["resources"] == first["resources"]]
+        assert len(set(times)) == len(times)  # each firing its own minute (two may run on two instances)
         assert {"job": "never"} not in events()  # Enabled: false
 
 
