@@ -173,8 +173,9 @@ def test_a_layered_function_its_alias_and_watch(tmp_path: Path) -> None:
         assert versions == ["$LATEST", "1", "2", "3", "4"]
 
 
-def test_plain_cloudformation_in_json() -> None:
-    with run_server(["--template", str(FIXTURES / "plain" / "template.yaml")]) as daemon:
+def test_plain_cloudformation_in_json(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with run_server(["--template", str(FIXTURES / "plain" / "template.yaml"), "--data-dir", str(data)]) as daemon:
         lam = client(daemon)
         out = lam.invoke(FunctionName="plain-fn", Qualifier="prod")
         assert json.loads(out["Payload"].read()) == {"plain": True} and out["ExecutedVersion"] == "1"
@@ -185,7 +186,10 @@ def test_plain_cloudformation_in_json() -> None:
         q = sqs(daemon)
         q.send_message(QueueUrl=q.get_queue_url(QueueName="plain-jobs")["QueueUrl"], MessageBody="job-1")
         daemon.wait_for_line(r"plain got .*job-1", timeout=20)
-
+    with run_server(["--template", str(FIXTURES / "plain" / "template.yaml"), "--data-dir", str(data)]) as daemon:
+        assert any("applied (1 function; changed: none)" in line for line in daemon.stderr)
+        again = client(daemon).list_event_source_mappings(FunctionName="plain-fn")["EventSourceMappings"]
+        assert [m["UUID"] for m in again] == [mappings[0]["UUID"]]  # the same mapping, kept
 
 def test_applying_again_changes_nothing_and_removed_functions_go(tmp_path: Path) -> None:
     app = tmp_path / "app"
