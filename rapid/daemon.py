@@ -12,6 +12,7 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import uvloop
@@ -22,6 +23,7 @@ from rapid.api.functions import FunctionsAPI
 from rapid.api.guard import Guard, is_loopback, read_credentials
 from rapid.api.invoke import InvokeAPI
 from rapid.api.layers import LayersAPI
+from rapid.api.logs import LogsAPI
 from rapid.api.mappings import MappingsAPI
 from rapid.api.shapes import MAX_CONTROL_REQUEST, Context
 from rapid.api.url_config import FunctionUrlsAPI
@@ -37,6 +39,7 @@ from rapid.host.host import Host
 from rapid.http.protocol import Limits
 from rapid.http.server import listen
 from rapid.logs import LogSink
+from rapid.logs.store import LogReader, LogStore
 from rapid.supervisor.reaper import split_if_pid1
 from rapid.registry.code_store import CodeStore
 from rapid.registry.mappings import MappingStore
@@ -82,6 +85,9 @@ async def serve_forever(config: Config) -> int:
         except RuntimeError as exc:
             raise ConfigError(str(exc)) from None
         undo.callback(host.close)
+        if config.log_max_bytes:  # function logs kept in the data dir (rapid.logs)
+            host.log_store = LogStore(os.path.join(data_dir, "logs"), max(65536, config.log_max_bytes))
+            undo.callback(host.log_store.close)
         if scratch:
             host.guardian.scratch_folder(data_dir)  # gone even if the daemon is SIGKILLed
         for name, fc in config.functions.items():
@@ -115,6 +121,9 @@ async def serve_forever(config: Config) -> int:
         app.query_protocol = (is_query, SqsQueryAPI(sqs_api))  # older SDKs: Action=..., XML answers
         streams = KinesisAPI(journal, host.region, config.account_id)  # the pollers' way in: .read
         app.targets["Kinesis_20131202"] = streams
+        app.targets["Logs_20140328"] = LogsAPI(host.log_store, LogReader(os.path.join(data_dir, "logs")),
+                                               lambda: sorted(set(host.functions) | set(registry.latest)),
+                                               host.region, config.account_id)  # for `aws logs tail`
         mappings = MappingStore(registry.store)  # event source mappings: in the registry's database
         mappings.load()
         pollers = Pollers(mappings, host, registry, queues, streams, say, events)
@@ -122,6 +131,9 @@ async def serve_forever(config: Config) -> int:
         app.more_metrics.append(lambda: esm_metrics.render(mappings.mappings, pollers.stats))
         journal.start(asyncio.get_running_loop())
         app.serve_urls(registry)
+        templates = _templates(config, app, host)  # rapid.template: checked before anything listens
+        if templates is not None:
+            app.ready = lambda: templates.ready
         try:
             limits = Limits(
                 header_timeout=config.http_header_timeout, idle_timeout=config.http_idle_timeout, answer_after_eof=True
@@ -138,12 +150,19 @@ async def serve_forever(config: Config) -> int:
         pollers.start()
         port = server.sockets[0].getsockname()[1]
         url_configs.port = port  # FunctionUrl addresses name the port actually bound
+        if templates is not None:
+            try:
+                await templates.start(port)
+            except ValueError as exc:  # a TemplateError: the file, line and resource
+                raise ConfigError(str(exc)) from None
         names = sorted(host.functions)
         shown = ", ".join(names) if len(names) <= 20 else ", ".join(names[:20]) + f" and {len(names) - 20} more"
         say(f"listening on http://{config.host}:{port} (functions: {shown})")
         await _until_signalled()
         say("shutting down")
         server.close()
+        if templates is not None:
+            await templates.close()
         events.stop_dispatching()
         await pollers.stop()  # batches cut short come back: messages after their visibility timeout
         await host.shutdown()
@@ -156,6 +175,21 @@ def _registry_store(data_dir: str) -> SQLiteRegistryStore:
         return SQLiteRegistryStore(data_dir)
     except RegistryStoreError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _templates(config: Config, app: App, host: Host) -> Any:
+    """The template service (``rapid.template.service``), imported only when one is given."""
+    if not config.template:
+        return None
+    from rapid.template.loader import TemplateError
+    from rapid.template.service import TemplateService
+
+    service = TemplateService(config, app, host, say)
+    try:
+        service.check()
+    except TemplateError as exc:
+        raise ConfigError(str(exc)) from None
+    return service
 
 
 def _tell_events(events: Dispatcher, event: str, name: str) -> None:
