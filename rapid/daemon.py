@@ -64,6 +64,7 @@ async def serve_forever(config: Config) -> int:
     # Whatever start-up took is given back however it ends: a configuration error, a port
     # in use, or a clean shutdown (every step below is safe to undo twice).
     with contextlib.ExitStack() as undo:
+        stop = _stop_on_signal(undo)  # first: a SIGTERM during start-up still ends with exit 0
         data_dir = config.data_dir
         scratch = data_dir is None
         if data_dir is None:
@@ -158,7 +159,8 @@ async def serve_forever(config: Config) -> int:
         names = sorted(host.functions)
         shown = ", ".join(names) if len(names) <= 20 else ", ".join(names[:20]) + f" and {len(names) - 20} more"
         say(f"listening on http://{config.host}:{port} (functions: {shown})")
-        await _until_signalled()
+        await stop.wait()
+        _default_signals()  # a second Ctrl-C or SIGTERM during shutdown acts at once, as before
         say("shutting down")
         server.close()
         if templates is not None:
@@ -212,16 +214,24 @@ def _guard(config: Config) -> Guard | None:
     return Guard(None)
 
 
-async def _until_signalled() -> None:
+def _stop_on_signal(undo: contextlib.ExitStack) -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT, from now until ``undo`` closes.
+
+    Installed before anything starts, so a signal that arrives while the daemon is still
+    starting (before "listening") is kept: start-up finishes, then the daemon shuts down
+    cleanly and exits 0, instead of dying with the signal's default action."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
+    undo.callback(_default_signals)
+    return stop
+
+
+def _default_signals() -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
 
 
 def machine_capacity() -> tuple[int, int]:
