@@ -17,7 +17,8 @@ import msgspec
 import uvloop
 
 from rapid.api.app import App
-from rapid.api.concurrency import ConcurrencyAPI
+from rapid.api.autoscaling import AutoScalingAPI
+from rapid.api.concurrency import ConcurrencyAPI, check_provisioned
 from rapid.api.functions import FunctionsAPI
 from rapid.api.guard import Guard, is_loopback, read_credentials
 from rapid.api.invoke import InvokeAPI
@@ -26,7 +27,10 @@ from rapid.api.mappings import MappingsAPI
 from rapid.api.shapes import MAX_CONTROL_REQUEST, Context
 from rapid.api.url_config import FunctionUrlsAPI
 from rapid.api.versions import VersionsAPI
+from rapid.autoscaling.runner import Autoscaler
+from rapid.autoscaling.service import AutoScaling
 from rapid.config import Config, ConfigError
+from rapid.core.scaled_clock import ScaledClock
 from rapid.core.errors import MAX_SYNC_REQUEST
 from rapid.events.dispatcher import Dispatcher
 from rapid.events.sqlite_store import SQLiteStore
@@ -120,6 +124,14 @@ async def serve_forever(config: Config) -> int:
         app.more_metrics.append(lambda: esm_metrics.render(mappings.mappings, pollers.stats))
         journal.start(asyncio.get_running_loop())
         app.serve_urls(registry)
+        # Provisioned-concurrency autoscaling (rapid.autoscaling), on its own scalable clock.
+        scaling_clock = ScaledClock(config.scaling_time_scale)
+        scaling = AutoScaling(registry, scaling_clock.now)
+        scaling.load()
+        autoscaler = Autoscaler(scaling, host, scaling_clock,
+                                lambda name, q, n: check_provisioned(registry, host, name, q, n))
+        app.targets["AnyScaleFrontendService"] = AutoScalingAPI(scaling, autoscaler)
+        app.more_metrics.append(autoscaler.metrics)
         try:
             limits = Limits(
                 header_timeout=config.http_header_timeout, idle_timeout=config.http_idle_timeout, answer_after_eof=True
@@ -134,6 +146,7 @@ async def serve_forever(config: Config) -> int:
         deployment.started()
         events.start()
         pollers.start()
+        autoscaler.start()
         port = server.sockets[0].getsockname()[1]
         url_configs.port = port  # FunctionUrl addresses name the port actually bound
         names = sorted(host.functions)
@@ -144,6 +157,7 @@ async def serve_forever(config: Config) -> int:
         server.close()
         events.stop_dispatching()
         await pollers.stop()  # batches cut short come back: messages after their visibility timeout
+        await autoscaler.stop()
         await host.shutdown()
         await events.close()  # running attempts that did not finish go back to the queue on disk
         return 0
