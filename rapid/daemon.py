@@ -18,6 +18,8 @@ import uvloop
 
 from rapid.api.app import App
 from rapid.api.autoscaling import AutoScalingAPI
+from rapid.api.codedeploy import CodeDeployAPI
+from rapid.api.deployments_view import DeploymentsView
 from rapid.api.concurrency import ConcurrencyAPI, check_provisioned
 from rapid.api.functions import FunctionsAPI
 from rapid.api.guard import Guard, is_loopback, read_credentials
@@ -31,6 +33,7 @@ from rapid.autoscaling.runner import Autoscaler
 from rapid.autoscaling.service import AutoScaling
 from rapid.config import Config, ConfigError
 from rapid.core.scaled_clock import ScaledClock
+from rapid.deployments.service import Deployments
 from rapid.core.errors import MAX_SYNC_REQUEST
 from rapid.events.dispatcher import Dispatcher
 from rapid.events.sqlite_store import SQLiteStore
@@ -132,6 +135,11 @@ async def serve_forever(config: Config) -> int:
                                 lambda name, q, n: check_provisioned(registry, host, name, q, n))
         app.targets["AnyScaleFrontendService"] = AutoScalingAPI(scaling, autoscaler)
         app.more_metrics.append(autoscaler.metrics)
+        # Gradual deployments of aliases (rapid.deployments): the template applier's host.deployments.
+        host.deployments = Deployments(registry, host, scaling_clock, say)
+        host.deployments.load()
+        app.targets["CodeDeploy_20141006"] = CodeDeployAPI(host.deployments)
+        app.add(DeploymentsView(host.deployments))
         try:
             limits = Limits(
                 header_timeout=config.http_header_timeout, idle_timeout=config.http_idle_timeout, answer_after_eof=True
@@ -158,6 +166,7 @@ async def serve_forever(config: Config) -> int:
         events.stop_dispatching()
         await pollers.stop()  # batches cut short come back: messages after their visibility timeout
         await autoscaler.stop()
+        await host.deployments.stop()  # running deployments roll back
         await host.shutdown()
         await events.close()  # running attempts that did not finish go back to the queue on disk
         return 0

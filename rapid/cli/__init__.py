@@ -25,6 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_parser(sub)
     bench.add_parser(sub)
     add_queue(sub)  # rapid queue
+    from rapid.cli import deployments
+
+    deployments.add_parser(sub)  # rapid deployments
     return p
 
 
@@ -40,6 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rapid.events.cli import main as queue_main
 
         return queue_main(ns)
+    if name == "deployments":
+        from rapid.cli.deployments import main as deployments_main
+
+        return deployments_main(ns)
     if name == "check":
         from rapid.cli.check import run as check_run
 

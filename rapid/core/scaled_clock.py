@@ -25,6 +25,10 @@ class ScaledClock:
         """Epoch seconds on this clock."""
         return self.anchor + (self._real() - self.anchor) / self.scale
 
+    def at(self, real: float) -> float:
+        """This clock's reading at the real epoch time ``real`` (a record's timestamp)."""
+        return self.anchor + (real - self.anchor) / self.scale
+
     def real_seconds(self, seconds: float) -> float:
         """How long ``seconds`` of this clock take in real time."""
         return seconds * self.scale
