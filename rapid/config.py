@@ -98,6 +98,13 @@ class Config(Struct, forbid_unknown_fields=True, kw_only=True):
     credentials: str | None = None  # an AWS credentials file: SigV4 on the management API
     allow_unauthenticated: bool = False  # an open management API on a non-loopback address
     functions: dict[Name, FunctionConfig] = {}
+    # A SAM / CloudFormation application (rapid.template), applied through the control plane.
+    template: str | None = None
+    parameter_overrides: dict[str, str] = {}
+    watch: bool = False  # apply the template again when it or its code changes
+    api_port: Annotated[int, Meta(ge=0, le=65535)] = 3000  # its Api / HttpApi events
+    schedule_time_scale: Annotated[float, Meta(gt=0, le=1)] = 1.0  # runs Schedule events faster (tests)
+    log_max_bytes: Annotated[int, Meta(ge=65536)] = 16 * 1024 * 1024  # kept log per function (rapid.logs)
     # Derived: the function served in drop-in mode (`-- CMD`, or a searched bootstrap), named
     # `function` or AWS_LAMBDA_FUNCTION_NAME; "" when there is none.
     dropin_function: str = ""
@@ -162,6 +169,14 @@ ENV_VARS = {
     "concurrency": "RAPID_CONCURRENCY",
     "extensions": "RAPID_EXTENSIONS",
 }
+# Templates and logs (rapid.template, rapid.logs).
+SERVER_KEYS += ("template", "parameter_overrides", "watch", "api_port", "schedule_time_scale", "log_max_bytes")
+_INTS += ("api_port", "log_max_bytes")
+_FLOATS += ("schedule_time_scale",)
+_BOOLS += ("watch",)
+ENV_VARS.update(template="RAPID_TEMPLATE", parameter_overrides="RAPID_PARAMETER_OVERRIDES", watch="RAPID_WATCH",
+                api_port="RAPID_API_PORT", schedule_time_scale="RAPID_SCHEDULE_TIME_SCALE",
+                log_max_bytes="RAPID_LOG_MAX_BYTES")
 RIE_VARS = {
     "timeout": "AWS_LAMBDA_FUNCTION_TIMEOUT",
     "memory": "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
@@ -223,7 +238,7 @@ def load(
     command = flat.get("command")
     # With a data dir and nothing to serve, rapid is the Lambda service alone: functions
     # come through the API. Without one, it looks for a bootstrap as the RIE does.
-    service_only = command is None and not functions and bool(merged.get("data_dir"))
+    service_only = command is None and not functions and bool(merged.get("data_dir") or merged.get("template"))
     if command is not None or (not functions and not service_only):
         dropin = _dropin(command, environ, shared, cwd)
         name = environ.get("AWS_LAMBDA_FUNCTION_NAME") or "function"
@@ -296,6 +311,8 @@ def _read_toml(path: str, cwd: str) -> tuple[dict[str, Any], dict[str, dict[str,
 
 def _number(key: str, value: Any) -> Any:
     """CLI and env values arrive as strings; the Struct's types decide what they must be."""
+    if key == "parameter_overrides" and not isinstance(value, dict):
+        return _overrides(value)
     if isinstance(value, str) and key in _INTS:
         try:
             return int(value)
@@ -366,3 +383,21 @@ def _check_async_targets(name: str, fn: FunctionConfig, config: Config) -> None:
                          functions=config.functions, owner=name)
         except TargetError as exc:
             raise ConfigError(f"functions.{name}.{key}: {exc}") from None
+
+
+def _overrides(value: Any) -> dict[str, str]:
+    """``--parameter-overrides``: ``Key=Value`` items, or the CLI's ``ParameterKey=K,ParameterValue=V``."""
+    items = value.split() if isinstance(value, str) else list(value)
+    out: dict[str, str] = {}
+    for item in items:
+        if item.startswith("ParameterKey="):
+            parts = dict(p.partition("=")[::2] for p in item.split(","))
+            if "ParameterValue" not in parts:
+                raise ConfigError(f"parameter_overrides {item!r}: expected ParameterKey=K,ParameterValue=V")
+            out[parts["ParameterKey"]] = parts["ParameterValue"]
+            continue
+        key, sep, val = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"parameter_overrides {item!r}: expected KEY=VALUE")
+        out[key] = val
+    return out

@@ -12,6 +12,7 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import uvloop
@@ -140,6 +141,10 @@ async def serve_forever(config: Config) -> int:
         host.deployments.load()
         app.targets["CodeDeploy_20141006"] = CodeDeployAPI(host.deployments)
         app.add(DeploymentsView(host.deployments))
+        templates = _templates(config, app, host)  # rapid.template: checked before anything listens
+        if templates is not None:
+            app.ready = lambda: templates.ready
+            host.deployments.alarm_source = lambda: templates.load().alarms  # AWS::CloudWatch::Alarm
         try:
             limits = Limits(
                 header_timeout=config.http_header_timeout, idle_timeout=config.http_idle_timeout, answer_after_eof=True
@@ -157,12 +162,19 @@ async def serve_forever(config: Config) -> int:
         autoscaler.start()
         port = server.sockets[0].getsockname()[1]
         url_configs.port = port  # FunctionUrl addresses name the port actually bound
+        if templates is not None:
+            try:
+                await templates.start(port)
+            except ValueError as exc:  # a TemplateError: the file, line and resource
+                raise ConfigError(str(exc)) from None
         names = sorted(host.functions)
         shown = ", ".join(names) if len(names) <= 20 else ", ".join(names[:20]) + f" and {len(names) - 20} more"
         say(f"listening on http://{config.host}:{port} (functions: {shown})")
         await _until_signalled()
         say("shutting down")
         server.close()
+        if templates is not None:
+            await templates.close()
         events.stop_dispatching()
         await pollers.stop()  # batches cut short come back: messages after their visibility timeout
         await autoscaler.stop()
@@ -177,6 +189,21 @@ def _registry_store(data_dir: str) -> SQLiteRegistryStore:
         return SQLiteRegistryStore(data_dir)
     except RegistryStoreError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _templates(config: Config, app: App, host: Host) -> Any:
+    """The template service (``rapid.template.service``), imported only when one is given."""
+    if not config.template:
+        return None
+    from rapid.template.loader import TemplateError
+    from rapid.template.service import TemplateService
+
+    service = TemplateService(config, app, host, say)
+    try:
+        service.check()
+    except TemplateError as exc:
+        raise ConfigError(str(exc)) from None
+    return service
 
 
 def _tell_events(events: Dispatcher, event: str, name: str) -> None:

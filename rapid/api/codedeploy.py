@@ -127,7 +127,8 @@ class CodeDeployAPI:
             code = "DeploymentConfigDoesNotExistException" if "Type" in str(exc) else "InvalidRevisionException"
             raise DeploymentError(code, str(exc)) from None
         start = self.deployments.start(function_name=target.function, alias=target.alias,
-                                       from_version=target.current, to_version=target.target, preference=preference)
+                                       from_version=target.current, to_version=target.target, preference=preference,
+                                       again=True)
 
         async def started() -> dict[str, Any]:
             return {"deploymentId": await start}

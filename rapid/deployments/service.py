@@ -86,7 +86,9 @@ class Deployments:
         self.say = say
         self.invoke = Invoker(host)
         self.records: dict[str, Deployment] = {}
-        self.alarm_definitions: dict[str, dict[str, Any]] = {}  # a template's AWS::CloudWatch::Alarm properties
+        self.alarm_definitions: dict[str, dict[str, Any]] = {}  # AWS::CloudWatch::Alarm properties by name
+        # The template's alarms as they are now (its logical ids: what !Ref gives), read at each start.
+        self.alarm_source: Callable[[], dict[str, dict[str, Any]]] | None = None
         self._live: dict[str, _Live] = {}
         self._hooks: dict[str, tuple[str, asyncio.Future[str]]] = {}  # hook execution id -> (deployment, verdict)
         self._unsubscribe: Callable[[], None] | None = None
@@ -125,9 +127,13 @@ class Deployments:
     # -- start ----------------------------------------------------------------------------
 
     async def start(self, *, function_name: str, alias: str, from_version: str | None, to_version: str,
-                    preference: dict[str, Any] | Preference) -> str:
+                    preference: dict[str, Any] | Preference, again: bool = False) -> str:
         """Begin moving ``alias`` of ``function_name`` to ``to_version``; its id (the
-        deployment runs on; ``wait(id)`` awaits its end). Raises ``DeploymentError``."""
+        deployment runs on; ``wait(id)`` awaits its end). Raises ``DeploymentError``.
+
+        Applied again while the same move runs, it goes on (the same id). A version whose
+        last deployment failed its alarms or hooks is not deployed again from the same
+        version (a template applied again with that code unchanged) unless ``again``."""
         try:
             pref = preference if isinstance(preference, Preference) else preference_of(preference)
         except PreferenceError as exc:
@@ -138,6 +144,16 @@ class Deployments:
             reg.version(function_name, to_version)
         except ServiceError as exc:
             raise DeploymentError("DeploymentTargetDoesNotExistException", exc.message) from None
+        for lv in self._live.values():
+            if (lv.deployment.function, lv.deployment.alias, lv.deployment.to_version) == (
+                    function_name, alias, to_version):
+                return lv.deployment.id  # applied again while it runs: it goes on
+        last = next((d for d in self.listed() if (d.function, d.alias) == (function_name, alias)), None)
+        if not again and last is not None and last.to_version == to_version and last.error_code in (
+                "ALARM_ACTIVE", "HOOK_EXECUTION_FAILURE") and from_version == last.from_version:
+            self.say(f"deployment of {function_name}:{alias} to version {to_version} not started again: "
+                     f"{last.id} failed ({last.reason}); change the code to deploy a new version")
+            return last.id
         d = Deployment(
             id="d-" + "".join(random.choices(string.ascii_uppercase + string.digits, k=9)),
             function=function_name, alias=alias, from_version=from_version, to_version=to_version, type=pref.type,
@@ -157,8 +173,14 @@ class Deployments:
             self._finish(d, Phase.SUCCEEDED, None, rollback=False)
             return d.id
         rules = guards(to_version)
+        definitions = dict(self.alarm_definitions)
+        if self.alarm_source is not None and any(isinstance(a, str) for a in pref.alarms):
+            try:
+                definitions.update(self.alarm_source())
+            except Exception as exc:  # noqa: BLE001 - a template gone bad: its alarms are reported missing
+                self.say(f"deployment {d.id}: the template's alarms could not be read: {exc}")
         for alarm in pref.alarms:
-            name, props = (alarm, self.alarm_definitions.get(alarm)) if isinstance(alarm, str) else (
+            name, props = (alarm, definitions.get(alarm)) if isinstance(alarm, str) else (
                 str(alarm.get("AlarmName", "alarm")), alarm)
             if props is None:
                 self._step(d, "Start", "Skipped", f"alarm {name} is not defined in the template; "
