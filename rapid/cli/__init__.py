@@ -25,9 +25,11 @@ def _parser() -> argparse.ArgumentParser:
     check.add_parser(sub)
     bench.add_parser(sub)
     add_queue(sub)  # rapid queue
-    from rapid.cli import deployments
+    from rapid.cli import deploy, deployments, pipeline
 
     deployments.add_parser(sub)  # rapid deployments
+    deploy.add_parser(sub)  # rapid deploy
+    pipeline.add_parser(sub)  # rapid pipeline run
     return p
 
 
@@ -43,6 +45,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rapid.events.cli import main as queue_main
 
         return queue_main(ns)
+    if name == "deploy":
+        from rapid.cli.deploy import run as deploy_run
+
+        return deploy_run(ns)
+    if name == "pipeline":
+        from rapid.cli.pipeline import run as pipeline_run
+
+        return pipeline_run(ns)
     if name == "deployments":
         from rapid.cli.deployments import main as deployments_main
 

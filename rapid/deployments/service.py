@@ -127,13 +127,16 @@ class Deployments:
     # -- start ----------------------------------------------------------------------------
 
     async def start(self, *, function_name: str, alias: str, from_version: str | None, to_version: str,
-                    preference: dict[str, Any] | Preference, again: bool = False) -> str:
+                    preference: dict[str, Any] | Preference, again: bool = False,
+                    alarms: dict[str, dict[str, Any]] | None = None) -> str:
         """Begin moving ``alias`` of ``function_name`` to ``to_version``; its id (the
         deployment runs on; ``wait(id)`` awaits its end). Raises ``DeploymentError``.
 
         Applied again while the same move runs, it goes on (the same id). A version whose
         last deployment failed its alarms or hooks is not deployed again from the same
-        version (a template applied again with that code unchanged) unless ``again``."""
+        version (a template applied again with that code unchanged) unless ``again``.
+        ``alarms`` gives CloudWatch alarm properties by name (a remote ``rapid deploy``'s
+        template), beside those the daemon's own template defines."""
         try:
             pref = preference if isinstance(preference, Preference) else preference_of(preference)
         except PreferenceError as exc:
@@ -173,7 +176,7 @@ class Deployments:
             self._finish(d, Phase.SUCCEEDED, None, rollback=False)
             return d.id
         rules = guards(to_version)
-        definitions = dict(self.alarm_definitions)
+        definitions = {**self.alarm_definitions, **(alarms or {})}
         if self.alarm_source is not None and any(isinstance(a, str) for a in pref.alarms):
             try:
                 definitions.update(self.alarm_source())
