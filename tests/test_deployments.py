@@ -5,6 +5,7 @@ CreateDeployment with a Lambda AppSpec, followed with GetDeployment and ``rapid 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -212,3 +213,24 @@ def test_codedeploy_errors(daemon: Daemon, lam, cd) -> None:  # type: ignore[no-
         cd.put_lifecycle_event_hook_execution_status(deploymentId="d-NOPE12345", lifecycleEventHookExecutionId="x",
                                                      status="Succeeded")
     assert err.value.response["Error"]["Code"] == "DeploymentDoesNotExistException"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (os.path.exists("/usr/bin/chromium") or os.environ.get("CI")),
+                    reason="needs Debian's chromium (.ci/steps/60-chromium.sh installs it)")
+async def test_the_dashboard_shows_deployments(daemon: Daemon, lam, cd) -> None:  # type: ignore[no-untyped-def]
+    from tests.browser import browser
+
+    name = _function(lam, _answer("a"))
+    two = _publish(lam, name, _answer("b"))
+    did = _deploy(cd, name, "1", two, "CodeDeployDefault.LambdaAllAtOnce")
+    assert _ended(cd, did)["status"] == "Succeeded"
+    async with browser() as page:
+        await page.goto(f"{daemon.url}/_rapid/")
+        await page.wait_for("document.body.dataset.ready === 'true'")
+        cells = await page.wait_for(
+            "(() => { const r = [...document.querySelectorAll('#deployments tbody tr')]"
+            f".find(r => r.textContent.includes('{did}')); return r ? [...r.cells].map(c => c.textContent) : null; }})()")
+        assert cells[2] == f"{name}:live" and cells[4] == "AllAtOnce" and cells[5] == "100 %"
+        assert cells[6] == "Succeeded" and "AllowTraffic 100%" in cells[7]
+        assert page.errors == []
