@@ -68,3 +68,22 @@ def test_pushes_build_test_and_deploy_by_canary(tmp_path: Path) -> None:
         assert _alias(d)["FunctionVersion"] == "2"  # nothing deployed: the unit tests stopped it
         versions = d.request("GET", "/2015-03-31/functions/app-pipeline/versions").json()
         assert [v["Version"] for v in versions["Versions"]] == ["$LATEST", "1", "2"]  # type: ignore[index]
+
+
+def test_rapid_deploy_fails_when_the_pre_traffic_hook_rejects_the_new_code(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    shutil.copytree(BLUEPRINT, app)
+    with run_server(["--data-dir", str(tmp_path / "state")], env={"RAPID_SCALING_TIME_SCALE": "0.01"}) as d:
+        first = run_cli(["deploy", "--url", d.url], cwd=str(app), timeout=120)
+        assert first.returncode == 0, first.stderr
+        assert "no gradual deployment started" in first.stderr and _alias(d)["FunctionVersion"] == "1"
+        source = app / "src" / "app.py"
+        source.write_text(source.read_text().replace("Hello", "Bye"))  # the hook's check fails on it
+        second = run_cli(["deploy", "--url", d.url], cwd=str(app), timeout=120)
+        assert second.returncode == 1, second.stderr
+        assert "BeforeAllowTraffic  Failed  reported Failed" in second.stdout
+        assert "PreTraffic hook app-pipeline-pre-traffic failed" in second.stderr
+        assert _alias(d)["FunctionVersion"] == "1"
+        assert d.invoke("app-pipeline:live", {"name": "x"}).json() == {"message": "Hello, x!"}
+        bad = run_cli(["deploy", "--url", d.url, "--template", "missing.yaml"], cwd=str(app))
+        assert bad.returncode == 2 and "missing.yaml" in bad.stderr
