@@ -26,6 +26,7 @@ from rapid.api.functions import FunctionsAPI
 from rapid.api.guard import Guard, is_loopback, read_credentials
 from rapid.api.invoke import InvokeAPI
 from rapid.api.layers import LayersAPI
+from rapid.api.logs import LogsAPI
 from rapid.api.mappings import MappingsAPI
 from rapid.api.shapes import MAX_CONTROL_REQUEST, Context
 from rapid.api.url_config import FunctionUrlsAPI
@@ -45,6 +46,7 @@ from rapid.host.host import Host
 from rapid.http.protocol import Limits
 from rapid.http.server import listen
 from rapid.logs import LogSink
+from rapid.logs.store import LogReader, LogStore
 from rapid.supervisor.reaper import split_if_pid1
 from rapid.registry.code_store import CodeStore
 from rapid.registry.mappings import MappingStore
@@ -89,6 +91,8 @@ async def serve_forever(config: Config) -> int:
         except RuntimeError as exc:
             raise ConfigError(str(exc)) from None
         undo.callback(host.close)
+        host.log_store = LogStore(os.path.join(data_dir, "logs"), config.log_max_bytes)  # rapid.logs
+        undo.callback(host.log_store.close)
         if scratch:
             host.guardian.scratch_folder(data_dir)  # gone even if the daemon is SIGKILLed
         for name, fc in config.functions.items():
@@ -121,6 +125,9 @@ async def serve_forever(config: Config) -> int:
         app.targets["AmazonSQS"] = SqsAPI(queues)
         streams = KinesisAPI(journal, host.region, config.account_id)  # the pollers' way in: .read
         app.targets["Kinesis_20131202"] = streams
+        app.targets["Logs_20140328"] = LogsAPI(host.log_store, LogReader(host.log_store.root),
+                                               lambda: sorted(set(host.functions) | set(registry.latest)),
+                                               host.region, config.account_id)  # for `aws logs tail`
         mappings = MappingStore(registry.store)  # event source mappings: in the registry's database
         mappings.load()
         pollers = Pollers(mappings, host, registry, queues, streams, say, events)

@@ -30,7 +30,9 @@ def _alias(d: Daemon) -> dict:  # type: ignore[type-arg]
 
 def test_pushes_build_test_and_deploy_by_canary(tmp_path: Path) -> None:
     app, bare = tmp_path / "app", tmp_path / "app.git"
-    shutil.copytree(BLUEPRINT, app)
+    made = run_cli(["init", "app-pipeline-python", str(app)])
+    assert made.returncode == 0, made.stderr
+    assert (app / "pipeline.yaml").exists() and not (app / "blueprint.toml").exists()
     assert _git(tmp_path, "init", "--bare", str(bare)).returncode == 0
     hook = bare / "hooks" / "post-receive"
     shutil.copy(ROOT / "examples" / "pipeline" / "post-receive", hook)
@@ -87,3 +89,16 @@ def test_rapid_deploy_fails_when_the_pre_traffic_hook_rejects_the_new_code(tmp_p
         assert d.invoke("app-pipeline:live", {"name": "x"}).json() == {"message": "Hello, x!"}
         bad = run_cli(["deploy", "--url", d.url, "--template", "missing.yaml"], cwd=str(app))
         assert bad.returncode == 2 and "missing.yaml" in bad.stderr
+
+
+def test_the_blueprint_serves_with_its_template_and_the_pipeline_updates_it(tmp_path: Path) -> None:
+    app = tmp_path / "myapp"
+    assert run_cli(["init", "app-pipeline-python", str(app)]).returncode == 0
+    with run_server(["--template", "template.yaml", "--data-dir", str(tmp_path / "state"), "--api-port", "0"],
+                    cwd=app, env={"RAPID_SCALING_TIME_SCALE": "0.01"}) as d:
+        assert d.invoke("app-pipeline:live", {"name": "rapid"}).json() == {"message": "Hello, rapid!"}
+        source = app / "src" / "app.py"
+        source.write_text(source.read_text() + "\n# v2\n")
+        out = run_cli(["pipeline", "run", "--url", d.url], cwd=str(app), timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert _alias(d)["FunctionVersion"] == "2"  # the same stack (myapp) as rapid serve --template applied

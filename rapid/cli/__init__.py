@@ -1,4 +1,4 @@
-"""The command line: ``rapid serve | check | bench | queue``, one module per subcommand.
+"""The command line: ``rapid serve | check | bench | queue | init | event | logs``, one module per subcommand.
 
 ``main`` splits off ``-- CMD [ARGS...]`` (the runtime command of ``serve``, ``check`` and
 ``bench``) before argparse sees the rest, so a command's own flags are never taken for
@@ -25,6 +25,11 @@ def _parser() -> argparse.ArgumentParser:
     check.add_parser(sub)
     bench.add_parser(sub)
     add_queue(sub)  # rapid queue
+    from rapid.cli import event, init, logs
+
+    init.add_parser(sub)  # rapid init: blueprints (rapid.blueprints)
+    event.add_parser(sub)  # rapid event: sample events
+    logs.add_parser(sub)  # rapid logs: the logs kept per function (rapid.logs)
     from rapid.cli import deploy, deployments, pipeline
 
     deployments.add_parser(sub)  # rapid deployments
@@ -45,6 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rapid.events.cli import main as queue_main
 
         return queue_main(ns)
+    if name in ("init", "event", "logs"):
+        import importlib
+
+        return int(importlib.import_module(f"rapid.cli.{name}").run(ns))
     if name == "deploy":
         from rapid.cli.deploy import run as deploy_run
 

@@ -43,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--url", default=None, help=f"the daemon (default {DEFAULT_URL}) [RAPID_URL]")
     p.add_argument("--parameter-overrides", dest="parameter_overrides", nargs="*", default=[], metavar="KEY=VALUE",
                    help="template parameters")
-    p.add_argument("--stack-name", dest="stack_name", help="the stack's name (default: the template's folder)")
+    p.add_argument("--stack-name", dest="stack_name", help="the stack's name (default: the template's folder, as rapid serve --template names it)")
     p.add_argument("--no-wait", dest="wait", action="store_false", help="do not follow the deployments started")
 
 
@@ -65,7 +65,7 @@ async def deploy(template: str, url: str, overrides: dict[str, str], stack_name:
     from rapid.template.loader import load_template
 
     say = say or (lambda text: print(f"rapid: {text}", file=sys.stderr, flush=True))
-    path, stack = os.path.abspath(template), stack_name or _stack(template)
+    path, stack = os.path.abspath(template), stack_name  # None: the template's folder, as rapid serve names it
     t = load_template(path, overrides, stack_name=stack, endpoint=url)
     if ENDPOINT_PARAMETER in t.parameters and ENDPOINT_PARAMETER not in overrides:
         # A template that asks for rapid's address (its hooks report to CodeDeploy there) gets it.
@@ -74,11 +74,6 @@ async def deploy(template: str, url: str, overrides: dict[str, str], stack_name:
     applier = Applier(Control(RemoteApp(url), host_header=url.split("://", 1)[-1]), RemoteHost(remote), say)
     await applier.apply(t)
     return remote.started
-
-
-def _stack(template: str) -> str:
-    name = os.path.basename(os.path.dirname(os.path.abspath(template))) or "rapid"
-    return "".join(c if c.isalnum() or c == "-" else "-" for c in name).strip("-") or "rapid"
 
 
 def follow(url: str, ids: list[str], timeout: float = 24 * 3600) -> list[dict[str, Any]]:

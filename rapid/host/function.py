@@ -116,9 +116,11 @@ class Function:
 
     # -- logs -----------------------------------------------------------------------------
 
-    def log_line(self, text: str, request_id: str | None = None) -> None:
+    def log_line(self, text: str, request_id: str | None = None, instance: Instance | None = None) -> None:
         self.host.logs.line(self._prefix + text if self._prefix else text)
         self.host.feed.line(self.name, request_id, text)
+        if self.host.log_store is not None:  # kept per log stream in the data dir (rapid.logs)
+            self.host.log_store.function_line(self, text, request_id, instance)
 
     def log_platform(self, inv: Invocation, text: str) -> None:
         self.log_line(text, inv.request_id)
@@ -164,9 +166,10 @@ class Function:
             else:
                 self.provisioned_error = error_type or f"Init {status}"
         if self.json_logs:
-            self.log_line(report.init_report_json(ms, phase, status, error_type, self.init_type(instance)))
+            self.log_line(report.init_report_json(ms, phase, status, error_type, self.init_type(instance)),
+                          instance=instance)
         else:
-            self.log_line(report.init_report_text(ms, phase, status, error_type))
+            self.log_line(report.init_report_text(ms, phase, status, error_type), instance=instance)
 
     # -- scheduling -----------------------------------------------------------------------
 

@@ -75,6 +75,7 @@ class Host:
         self._sweeper: asyncio.Task[None] | None = None
         # Sees every Runtime API request when set (rapid check / bench); None in the daemon.
         self.runtime_tap: RuntimeTap | None = None
+        self.log_store: Any = None  # rapid.logs.store.LogStore: function logs kept in the data dir
 
     def add(self, name: str, config: FunctionConfig, code: Code, *, tagged: bool) -> Function:
         fn = Function(self, name, config, code, tagged=tagged)
