@@ -56,7 +56,15 @@ def _scope(body: dict[str, Any], resource: bool = True) -> str | None:
     dim = _member(body, "ScalableDimension", str, resource)
     if dim is not None and dim != DIMENSION:
         raise validation(f"Unsupported scalable dimension {dim!r} for service namespace lambda: use {DIMENSION}")
-    return _member(body, "ResourceId", str, resource)
+    found: str | None = _member(body, "ResourceId", str, resource)
+    return found
+
+
+def _resource(body: dict[str, Any]) -> str:
+    """The scope of an operation on one scalable target: its (required) resource id."""
+    found = _scope(body)
+    assert found is not None  # required: _member raised otherwise
+    return found
 
 
 def _page(items: list[Any], body: dict[str, Any], most: int = 50) -> tuple[list[Any], str | None]:
@@ -172,7 +180,7 @@ class AutoScalingAPI:
     # -- targets --------------------------------------------------------------------------
 
     def op_RegisterScalableTarget(self, body: dict[str, Any]) -> dict[str, Any]:
-        resource = _scope(body)
+        resource = _resource(body)
         suspended = _member(body, "SuspendedState", dict)
         tags = _member(body, "Tags", dict)
         arn = self.service.register(resource, _member(body, "MinCapacity", int), _member(body, "MaxCapacity", int),
@@ -181,7 +189,7 @@ class AutoScalingAPI:
         return {"ScalableTargetARN": arn}
 
     def op_DeregisterScalableTarget(self, body: dict[str, Any]) -> dict[str, Any]:
-        self.service.deregister(_scope(body))  # type: ignore[arg-type]
+        self.service.deregister(_resource(body))
         return {}
 
     def op_DescribeScalableTargets(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -194,7 +202,7 @@ class AutoScalingAPI:
     # -- policies -------------------------------------------------------------------------
 
     def op_PutScalingPolicy(self, body: dict[str, Any]) -> dict[str, Any]:
-        resource = _scope(body)
+        resource = _resource(body)
         name = _member(body, "PolicyName", str, True)
         kind = _member(body, "PolicyType", str) or "StepScaling"
         if kind != "TargetTrackingScaling":
@@ -215,14 +223,14 @@ class AutoScalingAPI:
         cooldowns = [_member(config, k, int) for k in ("ScaleOutCooldown", "ScaleInCooldown")]
         if any(c is not None and c < 0 for c in cooldowns):
             raise validation("ScaleOutCooldown and ScaleInCooldown must be 0 or more")
-        policy = self.service.put_policy(resource, name, float(value), cooldowns[0], cooldowns[1],  # type: ignore[arg-type]
+        policy = self.service.put_policy(resource, name, float(value), cooldowns[0], cooldowns[1],
                                          bool(_member(config, "DisableScaleIn", bool)),
                                          _member(metric, "ResourceLabel", str))
         return {"PolicyARN": policy.arn, "Alarms": [{"AlarmName": n, "AlarmARN": a} for n, a in policy.alarms]}
 
     def op_DeleteScalingPolicy(self, body: dict[str, Any]) -> dict[str, Any]:
-        resource = _scope(body)
-        self.service.delete_policy(resource, _member(body, "PolicyName", str, True))  # type: ignore[arg-type]
+        resource = _resource(body)
+        self.service.delete_policy(resource, _member(body, "PolicyName", str, True))
         return {}
 
     def op_DescribeScalingPolicies(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -248,21 +256,21 @@ class AutoScalingAPI:
     # -- scheduled actions ----------------------------------------------------------------
 
     def op_PutScheduledAction(self, body: dict[str, Any]) -> dict[str, Any]:
-        resource = _scope(body)
+        resource = _resource(body)
         name = _member(body, "ScheduledActionName", str, True)
         if any(c in name for c in ":/|") or name != name.strip():
             raise validation(f"1 validation error detected: Value '{name}' at 'scheduledActionName' failed to "
                              "satisfy constraint: Member must not contain ':', '/' or '|', nor begin or end with a space")
         action = _member(body, "ScalableTargetAction", dict) or {}
         lo, hi = _member(action, "MinCapacity", int), _member(action, "MaxCapacity", int)
-        self.service.put_action(resource, name, _member(body, "Schedule", str), _member(body, "Timezone", str),  # type: ignore[arg-type]
+        self.service.put_action(resource, name, _member(body, "Schedule", str), _member(body, "Timezone", str),
                                 _member(body, "StartTime", (int, float)), _member(body, "EndTime", (int, float)),
                                 lo, hi)
         return {}
 
     def op_DeleteScheduledAction(self, body: dict[str, Any]) -> dict[str, Any]:
-        resource = _scope(body)
-        self.service.delete_action(resource, _member(body, "ScheduledActionName", str, True))  # type: ignore[arg-type]
+        resource = _resource(body)
+        self.service.delete_action(resource, _member(body, "ScheduledActionName", str, True))
         return {}
 
     def op_DescribeScheduledActions(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import msgspec
@@ -50,7 +50,7 @@ def info(d: Deployment) -> dict[str, Any]:
 class CodeDeployAPI:
     def __init__(self, deployments: Deployments) -> None:
         self.deployments = deployments
-        self._ops = {
+        self._ops: dict[str, Callable[[dict[str, Any]], Any]] = {
             "PutLifecycleEventHookExecutionStatus": self.put_hook_status, "GetDeployment": self.get_deployment,
             "ListDeployments": self.list_deployments, "StopDeployment": self.stop_deployment,
             "CreateDeployment": self.create_deployment,

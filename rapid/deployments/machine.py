@@ -84,5 +84,5 @@ def status(phase: Phase) -> str:
     if phase is P.CREATED:
         return "Created"
     if phase in ENDS:
-        return phase.value
+        return str(phase.value)
     return "InProgress"

@@ -41,7 +41,8 @@ class Deployment(Struct, kw_only=True):
 
     def view(self) -> dict[str, object]:
         """The JSON the dashboard and ``rapid deployments`` show."""
-        return msgspec.to_builtins(self)
+        view: dict[str, object] = msgspec.to_builtins(self)
+        return view
 
 
 encode = msgspec.json.Encoder().encode
