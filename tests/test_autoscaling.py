@@ -98,6 +98,13 @@ def test_target_tracking_scales_out_under_load_and_back_in(daemon: Daemon, lam, 
         t.start()
     try:
         wait_until(lambda: _requested(lam, name) == 3, timeout=120, what="provisioned concurrency at the max")
+
+        def at_max():  # type: ignore[no-untyped-def]
+            acts = aas.describe_scaling_activities(ServiceNamespace="lambda", ResourceId=resource,
+                                                   IncludeNotScaledActivities=True)["ScalingActivities"]
+            return [a for a in acts if a.get("NotScaledReasons")]
+        (held, *_) = wait_until(at_max, timeout=60, what="a not-scaled activity at the max")
+        assert held["NotScaledReasons"] == [{"Code": "AlreadyAtMaxCapacity", "MaxCapacity": 3, "CurrentCapacity": 3}]
         metrics = daemon.request("GET", "/metrics").body.decode()
         assert f'rapid_provisioned_concurrency{{function="{name}",qualifier="live"}} 3' in metrics
         assert f'rapid_provisioned_concurrency_utilization{{function="{name}",qualifier="live"}}' in metrics

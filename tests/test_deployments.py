@@ -106,6 +106,7 @@ class Load:
         self.daemon, self.name = daemon, name
         self.sent = 0
         self.answers: list[tuple[int, str, str | None, bytes]] = []
+        self.sent_at: list[float] = []  # when each answered request was sent (time.monotonic), same order
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._call) for _ in range(callers)]
@@ -114,10 +115,12 @@ class Load:
         while not self._stop.is_set():
             with self._lock:
                 self.sent += 1
+            at = time.monotonic()
             r = self.daemon.request("POST", f"/2015-03-31/functions/{self.name}/invocations?Qualifier=live", b"{}")
             with self._lock:
                 self.answers.append((r.status, r.headers.get("x-amz-executed-version", ""),
                                      r.headers.get("x-amz-function-error"), r.body))
+                self.sent_at.append(at)
 
     def __enter__(self) -> Load:
         for t in self._threads:
@@ -162,8 +165,9 @@ def test_a_bad_version_is_rolled_back_by_its_alarm_within_one_step(daemon: Daemo
     with Load(daemon, name) as load:
         did = _deploy(cd, name, "1", bad, "CodeDeployDefault.LambdaLinear10PercentEvery3Minutes")
         info = _ended(cd, did)
-        settled = len(load.answers)
-        wait_until(lambda: len(load.answers) > settled + 20, timeout=30, what="invocations after the rollback")
+        ended = time.monotonic()  # the alias was rolled back before the deployment ended
+        wait_until(lambda: sum(t > ended for t in load.sent_at) > 20, timeout=30,
+                   what="invocations sent after the rollback")
     assert info["status"] == "Failed" and info["errorInformation"]["code"] == "ALARM_ACTIVE", info
     assert f"new version {bad} errors" in info["errorInformation"]["message"]
     alias = lam.get_alias(FunctionName=name, Name="live")
@@ -173,7 +177,8 @@ def test_a_bad_version_is_rolled_back_by_its_alarm_within_one_step(daemon: Daemo
     for status, version, error, body in load.answers:
         assert (version, error, body) == ("1", None, b'"good"') or (version == bad and error == "Unhandled"), body
     assert any(a[1] == bad for a in load.answers)
-    assert all(a[1] == "1" for a in load.answers[settled + 5:])  # after the rollback, the old version only
+    after = [a for a, t in zip(load.answers, load.sent_at) if t > ended]
+    assert after and all(a[1] == "1" for a in after)  # sent after the rollback: the old version only
     (mine,) = [d for d in daemon.request("GET", "/_rapid/api/deployments").json() if d["id"] == did]  # type: ignore[union-attr]
     assert [e["weight"] for e in mine["events"] if e["event"] == "AllowTraffic"] == [0.1]  # never a second step
     assert any(e["event"] == "Rollback" for e in mine["events"])

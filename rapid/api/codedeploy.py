@@ -20,7 +20,8 @@ import msgspec
 from rapid.deployments.appspec import AppSpecError, lambda_deployment
 from rapid.deployments.model import Deployment
 from rapid.deployments.preferences import Preference
-from rapid.deployments.service import DeploymentError, Deployments
+from rapid.deployments.model import DeploymentError
+from rapid.deployments.service import Deployments
 from rapid.http.message import Request, Response
 
 CONTENT_TYPE = "application/x-amz-json-1.1"

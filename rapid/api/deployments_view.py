@@ -16,7 +16,8 @@ from urllib.parse import parse_qs
 
 from rapid.api.shapes import body_of
 from rapid.core.errors import ServiceError
-from rapid.deployments.service import DeploymentError, Deployments
+from rapid.deployments.model import DeploymentError
+from rapid.deployments.service import Deployments
 from rapid.http.message import Request, Response
 from rapid.http.router import Router
 

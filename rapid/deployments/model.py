@@ -12,6 +12,15 @@ import msgspec
 from msgspec import Struct
 
 
+class DeploymentError(Exception):
+    """A refusal in CodeDeploy's terms (``code``: DeploymentDoesNotExistException, ...)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 class Step(Struct, kw_only=True):
     at: float
     event: str

@@ -42,29 +42,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
-
 from rapid.core.errors import ServiceError
-from rapid.core.naming import parse_function_name
 from rapid.core.scaled_clock import ScaledClock
 from rapid.deployments import machine
 from rapid.deployments.alarms import Record, Rule, guards, rule_of
 from rapid.deployments.machine import Event, Phase
-from rapid.deployments.model import Deployment, Step, decode, encode
+from rapid.deployments.hooks import Hooks
+from rapid.deployments.model import Deployment, DeploymentError, Step, decode, encode
 from rapid.deployments.preferences import Preference, PreferenceError, preference_of, steps
 from rapid.host.host import Host
 from rapid.registry.registry import Registry
-from rapid.sources.invoker import Invoker
 
-HOOK_GRACE = 2.0  # real seconds a hook that returned may still take to report its status
 KEPT = 100  # deployments kept, newest
-
-
-class DeploymentError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass
@@ -84,13 +73,12 @@ class Deployments:
         self.host = host
         self.clock = clock
         self.say = say
-        self.invoke = Invoker(host)
+        self.hooks = Hooks(host)
         self.records: dict[str, Deployment] = {}
         self.alarm_definitions: dict[str, dict[str, Any]] = {}  # AWS::CloudWatch::Alarm properties by name
         # The template's alarms as they are now (its logical ids: what !Ref gives), read at each start.
         self.alarm_source: Callable[[], dict[str, dict[str, Any]]] | None = None
         self._live: dict[str, _Live] = {}
-        self._hooks: dict[str, tuple[str, asyncio.Future[str]]] = {}  # hook execution id -> (deployment, verdict)
         self._unsubscribe: Callable[[], None] | None = None
 
     # -- records --------------------------------------------------------------------------
@@ -325,33 +313,8 @@ class Deployments:
     # -- hooks ----------------------------------------------------------------------------
 
     async def _hook(self, d: Deployment, lifecycle: str, function: str) -> tuple[bool, str]:
-        loop = asyncio.get_running_loop()
-        hook_id = "".join(random.choices(string.ascii_letters + string.digits, k=40))
-        verdict: asyncio.Future[str] = loop.create_future()
-        self._hooks[hook_id] = (d.id, verdict)
         self._step(d, lifecycle, "InProgress", f"invoking {function}")
-        try:
-            target = parse_function_name(function, None, self.host.region, self.host.config.account_id)
-            payload = encode_hook(d.id, hook_id)
-            result = await self.invoke(target.name, target.qualifier, payload)
-            if not verdict.done():
-                if result.service_error is not None:
-                    ok, detail = False, f"{result.service_error.code}: {result.service_error.message}"
-                    return self._hooked(d, lifecycle, ok, detail)
-                if result.function_error:
-                    body = (result.body or b"")[:300].decode("utf-8", "replace")
-                    return self._hooked(d, lifecycle, False, f"the hook function failed: {body}")
-                try:
-                    await asyncio.wait_for(asyncio.shield(verdict), HOOK_GRACE)
-                except asyncio.TimeoutError:
-                    return self._hooked(d, lifecycle, True, "returned without reporting a status (taken as "
-                                                            "Succeeded)")
-            status = verdict.result()
-            return self._hooked(d, lifecycle, status == "Succeeded", f"reported {status}")
-        finally:
-            self._hooks.pop(hook_id, None)
-
-    def _hooked(self, d: Deployment, lifecycle: str, ok: bool, detail: str) -> tuple[bool, str]:
+        ok, detail = await self.hooks.run(d.id, function)
         self._step(d, lifecycle, "Succeeded" if ok else "Failed", detail)
         return ok, detail
 
@@ -360,17 +323,7 @@ class Deployments:
         if deployment_id not in self.records:
             raise DeploymentError("DeploymentDoesNotExistException", f"The deployment {deployment_id} could not "
                                   "be found.")
-        entry = self._hooks.get(hook_id)
-        if entry is None or entry[0] != deployment_id:
-            raise DeploymentError("InvalidLifecycleEventHookExecutionIdException",
-                                  f"The lifecycle event hook execution id {hook_id} is not valid for this deployment.")
-        if status not in ("Succeeded", "Failed"):
-            raise DeploymentError("InvalidLifecycleEventHookExecutionStatusException",
-                                  f"The status {status} is not valid: a hook reports Succeeded or Failed.")
-        if entry[1].done():
-            raise DeploymentError("LifecycleEventAlreadyCompletedException",
-                                  "The lifecycle event hook has already reported its status.")
-        entry[1].set_result(status)
+        self.hooks.report(deployment_id, hook_id, status)
 
     # -- alarms ---------------------------------------------------------------------------
 
@@ -410,6 +363,3 @@ class Deployments:
     def __repr__(self) -> str:
         return f"<Deployments {len(self.records)} kept, {len(self._live)} running, {self.clock!r}>"
 
-
-def encode_hook(deployment_id: str, hook_id: str) -> bytes:
-    return msgspec.json.encode({"DeploymentId": deployment_id, "LifecycleEventHookExecutionId": hook_id})
