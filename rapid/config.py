@@ -104,7 +104,7 @@ class Config(Struct, forbid_unknown_fields=True, kw_only=True):
     watch: bool = False  # apply the template again when it or its code changes
     api_port: Annotated[int, Meta(ge=0, le=65535)] = 3000  # its Api / HttpApi events
     schedule_time_scale: Annotated[float, Meta(gt=0, le=1)] = 1.0  # runs Schedule events faster (tests)
-    log_max_bytes: Annotated[int, Meta(ge=65536)] = 16 * 1024 * 1024  # kept log per function (rapid.logs)
+    log_max_bytes: Annotated[int, Meta(ge=0)] = 16 * 1024 * 1024  # kept log per function (rapid.logs); 0: none
     # Derived: the function served in drop-in mode (`-- CMD`, or a searched bootstrap), named
     # `function` or AWS_LAMBDA_FUNCTION_NAME; "" when there is none.
     dropin_function: str = ""

@@ -91,8 +91,9 @@ async def serve_forever(config: Config) -> int:
         except RuntimeError as exc:
             raise ConfigError(str(exc)) from None
         undo.callback(host.close)
-        host.log_store = LogStore(os.path.join(data_dir, "logs"), config.log_max_bytes)  # rapid.logs
-        undo.callback(host.log_store.close)
+        if config.log_max_bytes:  # function logs kept in the data dir (rapid.logs)
+            host.log_store = LogStore(os.path.join(data_dir, "logs"), max(65536, config.log_max_bytes))
+            undo.callback(host.log_store.close)
         if scratch:
             host.guardian.scratch_folder(data_dir)  # gone even if the daemon is SIGKILLed
         for name, fc in config.functions.items():
@@ -125,7 +126,7 @@ async def serve_forever(config: Config) -> int:
         app.targets["AmazonSQS"] = SqsAPI(queues)
         streams = KinesisAPI(journal, host.region, config.account_id)  # the pollers' way in: .read
         app.targets["Kinesis_20131202"] = streams
-        app.targets["Logs_20140328"] = LogsAPI(host.log_store, LogReader(host.log_store.root),
+        app.targets["Logs_20140328"] = LogsAPI(host.log_store, LogReader(os.path.join(data_dir, "logs")),
                                                lambda: sorted(set(host.functions) | set(registry.latest)),
                                                host.region, config.account_id)  # for `aws logs tail`
         mappings = MappingStore(registry.store)  # event source mappings: in the registry's database

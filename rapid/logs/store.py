@@ -105,7 +105,9 @@ class LogStore:
 
     def line(self, function: str, stream: str, text: str) -> None:
         key = (function, stream)
-        entry = f"{int(time.time() * 1000)}\t{_escape(text)}\n"
+        if "\\" in text or "\n" in text:
+            text = _escape(text)
+        entry = f"{int(time.time() * 1000)}\t{text}\n"
         pending = self._pending.get(key)
         if pending is None:
             self._pending[key] = [entry]

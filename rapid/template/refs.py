@@ -10,12 +10,13 @@ LayerVersion (both)             the layer version's ARN
 Lambda::Version                 the version's ARN            Version, FunctionArn
 Lambda::Alias                   the alias's ARN              AliasArn (Ref)
 Lambda::Url                     the function's ARN           FunctionUrl, FunctionArn
-Serverless Api / HttpApi        an API id                    RootResourceId, ApiEndpoint
+Serverless Api / HttpApi        its logical id                   RootResourceId, ApiEndpoint
 anything else                   its logical id               Arn (a made-up ARN)
 ==============================  ===========================  ==================================
 
 A function's name is its ``FunctionName`` or else its logical id (as ``sam local`` names
-it); a queue's, stream's or layer's likewise. ``MyFunction.Alias`` and ``MyFunction.Version``
+it); a queue's, stream's or layer's likewise. SAM's implicit ``ServerlessRestApi`` and
+``ServerlessHttpApi`` resolve too. ``MyFunction.Alias`` and ``MyFunction.Version``
 (SAM's references to the alias and version ``AutoPublishAlias`` makes) resolve too. Values
 only known once applied (a layer version's number, a version's number, a URL) come from
 ``Template.known`` when the applier has set them.
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 FUNCTIONS = ("AWS::Serverless::Function", "AWS::Lambda::Function")
 LAYERS = ("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion")
 APIS = ("AWS::Serverless::Api", "AWS::Serverless::HttpApi")
+IMPLICIT_APIS = ("ServerlessRestApi", "ServerlessHttpApi")
 
 
 def _prop(t: Template, name: str, key: str) -> Any:
@@ -76,6 +78,8 @@ def ref(t: Template, name: str, line: int | None) -> Any:
             return f"{function_arn(t, fn)}:{alias}"
         if tail == "Version":
             return t.known.get((base, "Version"), f"{function_arn(t, fn)}:1")
+    if name in IMPLICIT_APIS and name not in t.resources:
+        return name  # the API SAM makes for Api / HttpApi events without an ApiId
     if name not in t.resources:
         raise IntrinsicError(f"Template format error: Unresolved resource dependencies [{name}] in the "
                              "Resources block of the template", line)
@@ -94,14 +98,14 @@ def ref(t: Template, name: str, line: int | None) -> Any:
         return f"{function_arn(t, _function_of(t, name, line))}:{_prop(t, name, 'Name')}"
     if r.type == "AWS::Lambda::Url":
         return function_arn(t, _function_of(t, name, line))
-    if r.type in APIS:
-        return name.lower()[:10]
-    return name
+    return name  # an API's id is its logical id here; anything else's too
 
 
 def attribute(t: Template, name: str, attr: str, line: int | None) -> Any:
     if (name, attr) in t.known:
         return t.known[(name, attr)]
+    if name in IMPLICIT_APIS and name not in t.resources:
+        return {"RootResourceId": "root", "ApiEndpoint": t.endpoint}.get(attr, name)
     if name not in t.resources:
         raise IntrinsicError(f"Template error: instance of Fn::GetAtt references undefined resource {name}", line)
     r = t.resources[name]

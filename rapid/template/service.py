@@ -57,7 +57,7 @@ class TemplateService:
         template = self.load()
         self.plans = await self.applier.apply(template)
         self.template = template
-        if self.applier.api is not None and self.api.table.routes:
+        if self.api.table.routes:
             self.api_port = await self.api.start(self.config.host, self.config.api_port)
             for r in self.api.table.routes:
                 self.say(f"template: {r.key} -> {r.function}{':' + r.qualifier if r.qualifier else ''} "
@@ -85,6 +85,9 @@ class TemplateService:
             template = self.load()
             self.plans = await self.applier.apply(template)
             self.template = template
+            if self.api.listener is None and self.api.table.routes:  # the first Api event came now
+                self.api_port = await self.api.start(self.config.host, self.config.api_port)
+                self.say(f"template: the local HTTP API is on http://{self.config.host}:{self.api_port}")
         except TemplateError as exc:
             self.say(f"template: not applied, the last good one still serves: {exc}")
         except Exception as exc:  # noqa: BLE001 - a watch must survive whatever a change brings
