@@ -27,7 +27,11 @@ from typing import Any
 from rapid.cli import deployments as listing
 from rapid.cli.remote import RemoteApp, RemoteDeployments, RemoteHost
 
-DEFAULT_URL = "http://127.0.0.1:8080"
+def default_url() -> str:
+    """RAPID_URL, else rapid on this machine at RAPID_PORT (as rapid serve reads it), else 8080."""
+    return os.environ.get("RAPID_URL") or f"http://127.0.0.1:{os.environ.get('RAPID_PORT') or 8080}"
+
+
 ENDPOINT_PARAMETER = "RapidEndpoint"  # a template Parameter rapid deploy fills with the daemon's URL
 
 
@@ -40,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--template", default="template.yaml", help="the template (default template.yaml)")
-    p.add_argument("--url", default=None, help=f"the daemon (default {DEFAULT_URL}) [RAPID_URL]")
+    p.add_argument("--url", default=None, help="the daemon (default http://127.0.0.1:$RAPID_PORT, else :8080) [RAPID_URL]")
     p.add_argument("--parameter-overrides", dest="parameter_overrides", nargs="*", default=[], metavar="KEY=VALUE",
                    help="template parameters")
     p.add_argument("--stack-name", dest="stack_name", help="the stack's name (default: the template's folder, as rapid serve --template names it)")
@@ -102,7 +106,7 @@ def run(ns: argparse.Namespace) -> int:
     from rapid.template.control import ControlError
     from rapid.template.loader import TemplateError
 
-    url = (ns.url or os.environ.get("RAPID_URL") or DEFAULT_URL).rstrip("/")
+    url = (ns.url or default_url()).rstrip("/")
     try:
         ids = asyncio.run(deploy(ns.template, url, _overrides(ns.parameter_overrides), ns.stack_name))
     except (TemplateError, ValueError) as exc:

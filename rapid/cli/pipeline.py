@@ -102,7 +102,7 @@ def run(ns: argparse.Namespace) -> int:
     if target is None or ns.skip_deploy:
         _say("build passed; nothing deployed")
         return 0
-    url = (ns.url or target.get("url") or os.environ.get("RAPID_URL") or deploy_cli.DEFAULT_URL).rstrip("/")
+    url = (ns.url or target.get("url") or deploy_cli.default_url()).rstrip("/")
     overrides = {str(k): str(v) for k, v in (target.get("parameter-overrides") or {}).items()}
     template = os.path.join(root, target["template"])
     _say(f"[deploy] {target['template']} to {url}")
