@@ -102,3 +102,27 @@ def test_appspec() -> None:
     assert lambda_deployment(yaml_spec, None)[1].type == "AllAtOnce"
     with pytest.raises(AppSpecError):
         lambda_deployment(json.dumps({"Resources": []}), None)
+
+
+def test_window_sums_per_second_and_statistics_match_the_records() -> None:
+    from rapid.deployments.alarms import Rule, Window
+
+    records = [Record(10.2, "2", 100.0), Record(10.7, "2", 300.0, error=True), Record(11.1, "2", 50.0),
+               Record(11.5, "2", throttle=True), Record(11.6, "1", 999.0, error=True)]
+    w = Window(records)
+    assert len(w) == 3  # (10, "2"), (11, "2"), (11, "1")
+    v2 = frozenset({"2"})
+
+    def value(metric: str, stat: str) -> float | None:
+        rule = Rule("r", metric, v2, statistic=stat)
+        return rule.value([b for (s, v), b in w.buckets.items() if v == "2"])
+
+    assert value("Errors", "Sum") == 1 and value("Errors", "Average") == 1 / 3 and value("Errors", "SampleCount") == 3
+    assert (value("Errors", "Maximum"), value("Errors", "Minimum")) == (1.0, 0.0)
+    assert value("Duration", "Average") == 150.0 and value("Duration", "Maximum") == 300.0
+    assert value("Duration", "Minimum") == 50.0
+    assert value("Throttles", "Sum") == 1 and value("Throttles", "SampleCount") == 4
+    assert value("Invocations", "Sum") == 3
+    assert Rule("r", "Errors", frozenset({"3"})).evaluate(w, 12.0) is None  # no datapoint: not breaching
+    w.prune(11.0)
+    assert sorted(w.buckets) == [(11, "1"), (11, "2")]

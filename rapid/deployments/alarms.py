@@ -16,7 +16,9 @@ A deployment watches two kinds of alarm:
 Evaluation is CloudWatch's, on windows ending now rather than on clock-aligned minutes (so
 a breach is seen at once): the last ``EvaluationPeriods`` periods each give one datapoint
 (none when no record fell in it: missing data does not breach), and the alarm fires when
-``DatapointsToAlarm`` of them breach. Records and ``now`` are on the deployment's clock.
+``DatapointsToAlarm`` of them breach. Records and ``now`` are on the deployment's clock;
+they are summed per second and version (``Window``), so a period's edges fall on whole
+seconds and an evaluation costs the seconds it spans, however many invocations they hold.
 """
 
 from __future__ import annotations
@@ -47,6 +49,50 @@ class Record:
     throttle: bool = False
 
 
+@dataclass(slots=True)
+class Bucket:
+    """One second's invocations of one version, summed."""
+
+    count: int = 0  # finished invocations (not throttled)
+    errors: int = 0
+    throttles: int = 0
+    duration_sum: float = 0.0
+    duration_max: float = float("-inf")
+    duration_min: float = float("inf")
+
+
+class Window:
+    """The records a deployment watches, kept as per-second, per-version ``Bucket``s, so an
+    evaluation costs the seconds in its window, not the invocations in them."""
+
+    def __init__(self, records: Iterable[Record] = ()) -> None:
+        self.buckets: dict[tuple[int, str], Bucket] = {}
+        for r in records:
+            self.add(r)
+
+    def add(self, r: Record) -> None:
+        key = (int(r.at // 1), r.version)
+        b = self.buckets.get(key)
+        if b is None:
+            b = self.buckets[key] = Bucket()
+        if r.throttle:
+            b.throttles += 1
+            return
+        b.count += 1
+        b.errors += r.error
+        b.duration_sum += r.duration_ms
+        b.duration_max = max(b.duration_max, r.duration_ms)
+        b.duration_min = min(b.duration_min, r.duration_ms)
+
+    def prune(self, before: float) -> None:
+        """Forget the seconds that end before ``before``."""
+        for key in [k for k in self.buckets if k[0] + 1 <= before]:
+            del self.buckets[key]
+
+    def __len__(self) -> int:
+        return len(self.buckets)
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     name: str
@@ -59,35 +105,51 @@ class Rule:
     periods: int = 1
     to_alarm: int = 1
 
-    def value(self, records: Sequence[Record]) -> float | None:
-        if self.metric == "Duration":
-            values = [r.duration_ms for r in records if not r.throttle]
-        elif self.metric == "Errors":
-            values = [1.0 if r.error else 0.0 for r in records if not r.throttle]
-        elif self.metric == "Throttles":
-            values = [1.0 if r.throttle else 0.0 for r in records]
-        else:
-            values = [1.0 for r in records if not r.throttle]
-        if not values:
-            return None
-        if self.statistic == "Sum":
-            return sum(values)
-        if self.statistic == "Average":
-            return sum(values) / len(values)
-        if self.statistic == "Minimum":
-            return min(values)
-        if self.statistic == "Maximum":
-            return max(values)
-        return float(len(values))
+    @property
+    def span(self) -> float:
+        """How far back the rule looks."""
+        return self.period * self.periods
 
-    def evaluate(self, records: Iterable[Record], now: float) -> str | None:
+    def value(self, buckets: Sequence[Bucket]) -> float | None:
+        """The statistic of the metric over ``buckets``; None when it has no datapoint."""
+        count = sum(b.count for b in buckets)
+        stat = self.statistic
+        if self.metric == "Throttles":
+            throttled = sum(b.throttles for b in buckets)
+            n, total = count + throttled, float(throttled)
+            high, low = (1.0 if throttled else 0.0), (0.0 if count else 1.0)
+        elif self.metric == "Errors":
+            errors = sum(b.errors for b in buckets)
+            n, total = count, float(errors)
+            high, low = (1.0 if errors else 0.0), (0.0 if count > errors else 1.0)
+        elif self.metric == "Duration":
+            n, total = count, sum(b.duration_sum for b in buckets)
+            high = max((b.duration_max for b in buckets if b.count), default=0.0)
+            low = min((b.duration_min for b in buckets if b.count), default=0.0)
+        else:  # Invocations
+            n, total, high, low = count, float(count), 1.0, 1.0
+        if n == 0:
+            return None
+        if stat == "Sum":
+            return total
+        if stat == "Average":
+            return total / n
+        if stat == "Maximum":
+            return high
+        if stat == "Minimum":
+            return low
+        return float(n)
+
+    def evaluate(self, records: Window | Iterable[Record], now: float) -> str | None:
         """Why the alarm is in ALARM now, or None."""
-        mine = [r for r in records if self.versions is None or r.version in self.versions]
+        window = records if isinstance(records, Window) else Window(records)
+        mine = [(second, b) for (second, version), b in window.buckets.items()
+                if self.versions is None or version in self.versions]
         compare, sign = COMPARISONS[self.comparison]
         breaching: list[float] = []
         for k in range(self.periods):
             hi, lo = now - k * self.period, now - (k + 1) * self.period
-            value = self.value([r for r in mine if lo < r.at <= hi])
+            value = self.value([b for second, b in mine if lo < second + 1 and second <= hi])
             if value is not None and compare(value, self.threshold):
                 breaching.append(value)
         if len(breaching) < self.to_alarm:

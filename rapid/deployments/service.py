@@ -37,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import random
 import string
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,7 +44,7 @@ from typing import Any
 from rapid.core.errors import ServiceError
 from rapid.core.scaled_clock import ScaledClock
 from rapid.deployments import machine
-from rapid.deployments.alarms import Record, Rule, guards, rule_of
+from rapid.deployments.alarms import Record, Rule, Window, guards, rule_of
 from rapid.deployments.machine import Event, Phase
 from rapid.deployments.hooks import Hooks
 from rapid.deployments.model import Deployment, DeploymentError, Step, decode, encode
@@ -60,7 +59,7 @@ KEPT = 100  # deployments kept, newest
 class _Live:
     deployment: Deployment
     rules: list[Rule]
-    records: deque[Record] = field(default_factory=lambda: deque(maxlen=100_000))
+    window: Window = field(default_factory=Window)
     alarm: str | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
@@ -347,13 +346,15 @@ class Deployments:
                 continue
             for r in batch["invocations"]:  # (seq, time, function, version, rid, duration, ..., status, error)
                 if r[2] == d.function and at(r[1]) >= started:
-                    live.records.append(Record(at(r[1]), r[3], r[5], error=r[9] != "success"))
+                    live.window.add(Record(at(r[1]), r[3], r[5], error=r[9] != "success"))
             for t in batch["throttles"]:  # (function, count, time, version)
                 if t[0] == d.function and at(t[2]) >= started:
-                    live.records.extend([Record(at(t[2]), t[3] if len(t) > 3 else "", throttle=True)] * t[1])
+                    for _ in range(t[1]):
+                        live.window.add(Record(at(t[2]), t[3] if len(t) > 3 else "", throttle=True))
             now = self.clock.now()
+            live.window.prune(now - max(rule.span for rule in live.rules))
             for rule in live.rules:
-                reason = rule.evaluate(live.records, now)
+                reason = rule.evaluate(live.window, now)
                 if reason is not None:
                     live.alarm = reason
                     self._rollback(d, reason)  # at once: the next invocation routes to the old version
