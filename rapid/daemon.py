@@ -141,7 +141,7 @@ async def serve_forever(config: Config) -> int:
         scaling = AutoScaling(registry, scaling_clock.now)
         scaling.load()
         autoscaler = Autoscaler(scaling, host, scaling_clock,
-                                lambda name, q, n: check_provisioned(registry, host, name, q, n))
+                                lambda name, q, n: check_provisioned(registry, host, name, q, n), say)
         app.targets["AnyScaleFrontendService"] = AutoScalingAPI(scaling, autoscaler)
         app.more_metrics.append(autoscaler.metrics)
         # Gradual deployments of aliases (rapid.deployments): the template applier's host.deployments.

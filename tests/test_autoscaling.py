@@ -203,3 +203,17 @@ def test_bad_requests_get_aws_errors(lam, aas) -> None:  # type: ignore[no-untyp
     with pytest.raises(ClientError) as err:
         aas.deregister_scalable_target(ServiceNamespace="lambda", ResourceId=resource, ScalableDimension=DIM)
     assert _code(err)[0] == "ObjectNotFoundException"
+
+
+def test_a_deleted_functions_target_stays_quiet(daemon: Daemon, lam, aas) -> None:  # type: ignore[no-untyped-def]
+    name = _alias(lam, python_zip("def handler(event, context):\n    return 1\n"))
+    resource = f"function:{name}:live"
+    aas.register_scalable_target(ServiceNamespace="lambda", ResourceId=resource, ScalableDimension=DIM,
+                                 MinCapacity=1, MaxCapacity=2)
+    wait_until(lambda: _requested(lam, name) == 1, timeout=30, what="the Min provisioned")
+    lam.delete_function(FunctionName=name)
+    time.sleep(1.5)  # a few autoscaler rounds (not a timing assertion: nothing may happen in them)
+    acts = aas.describe_scaling_activities(ServiceNamespace="lambda", ResourceId=resource)["ScalingActivities"]
+    assert [a["StatusCode"] for a in acts] == ["Successful"]  # only the Min; no failed retries
+    assert not [line for line in daemon.stderr + daemon.lines if "autoscaling:" in line]
+    aas.deregister_scalable_target(ServiceNamespace="lambda", ResourceId=resource, ScalableDimension=DIM)

@@ -40,8 +40,10 @@ Check = Callable[[str, str, int], None]  # raises ServiceError when the count is
 
 
 class Autoscaler:
-    def __init__(self, service: AutoScaling, host: Host, clock: ScaledClock, check: Check) -> None:
+    def __init__(self, service: AutoScaling, host: Host, clock: ScaledClock, check: Check,
+                 say: Callable[[str], None] | None = None) -> None:
         self.service = service
+        self.say = say or host.logs.line
         self.host = host
         self.registry = service.registry
         self.clock = clock
@@ -72,7 +74,7 @@ class Autoscaler:
             try:
                 self.tick(self.clock.now())
             except Exception as exc:  # noqa: BLE001 - one bad round must not stop autoscaling
-                self.host.logs.line(f"rapid: autoscaling: {type(exc).__name__}: {exc}")
+                self.say(f"autoscaling: {type(exc).__name__}: {exc}")
 
     def _changed(self, resource_id: str) -> None:
         """A target, policy or action changed: forget its trackers and schedule times."""
@@ -90,9 +92,11 @@ class Autoscaler:
             meter = self.meters.setdefault((name, qualifier), Meter())
             for point in meter.sample(now, utilization(in_flight, ready)):
                 resource = f"function:{name}:{qualifier}"
-                if resource in svc.targets:
+                if resource in svc.targets and self._exists(resource):
                     self._evaluate(resource, point, now)
         for resource in list(svc.targets):
+            if not self._exists(resource):
+                continue  # its function or alias was deleted: the target waits, as on AWS
             self._schedule(resource, now)
             self._bound(resource)
         for k in [k for k in self.meters if not self._provisioned(*k)]:
@@ -123,6 +127,14 @@ class Autoscaler:
                         in_flight += len(inst.running) + (inst.bound is not None)
             out[(name, qualifier)] = (in_flight, ready)
         return out
+
+    def _exists(self, resource: str) -> bool:
+        try:
+            name, qualifier = parse_resource(resource)
+            self.registry.version(name, qualifier)
+        except Exception:  # noqa: BLE001 - a malformed stored id, or a function gone
+            return False
+        return name not in self.registry.declared
 
     def _provisioned(self, name: str, qualifier: str) -> bool:
         fs = self.registry.settings.get(name)
