@@ -239,3 +239,20 @@ async def test_the_dashboard_shows_deployments(daemon: Daemon, lam, cd) -> None:
         assert cells[2] == f"{name}:live" and cells[4] == "AllAtOnce" and cells[5] == "100 %"
         assert cells[6] == "Succeeded" and "AllowTraffic 100%" in cells[7]
         assert page.errors == []
+
+
+def test_provisioned_concurrency_follows_the_alias_to_the_new_version(daemon: Daemon, lam, cd) -> None:  # type: ignore[no-untyped-def]
+    name = _function(lam, _answer("a"))
+    two = _publish(lam, name, _answer("b"))
+    lam.put_provisioned_concurrency_config(FunctionName=name, Qualifier="live", ProvisionedConcurrentExecutions=1)
+
+    def ready() -> bool:
+        cfg = lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier="live")
+        return cfg["Status"] == "READY" and cfg["AvailableProvisionedConcurrentExecutions"] == 1
+
+    wait_until(ready, timeout=30, what="provisioned concurrency READY on version 1")
+    did = _deploy(cd, name, "1", two, "CodeDeployDefault.LambdaAllAtOnce")
+    assert _ended(cd, did)["status"] == "Succeeded"
+    wait_until(ready, timeout=30, what="provisioned concurrency READY on version 2")  # its instance, initialised
+    reply = daemon.invoke(f"{name}:live")
+    assert reply.body == b'"b"' and reply.headers["x-amz-executed-version"] == two
