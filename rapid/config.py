@@ -306,6 +306,8 @@ def _read_toml(path: str, cwd: str) -> tuple[dict[str, Any], dict[str, dict[str,
                 fn[key] = str(file.parent / fn[key])
     if isinstance(data.get("data_dir"), str):
         data["data_dir"] = str(file.parent / data["data_dir"])
+    if isinstance(data.get("template"), str):  # relative to this file, as data_dir is
+        data["template"] = str(file.parent / data["template"])
     return data, functions
 
 

@@ -98,3 +98,15 @@ def test_blueprint_works_the_moment_it_is_created(name: str, tmp_path: Path) -> 
             assert reply.status == 200 and check["expect"] in reply.body.decode()
         if check.get("expect_log"):
             daemon.wait_for_line(re.escape(check["expect_log"]), timeout=30)
+
+    # the equivalent rapid.toml serves the same function
+    with run_server(["--config", "rapid.toml"], cwd=target) as daemon:
+        if check.get("function"):
+            reply = daemon.invoke(check["function"], (check.get("payload") or "{}").encode())
+            assert reply.status == 200, reply.body
+            if check["kind"] == "invoke":
+                assert check["expect"] in reply.body.decode()
+        else:
+            assert daemon.request("GET", "/healthz").status == 200
+        if check.get("expect_log"):
+            daemon.wait_for_line(re.escape(check["expect_log"]), timeout=30)

@@ -370,3 +370,45 @@ def test_parameter_checks(tmp_path: Path) -> None:
                                ({"Nope": "1"}, "Parameters: [Nope] do not exist in the template")):
         with pytest.raises(TemplateError, match=message.replace("[", r"\[").replace("]", r"\]")):
             load_template(path, overrides)
+
+
+def test_routes_and_schedules_from_events(tmp_path: Path) -> None:
+    from rapid.template.functions import FunctionApplier
+
+    t = load_template(write(tmp_path, """
+        Transform: AWS::Serverless-2016-10-31
+        Resources:
+          MyApi:
+            Type: AWS::Serverless::Api
+            Properties: {StageName: v1}
+          MyHttp:
+            Type: AWS::Serverless::HttpApi
+            Properties: {PayloadFormatVersion: "1.0"}
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties:
+              CodeUri: src/
+              Handler: app.handler
+              Runtime: python3.12
+              AutoPublishAlias: live
+              Events:
+                Rest: {Type: Api, Properties: {RestApiId: !Ref MyApi, Path: /r, Method: post}}
+                Http: {Type: HttpApi, Properties: {ApiId: !Ref MyHttp, Path: /h, Method: get}}
+                Default: {Type: HttpApi}
+                Tick: {Type: Schedule, Properties: {Schedule: "cron(0 9 ? * MON *)", Name: weekly}}
+                Later: {Type: ScheduleV2, Properties: {ScheduleExpression: "at(2030-01-01T00:00:00)",
+                                                       ScheduleExpressionTimezone: Europe/Paris}}
+                Off: {Type: ScheduleV2, Properties: {ScheduleExpression: rate(1 day), State: DISABLED}}
+    """))
+    plans = check(t)
+    applier = FunctionApplier(None, None, print)  # type: ignore[arg-type]
+    routes = {(r.method, r.path): r for r in applier.routes(t, plans)}
+    rest, http, default = routes[("POST", "/r")], routes[("GET", "/h")], routes[("ANY", "$default")]
+    assert (rest.api, rest.stage, rest.payload, rest.rest, rest.qualifier) == ("MyApi", "v1", "1.0", True, "live")
+    assert (http.api, http.payload, http.rest) == ("MyHttp", "1.0", False)
+    assert (default.api, default.payload, default.stage) == ("ServerlessHttpApi", "2.0", "$default")
+    jobs = {j.rule: j for j in applier.schedules(t, plans)}
+    assert set(jobs) == {"weekly", f"{t.stack_name}-FnLater"}
+    assert jobs["weekly"].expression == "cron(0 9 ? * MON *)" and jobs["weekly"].qualifier == "live"
+    later = jobs[f"{t.stack_name}-FnLater"]
+    assert later.scheduler and later.timezone == "Europe/Paris"

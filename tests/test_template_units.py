@@ -114,8 +114,12 @@ def test_log_store_streams_events_and_escapes(tmp_path: Path) -> None:
     events = reader.events("fn", [streams["2026/12/01/[$LATEST]aaa"]])
     assert [e.message for e in events] == ["START RequestId: 1 Version: $LATEST",
                                            "a line\nwith a newline and a \\ backslash"]
-    assert len({e.event_id for e in reader.events("fn")}) == 3
-    assert reader.events("fn", start=events[-1].timestamp + 1) == []
+    every = reader.events("fn")
+    assert len({e.event_id for e in every}) == 3
+    newest = max(e.timestamp for e in every)
+    assert reader.events("fn", start=newest + 1) == []
+    assert reader.events("fn", start=newest) == [e for e in every if e.timestamp == newest]
+    assert reader.events("fn", end=min(e.timestamp for e in every)) == []
 
 
 def test_log_store_caps_a_function(tmp_path: Path) -> None:
@@ -197,3 +201,53 @@ def test_zip_folder_is_deterministic_and_keeps_modes(tmp_path: Path) -> None:
     z = zipfile.ZipFile(io.BytesIO(first))
     assert z.namelist() == ["bootstrap", "sub/a.txt"]
     assert (z.getinfo("bootstrap").external_attr >> 16) & 0o777 == 0o755
+
+
+async def test_the_scheduler_fires_replaces_and_closes() -> None:
+    import asyncio
+
+    from rapid.template.scheduler import Job, Scheduler, scheduled_event
+
+    fired: list[tuple[str, str | None, dict]] = []  # type: ignore[type-arg]
+
+    async def invoke(function: str, qualifier: str | None, payload: bytes) -> None:
+        fired.append((function, qualifier, json.loads(payload)))
+
+    s = Scheduler(invoke, print, "us-east-1", "000000000000", time_scale=0.001)  # a minute in 60 ms
+    tick = Job(rule="tick", function="f", qualifier="live", expression="rate(1 minute)")
+    once = Job(rule="once", function="g", qualifier=None, expression="cron(* * * * ? *)", input='{"k": 1}')
+    s.replace([tick, once])
+    deadline = asyncio.get_running_loop().time() + 20
+    while sum(f[0] == "f" for f in fired) < 3 or not any(f[0] == "g" for f in fired):
+        assert asyncio.get_running_loop().time() < deadline, fired
+        await asyncio.sleep(0.01)
+    first = next(f for f in fired if f[0] == "f")
+    assert first[1] == "live" and first[2]["resources"] == ["arn:aws:events:us-east-1:000000000000:rule/tick"]
+    assert next(f for f in fired if f[0] == "g")[2] == {"k": 1}
+    task = s._tasks[tick]
+    s.replace([tick])  # unchanged: the same task; removed: cancelled
+    assert s._tasks[tick] is task and once not in s._tasks
+    await s.close()
+    assert task.cancelled() or task.done()
+    v2 = scheduled_event(Job("r", "f", None, "rate(1 day)", scheduler=True), __import__("datetime").datetime.now(),
+                         "us-east-1", "0")
+    assert v2 == b"{}"
+
+
+def test_template_settings_from_toml_env_and_flags(tmp_path: Path) -> None:
+    from rapid.config import ConfigError, load
+
+    (tmp_path / "rapid.toml").write_text('template = "t.yaml"\nparameter_overrides = {Stage = "prod"}\n'
+                                         'watch = true\napi_port = 0\n')
+    c = load({"config": str(tmp_path / "rapid.toml")}, environ={}, cwd="/")
+    assert (c.template, c.parameter_overrides, c.watch, c.api_port) == (str(tmp_path / "t.yaml"), {"Stage": "prod"},
+                                                                         True, 0)
+    assert c.functions == {} and not c.dropin  # a template alone is a service, not a drop-in
+    c = load({"template": "x.yaml", "parameter_overrides": ["A=1", "ParameterKey=B,ParameterValue=2=3"]},
+             environ={}, cwd="/")
+    assert c.parameter_overrides == {"A": "1", "B": "2=3"}
+    c = load({"template": "x.yaml"}, environ={"RAPID_PARAMETER_OVERRIDES": "A=1 B=2", "RAPID_WATCH": "1",
+                                              "RAPID_API_PORT": "3001"}, cwd="/")
+    assert (c.parameter_overrides, c.watch, c.api_port) == ({"A": "1", "B": "2"}, True, 3001)
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        load({"template": "x.yaml", "parameter_overrides": ["nothing"]}, environ={}, cwd="/")

@@ -174,7 +174,8 @@ class LogsAPI:
         end = int(body["endTime"]) if body.get("endTime") is not None else None
         after = _untoken(body["nextToken"]) if body.get("nextToken") else None
         limit = min(int(body.get("limit") or MAX_EVENTS), MAX_EVENTS)
-        out, more = [], False
+        out: list[Any] = []
+        more = False
         for e in self.reader.events(name, streams, start, end):
             if after is not None and (e.timestamp, e.stream, e.event_id) <= tuple(after):
                 continue

@@ -27,11 +27,12 @@ def run(ns: argparse.Namespace) -> int:
         for name, bp in found.items():
             print(f"{name.ljust(width)}  {bp.description}")
         return 0 if ns.list else 2
-    bp = found.get(ns.blueprint)
-    if bp is None:
+    chosen = found.get(ns.blueprint)
+    if chosen is None:
         print(f"rapid: error: no blueprint {ns.blueprint!r}; rapid init --list shows them: {', '.join(found)}",
               file=sys.stderr)
         return 2
+    bp = chosen
     if not ns.dir:
         print("rapid: error: rapid init BLUEPRINT DIR: give the folder to create", file=sys.stderr)
         return 2

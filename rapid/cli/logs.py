@@ -89,7 +89,7 @@ def _over_http(url: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
             conn.close()
         if resp.status != 200:
             raise LogsError(f"{data.get('__type', resp.status)}: {data.get('message', '')}")
-        return data
+        return dict(data)
 
     return call
 

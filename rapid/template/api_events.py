@@ -76,7 +76,7 @@ class Table:
     """The routes of one port, ready to match."""
 
     def __init__(self, routes: list[Route]) -> None:
-        compiled = []
+        compiled: list[tuple[int, int, Route, re.Pattern[str] | None, tuple[str, ...]]] = []
         for r in routes:
             if r.path == "$default":
                 compiled.append((3, 1, r, None, ()))

@@ -195,7 +195,8 @@ class FunctionApplier:
             else:
                 continue
             wanted.append(body)
-        await self.mappings(plan.name, plan.qualifier, wanted, prune=True)
+        if plan.sam or wanted:  # a plain function's mappings are AWS::Lambda::EventSourceMapping resources
+            await self.mappings(plan.name, plan.qualifier, wanted, prune=plan.sam)
 
     async def mappings(self, name: str, qualifier: str | None, wanted: list[dict[str, Any]], *, prune: bool) -> None:
         c = self.control

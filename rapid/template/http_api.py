@@ -40,7 +40,8 @@ class LocalApi:
 
     async def start(self, host: str, port: int) -> int:
         self.listener = await listen(self, host, port, MAX_BODY, Limits(), 256)
-        return int(self.listener.sockets[0].getsockname()[1])  # type: ignore[index]
+        sock: Any = self.listener.sockets[0]
+        return int(sock.getsockname()[1])
 
     def close(self) -> None:
         if self.listener is not None:

@@ -100,7 +100,7 @@ class Template:
 
     def error(self, message: str, resource: str | None = None, line: int | None = None) -> TemplateError:
         if line is None and resource in self.resources:
-            line = self.resources[resource].line  # type: ignore[index]
+            line = self.resources[resource].line
         return TemplateError(message, file=self.path, line=line, resource=resource)
 
     # -- resolution -----------------------------------------------------------------------

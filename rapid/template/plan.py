@@ -61,6 +61,7 @@ class FunctionPlan:
     event_invoke: dict[str, Any] | None = None
     url: dict[str, Any] | None = None
     events: list[EventPlan] = field(default_factory=list)
+    sam: bool = True  # AWS::Serverless::Function: its Events own the function's mappings
 
     @property
     def qualifier(self) -> str | None:
@@ -111,7 +112,7 @@ def function_plan(t: Template, r: Resource) -> FunctionPlan:
     dlq = p.get("DeadLetterQueue") if sam else p.get("DeadLetterConfig")
     if isinstance(dlq, dict) and dlq.get("TargetArn"):
         body["DeadLetterConfig"] = {"TargetArn": str(dlq["TargetArn"])}
-    plan = FunctionPlan(r.name, name, body)
+    plan = FunctionPlan(r.name, name, body, sam=sam)
     if sam:
         code = p.get("CodeUri")
         if isinstance(code, dict):

@@ -42,6 +42,7 @@ class TemplateService:
         self.applier = Applier(self.control, host, say, scheduler=self.scheduler, api=self.api)
         self.watcher: Watcher | None = None
         self.api_port: int | None = None
+        host.templates = self  # for gradual deployments: .template.alarms, the resolved alarms
 
     def load(self) -> Template:
         return load_template(self.path, self.overrides, region=self.config.region,

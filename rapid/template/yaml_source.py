@@ -97,7 +97,7 @@ def _short_form(name: str) -> Any:
         elif isinstance(node, yaml.SequenceNode):
             value = _sequence(loader, node)
         else:
-            value = _mapping(loader, node)  # type: ignore[arg-type]
+            value = _mapping(loader, node)
         return Node({long_name: value}, line=line, key_lines={long_name: line})
 
     return construct

@@ -36,7 +36,7 @@ def test_extension_sees_invoke_and_shutdown():
     server = http.server.HTTPServer(("127.0.0.1", 0), Api)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        out = subprocess.run([sys.executable, os.path.join(LAYER, "rapid-logger", "extension.py")],
+        out = subprocess.run([sys.executable, os.path.join(LAYER, "extensions", "rapid-logger")],
                              env={**os.environ, "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{server.server_port}"},
                              capture_output=True, text=True, timeout=30)
     finally:
