@@ -88,6 +88,9 @@ class Config(Struct, forbid_unknown_fields=True, kw_only=True):
     overflow: Literal["throttle", "queue"] = "throttle"  # beyond the limit: 429 as AWS, or wait
     async_time_scale: Annotated[float, Meta(gt=0, le=1)] = 1.0  # scales async retry delays and ages (tests)
     async_concurrency: Annotated[int, Meta(ge=1)] = 16  # most async attempts in flight per function
+    # Scales the clock of provisioned-concurrency autoscaling and gradual deployments (tests):
+    # at 0.01 a metric minute, a cooldown or a canary's interval passes 100 times faster.
+    scaling_time_scale: Annotated[float, Meta(gt=0, le=1)] = 1.0
     # Invoke API clients: a request must keep arriving (headers complete) within this many
     # seconds, and an idle keep-alive connection is closed after the other.
     http_header_timeout: Annotated[float, Meta(gt=0)] = 10.0
@@ -117,12 +120,13 @@ SERVER_KEYS = (
     "max_concurrency", "idle_timeout", "max_lifetime", "freeze", "freeze_with", "private_tmp", "drop_privileges",
     "user_range", "memory_limit", "verify_runtime_peer", "overflow", "async_time_scale", "async_concurrency",
     "http_header_timeout", "http_idle_timeout", "credentials", "allow_unauthenticated",
+    "scaling_time_scale",
 )
 FUNCTION_KEYS = ("runtime", "handler", "timeout", "memory", "concurrency", "extensions")
 _INTS = ("port", "timeout", "memory", "concurrency", "max_concurrency", "async_concurrency")
 _FLOATS = (
     "init_timeout", "shutdown_timeout", "idle_timeout", "max_lifetime", "async_time_scale", "http_header_timeout",
-    "http_idle_timeout",
+    "http_idle_timeout", "scaling_time_scale",
 )
 _BOOLS = ("freeze", "verify_runtime_peer", "allow_unauthenticated")
 MAX_ENV_BYTES = 4096  # Lambda: 4 KB of environment variables in all
@@ -149,6 +153,7 @@ ENV_VARS = {
     "verify_runtime_peer": "RAPID_VERIFY_RUNTIME_PEER",
     "async_time_scale": "RAPID_ASYNC_TIME_SCALE",
     "async_concurrency": "RAPID_ASYNC_CONCURRENCY",
+    "scaling_time_scale": "RAPID_SCALING_TIME_SCALE",
     "overflow": "RAPID_OVERFLOW",
     "http_header_timeout": "RAPID_HTTP_HEADER_TIMEOUT",
     "http_idle_timeout": "RAPID_HTTP_IDLE_TIMEOUT",

@@ -18,7 +18,10 @@ import msgspec
 import uvloop
 
 from rapid.api.app import App
-from rapid.api.concurrency import ConcurrencyAPI
+from rapid.api.autoscaling import AutoScalingAPI
+from rapid.api.codedeploy import CodeDeployAPI
+from rapid.api.deployments_view import DeploymentsView
+from rapid.api.concurrency import ConcurrencyAPI, check_provisioned
 from rapid.api.functions import FunctionsAPI
 from rapid.api.guard import Guard, is_loopback, read_credentials
 from rapid.api.invoke import InvokeAPI
@@ -28,7 +31,11 @@ from rapid.api.mappings import MappingsAPI
 from rapid.api.shapes import MAX_CONTROL_REQUEST, Context
 from rapid.api.url_config import FunctionUrlsAPI
 from rapid.api.versions import VersionsAPI
+from rapid.autoscaling.runner import Autoscaler
+from rapid.autoscaling.service import AutoScaling
 from rapid.config import Config, ConfigError
+from rapid.core.scaled_clock import ScaledClock
+from rapid.deployments.service import Deployments
 from rapid.core.errors import MAX_SYNC_REQUEST
 from rapid.events.dispatcher import Dispatcher
 from rapid.events.sqlite_store import SQLiteStore
@@ -132,9 +139,23 @@ async def serve_forever(config: Config) -> int:
         app.more_metrics.append(lambda: esm_metrics.render(mappings.mappings, pollers.stats))
         journal.start(asyncio.get_running_loop())
         app.serve_urls(registry)
+        # Provisioned-concurrency autoscaling (rapid.autoscaling), on its own scalable clock.
+        scaling_clock = ScaledClock(config.scaling_time_scale)
+        scaling = AutoScaling(registry, scaling_clock.now)
+        scaling.load()
+        autoscaler = Autoscaler(scaling, host, scaling_clock,
+                                lambda name, q, n: check_provisioned(registry, host, name, q, n), say)
+        app.targets["AnyScaleFrontendService"] = AutoScalingAPI(scaling, autoscaler)
+        app.more_metrics.append(autoscaler.metrics)
+        # Gradual deployments of aliases (rapid.deployments): the template applier's host.deployments.
+        host.deployments = Deployments(registry, host, scaling_clock, say)
+        host.deployments.load()
+        app.targets["CodeDeploy_20141006"] = CodeDeployAPI(host.deployments)
+        app.add(DeploymentsView(host.deployments))
         templates = _templates(config, app, host)  # rapid.template: checked before anything listens
         if templates is not None:
             app.ready = lambda: templates.ready
+            host.deployments.alarm_source = lambda: templates.load().alarms  # AWS::CloudWatch::Alarm
         try:
             limits = Limits(
                 header_timeout=config.http_header_timeout, idle_timeout=config.http_idle_timeout, answer_after_eof=True
@@ -149,6 +170,7 @@ async def serve_forever(config: Config) -> int:
         deployment.started()
         events.start()
         pollers.start()
+        autoscaler.start()
         port = server.sockets[0].getsockname()[1]
         url_configs.port = port  # FunctionUrl addresses name the port actually bound
         if templates is not None:
@@ -167,6 +189,8 @@ async def serve_forever(config: Config) -> int:
             await templates.close()
         events.stop_dispatching()
         await pollers.stop()  # batches cut short come back: messages after their visibility timeout
+        await autoscaler.stop()
+        await host.deployments.stop()  # running deployments roll back
         await host.shutdown()
         await events.close()  # running attempts that did not finish go back to the queue on disk
         return 0

@@ -30,6 +30,11 @@ def _parser() -> argparse.ArgumentParser:
     init.add_parser(sub)  # rapid init: blueprints (rapid.blueprints)
     event.add_parser(sub)  # rapid event: sample events
     logs.add_parser(sub)  # rapid logs: the logs kept per function (rapid.logs)
+    from rapid.cli import deploy, deployments, pipeline
+
+    deployments.add_parser(sub)  # rapid deployments
+    deploy.add_parser(sub)  # rapid deploy
+    pipeline.add_parser(sub)  # rapid pipeline run
     return p
 
 
@@ -49,6 +54,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         import importlib
 
         return int(importlib.import_module(f"rapid.cli.{name}").run(ns))
+    if name == "deploy":
+        from rapid.cli.deploy import run as deploy_run
+
+        return deploy_run(ns)
+    if name == "pipeline":
+        from rapid.cli.pipeline import run as pipeline_run
+
+        return pipeline_run(ns)
+    if name == "deployments":
+        from rapid.cli.deployments import main as deployments_main
+
+        return deployments_main(ns)
     if name == "check":
         from rapid.cli.check import run as check_run
 

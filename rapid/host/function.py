@@ -294,7 +294,7 @@ class Function:
         )
         error = throttled(reason)
         refused = [self.queue.pop() for _ in range(min(count, len(self.queue)))]
-        self.host.feed.throttle(self.name, len(refused))
+        self.host.feed.throttle(self.name, len(refused), self.version)
         for inv in reversed(refused):
             inv.settle(InvocationEvent.FAIL, Outcome(b"", status="error", service_error=error))
 

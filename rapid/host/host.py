@@ -57,6 +57,7 @@ class Host:
         self._versions: dict[str, dict[str, Function]] = {}  # the same pools by name, then version
         self.retired: set[Function] = set()  # replaced or deleted pools whose instances still drain
         self.catalog: Catalog | None = None  # functions of the API (rapid.host.deployment)
+        self.deployments: Any = None  # gradual deployments (rapid.deployments.service), set by the daemon
         self._reserved: dict[str, int] = {}  # reserved concurrency by function name
         self._reserved_total = 0
         self._unreserved_used = 0  # instances of functions without reserved concurrency
