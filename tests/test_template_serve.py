@@ -132,7 +132,8 @@ def test_a_layered_function_its_alias_and_watch(tmp_path: Path) -> None:
     app = tmp_path / "layered"
     shutil.copytree(FIXTURES / "layered", app)
     template = app / "template.yaml"
-    with run_server(["--template", str(template), "--watch", "--parameter-overrides", "Greeting=hi"]) as daemon:
+    with run_server(["--template", str(template), "--watch", "--parameter-overrides", "Greeting=hi"],
+                    env={"RAPID_SCALING_TIME_SCALE": "0.001"}) as daemon:  # its Linear deployment, in ms
         lam = client(daemon)
 
         def live() -> tuple[dict, str]:  # type: ignore[type-arg]
@@ -149,15 +150,17 @@ def test_a_layered_function_its_alias_and_watch(tmp_path: Path) -> None:
         # edit the code: the next invokes run it, on a new version the alias moved to
         src = app / "src" / "app.py"
         src.write_text(src.read_text().replace('"v1"', '"v2"'))
-        assert wait_until(lambda: live()[0]["code"] == "v2", timeout=30, what="the new code")
-        assert live()[1] == "2"
-        assert any("gradual deployments are not available here; alias live moves from version 1 to 2 at once"
-                   in line for line in daemon.stderr)
+        wait_until(lambda: lam.get_alias(FunctionName="LayeredFunction", Name="live")["FunctionVersion"] == "2",
+                   timeout=30, what="the gradual deployment to version 2")
+        assert live() == ({"said": "hi from the layer", "code": "v2"}, "2")
+        (done,) = daemon.request("GET", "/_rapid/api/deployments").json()
+        assert done["status"] == "Succeeded" and done["type"] == "Linear10PercentEvery1Minute"
         # edit the layer: a new layer version, and the function uses it
         shared = app / "layer" / "python" / "shared.py"
         shared.write_text(shared.read_text().replace("from the layer", "from layer two"))
-        assert wait_until(lambda: live()[0]["said"] == "hi from layer two", timeout=30, what="the new layer")
-        assert live()[1] == "3"
+        wait_until(lambda: lam.get_alias(FunctionName="LayeredFunction", Name="live")["FunctionVersion"] == "3",
+                   timeout=30, what="the gradual deployment to version 3")
+        assert live() == ({"said": "hi from layer two", "code": "v2"}, "3")
         assert [v["Version"] for v in lam.list_layer_versions(LayerName="shared")["LayerVersions"]] == [2, 1]
         # a broken template is reported, and the last good one keeps serving
         template.write_text(template.read_text().replace("Runtime: python3.12", "Runtime: python2.1"))
