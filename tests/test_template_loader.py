@@ -412,3 +412,33 @@ def test_routes_and_schedules_from_events(tmp_path: Path) -> None:
     assert jobs["weekly"].expression == "cron(0 9 ? * MON *)" and jobs["weekly"].qualifier == "live"
     later = jobs[f"{t.stack_name}-FnLater"]
     assert later.scheduler and later.timezone == "Europe/Paris"
+
+
+def test_only_alarms_no_deployment_watches_are_said_to_be_without_effect(tmp_path: Path) -> None:
+    from rapid.template.plan import check, unsupported
+
+    t = load_template(write(tmp_path, """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: src/
+      Handler: app.handler
+      Runtime: python3.12
+      AutoPublishAlias: live
+      DeploymentPreference:
+        Type: Canary10Percent5Minutes
+        Alarms: [!Ref Watched]
+  Watched:
+    Type: AWS::CloudWatch::Alarm
+    Properties: {MetricName: Errors, Namespace: AWS/Lambda, Threshold: 1, ComparisonOperator: GreaterThanThreshold,
+                 EvaluationPeriods: 1, Period: 60, Statistic: Sum}
+  Lonely:
+    Type: AWS::CloudWatch::Alarm
+    Properties: {MetricName: Errors, Namespace: AWS/Lambda, Threshold: 1, ComparisonOperator: GreaterThanThreshold,
+                 EvaluationPeriods: 1, Period: 60, Statistic: Sum}
+"""))
+    missing, no_effect = unsupported(t, check(t))
+    assert missing == []
+    assert no_effect == ["Lonely (AWS::CloudWatch::Alarm)"]

@@ -34,7 +34,7 @@ SERVED = frozenset({
     "AWS::Lambda::EventInvokeConfig", "AWS::SQS::Queue", "AWS::Kinesis::Stream",
 })
 # Accepted and without effect here: permissions, roles and log groups mean nothing locally;
-# alarms are read by gradual deployments, when those are served.
+# alarms have an effect only when a DeploymentPreference names them (see ``unsupported``).
 NO_EFFECT = frozenset({"AWS::Lambda::Permission", "AWS::IAM::Role", "AWS::IAM::Policy", "AWS::Logs::LogGroup",
                        "AWS::CloudWatch::Alarm", "AWS::SQS::QueuePolicy"})
 
@@ -229,7 +229,10 @@ def _check_function(t: Template, r: Resource, plan: FunctionPlan) -> None:
 def unsupported(t: Template, plans: list[FunctionPlan]) -> tuple[list[str], list[str]]:
     """(not served, served without effect): one entry per resource or event, to say once."""
     missing, no_effect = [], []
+    watched = {str(a) for plan in plans for a in (plan.deployment or {}).get("Alarms") or () if isinstance(a, str)}
     for r in t.resources.values():
+        if r.type == "AWS::CloudWatch::Alarm" and watched & {r.name, str(r.properties.get("AlarmName", ""))}:
+            continue  # a gradual deployment's alarm: evaluated by rapid from its own invocations
         if r.type in NO_EFFECT:
             no_effect.append(f"{r.name} ({r.type})")
         elif r.type not in SERVED:
