@@ -88,6 +88,9 @@ class Config(Struct, forbid_unknown_fields=True, kw_only=True):
     overflow: Literal["throttle", "queue"] = "throttle"  # beyond the limit: 429 as AWS, or wait
     async_time_scale: Annotated[float, Meta(gt=0, le=1)] = 1.0  # scales async retry delays and ages (tests)
     async_concurrency: Annotated[int, Meta(ge=1)] = 16  # most async attempts in flight per function
+    # Scales the clock of provisioned-concurrency autoscaling and gradual deployments (tests):
+    # at 0.01 a metric minute, a cooldown or a canary's interval passes 100 times faster.
+    scaling_time_scale: Annotated[float, Meta(gt=0, le=1)] = 1.0
     # Invoke API clients: a request must keep arriving (headers complete) within this many
     # seconds, and an idle keep-alive connection is closed after the other.
     http_header_timeout: Annotated[float, Meta(gt=0)] = 10.0
@@ -97,6 +100,13 @@ class Config(Struct, forbid_unknown_fields=True, kw_only=True):
     cluster: Annotated[str, Meta(pattern=r"^nats://[^\s/]+$")] | None = None  # nats://HOST:PORT (rapid.cluster)
     cluster_replicas: Annotated[int, Meta(ge=1, le=5)] = 1  # JetStream replicas of rapid's buckets and streams
     functions: dict[Name, FunctionConfig] = {}
+    # A SAM / CloudFormation application (rapid.template), applied through the control plane.
+    template: str | None = None
+    parameter_overrides: dict[str, str] = {}
+    watch: bool = False  # apply the template again when it or its code changes
+    api_port: Annotated[int, Meta(ge=0, le=65535)] = 3000  # its Api / HttpApi events
+    schedule_time_scale: Annotated[float, Meta(gt=0, le=1)] = 1.0  # runs Schedule events faster (tests)
+    log_max_bytes: Annotated[int, Meta(ge=0)] = 16 * 1024 * 1024  # kept log per function (rapid.logs); 0: none
     # Derived: the function served in drop-in mode (`-- CMD`, or a searched bootstrap), named
     # `function` or AWS_LAMBDA_FUNCTION_NAME; "" when there is none.
     dropin_function: str = ""
@@ -113,12 +123,13 @@ SERVER_KEYS = (
     "user_range", "memory_limit", "verify_runtime_peer", "overflow", "async_time_scale", "async_concurrency",
     "http_header_timeout", "http_idle_timeout", "credentials", "allow_unauthenticated",
     "cluster", "cluster_replicas",
+    "scaling_time_scale",
 )
 FUNCTION_KEYS = ("runtime", "handler", "timeout", "memory", "concurrency", "extensions")
 _INTS = ("port", "timeout", "memory", "concurrency", "max_concurrency", "async_concurrency", "cluster_replicas")
 _FLOATS = (
     "init_timeout", "shutdown_timeout", "idle_timeout", "max_lifetime", "async_time_scale", "http_header_timeout",
-    "http_idle_timeout",
+    "http_idle_timeout", "scaling_time_scale",
 )
 _BOOLS = ("freeze", "verify_runtime_peer", "allow_unauthenticated")
 MAX_ENV_BYTES = 4096  # Lambda: 4 KB of environment variables in all
@@ -145,6 +156,7 @@ ENV_VARS = {
     "verify_runtime_peer": "RAPID_VERIFY_RUNTIME_PEER",
     "async_time_scale": "RAPID_ASYNC_TIME_SCALE",
     "async_concurrency": "RAPID_ASYNC_CONCURRENCY",
+    "scaling_time_scale": "RAPID_SCALING_TIME_SCALE",
     "overflow": "RAPID_OVERFLOW",
     "http_header_timeout": "RAPID_HTTP_HEADER_TIMEOUT",
     "http_idle_timeout": "RAPID_HTTP_IDLE_TIMEOUT",
@@ -162,6 +174,14 @@ ENV_VARS = {
     "concurrency": "RAPID_CONCURRENCY",
     "extensions": "RAPID_EXTENSIONS",
 }
+# Templates and logs (rapid.template, rapid.logs).
+SERVER_KEYS += ("template", "parameter_overrides", "watch", "api_port", "schedule_time_scale", "log_max_bytes")
+_INTS += ("api_port", "log_max_bytes")
+_FLOATS += ("schedule_time_scale",)
+_BOOLS += ("watch",)
+ENV_VARS.update(template="RAPID_TEMPLATE", parameter_overrides="RAPID_PARAMETER_OVERRIDES", watch="RAPID_WATCH",
+                api_port="RAPID_API_PORT", schedule_time_scale="RAPID_SCHEDULE_TIME_SCALE",
+                log_max_bytes="RAPID_LOG_MAX_BYTES")
 RIE_VARS = {
     "timeout": "AWS_LAMBDA_FUNCTION_TIMEOUT",
     "memory": "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
@@ -223,7 +243,7 @@ def load(
     command = flat.get("command")
     # With a data dir and nothing to serve, rapid is the Lambda service alone: functions
     # come through the API. Without one, it looks for a bootstrap as the RIE does.
-    service_only = command is None and not functions and bool(merged.get("data_dir"))
+    service_only = command is None and not functions and bool(merged.get("data_dir") or merged.get("template"))
     if command is not None or (not functions and not service_only):
         dropin = _dropin(command, environ, shared, cwd)
         name = environ.get("AWS_LAMBDA_FUNCTION_NAME") or "function"
@@ -291,11 +311,15 @@ def _read_toml(path: str, cwd: str) -> tuple[dict[str, Any], dict[str, dict[str,
                 fn[key] = str(file.parent / fn[key])
     if isinstance(data.get("data_dir"), str):
         data["data_dir"] = str(file.parent / data["data_dir"])
+    if isinstance(data.get("template"), str):  # relative to this file, as data_dir is
+        data["template"] = str(file.parent / data["template"])
     return data, functions
 
 
 def _number(key: str, value: Any) -> Any:
     """CLI and env values arrive as strings; the Struct's types decide what they must be."""
+    if key == "parameter_overrides" and not isinstance(value, dict):
+        return _overrides(value)
     if isinstance(value, str) and key in _INTS:
         try:
             return int(value)
@@ -366,3 +390,21 @@ def _check_async_targets(name: str, fn: FunctionConfig, config: Config) -> None:
                          functions=config.functions, owner=name)
         except TargetError as exc:
             raise ConfigError(f"functions.{name}.{key}: {exc}") from None
+
+
+def _overrides(value: Any) -> dict[str, str]:
+    """``--parameter-overrides``: ``Key=Value`` items, or the CLI's ``ParameterKey=K,ParameterValue=V``."""
+    items = value.split() if isinstance(value, str) else list(value)
+    out: dict[str, str] = {}
+    for item in items:
+        if item.startswith("ParameterKey="):
+            parts = dict(p.partition("=")[::2] for p in item.split(","))
+            if "ParameterValue" not in parts:
+                raise ConfigError(f"parameter_overrides {item!r}: expected ParameterKey=K,ParameterValue=V")
+            out[parts["ParameterKey"]] = parts["ParameterValue"]
+            continue
+        key, sep, val = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"parameter_overrides {item!r}: expected KEY=VALUE")
+        out[key] = val
+    return out

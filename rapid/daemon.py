@@ -12,21 +12,30 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import uvloop
 
 from rapid.api.app import App
-from rapid.api.concurrency import ConcurrencyAPI
+from rapid.api.autoscaling import AutoScalingAPI
+from rapid.api.codedeploy import CodeDeployAPI
+from rapid.api.deployments_view import DeploymentsView
+from rapid.api.concurrency import ConcurrencyAPI, check_provisioned
 from rapid.api.functions import FunctionsAPI
 from rapid.api.guard import Guard, is_loopback, read_credentials
 from rapid.api.invoke import InvokeAPI
 from rapid.api.layers import LayersAPI
+from rapid.api.logs import LogsAPI
 from rapid.api.mappings import MappingsAPI
 from rapid.api.shapes import MAX_CONTROL_REQUEST, Context
 from rapid.api.url_config import FunctionUrlsAPI
 from rapid.api.versions import VersionsAPI
+from rapid.autoscaling.runner import Autoscaler
+from rapid.autoscaling.service import AutoScaling
 from rapid.config import Config, ConfigError
+from rapid.core.scaled_clock import ScaledClock
+from rapid.deployments.service import Deployments
 from rapid.core.errors import MAX_SYNC_REQUEST
 from rapid.events.dispatcher import Dispatcher
 from rapid.events.sqlite_store import SQLiteStore
@@ -37,6 +46,7 @@ from rapid.host.host import Host
 from rapid.http.protocol import Limits
 from rapid.http.server import listen
 from rapid.logs import LogSink
+from rapid.logs.store import LogReader, LogStore
 from rapid.supervisor.reaper import split_if_pid1
 from rapid.registry.code_store import CodeStore
 from rapid.registry.mappings import MappingStore
@@ -45,6 +55,7 @@ from rapid.registry.sqlite_store import SQLiteRegistryStore
 from rapid.registry.store import RegistryStoreError
 from rapid.queues.sqs_api import SqsAPI
 from rapid.queues.sqs_live import LiveQueues
+from rapid.queues.sqs_query import SqsQueryAPI, is_query
 from rapid.queues.store import Journal
 from rapid.sources import metrics as esm_metrics
 from rapid.sources.pollers import Pollers
@@ -60,6 +71,7 @@ async def serve_forever(config: Config) -> int:
     # Whatever start-up took is given back however it ends: a configuration error, a port
     # in use, or a clean shutdown (every step below is safe to undo twice).
     with contextlib.ExitStack() as undo:
+        stop = _stop_on_signal(undo)  # first: a SIGTERM during start-up still ends with exit 0
         data_dir = config.data_dir
         scratch = data_dir is None
         if data_dir is None:
@@ -81,6 +93,9 @@ async def serve_forever(config: Config) -> int:
         except RuntimeError as exc:
             raise ConfigError(str(exc)) from None
         undo.callback(host.close)
+        if config.log_max_bytes:  # function logs kept in the data dir (rapid.logs)
+            host.log_store = LogStore(os.path.join(data_dir, "logs"), max(65536, config.log_max_bytes))
+            undo.callback(host.log_store.close)
         if scratch:
             host.guardian.scratch_folder(data_dir)  # gone even if the daemon is SIGKILLed
         for name, fc in config.functions.items():
@@ -119,9 +134,13 @@ async def serve_forever(config: Config) -> int:
         undo.callback(journal.close)
         queues = LiveQueues(journal, host.region, config.account_id)  # the pollers' way in: .receive, .delete
         undo.callback(queues.close)
-        app.targets["AmazonSQS"] = SqsAPI(queues)
+        app.targets["AmazonSQS"] = sqs_api = SqsAPI(queues)
+        app.query_protocol = (is_query, SqsQueryAPI(sqs_api))  # older SDKs: Action=..., XML answers
         streams = KinesisAPI(journal, host.region, config.account_id)  # the pollers' way in: .read
         app.targets["Kinesis_20131202"] = streams
+        app.targets["Logs_20140328"] = LogsAPI(host.log_store, LogReader(os.path.join(data_dir, "logs")),
+                                               lambda: sorted(set(host.functions) | set(registry.latest)),
+                                               host.region, config.account_id)  # for `aws logs tail`
         # Event source mappings: in the registry's database; in a cluster, in this node's own
         # (the built-in queues and streams they poll are this node's too).
         mappings = MappingStore(registry.store if node is None else _registry_store(str(data_dir)))
@@ -133,6 +152,23 @@ async def serve_forever(config: Config) -> int:
         app.more_metrics.append(lambda: esm_metrics.render(mappings.mappings, pollers.stats))
         journal.start(asyncio.get_running_loop())
         app.serve_urls(registry)
+        # Provisioned-concurrency autoscaling (rapid.autoscaling), on its own scalable clock.
+        scaling_clock = ScaledClock(config.scaling_time_scale)
+        scaling = AutoScaling(registry, scaling_clock.now)
+        scaling.load()
+        autoscaler = Autoscaler(scaling, host, scaling_clock,
+                                lambda name, q, n: check_provisioned(registry, host, name, q, n), say)
+        app.targets["AnyScaleFrontendService"] = AutoScalingAPI(scaling, autoscaler)
+        app.more_metrics.append(autoscaler.metrics)
+        # Gradual deployments of aliases (rapid.deployments): the template applier's host.deployments.
+        host.deployments = Deployments(registry, host, scaling_clock, say)
+        host.deployments.load()
+        app.targets["CodeDeploy_20141006"] = CodeDeployAPI(host.deployments)
+        app.add(DeploymentsView(host.deployments))
+        templates = _templates(config, app, host)  # rapid.template: checked before anything listens
+        if templates is not None:
+            app.ready = lambda: templates.ready
+            host.deployments.alarm_source = lambda: templates.load().alarms  # AWS::CloudWatch::Alarm
         try:
             limits = Limits(
                 header_timeout=config.http_header_timeout, idle_timeout=config.http_idle_timeout, answer_after_eof=True
@@ -151,16 +187,27 @@ async def serve_forever(config: Config) -> int:
             app.more_metrics.append(node.metrics)
         events.start()
         pollers.start()
+        autoscaler.start()
         port = server.sockets[0].getsockname()[1]
         url_configs.port = port  # FunctionUrl addresses name the port actually bound
+        if templates is not None:
+            try:
+                await templates.start(port)
+            except ValueError as exc:  # a TemplateError: the file, line and resource
+                raise ConfigError(str(exc)) from None
         names = sorted(host.functions)
         shown = ", ".join(names) if len(names) <= 20 else ", ".join(names[:20]) + f" and {len(names) - 20} more"
         say(f"listening on http://{config.host}:{port} (functions: {shown})")
-        await _until_signalled()
+        await stop.wait()
+        _default_signals()  # a second Ctrl-C or SIGTERM during shutdown acts at once, as before
         say("shutting down")
         server.close()
+        if templates is not None:
+            await templates.close()
         events.stop_dispatching()
         await pollers.stop()  # batches cut short come back: messages after their visibility timeout
+        await autoscaler.stop()
+        await host.deployments.stop()  # running deployments roll back
         if node is not None:
             await node.stop()
         await host.shutdown()
@@ -193,6 +240,21 @@ def _join_cluster(config: Config, data_dir: str):  # type: ignore[no-untyped-def
     return node
 
 
+def _templates(config: Config, app: App, host: Host) -> Any:
+    """The template service (``rapid.template.service``), imported only when one is given."""
+    if not config.template:
+        return None
+    from rapid.template.loader import TemplateError
+    from rapid.template.service import TemplateService
+
+    service = TemplateService(config, app, host, say)
+    try:
+        service.check()
+    except TemplateError as exc:
+        raise ConfigError(str(exc)) from None
+    return service
+
+
 def _tell_events(events: Dispatcher, event: str, name: str) -> None:
     if event == "delete":
         events.function_deleted(name)
@@ -213,16 +275,24 @@ def _guard(config: Config) -> Guard | None:
     return Guard(None)
 
 
-async def _until_signalled() -> None:
+def _stop_on_signal(undo: contextlib.ExitStack) -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT, from now until ``undo`` closes.
+
+    Installed before anything starts, so a signal that arrives while the daemon is still
+    starting (before "listening") is kept: start-up finishes, then the daemon shuts down
+    cleanly and exits 0, instead of dying with the signal's default action."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
+    undo.callback(_default_signals)
+    return stop
+
+
+def _default_signals() -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
 
 
 def machine_capacity() -> tuple[int, int]:

@@ -118,5 +118,6 @@ def test_esm_benchmark_runs(tmp_path):
                           env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "esm10/consumer messages/s:" in proc.stdout and "esm100/consumer messages/s:" in proc.stdout
-    assert set(json.loads(out.read_text())) == {"consumer", "esm10", "esm100", "kinesis100"}
+    assert "lag esm/consumer p50:" in proc.stdout
+    assert set(json.loads(out.read_text())) == {"consumer", "esm10", "esm100", "kinesis100", "lag-consumer", "lag-esm"}
     assert_no_leaks(home)

@@ -197,6 +197,11 @@ def test_checkpoints_survive_a_kill(tmp_path: Path) -> None:
         # everything before it is behind the checkpoint and does not.
         again = set(seen(d, "c-")) & before
         assert len(again) <= 2 * 10, f"records done before the kill ran again: {sorted(again)}"
+        # and every one of them is counted as a possible duplicate
+        metrics = d.request("GET", "/metrics").body.decode()
+        line = next(x for x in metrics.splitlines()
+                    if x.startswith("rapid_esm_redelivered_total{") and m["UUID"] in x)
+        assert float(line.rsplit(" ", 1)[1]) >= len(again)
 
 
 def test_on_failure_to_a_function(daemon) -> None:  # type: ignore[no-untyped-def]

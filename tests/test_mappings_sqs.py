@@ -321,6 +321,13 @@ def test_mappings_survive_a_kill_and_nothing_is_lost(tmp_path: Path) -> None:
                 sqs.delete_message_batch(QueueUrl=q, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
                                                               for i, m in enumerate(got)])
         assert set(found) == bodies  # every message processed (duplicates allowed) or dead-lettered
+        # Duplicates are counted: every message run twice was received again (the batches the
+        # kill cut short come back after their visibility timeout), in the mapping's counters,
+        # which carry on across the restart.
+        metrics = d.request("GET", "/metrics").body.decode()
+        line = next(x for x in metrics.splitlines() if x.startswith("rapid_esm_redelivered_total{") and uuid in x)
+        redelivered = float(line.rsplit(" ", 1)[1])
+        assert redelivered >= max(1, len(found) - len(set(found)))
 
 
 def test_throttled_batches_wait_and_never_fail(daemon) -> None:  # type: ignore[no-untyped-def]

@@ -62,3 +62,51 @@ def test_the_metrics_page_and_the_table() -> None:
     rows = {line.split()[0]: line.split() for line in table.splitlines() if line.startswith("u-")}
     assert rows["u-1"][1:5] == ["f", "3", "25", "0"] and rows["u-1"][-1] == "1.5"
     assert rows["u-2"][-2:] == ["2", "0.4"]
+
+
+def test_a_window_reads_answers_as_lambda_does() -> None:
+    from rapid.sources.tumbling import MAX_STATE
+
+    w = Window(60)
+    w.take([rec(1, 125.0)])
+    assert w.read(b'{"state": {"n": 1}}') == "ok" and w.state == {"n": 1}
+    assert w.read(b'{"batchItemFailures": []}') == "missing" and w.state == {"n": 1}
+    assert w.read(b"not json") == "missing" and w.read(None) == "missing" and w.read(b'{"state": 3}') == "missing"
+    big = '{"state": {"k": "' + "x" * MAX_STATE + '"}}'
+    assert w.read(big.encode()) == "early" and len(w.state["k"]) == MAX_STATE
+    assert w.fields("s", "arn", final=True, early=True)["isWindowTerminatedEarly"] is True
+    w.terminate_early()
+    assert w.start == 120.0 and w.state == {}  # the same window goes on, fresh
+    assert w.fields("s", "arn", final=False)["isWindowTerminatedEarly"] is False
+
+
+def test_a_window_is_saved_and_restored_with_its_checkpoint(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from rapid.registry.mappings import MappingStore
+    from rapid.registry.sqlite_store import SQLiteRegistryStore, read_records
+    from rapid.sources.stats import decode, encode
+
+    w = Window(60)
+    assert w.saved() is None
+    w.take([rec(1, 125.0)])
+    w.read(b'{"state": {"n": 7}}')
+    store = SQLiteRegistryStore(str(tmp_path))
+    ms = MappingStore(store)
+    ms.put(Mapping(uuid="u1", function="f", qualifier=None, source_arn="arn:s", kind="kinesis", batch_size=1))
+    ms.checkpoint("u1", "shardId-000000000000", 10 ** 55, w.saved())
+    ms.checkpoint("u1", "shardId-000000000001", 5)
+    assert ms.checkpoints("u1") == {"shardId-000000000000": 10 ** 55, "shardId-000000000001": 5}
+    seq, saved, inflight = ms.positions("u1")["shardId-000000000000"]
+    assert inflight is None
+    ms.checkpoint("u1", "shardId-000000000001", 5, None, inflight=9)
+    assert ms.positions("u1")["shardId-000000000001"] == (5, None, 9)
+    again = Window(60)
+    again.restore(saved)
+    assert (seq, again.start, again.state) == (10 ** 55, 120.0, {"n": 7})
+    ms.put_stats("u1", encode(Stats(batches=3, records=9, last_result="OK")))
+    ms.put_stats("gone", b"{}")  # no such mapping: not written
+    assert decode(ms.stats()["u1"]) == Stats(batches=3, records=9, last_result="OK") and "gone" not in ms.stats()
+    assert [k for k, _ in read_records(str(tmp_path), "mapping-stats")] == ["u1"]  # what rapid queue reads
+    ms.delete("u1")
+    assert ms.positions("u1") == {} and ms.stats() == {}
+    store.close()
+    assert decode(b"garbage") == Stats()

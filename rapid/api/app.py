@@ -48,6 +48,10 @@ class App:
         # JSON-protocol services (``POST /``) by their X-Amz-Target prefix: "AmazonSQS" and
         # "Kinesis_20131202" (rapid.queues, rapid.streams); management calls, so guarded.
         self.targets: dict[str, Callable[[Request, str], Response | asyncio.Future[Response]]] = {}
+        # A query-protocol service (form-encoded ``Action=...``, XML answers): the built-in SQS
+        # (rapid.queues.sqs_query); (which requests are its, the handler). Guarded too.
+        self.query_protocol: tuple[Callable[[Request], bool],
+                                   Callable[[Request, str], Response | asyncio.Future[Response]]] | None = None
         self.router = Router()
         r = self.router
         r.add("POST", "/2015-03-31/functions/{name}/invocations", self._invoke, management=False)
@@ -85,6 +89,11 @@ class App:
                 return service(req, rid)
             found = self.router.match(req.method, req.path)
             if not isinstance(found, tuple):
+                # no route: a query-protocol request (POST / or to a queue's URL, Action=...)?
+                if self.query_protocol is not None and self.query_protocol[0](req):
+                    if self.guard is not None:
+                        self.guard.check(req)
+                    return self.query_protocol[1](req, rid)
                 if req.path.startswith(DASHBOARD):  # after the routes: /_rapid/code/ is the API's
                     return self.dashboard(req, conn, rid)
                 raise unknown_operation()

@@ -25,9 +25,11 @@ from rapid.core.errors import ServiceError, invalid_parameter, validation
 from rapid.core.naming import Target
 from rapid.core.routing import LATEST
 from rapid.host.function import PROVISIONED_TRIES
+from rapid.host.host import Host
 from rapid.http.message import Request, Response
 from rapid.http.router import Router
 from rapid.registry.model import now_text
+from rapid.registry.registry import Registry
 
 
 class ConcurrencyAPI:
@@ -120,14 +122,7 @@ class ConcurrencyAPI:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise validation(f"1 validation error detected: Value '{value}' at 'provisionedConcurrentExecutions' "
                              "failed to satisfy constraint: Member must have value greater than or equal to 1")
-        fs = ctx.registry.settings[name]
-        others = sum(n for q, n in fs.provisioned.items() if q != qualifier)
-        if fs.reserved is not None and others + value > fs.reserved:
-            raise invalid_parameter(f"Requested Provisioned Concurrency should not be greater than the "
-                                    f"reservedConcurrentExecution for function [{fs.reserved}].")
-        if others + value > ctx.host.unreserved_total + (fs.reserved or 0) - rules.MIN_UNRESERVED:
-            raise invalid_parameter("Requested Provisioned Concurrency exceeds the account's available "
-                                    "concurrency.")
+        check_provisioned(ctx.registry, ctx.host, name, qualifier, value)
         self._modified[(name, qualifier)] = now_text()
         ctx.registry.set_provisioned(name, qualifier, value)
         return ok(202, self._shape(name, qualifier, value), rid)
@@ -159,4 +154,17 @@ class ConcurrencyAPI:
         return no_content(rid)
 
 
-__all__ = ["ConcurrencyAPI", "Target"]
+def check_provisioned(registry: Registry, host: Host, name: str, qualifier: str, value: int) -> None:
+    """Refuse ``value`` provisioned instances for ``name:qualifier`` past the function's
+    reserved concurrency or the account's unreserved room (also autoscaling's check)."""
+    fs = registry.settings[name]
+    others = sum(n for q, n in fs.provisioned.items() if q != qualifier)
+    if fs.reserved is not None and others + value > fs.reserved:
+        raise invalid_parameter(f"Requested Provisioned Concurrency should not be greater than the "
+                                f"reservedConcurrentExecution for function [{fs.reserved}].")
+    if others + value > host.unreserved_total + (fs.reserved or 0) - rules.MIN_UNRESERVED:
+        raise invalid_parameter("Requested Provisioned Concurrency exceeds the account's available "
+                                "concurrency.")
+
+
+__all__ = ["ConcurrencyAPI", "Target", "check_provisioned"]

@@ -25,6 +25,7 @@ import msgspec
 
 from rapid.api.shapes import Context, body_of, ok, page, query_of
 from rapid.core.errors import ServiceError, invalid_parameter, validation
+from rapid.core.naming import parse_function_name
 from rapid.core.routing import LATEST
 from rapid.http.message import Request, Response
 from rapid.http.router import Router
@@ -80,7 +81,8 @@ class MappingsAPI:
             "FunctionArn": ctx.registry.arn(m.function, m.qualifier),
             "LastModified": m.modified,
             "State": m.state,
-            "StateTransitionReason": "USER_INITIATED",
+            # AWS's own words: SQS mappings say USER_INITIATED, stream mappings "User action"
+            "StateTransitionReason": "USER_INITIATED" if m.kind == "sqs" else "User action",
             "FunctionResponseTypes": list(m.response_types),
             "EventSourceMappingArn": f"arn:aws:lambda:{ctx.region}:{ctx.account}:event-source-mapping:{m.uuid}",
         }
@@ -273,6 +275,13 @@ class MappingsAPI:
             raise invalid_parameter(f"Queue visibility timeout: {visibility} seconds is less than Function timeout: "
                                     f"{timeout} seconds")
 
+    def _exists(self, name: str, qualifier: str | None) -> bool:
+        try:
+            self.ctx.spec(name, qualifier)
+        except ServiceError:
+            return False
+        return True
+
     def get(self, req: Request, params: dict[str, str], rid: str) -> Response:
         return ok(200, self.shape(self._find(params)), rid)
 
@@ -282,7 +291,10 @@ class MappingsAPI:
         if query.get("EventSourceArn"):
             items = [m for m in items if m.source_arn == query["EventSourceArn"]]
         if query.get("FunctionName"):
-            name, qualifier = self.ctx.target(query["FunctionName"])
+            t = parse_function_name(query["FunctionName"], None, self.ctx.region, self.ctx.account)
+            # the mappings of a deleted function are still listed (they outlive it, as on AWS)
+            name, qualifier = (t.name, t.qualifier) if any(m.function == t.name for m in items) \
+                else self.ctx.target(query["FunctionName"])
             items = [m for m in items if m.function == name and (qualifier is None or m.qualifier == qualifier)]
         chunk, marker = page(items, query, None)
         out: dict[str, Any] = {"EventSourceMappings": [self.shape(m) for m in chunk]}
@@ -302,8 +314,8 @@ class MappingsAPI:
         queue = m.source_arn.rsplit(":", 1)[-1]
         changes.update(self._settings(body, m.kind, queue, m))
         new = msgspec.structs.replace(m, **changes, state="Updating", modified=time.time())
-        if m.kind == "sqs":
-            self._check_visibility(queue, new.function, new.qualifier)
+        if m.kind == "sqs" and ("function" in changes or self._exists(new.function, new.qualifier)):
+            self._check_visibility(queue, new.function, new.qualifier)  # (a mapping outlives its function)
         self.store.put(new)
         self.pollers.settle_soon(m.uuid)
         return ok(202, self.shape(new), rid)

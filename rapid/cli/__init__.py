@@ -1,4 +1,4 @@
-"""The command line: ``rapid serve | check | bench | queue``, one module per subcommand.
+"""The command line: ``rapid serve | check | bench | queue | init | event | logs``, one module per subcommand.
 
 ``main`` splits off ``-- CMD [ARGS...]`` (the runtime command of ``serve``, ``check`` and
 ``bench``) before argparse sees the rest, so a command's own flags are never taken for
@@ -26,6 +26,16 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_parser(sub)
     add_queue(sub)  # rapid queue
     cluster.add_parser(sub)  # rapid cluster status
+    from rapid.cli import event, init, logs
+
+    init.add_parser(sub)  # rapid init: blueprints (rapid.blueprints)
+    event.add_parser(sub)  # rapid event: sample events
+    logs.add_parser(sub)  # rapid logs: the logs kept per function (rapid.logs)
+    from rapid.cli import deploy, deployments, pipeline
+
+    deployments.add_parser(sub)  # rapid deployments
+    deploy.add_parser(sub)  # rapid deploy
+    pipeline.add_parser(sub)  # rapid pipeline run
     return p
 
 
@@ -45,6 +55,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rapid.cli.cluster import run as cluster_run
 
         return cluster_run(ns)
+    if name in ("init", "event", "logs"):
+        import importlib
+
+        return int(importlib.import_module(f"rapid.cli.{name}").run(ns))
+    if name == "deploy":
+        from rapid.cli.deploy import run as deploy_run
+
+        return deploy_run(ns)
+    if name == "pipeline":
+        from rapid.cli.pipeline import run as pipeline_run
+
+        return pipeline_run(ns)
+    if name == "deployments":
+        from rapid.cli.deployments import main as deployments_main
+
+        return deployments_main(ns)
     if name == "check":
         from rapid.cli.check import run as check_run
 

@@ -43,6 +43,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    help="JetStream replicas of the cluster's buckets and streams (default 1; 3 on a "
                         "3-server NATS cluster) [RAPID_CLUSTER_REPLICAS]")
     s.add_argument("--region", help="the region in ARNs and AWS_REGION (default us-east-1) [AWS_REGION]")
+    # Templates (rapid.template)
+    s.add_argument("--template", help="a SAM / CloudFormation template (YAML or JSON) to serve [RAPID_TEMPLATE]")
+    s.add_argument("--parameter-overrides", dest="parameter_overrides", nargs="+", metavar="KEY=VALUE",
+                   help="template parameter values [RAPID_PARAMETER_OVERRIDES]")
+    s.add_argument("--watch", action="store_const", const="true",
+                   help="apply the template again when it or its code changes [RAPID_WATCH]")
+    s.add_argument("--api-port", dest="api_port",
+                   help="the port of the template's Api / HttpApi events (default 3000) [RAPID_API_PORT]")
 
 
 def run(ns: argparse.Namespace, command: list[str] | None) -> int:

@@ -75,11 +75,11 @@ class Feed:
         if self._subscribers:
             self._publish("logs", entry)
 
-    def throttle(self, function: str, count: int = 1) -> None:
+    def throttle(self, function: str, count: int = 1, version: str = "") -> None:
         bucket = self._bucket(function)
         bucket[2] += count
         if self._subscribers:
-            self._publish("throttles", (function, count, time.time()))
+            self._publish("throttles", (function, count, time.time(), version))
 
     def _count(self, function: str, errors: int) -> None:
         bucket = self._bucket(function)

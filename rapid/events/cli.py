@@ -5,7 +5,9 @@
 With ``--data-dir`` (or ``RAPID_DATA_DIR``) it reads the queue's database directly, read-only,
 whether a daemon is running on it or not (SQLite's WAL lets a reader in beside the writer).
 With ``--url`` it asks a running daemon for ``/metrics``. Either way it prints one line per
-function (the labelled counters summed), or with ``--prometheus`` the metrics page itself.
+function (the labelled counters summed), then one per event source mapping (their counters
+are kept in the data dir's ``registry.db``: ``rapid.sources.metrics.offline``), or with
+``--prometheus`` the metrics page itself.
 ``--messages QUEUE`` prints a built-in queue's messages (data dir only), one JSON object a
 line, shaped like SQS's ``ReceiveMessage`` entries.
 """
@@ -70,6 +72,9 @@ def main(ns: argparse.Namespace) -> int:
                     print(json.dumps(msg))
                 return 0
             text = metrics.render(read_snapshot(db))
+            from rapid.sources import metrics as esm_metrics  # the event source mappings, from registry.db
+
+            text += esm_metrics.offline(data_dir)
         finally:
             db.close()
     sys.stdout.write(text if ns.prometheus else metrics.table(metrics.parse(text)))

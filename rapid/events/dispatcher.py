@@ -14,23 +14,26 @@ Life of an event
    store, then back in the lane), or, while the daemon stops, nothing: the event stays on
    disk for the next start.
 
-Sharing a function with synchronous invokes
--------------------------------------------
-Async work never takes the last slot of a function: at most ``limit - 1`` async attempts run
-at once when the function's limit is above 1 (the whole limit, 1, when it is 1), never more
-than ``async_concurrency`` (server setting, default 16, so that a burst of events does not
-start hundreds of instances on a small machine), and only in slots that synchronous
-invokes leave free (``limit - sync running``). A function with reserved concurrency 2
-therefore always keeps one instance's worth of room for synchronous callers. When a lane
-has due events but no room because synchronous invokes hold it, it is looked at again every
-``BLOCKED_POLL`` seconds. A throttle can still happen (a synchronous invoke is waiting for
-an instance that is still starting, which ``fn.running`` does not count yet): the host
-answers the attempt 429, the whole function's async work backs off (1 s, 2 s, ... 5 min,
-time-scaled), the event is retried after its own backoff until its maximum age, and the
-throttled attempt counts in ``approximateInvokeCount``, as AWS counts it.
+Sharing a function with synchronous invokes and event source mappings
+---------------------------------------------------------------------
+How many attempts may start is the host's one admission rule (``rapid.core.admission``,
+asked through ``Host.gate``), the same that admits synchronous invokes and the pollers'
+batches: async attempts take units of the function's concurrency (its reservation, or the
+account's unreserved pool), at most ``async_concurrency`` at once (server setting, default
+16) and never the last unit of a limit above 1, so a function with reserved concurrency 2
+always keeps room for one synchronous caller. ``_pump`` takes a ticket for each attempt it
+starts (before the store marks it running, so nothing can take that room meanwhile) and the
+ticket is given back when the attempt settles. A lane with due events and no room does not
+poll: it asks the gate to call it back when a unit of its function's limit comes free. A
+waiting event stays queued, durable, until it runs or passes its maximum event age
+(``EventAgeExceeded``), as a throttled event does on AWS. A throttle can still happen below
+the rule (the pool has an instance that is still dying in its place): the host answers the
+attempt 429, the whole function's async work backs off (1 s, 2 s, ... 5 min, time-scaled),
+the event is retried after its own backoff until its maximum age, and the throttled attempt
+counts in ``approximateInvokeCount``, as AWS counts it.
 
-Reserved concurrency 0: events are submitted anyway, the host throttles them, and the
-policy sends them to the dead-letter / on-failure target at once, as AWS does.
+Reserved concurrency 0: the rule throttles every attempt, and the policy sends the event
+to the dead-letter / on-failure target at once, as AWS does.
 
 After a crash
 -------------
@@ -53,7 +56,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from rapid.core.errors import ServiceError
+from rapid.core.admission import Ticket, Work
+from rapid.core.errors import ServiceError, throttled
 from rapid.core.invocation import Invocation, InvocationEvent, Outcome
 from rapid.core.naming import Target, function_arn, trace_id
 from rapid.events import policy
@@ -68,14 +72,14 @@ if TYPE_CHECKING:
     from rapid.host.function import Function
     from rapid.host.host import Host
 
-BLOCKED_POLL = 0.02  # seconds between looks at a lane whose function is busy with sync work
+BLOCKED_POLL = 1.0  # at the latest, a lane with no room looks again (the gate calls it back sooner)
 _encode = msgspec.json.Encoder().encode
 
 
 class Lane:
     """One function's waiting events, and its async work in flight."""
 
-    __slots__ = ("heap", "inflight", "name", "paused_until", "streak")
+    __slots__ = ("heap", "inflight", "name", "paused_until", "streak", "watching")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -83,6 +87,10 @@ class Lane:
         self.inflight = 0  # async attempts submitted (or being marked) and not settled
         self.paused_until = 0.0  # epoch: backing off after a throttle
         self.streak = 0  # consecutive throttles of this function's async attempts
+        self.watching = False  # the gate calls back when the function has room again
+
+    def __repr__(self) -> str:
+        return f"<Lane {self.name} queued={len(self.heap)} inflight={self.inflight} streak={self.streak}>"
 
 
 class Dispatcher:
@@ -93,7 +101,6 @@ class Dispatcher:
         self.scratch = scratch
         cfg = host.config
         self.scale = float(cfg.async_time_scale)
-        self.async_concurrency = cfg.async_concurrency
         self.region, self.account = host.region, cfg.account_id
         self.lanes: dict[str, Lane] = {}
         self.stopping = False
@@ -171,9 +178,11 @@ class Dispatcher:
             not self.stopping and not lane.heap and lane.paused_until <= now and fn.reserved != 0
             and self._room(fn, lane) > 0
         )
+        ticket: Ticket | None = None
         if fast:
             lane.inflight += 1
             entry.attempts = 1
+            ticket = self.host.gate.take(fn, Work.ASYNC)
         fut: asyncio.Future[HttpResponse] = self._loop.create_future()
         version = fn.version
 
@@ -181,15 +190,19 @@ class Dispatcher:
             if error is not None:
                 if fast:
                     lane.inflight -= 1
+                if ticket is not None:
+                    self.host.gate.give_back(ticket)
                 if not fut.done():
                     fut.set_result(_service_error(ServiceError(
                         500, "ServiceException", f"The event could not be stored: {error}", kind="Service"), rid))
                 return
             if not fut.done():
                 fut.set_result(HttpResponse(202, b"", [("x-amzn-RequestId", rid), ("X-Amz-Executed-Version", version)]))
-            if fast:
+            if ticket is not None:
                 if not self.stopping:
-                    self._run(fn, lane, entry, payload)
+                    self._run(fn, lane, entry, payload, ticket)
+                else:
+                    self.host.gate.give_back(ticket)
             else:
                 heapq.heappush(lane.heap, entry)
                 self._kick()
@@ -206,18 +219,19 @@ class Dispatcher:
         return lane
 
     def _room(self, fn: Function, lane: Lane) -> int:
-        """How many more async attempts ``fn`` may take now (see the module's docstring)."""
+        """How many more async attempts ``fn`` may take now: the host's admission rule."""
         if fn.reserved == 0:
-            return len(lane.heap) + 1  # every attempt is throttled: let the host say so
-        limit = fn.limit
-        if limit <= 0:
-            # The host-wide pool is full (of other functions' instances): try one, so the
-            # host reclaims an idle instance for it or throttles it (and we back off).
-            return 1 if lane.inflight == 0 else 0
-        cap = min(self.async_concurrency, limit - 1 if limit > 1 else limit)
-        sync_running = max(0, fn.running - lane.inflight)
-        free = limit - sync_running - lane.inflight
-        return max(0, min(cap - lane.inflight, free))
+            return len(lane.heap) + 1  # the rule throttles every attempt: each goes to its failure target
+        return self.host.gate.room(fn, Work.ASYNC)
+
+    def _watch(self, fn: Function, lane: Lane) -> None:
+        if not lane.watching:
+            lane.watching = True
+            self.host.gate.watch(fn, lambda: self._watched(lane))
+
+    def _watched(self, lane: Lane) -> None:
+        lane.watching = False
+        self._kick()
 
     def _kick(self) -> None:
         if not self._pump_scheduled and not self.stopping:
@@ -257,52 +271,70 @@ class Dispatcher:
                 continue
             room = self._room(fn, lane)
             batch: list[Entry] = []
-            while heap and heap[0].due_at <= now and len(batch) < room:
-                entry = heapq.heappop(heap)
-                if policy.expired(entry.enqueued_at, self.settings.limits(entry), now):
-                    self._finish(entry, policy.EVENT_AGE_EXCEEDED, None, None)
+            while heap and heap[0].due_at <= now:
+                if policy.expired(heap[0].enqueued_at, self.settings.limits(heap[0]), now):
+                    self._finish(heapq.heappop(heap), policy.EVENT_AGE_EXCEEDED, None, None)
                     continue
-                batch.append(entry)
+                if len(batch) >= room:
+                    break
+                batch.append(heapq.heappop(heap))
             if heap:
                 if heap[0].due_at > now:
                     wake = min(wake, heap[0].due_at)
-                elif lane.inflight + len(batch) == 0:
-                    # No room and nothing of ours in flight to free some: synchronous
-                    # invokes hold the function. Look again soon.
+                else:
+                    # No room: other work holds the function's concurrency. The gate calls
+                    # back when a unit comes free (and the expiry of waiting events is
+                    # looked at once in a while).
+                    self._watch(fn, lane)
                     wake = min(wake, now + BLOCKED_POLL)
             if batch:
                 lane.inflight += len(batch)
-                self.store.mark_started(batch, self._started_cb(fn, lane, batch))
+                tickets = [self.host.gate.take(fn, Work.ASYNC) for _ in batch]
+                self.store.mark_started(batch, self._started_cb(fn, lane, batch, tickets))
         if wake < float("inf"):
             self._wake_at(wake)
 
-    def _started_cb(self, fn: Function, lane: Lane, batch: list[Entry]) -> Callable[[Any, BaseException | None], None]:
+    def _started_cb(self, fn: Function, lane: Lane, batch: list[Entry],
+                    tickets: list[Ticket]) -> Callable[[Any, BaseException | None], None]:
+        gate = self.host.gate
+
         def done(payloads: list[bytes | None] | None, error: BaseException | None) -> None:
             if error is not None or payloads is None:
                 say(f"could not start events of {fn.name}: {error}")
                 lane.inflight -= len(batch)
+                for ticket in tickets:
+                    gate.give_back(ticket)
                 retry_at = time.time() + 1.0
                 for entry in batch:
                     entry.due_at = retry_at
                     heapq.heappush(lane.heap, entry)
                 self._wake_at(retry_at)
                 return
-            for entry, payload in zip(batch, payloads):
+            for entry, payload, ticket in zip(batch, payloads, tickets):
                 if payload is None:  # gone from the store (cannot happen with one daemon)
                     lane.inflight -= 1
+                    gate.give_back(ticket)
                     continue
                 entry.attempts += 1
                 if self.stopping:
+                    gate.give_back(ticket)
                     continue  # released by close()
-                self._run(fn, lane, entry, payload)
+                self._run(fn, lane, entry, payload, ticket)
 
         return done
 
-    def _run(self, fn: Function, lane: Lane, entry: Entry, payload: bytes) -> None:
+    def _run(self, fn: Function, lane: Lane, entry: Entry, payload: bytes, ticket: Ticket) -> None:
+        gate = self.host.gate
         try:  # each attempt picks its version: an alias's weights apply per attempt
             fn = self.host.resolve(Target(fn.name, entry.qualifier or None))
         except ServiceError as exc:
+            gate.give_back(ticket)
             self._settled(fn, lane, entry, payload, _refused(entry, exc))
+            return
+        if fn.reserved == 0:  # the admission rule throttles it
+            gate.give_back(ticket)
+            self._settled(fn, lane, entry, payload, _refused(entry, throttled(
+                "ReservedFunctionConcurrentInvocationLimitExceeded")))
             return
         inv = Invocation(
             request_id=entry.request_id,
@@ -312,6 +344,7 @@ class Dispatcher:
             trace_id=entry.trace_id,
         )
         inv.on_settled = lambda inv: self._settled(fn, lane, entry, payload, inv)
+        gate.bind(ticket, inv)
         try:
             fn.submit(inv)
         except Exception as exc:  # noqa: BLE001 - a bug below must not lose the event
@@ -425,7 +458,8 @@ class Dispatcher:
 
 
 def _refused(entry: Entry, exc: ServiceError) -> Invocation:
-    """A settled invocation for an attempt whose target is gone (its alias or version deleted)."""
+    """A settled invocation for an attempt that never ran: its target is gone (its alias or
+    version deleted), or the admission rule throttles it (reserved concurrency 0)."""
     inv = Invocation(request_id=entry.request_id, payload=b"", function_arn="", timeout=1.0, trace_id=entry.trace_id)
     inv.settle(InvocationEvent.FAIL, Outcome(b"", status="error", service_error=exc))
     return inv

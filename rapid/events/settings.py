@@ -85,6 +85,8 @@ class Settings:
             destination = self._target(value, entry)
         dead_letter = self.dead_letters.get(entry.function) if failed else None
         fn = self.host.functions.get(entry.function)
+        if failed and dead_letter is None and fn is not None and fn.config.dead_letter:
+            dead_letter = self._target(fn.config.dead_letter, entry)  # an API function's DeadLetterConfig
         version = fn.version if fn is not None else LATEST
         limits = self.limits(entry)
         plan = Finish(

@@ -191,8 +191,33 @@ class Deployment:
             count = self.share(name, version, fs.provisioned.get(version, 0) if fs else 0)
             number = self.registry.version(name, version).version  # an alias: its primary version
             self.pool(Target(name, number)).set_provisioned(count)
+        elif event == "alias" and version is not None:
+            self._follow_alias(name, version)
         for hook in self._hooks:
             hook(event, name, version)
+
+    def _follow_alias(self, name: str, alias: str) -> None:
+        """An alias with provisioned concurrency moved to another primary version: the
+        provisioned instances move with it (started on the new version's pool, stopped on
+        the old one unless another qualifier still provisions it)."""
+        fs = self.registry.settings.get(name)
+        if fs is None or alias not in fs.provisioned:
+            return
+        want: dict[str, int] = {}
+        for qualifier, count in fs.provisioned.items():
+            try:
+                number = self.registry.version(name, qualifier).version
+            except ServiceError:
+                continue
+            want[number] = max(want.get(number, 0), count)
+        for pool in self.host.pools_of(name):
+            if pool.version not in want and pool.provisioned:
+                pool.set_provisioned(0)
+        for number, count in want.items():
+            if number != LATEST:
+                pool = self.pool(Target(name, number))
+                if pool.provisioned != count:
+                    pool.set_provisioned(count)
 
     def __repr__(self) -> str:
         return f"<Deployment {self.registry!r}>"

@@ -116,9 +116,11 @@ class Function:
 
     # -- logs -----------------------------------------------------------------------------
 
-    def log_line(self, text: str, request_id: str | None = None) -> None:
+    def log_line(self, text: str, request_id: str | None = None, instance: Instance | None = None) -> None:
         self.host.logs.line(self._prefix + text if self._prefix else text)
         self.host.feed.line(self.name, request_id, text)
+        if self.host.log_store is not None:  # kept per log stream in the data dir (rapid.logs)
+            self.host.log_store.function_line(self, text, request_id, instance)
 
     def log_platform(self, inv: Invocation, text: str) -> None:
         self.log_line(text, inv.request_id)
@@ -164,15 +166,18 @@ class Function:
             else:
                 self.provisioned_error = error_type or f"Init {status}"
         if self.json_logs:
-            self.log_line(report.init_report_json(ms, phase, status, error_type, self.init_type(instance)))
+            self.log_line(report.init_report_json(ms, phase, status, error_type, self.init_type(instance)),
+                          instance=instance)
         else:
-            self.log_line(report.init_report_text(ms, phase, status, error_type))
+            self.log_line(report.init_report_text(ms, phase, status, error_type), instance=instance)
 
     # -- scheduling -----------------------------------------------------------------------
 
     def submit(self, inv: Invocation) -> None:
         """Queue ``inv``; it is dispatched, starts an instance, or is throttled (settled
         with a 429 ``service_error``) at once."""
+        if not self.host.gate.enter(self, inv):  # admission (rapid.host.gate): throttled, settled
+            return
         self.queue.append(inv)
         self._schedule()
 
@@ -289,7 +294,7 @@ class Function:
         )
         error = throttled(reason)
         refused = [self.queue.pop() for _ in range(min(count, len(self.queue)))]
-        self.host.feed.throttle(self.name, len(refused))
+        self.host.feed.throttle(self.name, len(refused), self.version)
         for inv in reversed(refused):
             inv.settle(InvocationEvent.FAIL, Outcome(b"", status="error", service_error=error))
 

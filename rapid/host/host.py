@@ -25,6 +25,7 @@ from rapid.core.naming import LATEST, Target, function_arn
 from rapid.dashboard.feed import Feed
 from rapid.host.code import Code
 from rapid.host.function import Function
+from rapid.host.gate import Gate
 from rapid.logs import LogSink
 from rapid.supervisor.backend import ProcessBackend, Processes
 from rapid.supervisor.guardian import Guardian
@@ -56,9 +57,11 @@ class Host:
         self._versions: dict[str, dict[str, Function]] = {}  # the same pools by name, then version
         self.retired: set[Function] = set()  # replaced or deleted pools whose instances still drain
         self.catalog: Catalog | None = None  # functions of the API (rapid.host.deployment)
+        self.deployments: Any = None  # gradual deployments (rapid.deployments.service), set by the daemon
         self._reserved: dict[str, int] = {}  # reserved concurrency by function name
         self._reserved_total = 0
         self._unreserved_used = 0  # instances of functions without reserved concurrency
+        self.gate = Gate(self)  # admission: one rule for sync, async and event-source work (rapid.host.gate)
         self.stopping = False
         # Private TMPDIRs (when there is no mount namespace) live here, created 0700.
         self.tmp_root = tempfile.mkdtemp(prefix="rapid-tmp-")
@@ -74,6 +77,7 @@ class Host:
         self._sweeper: asyncio.Task[None] | None = None
         # Sees every Runtime API request when set (rapid check / bench); None in the daemon.
         self.runtime_tap: RuntimeTap | None = None
+        self.log_store: Any = None  # rapid.logs.store.LogStore: function logs kept in the data dir
 
     def add(self, name: str, config: FunctionConfig, code: Code, *, tagged: bool) -> Function:
         fn = Function(self, name, config, code, tagged=tagged)
@@ -143,6 +147,7 @@ class Host:
             if (fn.reserved is None) != (reserved is None):
                 self._unreserved_used += len(fn.instances) * (1 if reserved is None else -1)
             fn.reserved = reserved
+        self.gate.changed(name)
 
     def sibling_instances(self, fn: Function) -> int:
         """Instances of the other pools of ``fn``'s function (reserved concurrency is shared)."""

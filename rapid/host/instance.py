@@ -529,7 +529,7 @@ class Instance:
         fn = self.function
         if fn.json_logs:
             text = report.function_line_json(text, inv.request_id if inv else None)
-        fn.log_line(text, inv.request_id if inv else None)
+        fn.log_line(text, inv.request_id if inv else None, self)
         if inv is not None and inv.log_lines is not None:
             inv.log_lines.append(text)
         if self.telemetry.listening:
@@ -550,7 +550,7 @@ class Instance:
                 self._init_failed(runtime_exited(returncode), None, "error")
             else:
                 if not crashed and not self.function.host.stopping:
-                    self.function.log_line(f"Error: {runtime_exited(returncode).message}")
+                    self.function.log_line(f"Error: {runtime_exited(returncode).message}", instance=self)
                 self._die(reset=True, reason="failure")
         self._maybe_cleanup()
 

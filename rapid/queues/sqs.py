@@ -384,6 +384,19 @@ class Service:
             del q.messages[message_id]
             self.changes.append(("delete", message_id, q))
 
+    def unreceive(self, q: Queue, handle: Any, now: float) -> None:
+        """A received message handed back untouched (its batch never reached a function):
+        visible again at once, its receive count as it was before, so it comes no nearer
+        its dead-letter queue. A handle no longer current is ignored."""
+        _, m = self._find(q, handle)
+        if m is None or m.receipt != handle or m.state(now) != "inflight":
+            return
+        m.receive_count = max(0, m.receive_count - 1)
+        if m.receive_count == 0:
+            m.first_receive = None
+        m.visible_at = now
+        self.changes.append(("put", q, m))
+
     def change_visibility(self, q: Queue, handle: Any, timeout: Any, now: float) -> None:
         vt = checks.integer("VisibilityTimeout", timeout, 0, 43200,
                             "VisibilityTimeout must be an integer between 0 and 43200")

@@ -207,6 +207,19 @@ class LiveQueues:
             return fut
         return self.resolve(fut, None)
 
+    def unreceive(self, name: str, handles: list[str]) -> asyncio.Future[None]:
+        """Hand received messages back untouched (``SqsService.unreceive``), durably."""
+        fut: asyncio.Future[None] = self._loop.create_future()
+        try:
+            q = self.service.get(name)
+            for handle in handles:
+                self.service.unreceive(q, handle, self.clock())
+        except SqsError as exc:
+            self.discard()
+            fut.set_exception(exc)
+            return fut
+        return self.resolve(fut, None)  # the commit serves the queue's waiters
+
     def change_visibility(self, name: str, handle: str, timeout: int) -> asyncio.Future[None]:
         """Make a received message visible again after ``timeout`` seconds (0: at once)."""
         fut: asyncio.Future[None] = self._loop.create_future()

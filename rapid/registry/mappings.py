@@ -2,12 +2,19 @@
 
 A mapping is one immutable ``Mapping`` record under kind ``mapping`` (key: its UUID),
 replaced whole on every change; a Kinesis shard's checkpoint is the last sequence number
-the mapping has finished with, under kind ``checkpoint`` (key ``UUID/shardId``). Both are
-written through the registry's store before the API answers or the poller reads on, so a
-restart resumes every mapping in its last state and every shard where it stopped.
+the mapping has finished with, under kind ``checkpoint`` (key ``UUID/shardId``), with the
+shard's open tumbling window and its state beside it when the mapping has one (one record,
+so the state and the position it belongs to are written together), and the last sequence
+number of the read in flight (so a restart can count the records it sends again). Both are written
+through the registry's store before the API answers or the poller reads on, so a restart
+resumes every mapping in its last state and every shard where it stopped, window and all.
+A mapping's counters (``rapid.sources.stats``) are kept under kind ``mapping-stats`` (key:
+its UUID), written by the pollers once a second while they change and when they stop.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import msgspec
 from msgspec import Struct
@@ -58,15 +65,46 @@ class MappingStore:
     def delete(self, uuid: str) -> None:
         self.store.delete("mapping", uuid)
         self.store.delete_prefix("checkpoint", f"{uuid}/")
+        self.store.delete("mapping-stats", uuid)
         self.mappings.pop(uuid, None)
+
+    def positions(self, uuid: str) -> dict[str, tuple[int, dict[str, Any] | None, int | None]]:
+        """shardId -> (the last sequence number done, the open tumbling window or None, the
+        last sequence number of the read that was in flight or None)."""
+        out: dict[str, tuple[int, dict[str, Any] | None, int | None]] = {}
+        for key, body in self.store.load("checkpoint"):
+            if key.startswith(f"{uuid}/"):
+                out[key.partition("/")[2]] = _position(bytes(body))
+        return out
 
     def checkpoints(self, uuid: str) -> dict[str, int]:
         """shardId -> the last sequence number done."""
-        return {key.partition("/")[2]: int(body) for key, body in self.store.load("checkpoint")
-                if key.startswith(f"{uuid}/")}
+        return {shard: seq for shard, (seq, _, _) in self.positions(uuid).items()}
 
-    def checkpoint(self, uuid: str, shard_id: str, seq: int) -> None:
-        self.store.put("checkpoint", f"{uuid}/{shard_id}", str(seq).encode())
+    def checkpoint(self, uuid: str, shard_id: str, seq: int, window: dict[str, Any] | None = None,
+                   inflight: int | None = None) -> None:
+        if window is None and inflight is None:
+            body = str(seq).encode()
+        else:
+            body = msgspec.json.encode({"seq": str(seq), "window": window,
+                                        "inflight": str(inflight) if inflight is not None else None})
+        self.store.put("checkpoint", f"{uuid}/{shard_id}", body)
+
+    def stats(self) -> dict[str, bytes]:
+        """UUID -> the mapping's counters as last written (``rapid.sources.stats``)."""
+        return {key: bytes(body) for key, body in self.store.load("mapping-stats")}
+
+    def put_stats(self, uuid: str, body: bytes) -> None:
+        if uuid in self.mappings:
+            self.store.put("mapping-stats", uuid, body)
 
     def __repr__(self) -> str:
         return f"<MappingStore {len(self.mappings)} mappings>"
+
+
+def _position(body: bytes) -> tuple[int, dict[str, Any] | None, int | None]:
+    if body.startswith(b"{"):
+        record = msgspec.json.decode(body)
+        inflight = record.get("inflight")
+        return int(record["seq"]), record.get("window"), int(inflight) if inflight is not None else None
+    return int(body), None, None

@@ -52,3 +52,19 @@ class SQLiteRegistryStore(RegistryStore):
 
     def __repr__(self) -> str:
         return f"<SQLiteRegistryStore {self.path}>"
+
+
+def read_records(data_dir: str, kind: str) -> list[tuple[str, bytes]]:
+    """Every ``(key, body)`` of ``kind`` in ``data_dir``'s registry, read-only (for ``rapid
+    queue``, beside a running daemon or none); empty when there is no registry there."""
+    path = os.path.join(data_dir, "registry.db")
+    if not os.path.exists(path):
+        return []
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return [(key, bytes(body)) for key, body in
+                db.execute("SELECT key, body FROM records WHERE kind = ? ORDER BY key", (kind,))]
+    except sqlite3.OperationalError:  # no table yet
+        return []
+    finally:
+        db.close()

@@ -10,10 +10,17 @@ batching window for more when it has fewer), and runs the batch through
 the plan says where the checkpoint moves, what to retry next (the same records, the halves
 of a bisected batch, the records from the lowest reported failure) and what to give up.
 Nothing further is read until the batch is settled, so a failing batch blocks only its
-shard. A retry waits 0.1 s doubling to 5 s.
+shard. A retry waits 0.1 s doubling to 5 s. A batch that cannot be invoked (its function
+deleted: the mapping outlives it, as on AWS) is tried again once a second without counting
+as an attempt, so nothing is lost; only MaximumRecordAgeInSeconds gives its records up
+(to OnFailure), as Lambda gives up records whose function could not be invoked. The
+mapping's LastProcessingResult says ``PROBLEM: Function not found.`` meanwhile.
 
 The checkpoint (the last sequence number done) is written to the registry's store each time
-it moves, before the next read, so a restart resumes after it: at least once. A batch
+it moves, before the next read, so a restart resumes after it: at least once. Before a read
+is sent to the function its last sequence number is written beside the checkpoint too: after
+a restart the records up to it that run again are counted (``redelivered``), the possible
+duplicates of at-least-once delivery. A batch
 given up goes to the OnFailure destination as AWS's ``KinesisBatchInfo`` record (a
 built-in SQS queue, or a function invoked asynchronously), or is only counted without one.
 
@@ -21,8 +28,11 @@ FilterCriteria match the record with its data decoded (``filters.kinesis_view``)
 they drop are not sent and the checkpoint moves past them.
 
 TumblingWindowInSeconds (``tumbling.Window``): batches stop at window boundaries, carry the
-window and the state the function returned, and a final invocation closes each window. The
-state lives in memory: after a restart the open window starts again with ``{}``.
+window and the state the function returned, and a final invocation closes each window. An
+answer without a ``state`` object fails the batch (AWS's rule); a state over 1 MB ends the
+window early (a final invocation with ``isWindowTerminatedEarly``, then the same window
+goes on with a fresh state). The open window and its state are written with the shard's
+checkpoint, in the same record, so a restart resumes the window where the checkpoint is.
 
 ParallelizationFactor N (``_lanes``): what one read gives is split by partition key into N
 lanes run at once, each one batch at a time in order (so order per key holds); the next
@@ -47,7 +57,7 @@ from rapid.queues.sqs_live import LiveQueues
 from rapid.registry.mappings import Mapping, MappingStore
 from rapid.sources import records as shapes
 from rapid.sources import filters, responses, stream_retry
-from rapid.sources.invoker import Invoker, Result
+from rapid.sources.invoker import FUNCTION_GONE, Invoker, Result
 from rapid.sources.stats import Stats
 from rapid.sources.tumbling import Window
 from rapid.streams.kinesis import KinesisError, Record, Stream, hash_key
@@ -74,6 +84,8 @@ class StreamPoller:
         self.windows: dict[str, Window] = {}  # TumblingWindowInSeconds: the open window per shard
         self.tasks: list[asyncio.Task[None]] = []
         self.positions: dict[str, int] = {}
+        self.inflight: dict[str, int | None] = {}  # per shard: the last sequence number of the read being run
+        self.suspect: dict[str, int] = {}  # per shard: records up to this ran before a restart
         self._wakeups: list[asyncio.Event] = []
         self._region = streams.service.region
         self._account = streams.service.account
@@ -113,9 +125,13 @@ class StreamPoller:
         self._shards(s)
 
     def _shards(self, s: Stream) -> None:
-        done = self.store.checkpoints(self.mapping.uuid)
+        done = self.store.positions(self.mapping.uuid)
         for shard in s.shards:
-            after = done.get(shard.id)
+            after, window, inflight = done.get(shard.id, (None, None, None))
+            if inflight is not None and after is not None and inflight > after:
+                self.suspect[shard.id] = inflight
+            if window and self.mapping.tumbling_window:
+                self.windows.setdefault(shard.id, Window(self.mapping.tumbling_window)).restore(window)
             if after is None:
                 after = self._start_at(s, shard.index)
                 self.store.checkpoint(self.mapping.uuid, shard.id, after)  # LATEST means now, also after a restart
@@ -165,11 +181,13 @@ class StreamPoller:
                 got = tw.take(got)  # a batch never spans two windows
             keep = [r for r in got if self._passes(shard_id, r)] if self.patterns else got
             self.stats.filtered += len(got) - len(keep)
+            self._in_flight(shard_id, keep)
             if keep and m.parallelization > 1 and tw is None:
                 await self._lanes(shard_id, keep)
             elif keep:  # what the filters drop counts as done: the checkpoint moves past it
                 await self._batch(shard_id, keep, tw)
             after = max(self.positions[shard_id], got[-1].seq)
+            self.inflight[shard_id] = None
             self._checkpoint(shard_id, after)
 
     def _record(self, shard_id: str, r: Record) -> dict[str, Any]:
@@ -179,10 +197,25 @@ class StreamPoller:
     def _passes(self, shard_id: str, r: Record) -> bool:
         return filters.matches_any(self.patterns, filters.kinesis_view(self._record(shard_id, r)))
 
-    def _checkpoint(self, shard_id: str, seq: int | None) -> None:
-        if seq is not None and seq > self.positions[shard_id]:
-            self.positions[shard_id] = seq
-            self.store.checkpoint(self.mapping.uuid, shard_id, seq)
+    def _in_flight(self, shard_id: str, records: list[Record]) -> None:
+        """Before ``records`` go to the function: their end is written beside the checkpoint;
+        those a daemon before a restart had sent already are counted as redelivered."""
+        if not records:
+            return
+        suspect = self.suspect.pop(shard_id, None)
+        if suspect is not None:
+            self.stats.redelivered += sum(1 for r in records if r.seq <= suspect)
+        self.inflight[shard_id] = records[-1].seq
+        self._checkpoint(shard_id, None, window_changed=True)
+
+    def _checkpoint(self, shard_id: str, seq: int | None, *, window_changed: bool = False) -> None:
+        """Move the shard's checkpoint (with its open window, in the same record)."""
+        if seq is not None and seq > self.positions[shard_id] or window_changed:
+            if seq is not None and seq > self.positions[shard_id]:
+                self.positions[shard_id] = seq
+            tw = self.windows.get(shard_id)
+            self.store.checkpoint(self.mapping.uuid, shard_id, self.positions[shard_id],
+                                  tw.saved() if tw is not None else None, self.inflight.get(shard_id))
 
     async def _lanes(self, shard_id: str, got: list[Record]) -> None:
         """ParallelizationFactor N: the records split by partition key into N lanes (a key
@@ -194,22 +227,34 @@ class StreamPoller:
             lanes[hash_key(r.partition_key) % n].append(r)
         await asyncio.gather(*(self._batch(shard_id, lane, None, checkpoints=False) for lane in lanes if lane))
 
-    async def _final(self, shard_id: str, tw: Window) -> None:
-        """The window's last invocation: no records, its state; retried as a batch would be."""
+    async def _final(self, shard_id: str, tw: Window, *, early: bool = False) -> None:
+        """The window's last invocation: no records, its state; retried until it succeeds
+        (the shard waits meanwhile, as on AWS). ``early``: its state outgrew the cap; the same
+        window then goes on with ``{}``."""
         m = self.mapping
-        payload = _encode({"Records": [], **tw.fields(shard_id, m.source_arn, final=True)})
+        payload = _encode({"Records": [], **tw.fields(shard_id, m.source_arn, final=True, early=early)})
         tries = 0
         while True:
             result = await self.invoker(m.function, m.qualifier, payload)
+            if result.service_error is not None:  # never ran (the function is gone): not an attempt
+                self.stats.last_result = FUNCTION_GONE if result.service_error.status == 404 else \
+                    f"PROBLEM: {result.service_error.message}"
+                await asyncio.sleep(POLL)
+                continue
             self.stats.batches += 1
-            if result.service_error is None and result.function_error is None:
+            if result.function_error is None:
                 break
+            # AWS: "If the invocation fails, your Lambda function suspends further processing
+            # until a successful invocation" (MaximumRetryAttempts does not end it).
             self.stats.errors += 1
+            self.stats.last_result = "PROBLEM: Function call failed"
             tries += 1
-            if 0 <= m.max_retries < tries:
-                break
             await asyncio.sleep(min(5.0, 0.1 * 2 ** min(tries - 1, 6)))
-        tw.close()
+        if early:
+            tw.terminate_early()
+        else:
+            tw.close()
+        self._checkpoint(shard_id, None, window_changed=True)
 
     async def _batch(self, shard_id: str, got: list[Record], tw: Window | None = None, *,
                      checkpoints: bool = True) -> None:
@@ -228,22 +273,25 @@ class StreamPoller:
             event = [self._record(shard_id, r) for r in attempt.records]
             extra = tw.fields(shard_id, m.source_arn, final=False) if tw is not None else {}
             last = await self.invoker(m.function, m.qualifier, _encode({"Records": event, **extra}))
-            stats.batches += 1
-            stats.records += len(attempt.records)
             stats.throttles += last.throttles
             if last.service_error is not None:
-                stats.errors += 1
-                stats.last_result = f"PROBLEM: {last.service_error.message}"
+                stats.last_result = FUNCTION_GONE if last.service_error.status == 404 else \
+                    f"PROBLEM: {last.service_error.message}"
                 attempts.appendleft(attempt)  # never ran: the same attempt again, not counted
                 await asyncio.sleep(POLL)
                 continue
+            stats.batches += 1
+            stats.records += len(attempt.records)
             outcome = responses.interpret(last.body, function_error=last.function_error is not None,
                                           report_failures=self.report, ids=[str(r.seq) for r in attempt.records])
+            verdict = tw.read(last.body) if tw is not None and outcome.kind != "failure" else "ok"
+            if verdict == "missing":  # with a tumbling window, an answer must carry its state
+                outcome = responses.Outcome("failure", reason="the response has no state")
             stats.last_result = "OK" if outcome.kind == "success" else "PROBLEM: Function call failed"
             if outcome.kind != "success":
                 stats.errors += 1
-            if tw is not None and outcome.kind != "failure":
-                tw.absorb(last.body)
+            if verdict == "early" and tw is not None:
+                await self._final(shard_id, tw, early=True)
             plan = stream_retry.settle(self.policy, attempt, outcome)
             await self._carry(shard_id, plan, last, attempt.retries + 1, checkpoints)
             attempts.extendleft(reversed(plan.next))

@@ -13,6 +13,10 @@ resumes each one as it was, and a delete or an update cut short by a kill is fin
 
 An SQS mapping is a ``SqsPoller``; a Kinesis mapping is a ``StreamPoller`` (one task per
 shard).
+
+Each mapping's counters (``Stats``) are loaded from the store at start and written back
+once a second while they change, and when the pollers stop: ``rapid queue --data-dir``
+reads them there, and they count across restarts (a ``kill -9`` can lose the last second's).
 """
 
 from __future__ import annotations
@@ -31,10 +35,12 @@ from rapid.registry.registry import Registry
 from rapid.sources.invoker import Invoker
 from rapid.sources.kinesis_poller import StreamPoller
 from rapid.sources.sqs_poller import SqsPoller
+from rapid.sources import stats as stats_records
 from rapid.sources.stats import Stats
 from rapid.streams.kinesis_api import KinesisAPI
 
 Poller = SqsPoller | StreamPoller
+FLUSH_SECONDS = 1.0  # how often changed counters are written to the store
 
 
 class Pollers:
@@ -49,7 +55,9 @@ class Pollers:
         self.events = events  # the async dispatcher: OnFailure to a function
         self.invoker = Invoker(host)
         self.running: dict[str, Poller] = {}
-        self.stats: dict[str, Stats] = {}
+        self._written = {uuid: body for uuid, body in store.stats().items() if uuid in store.mappings}
+        self.stats: dict[str, Stats] = {uuid: stats_records.decode(body) for uuid, body in self._written.items()}
+        self._flusher: asyncio.Task[None] | None = None
         self._settling: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
         self._stopped = False
@@ -60,6 +68,23 @@ class Pollers:
     def start(self) -> None:
         for uuid in sorted(self.store.mappings):
             self.settle_soon(uuid)
+        self._flusher = asyncio.get_running_loop().create_task(self._flush_every(FLUSH_SECONDS))
+
+    async def _flush_every(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                self.flush()
+            except Exception as exc:  # noqa: BLE001 - figures must not stop the pollers
+                self.say(f"event source mappings: could not write their figures: {exc}")
+
+    def flush(self) -> None:
+        """Write every mapping's counters that changed since they were last written."""
+        for uuid, st in list(self.stats.items()):
+            body = stats_records.encode(st)
+            if self._written.get(uuid) != body and uuid in self.store.mappings:
+                self.store.put_stats(uuid, body)
+                self._written[uuid] = body
 
     def settle_soon(self, uuid: str) -> None:
         if self._stopped:
@@ -92,6 +117,7 @@ class Pollers:
         if m.state == "Deleting":
             self.store.delete(uuid)
             self.stats.pop(uuid, None)
+            self._written.pop(uuid, None)
             return
         if m.enabled:
             poller = self._poller(m)
@@ -119,6 +145,8 @@ class Pollers:
     async def stop(self) -> None:
         """Before the host stops: no new batches; the running ones are cancelled."""
         self._stopped = True
+        if self._flusher is not None:
+            self._flusher.cancel()
         for task in list(self._settling.values()):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -126,3 +154,4 @@ class Pollers:
         for poller in list(self.running.values()):
             await poller.stop()
         self.running.clear()
+        self.flush()

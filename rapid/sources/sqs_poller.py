@@ -18,10 +18,18 @@ that), so groups run one batch at a time, in order; after a partial failure ever
 message of the failed group stays too, so the group is never reordered.
 
 Scaling: 5 workers to start; a worker that gathers a full batch, and so saw a backlog, adds
-one more (at most one a second) up to the cap: ScalingConfig.MaximumConcurrency, the
+one more (at most one every 0.2 s: Lambda adds up to 300 a minute) up to the cap: ScalingConfig.MaximumConcurrency, the
 function's reserved concurrency, and the host's capacity; past the cap (the reservation
 went down) a worker leaves after its batch. A worker that waits a whole long
-poll for nothing leaves, down to 5. A throttled batch waits and is sent again (``Invoker``).
+poll for nothing leaves, down to 5. A batch the admission rule holds back waits and is sent
+when there is room (``Invoker``); it never fails for it.
+
+The function gone (deleted; a mapping outlives its function, as on AWS, and DeleteFunction
+leaves it Enabled): the workers stop taking messages and look again once a second, so the
+messages wait in the queue with their receive counts untouched and nothing reaches the
+dead-letter queue for it; a function created again under the name is polled for at once.
+A batch that was taken and then could not be invoked (the function went meanwhile, the
+daemon stops) is handed back the same way: visible at once, its receive counts taken back.
 """
 
 from __future__ import annotations
@@ -38,11 +46,13 @@ from rapid.queues.sqs import Message
 from rapid.queues.sqs_live import LiveQueues
 from rapid.registry.mappings import Mapping
 from rapid.sources import batching, filters, records, responses
-from rapid.sources.invoker import Invoker
+from rapid.sources.invoker import FUNCTION_GONE, Invoker
 from rapid.sources.stats import Stats
 
 START_WORKERS = 5
 LONG_POLL = 20.0
+SCALE_EVERY = 0.2  # seconds between two added workers: 300 a minute, Lambda's SQS scaling rate
+FUNCTION_POLL = 1.0  # while the function is gone, how often a worker looks for it again
 _encode = msgspec.json.Encoder().encode
 
 
@@ -98,6 +108,10 @@ class SqsPoller:
                 continue
             if len(self.workers) > self.cap:  # the reserved concurrency went down
                 return
+            if self.invoker.unavailable(self.mapping.function, self.mapping.qualifier) is not None:
+                self.stats.last_result = FUNCTION_GONE  # the messages stay where they are
+                await asyncio.sleep(FUNCTION_POLL)
+                continue
             try:
                 batch = await self._gather()
             except Exception:  # noqa: BLE001 - the queue was deleted: wait for it to come back
@@ -109,7 +123,7 @@ class SqsPoller:
                 continue
             if len(batch) >= self.mapping.batch_size and len(self.workers) < self.cap:
                 now = time.monotonic()
-                if now - self._last_scale >= 1.0:
+                if now - self._last_scale >= SCALE_EVERY:
                     self._last_scale = now
                     self._spawn()
             await self._run(batch)
@@ -153,10 +167,10 @@ class SqsPoller:
                 return done.items if done else []
 
     async def _release(self, messages: list[Message]) -> None:
-        """Messages over a batch's payload cap: visible again at once, for the next batch."""
-        for msg in messages:
-            with contextlib.suppress(Exception):
-                await self.queues.change_visibility(self.queue, msg.receipt or "", 0)
+        """Messages that never reached the function (over a batch's payload cap; a batch that
+        could not be invoked): back in the queue at once, their receive counts as before."""
+        with contextlib.suppress(Exception):
+            await self.queues.unreceive(self.queue, [msg.receipt or "" for msg in messages])
 
     async def _run(self, batch: list[tuple[Message, dict[str, Any]]]) -> None:
         m, stats = self.mapping, self.stats
@@ -164,16 +178,17 @@ class SqsPoller:
         stats.oldest_age_ms = max(0, int((now - min(msg.sent for msg, _ in batch)) * 1000))
         payload = b'{"Records":[' + b",".join(_encode(rec) for _, rec in batch) + b"]}"
         result = await self.invoker(m.function, m.qualifier, payload)
+        stats.throttles += result.throttles
+        if result.service_error is not None:  # it never ran: the function went, or the daemon stops
+            stats.last_result = FUNCTION_GONE if result.service_error.status == 404 else \
+                f"PROBLEM: {result.service_error.message}"
+            await self._release([msg for msg, _ in batch])
+            await asyncio.sleep(FUNCTION_POLL)
+            return
         stats.batches += 1
         stats.records += len(batch)
-        stats.throttles += result.throttles
         stats.redelivered += sum(1 for msg, _ in batch if msg.receive_count > 1)
         ids = [msg.id for msg, _ in batch]
-        if result.service_error is not None:
-            stats.errors += 1
-            stats.last_result = f"PROBLEM: {result.service_error.message}"
-            await asyncio.sleep(1.0)  # the function is gone or the daemon stops: the batch comes back
-            return
         outcome = responses.interpret(result.body, function_error=result.function_error is not None,
                                       report_failures=self.report, ids=ids)
         delete, keep = responses.sqs_settle(outcome, ids)

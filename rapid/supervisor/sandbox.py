@@ -320,7 +320,8 @@ def _under(path: str, root: str) -> bool:
 
 
 def _needed_paths(code: Code) -> list[str]:
-    paths = [code.task_root, code.runtime_dir, sys.prefix, sys.base_prefix, *([code.opt] if code.opt else [])]
+    paths = [code.task_root, code.runtime_dir, sys.prefix, sys.base_prefix, *([code.opt] if code.opt else []),
+             *([code.extensions] if code.extensions else [])]  # a declared function's extensions folder
     if code.argv:
         exe = os.path.realpath(code.argv[0])
         paths += [os.path.dirname(code.argv[0]), os.path.dirname(exe)]

@@ -155,6 +155,19 @@ async function refreshAsync() {
     el("td", { class: "num" }, num(q.oldestAgeSeconds, 1)))));
 }
 
+// Gradual deployments (rapid.deployments): newest first, each with its steps and outcome.
+async function refreshDeployments() {
+  const deployments = await getJSON("/deployments");
+  $("#deployments tbody").replaceChildren(...deployments.slice(0, 50).map((d) => el("tr",
+    { class: d.status === "Failed" || d.status === "Stopped" ? "error" : "" },
+    el("td", {}, clock(d.created)), el("td", {}, el("code", {}, d.id)), el("td", {}, `${d.function}:${d.alias}`),
+    el("td", {}, `${d.from_version ?? "-"} \u2192 ${d.to_version}`), el("td", {}, d.type),
+    el("td", { class: "num" }, `${Math.round(d.weight * 100)} %`),
+    el("td", { title: d.reason ?? "" }, d.reason ? `${d.status}: ${d.reason}` : d.status),
+    el("td", {}, d.events.map((e) => e.event + (e.weight === null ? "" : ` ${Math.round(e.weight * 100)}%`)
+      + (e.status === "Succeeded" ? "" : ` (${e.status})`)).join(" \u2192 ")))));
+}
+
 function setConcurrency(name) {
   const value = prompt(`Reserved concurrency for ${name} (empty: remove)`);
   if (value === null) return;
@@ -249,10 +262,10 @@ async function main() {
   state.logs = await getJSON(`/logs?limit=${MAX_LOG_LINES}`);
   renderInvocations();
   renderLogs();
-  await Promise.all([refreshHost(), refreshAsync()]);
+  await Promise.all([refreshHost(), refreshAsync(), refreshDeployments().catch(() => {})]);
   await refreshDetails();
   connect();
-  setInterval(() => { refreshHost(); refreshAsync(); }, 2000);
+  setInterval(() => { refreshHost(); refreshAsync(); refreshDeployments().catch(() => {}); }, 2000);
   setInterval(refreshDetails, 10000);
   document.body.dataset.ready = "true";
 }
