@@ -59,10 +59,13 @@ from typing import Any
 
 from benchmarks import machine, procs, report
 from benchmarks.client import ProtocolError
-from benchmarks.scenarios import SCENARIOS, Context, NotApplicable, Round, Scenario, Sizes, Target
+from benchmarks.scale import Scale
+from benchmarks.scenarios import SCENARIOS as BASE_SCENARIOS
+from benchmarks.scenarios import Context, NotApplicable, Round, Scenario, Sizes, Target
 from rapid.lab.progress import Progress
 
 HERE = Path(__file__).resolve().parent
+SCENARIOS = (*BASE_SCENARIOS, Scale())
 NAMES = [s.name for s in SCENARIOS] + ["floor", "relay"]
 FLOOR_SCENARIOS = ("sequential", "scaling", "large")
 RELAY_SCENARIOS = ("sequential", "large")

@@ -29,6 +29,7 @@ HEADERS = {
     "runtimes_rss_mb": "runtimes RSS MiB",
     "accepts_per_s": "accepts/s", "accept_p50_us": "accept p50 us", "accept_p99_us": "accept p99 us",
     "events_per_s": "events/s", "processed": "processed", "data_dir_kb": "data dir KiB",
+    "functions": "functions",
 }
 
 
@@ -163,7 +164,7 @@ def _label(row: str, target: str, width: int) -> str:
 
 
 def _diff(figure: str, a: float | None, b: float | None) -> str:
-    if a is None or b is None or figure.endswith("_per_s") or figure in ("instances", "client_busy_pct"):
+    if a is None or b is None or figure.endswith("_per_s") or figure in ("instances", "functions", "client_busy_pct"):
         return "-"
     return ("+" if a - b >= 0 else "") + fmt(figure, a - b)
 

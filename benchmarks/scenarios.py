@@ -57,11 +57,12 @@ class Sizes:
     async_events: int = 2000
     handler: int = 1000
     handler_warm: int = 100
+    scale: int = 2000
 
     @classmethod
     def quick(cls) -> Sizes:
         return cls(sequential=300, sequential_warm=50, scaling=300, scaling_warm=80, large=20, large_warm=3,
-                   cold=3, idle_instances=20, idle_pollers=10, async_events=200, handler=100, handler_warm=24)
+                   cold=3, idle_instances=20, idle_pollers=10, async_events=200, handler=100, handler_warm=24, scale=300)
 
 
 @dataclass

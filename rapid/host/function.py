@@ -116,12 +116,14 @@ class Function:
 
     # -- logs -----------------------------------------------------------------------------
 
-    def log_line(self, text: str, request_id: str | None = None) -> None:
-        self.host.logs.line(self._prefix + text if self._prefix else text)
+    def log_line(self, text: str, request_id: str | None = None, soon: bool = True) -> None:
+        logs = self.host.logs
+        (logs.line if soon else getattr(logs, "later", logs.line))(self._prefix + text if self._prefix else text)
         self.host.feed.line(self.name, request_id, text)
 
-    def log_platform(self, inv: Invocation, text: str) -> None:
-        self.log_line(text, inv.request_id)
+    def log_platform(self, inv: Invocation, text: str, soon: bool = True) -> None:
+        """A platform line of ``inv``; ``soon=False``: it may wait for the next line (START)."""
+        self.log_line(text, inv.request_id, soon)
         if inv.log_lines is not None:
             inv.log_lines.append(text)
 
@@ -258,6 +260,14 @@ class Function:
                 for inv in queued:
                     successor.submit(inv)
                 return
+        idle, queue = self.idle, self.queue
+        if len(queue) <= len(idle):
+            # Rule 1 of ``scheduler.plan`` and all it decides when every queued invocation
+            # has an idle slot: the oldest to the most recently used. Done without building
+            # the pool's view, so an invoke costs the same with 1 or 1,000 instances.
+            while queue:
+                idle.pop().deliver(queue.popleft())
+            return
         actions = scheduler.plan(self._view())
         if any(isinstance(a, scheduler.Throttle) for a in actions) and self.reserved is None:
             # Before refusing work, take room back from other functions' idle instances.
