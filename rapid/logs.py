@@ -3,10 +3,7 @@
 Every line (platform lines and the functions' own output) goes through ``LogSink.line``,
 which appends to a buffer and, the first time in a tick, schedules one flush. A burst of
 lines costs one ``write`` syscall, and Python's ``logging`` (about 21 us a record) stays off
-the hot path. A line that may wait (``later``: START, whose invocation's END follows within
-microseconds under load) schedules no flush of its own: it goes out with the next line, or
-``LATER`` seconds on at the latest, so a fast invoke costs one write for START, END and
-REPORT together, in their order.
+the hot path.
 """
 
 from __future__ import annotations
@@ -16,36 +13,14 @@ import os
 import sys
 
 
-LATER = 0.05  # seconds a line given to ``later`` may wait for company
-
-
 class LogSink:
-    __slots__ = ("_buf", "_fd", "_late", "_loop", "_scheduled")
+    __slots__ = ("_buf", "_fd", "_loop", "_scheduled")
 
     def __init__(self, fd: int | None = None) -> None:
         self._fd = sys.stdout.fileno() if fd is None else fd
         self._buf: list[str] = []
         self._scheduled = False
-        self._late: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-
-    def later(self, text: str) -> None:
-        """Write ``text`` with the next line, or within ``LATER`` seconds."""
-        self._buf.append(text)
-        if self._scheduled or self._late is not None:
-            return
-        loop = self._loop
-        if loop is None:
-            try:
-                loop = self._loop = asyncio.get_running_loop()
-            except RuntimeError:
-                self.flush()
-                return
-        self._late = loop.call_later(LATER, self._late_flush)
-
-    def _late_flush(self) -> None:
-        self._late = None
-        self.flush()
 
     def line(self, text: str) -> None:
         self._buf.append(text)

@@ -116,14 +116,12 @@ class Function:
 
     # -- logs -----------------------------------------------------------------------------
 
-    def log_line(self, text: str, request_id: str | None = None, soon: bool = True) -> None:
-        logs = self.host.logs
-        (logs.line if soon else getattr(logs, "later", logs.line))(self._prefix + text if self._prefix else text)
+    def log_line(self, text: str, request_id: str | None = None) -> None:
+        self.host.logs.line(self._prefix + text if self._prefix else text)
         self.host.feed.line(self.name, request_id, text)
 
-    def log_platform(self, inv: Invocation, text: str, soon: bool = True) -> None:
-        """A platform line of ``inv``; ``soon=False``: it may wait for the next line (START)."""
-        self.log_line(text, inv.request_id, soon)
+    def log_platform(self, inv: Invocation, text: str) -> None:
+        self.log_line(text, inv.request_id)
         if inv.log_lines is not None:
             inv.log_lines.append(text)
 

@@ -314,7 +314,7 @@ class Instance(InstanceEnd):
         self.slots.dispatch(inv, slot)
         self.life.advance(InstanceEvent.DISPATCH)
         fn = self.function
-        fn.log_platform(inv, fn.start_line(inv), soon=False)
+        fn.log_platform(inv, fn.start_line(inv))
         self.telemetry.start(inv, fn.version)
         if self.extensions.any:
             self.extensions.invoke(inv)

@@ -51,9 +51,6 @@ class KeptLogs(LogSink):
         if self.echo is not None:
             self.echo(text)
 
-    def later(self, text: str) -> None:
-        self.line(text)
-
     def flush(self) -> None:
         pass
 
