@@ -1,6 +1,6 @@
 """rapid's benchmark harness: every scenario of issue 4, one command.
 
-    python -m benchmarks [--quick] [--only NAME[,NAME]] [--against 'CMD'] [--rounds R]
+    python -m benchmarks [--quick] [--only NAME[,NAME]] [--against 'CMD' | --against-rie [PATH]] [--rounds R]
                          [-n N] [--json PATH] [--plot DIR] [--runtime-python PATH]
 
 Scenarios (``--only`` takes these names, comma-separated):
@@ -13,8 +13,20 @@ Scenarios (``--only`` takes these names, comma-separated):
   idle        (5) daemon RSS with 100 idle instances and with 1,000 idle long-polls
   async       (6) Event invokes: accepts/s and end-to-end events/s (n/a until they work)
   handler     (7) the bundled Python runtime, 5 ms of CPU per invoke, 8 clients
+  scale       daemon CPU per invoke with 1, 100, 1,000 instances of one function and with
+              1, 100, 1,000 functions (per-invoke cost must not grow with the host)
   floor       the same load client against an echo server with no host in between, for
               the scenarios where that means something (sequential, scaling, large)
+  relay       the relay floor (benchmarks/relay.py): the smallest host, one invoke port, one
+              Runtime API port, one runtime, bodies forwarded with no bookkeeping
+              (sequential, large)
+
+``--against-rie [PATH]`` puts the AWS Runtime Interface Emulator (classic mode; default
+../shared/peers/aws-lambda-rie beside the repo) and the relay floor beside rapid on the
+sequential, large and cold scenarios (the concurrent row says RIE cannot take concurrent
+load), alternating rapid, RIE, relay round by round (5 rounds unless --rounds), and shows
+rapid / RIE and rapid / relay as the median and [min-max] of the per-round ratios, with
+issue 10's budgets marked ok/over.
 
 Every scenario runs against rapid; with ``--against 'CMD'`` also against another
 Runtime-API host started by CMD, where ``{port}`` and ``{bootstrap}`` are filled in, e.g.
@@ -47,12 +59,20 @@ from typing import Any
 
 from benchmarks import machine, procs, report
 from benchmarks.client import ProtocolError
-from benchmarks.scenarios import SCENARIOS, Context, NotApplicable, Round, Scenario, Sizes, Target
+from benchmarks.scale import Scale
+from benchmarks.scenarios import SCENARIOS as BASE_SCENARIOS
+from benchmarks.scenarios import Context, NotApplicable, Round, Scenario, Sizes, Target
 from rapid.lab.progress import Progress
 
 HERE = Path(__file__).resolve().parent
-NAMES = [s.name for s in SCENARIOS] + ["floor"]
+SCENARIOS = (*BASE_SCENARIOS, Scale())
+NAMES = [s.name for s in SCENARIOS] + ["floor", "relay"]
 FLOOR_SCENARIOS = ("sequential", "scaling", "large")
+RELAY_SCENARIOS = ("sequential", "large")
+RIE_SCENARIOS = ("sequential", "large", "cold")
+RIE_NO_CONCURRENCY = ("RIE serves one invocation at a time: a second concurrent invoke makes it panic "
+                      "(nil pointer dereference in rapidcore/server.go, upstream issues #97 and #131)")
+DEFAULT_RIE = str(HERE.parent.parent / "shared" / "peers" / "aws-lambda-rie")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -61,6 +81,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="small workloads, for a fast look (figures are noisier)")
     p.add_argument("--only", help=f"comma-separated scenarios: {', '.join(NAMES)} (default: all)")
     p.add_argument("--against", metavar="CMD", help="another host's command, with {port} and {bootstrap}")
+    p.add_argument("--against-rie", metavar="PATH", nargs="?", const=DEFAULT_RIE,
+                   help="compare with the AWS Runtime Interface Emulator (default ../shared/peers/aws-lambda-rie "
+                        "beside the repo) and the relay floor (benchmarks/relay.py), side by side on the "
+                        "sequential, large and cold scenarios")
     p.add_argument("--against-rapid", metavar="DIR",
                    help="compare with the rapid checkout in DIR (every scenario, pools included), "
                         "e.g. a `git worktree` of the commit before an optimisation")
@@ -89,8 +113,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         args.selected = wanted
     else:
         args.selected = list(NAMES)
-    if args.against and args.against_rapid:
-        p.error("--against and --against-rapid are exclusive")
+    if sum(bool(x) for x in (args.against, args.against_rapid, args.against_rie)) > 1:
+        p.error("--against, --against-rie and --against-rapid are exclusive")
+    if args.against_rie:
+        rie = Path(args.against_rie).resolve()
+        if not os.access(rie, os.X_OK):
+            p.error(f"--against-rie: {rie} is not an executable (build it as ../shared/peers/README.md says)")
+        args.against_rie = str(rie)
+        if not args.only:
+            args.selected = ["sequential", "scaling", "large", "cold", "scale", "relay"]
+        elif "relay" not in args.selected:
+            args.selected.append("relay")
     for flag in ("against_rapid", "rapid_root"):
         folder = getattr(args, flag)
         if folder:
@@ -99,7 +132,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
             setattr(args, flag, str(Path(folder).resolve()))
     args.comparing = bool(args.against or args.against_rapid)
     if args.rounds is None:
-        args.rounds = 3 if args.comparing else 1
+        args.rounds = 5 if args.against_rie else 3 if args.comparing else 1
     if args.rounds < 1:
         p.error("--rounds must be at least 1")
     if args.invokes is not None and args.invokes < 1:
@@ -133,6 +166,14 @@ def targets_for(sc: Scenario, specs: dict[str, Target]) -> list[tuple[str, str]]
     for t, spec in specs.items():
         if spec.kind == "floor" and sc.name not in FLOOR_SCENARIOS:
             continue
+        if spec.kind == "relay" and sc.name not in RELAY_SCENARIOS:
+            continue
+        if spec.kind == "rie":
+            if sc.name == "scaling":
+                out.append((t, RIE_NO_CONCURRENCY))
+            elif sc.name in RIE_SCENARIOS:
+                out.append((t, ""))
+            continue
         why = sc.unsupported(spec.kind)
         if why is None:
             continue
@@ -154,6 +195,10 @@ def run(args: argparse.Namespace) -> int:
         specs["other"] = Target("command", command=args.against)
     elif args.against_rapid:
         specs["other"] = Target("rapid", root=args.against_rapid)
+    elif args.against_rie:
+        specs["rie"] = Target("rie", command=args.against_rie)
+    if "relay" in args.selected:
+        specs["relay"] = Target("relay")
     if "floor" in args.selected:
         specs["floor"] = Target("floor")
     targets = list(specs)
@@ -165,11 +210,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"rapid: the checkout in {args.rapid_root}")
     if args.comparing:
         print(f"other: {hosts['other']}")
+    for t in ("rie", "relay"):
+        if t in hosts:
+            print(f"{t}: {hosts[t]}")
     print(f"rounds: {args.rounds} per target{', quick workloads' if args.quick else ''}; "
           f"echo bootstrap on {runtime_python(args.runtime_python)}")
     print(flush=True)
     if not scenarios:
-        print("nothing to run: --only names no scenario (floor alone goes with sequential, scaling or large)")
+        print("nothing to run: --only names no scenario (floor and relay go with sequential, scaling or large)")
         return 2
 
     workdir = tempfile.mkdtemp(prefix="rapid-bench-")
@@ -232,6 +280,11 @@ def run(args: argparse.Namespace) -> int:
         out["load_after"] = [round(x, 2) for x in os.getloadavg()]
         progress.clear()
         print(report.summary_table(entries, targets))
+        budgets = report.ratio_budgets(out["scenarios"])
+        out["ratio_budgets"] = budgets
+        if budgets:
+            print()
+            print(report.ratio_table(budgets))
         if ctx.isolation:
             print(f"    rapid ran with isolation: {ctx.isolation}")
         print(f"    wall time {out['wall_s']:.0f} s; load after {', '.join(f'{x:.2f}' for x in out['load_after'])}")

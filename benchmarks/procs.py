@@ -208,6 +208,26 @@ def launch_command(template: str, bootstrap: str, *, cwd: str, logs: str, tag: s
         raise HostError(f"cannot run {argv[0]!r}: {exc.strerror}") from None
 
 
+def launch_rie(path: str, bootstrap: str, *, cwd: str, logs: str, tag: str) -> Server:
+    """The AWS Runtime Interface Emulator (classic mode) serving ``bootstrap``. Its Runtime
+    API needs a fixed address (it does not take port 0): a free port, picked now. It runs
+    with its default logging (INFO lines per invoke), as the AWS base images run it."""
+    port, api_port = free_port(), free_port()
+    argv = [path, "--runtime-interface-emulator-address", f"127.0.0.1:{port}",
+            "--runtime-api-address", f"127.0.0.1:{api_port}", bootstrap]
+    try:
+        return launch(argv, port, cwd=cwd, logs=logs, tag=tag)
+    except FileNotFoundError as exc:
+        raise HostError(f"cannot run {path!r}: {exc.strerror}") from None
+
+
+def launch_relay(bootstrap: str, *, cwd: str, logs: str, tag: str) -> Server:
+    """The relay floor (benchmarks/relay.py) serving ``bootstrap``."""
+    port = free_port()
+    argv = [sys.executable, str(HERE / "relay.py"), str(port), bootstrap]
+    return launch(argv, port, cwd=cwd, logs=logs, tag=tag)
+
+
 def launch_floor(*, cwd: str, logs: str, tag: str) -> Server:
     port = free_port()
     argv = [sys.executable, str(HERE / "floor_server.py"), str(port)]

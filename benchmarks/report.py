@@ -11,7 +11,8 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-TARGET_LABEL = {"rapid": "rapid", "other": "other", "floor": "floor (no host)"}
+TARGET_LABEL = {"rapid": "rapid", "other": "other", "floor": "floor (no host)", "rie": "RIE", "relay": "relay floor"}
+RATIO_TARGETS = (("rie", "rapid / RIE"), ("relay", "rapid / relay"))
 
 HEADERS = {
     "invokes_per_s": "invokes/s",
@@ -28,6 +29,7 @@ HEADERS = {
     "runtimes_rss_mb": "runtimes RSS MiB",
     "accepts_per_s": "accepts/s", "accept_p50_us": "accept p50 us", "accept_p99_us": "accept p99 us",
     "events_per_s": "events/s", "processed": "processed", "data_dir_kb": "data dir KiB",
+    "functions": "functions",
 }
 
 
@@ -69,6 +71,33 @@ def paired_ratios(a: dict[str, Any], b: dict[str, Any]) -> dict[str, dict[str, f
     return {row: {fig: statistics.median(v) for fig, v in figs.items()} for row, figs in out.items()}
 
 
+def round_ratios(a: dict[str, Any], b: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
+    """Per row, per figure: a / b for each round both have, in round order."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for ra, rb in zip(a.get("rounds", []), b.get("rounds", [])):
+        if "rows" not in ra or "rows" not in rb:
+            continue
+        for row, fa in ra["rows"].items():
+            fb = rb["rows"].get(row)
+            if fb is None:
+                continue
+            for fig, va in fa.items():
+                vb = fb.get(fig)
+                if vb:
+                    out.setdefault(row, {}).setdefault(fig, []).append(va / vb)
+    return out
+
+
+def spread(values: list[float]) -> str:
+    """``0.71x [0.65-0.80]``: the median and the range of per-round ratios."""
+    if not values:
+        return "-"
+    med = statistics.median(values)
+    if len(values) == 1:
+        return f"{med:.2f}x"
+    return f"{med:.2f}x [{min(values):.2f}-{max(values):.2f}]"
+
+
 def _na(target_result: dict[str, Any]) -> str | None:
     if target_result.get("na"):
         return f"n/a: {target_result['na']}"
@@ -102,6 +131,10 @@ def table(scenario: dict[str, Any], figures: tuple[str, ...], rounds: int) -> st
             ratios = paired_ratios(results["rapid"], results["other"]).get(row, {})
             body.append((_label(row, "other / rapid", multi),
                          [f"{ratios[f]:.2f}x" if f in ratios else "-" for f in figures]))
+        for t, label in RATIO_TARGETS:
+            if t in results and row in meds.get(t, {}) and row in meds.get("rapid", {}):
+                per = round_ratios(results["rapid"], results[t]).get(row, {})
+                body.append((_label(row, label, multi), [spread(per.get(f, [])) for f in figures]))
     for t, r in results.items():
         why = _na(r)
         if why:
@@ -131,7 +164,7 @@ def _label(row: str, target: str, width: int) -> str:
 
 
 def _diff(figure: str, a: float | None, b: float | None) -> str:
-    if a is None or b is None or figure.endswith("_per_s") or figure in ("instances", "client_busy_pct"):
+    if a is None or b is None or figure.endswith("_per_s") or figure in ("instances", "functions", "client_busy_pct"):
         return "-"
     return ("+" if a - b >= 0 else "") + fmt(figure, a - b)
 
@@ -228,4 +261,70 @@ def summary_table(entries: list[dict[str, Any]], targets: list[str]) -> str:
     fmt_row = (lambda r: "    " + f"{r[0]:<{widths[0]}}" + "".join(f"  {c:>{w}}" for c, w in zip(r[1:], widths[1:])))
     lines.append(fmt_row(heads))
     lines += [fmt_row(r) for r in rows]
+    return "\n".join(lines)
+
+
+# -- issue 10's budgets: ratios from one run ----------------------------------------------
+
+# label, scenario, row, figure, against (a target, or "rapid:SCENARIO:ROW:FIGURE" for rapid's
+# own figure), budget, higher is better
+RATIO_BUDGETS: tuple[tuple[str, str, str, str, str, float, bool], ...] = (
+    ("sequential 100 B: daemon CPU, rapid / RIE", "sequential", "100 B", "daemon_cpu_us", "rie", 0.5, False),
+    ("sequential 100 B: invokes/s, rapid / RIE", "sequential", "100 B", "invokes_per_s", "rie", 1.25, True),
+    ("sequential 100 B: p99, rapid / RIE", "sequential", "100 B", "p99_us", "rie", 0.6, False),
+    ("sequential 100 B: daemon CPU, rapid / relay", "sequential", "100 B", "daemon_cpu_us", "relay", 2.0, False),
+    ("1 MB: daemon CPU, rapid / RIE", "large", "1 MB", "daemon_cpu_ms", "rie", 0.15, False),
+    ("8 clients / 4 instances: daemon CPU, over rapid's sequential", "scaling", "4 instances", "daemon_cpu_us",
+     "rapid:sequential:100 B:daemon_cpu_us", 0.6, False),
+    ("cold: first invoke after a daemon start, rapid / RIE", "cold", "fresh function", "first_ms", "rie", 1.0,
+     False),
+    ("scale: 1,000 instances, daemon CPU over 1 instance", "scale", "1000 instances", "daemon_cpu_us",
+     "rapid:scale:1 instance:daemon_cpu_us", 1.1, False),
+    ("scale: 1,000 functions, daemon CPU over 1 function", "scale", "1000 functions", "daemon_cpu_us",
+     "rapid:scale:1 function:daemon_cpu_us", 1.1, False),
+)
+
+
+def ratio_budgets(scenarios: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each budget of issue 10 that this run measured: the per-round ratios and a verdict
+    on their median."""
+    out = []
+    for label, name, row, fig, against, budget, higher in RATIO_BUDGETS:
+        sc = scenarios.get(name)
+        if sc is None or "rapid" not in sc["results"]:
+            continue
+        rapid = sc["results"]["rapid"]
+        if against.startswith("rapid:"):
+            _, other_sc, other_row, other_fig = against.split(":")
+            base = scenarios.get(other_sc, {}).get("results", {}).get("rapid")
+            if base is None:
+                continue
+            values = []
+            for ra, rb in zip(rapid.get("rounds", []), base.get("rounds", [])):
+                va = ra.get("rows", {}).get(row, {}).get(fig)
+                vb = rb.get("rows", {}).get(other_row, {}).get(other_fig)
+                if va is not None and vb:
+                    values.append(va / vb)
+        else:
+            if against not in sc["results"]:
+                continue
+            values = round_ratios(rapid, sc["results"][against]).get(row, {}).get(fig, [])
+        if not values:
+            continue
+        med = statistics.median(values)
+        ok = med >= budget if higher else med <= budget
+        out.append({"label": label, "ratios": values, "median": med, "budget": budget, "higher": higher,
+                    "verdict": "ok" if ok else "over"})
+    return out
+
+
+def ratio_table(entries: list[dict[str, Any]]) -> str:
+    lines = ["BUDGETS (issue 10; median [min-max] of per-round ratios from this run)"]
+    width = max(len(e["label"]) for e in entries)
+    cells = [spread(e["ratios"]) for e in entries]
+    cw = max(len(c) for c in cells)
+    for e, cell in zip(entries, cells):
+        budget = (">= " if e["higher"] else "<= ") + f"{e['budget']:g}"
+        verdict = e["verdict"] if e["verdict"] == "ok" else ("under" if e["higher"] else "over")
+        lines.append(f"    {e['label']:<{width}}  {cell:>{cw}}  {budget:>7}  {verdict}")
     return "\n".join(lines)

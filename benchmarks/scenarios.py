@@ -33,6 +33,8 @@ from benchmarks.procs import (
     launch_command,
     launch_floor,
     launch_rapid,
+    launch_relay,
+    launch_rie,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -55,23 +57,30 @@ class Sizes:
     async_events: int = 2000
     handler: int = 1000
     handler_warm: int = 100
+    scale: int = 2000
 
     @classmethod
     def quick(cls) -> Sizes:
         return cls(sequential=300, sequential_warm=50, scaling=300, scaling_warm=80, large=20, large_warm=3,
-                   cold=3, idle_instances=20, idle_pollers=10, async_events=200, handler=100, handler_warm=24)
+                   cold=3, idle_instances=20, idle_pollers=10, async_events=200, handler=100, handler_warm=24, scale=300)
 
 
 @dataclass
 class Target:
     """What a target is: ``rapid`` (this checkout, or the one at ``root``), ``command``
-    (another host, from a command with {port} and {bootstrap}) or ``floor``."""
+    (another host, from a command with {port} and {bootstrap}), ``rie`` (the AWS Runtime
+    Interface Emulator at ``command``), ``relay`` (benchmarks/relay.py) or ``floor``."""
 
     kind: str
     command: str = ""
     root: str = ""  # a rapid checkout to run instead of the installed one
 
     def describe(self) -> str:
+        if self.kind == "rie":
+            return (f"{shlex.quote(self.command)} --runtime-interface-emulator-address 127.0.0.1:{{port}} "
+                    "--runtime-api-address 127.0.0.1:{free port} {bootstrap}  (default logging)")
+        if self.kind == "relay":
+            return f"{shlex.quote(sys.executable)} {HERE / 'relay.py'} {{port}} {{bootstrap}}"
         if self.kind == "rapid":
             where = f"PYTHONPATH={shlex.quote(self.root)} " if self.root else ""
             return f"{where}{shlex.quote(sys.executable)} -m rapid serve --port {{port}} ..."
@@ -123,6 +132,12 @@ class Context:
         if spec.kind == "command":
             return launch_command(spec.command, self.bootstrap, cwd=self.function_dir, logs=self.logs,
                                   tag=self.tag(f"{target}-{what}"))
+        if spec.kind == "rie":
+            return launch_rie(spec.command, self.bootstrap, cwd=self.function_dir, logs=self.logs,
+                              tag=self.tag(f"{target}-{what}"))
+        if spec.kind == "relay":
+            return launch_relay(self.bootstrap, cwd=self.function_dir, logs=self.logs,
+                                tag=self.tag(f"{target}-{what}"))
         return launch_floor(cwd=self.function_dir, logs=self.logs, tag=self.tag(f"{target}-{what}"))
 
 

@@ -121,3 +121,44 @@ def test_esm_benchmark_runs(tmp_path):
     assert "lag esm/consumer p50:" in proc.stdout
     assert set(json.loads(out.read_text())) == {"consumer", "esm10", "esm100", "kinesis100", "lag-consumer", "lag-esm"}
     assert_no_leaks(home)
+
+
+RIE = os.path.join(os.path.dirname(ROOT), "shared", "peers", "aws-lambda-rie")
+
+
+def test_relay_floor_is_measured_beside_rapid_with_per_round_ratios(tmp_path):
+    home = tempfile.mkdtemp(prefix="rapid-test-home-")
+    out = tmp_path / "results.json"
+    proc = _harness(["--quick", "--only", "sequential,relay", "-n", "30", "--rounds", "2", "--json", str(out)], home)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "relay floor" in proc.stdout and "rapid / relay" in proc.stdout
+    assert "sequential 100 B: daemon CPU, rapid / relay" in proc.stdout  # the budget line
+    data = json.loads(out.read_text())
+    rounds = data["scenarios"]["sequential"]["results"]["relay"]["rounds"]
+    assert len(rounds) == 2 and SEQUENTIAL_FIGURES <= rounds[0]["rows"]["100 B"].keys()
+    assert [e["label"] for e in data["ratio_budgets"]] == ["sequential 100 B: daemon CPU, rapid / relay"]
+    assert_no_leaks(home)
+
+
+def test_against_rie_names_a_missing_binary(tmp_path):
+    proc = _harness(["--against-rie", str(tmp_path / "no-rie")], tempfile.mkdtemp(prefix="rapid-test-home-"),
+                    timeout=30)
+    assert proc.returncode == 2
+    assert "no-rie is not an executable" in proc.stderr
+
+
+def test_against_rie_runs_side_by_side_and_says_rie_takes_no_concurrent_load(tmp_path):
+    import pytest
+
+    if not os.access(RIE, os.X_OK):
+        pytest.skip(f"no RIE build at {RIE} (a peer built outside CI; see ../shared/peers/README.md)")
+    home = tempfile.mkdtemp(prefix="rapid-test-home-")
+    out = tmp_path / "results.json"
+    proc = _harness(["--quick", "--only", "sequential,scaling", "-n", "30", "--rounds", "1", "--against-rie",
+                     "--json", str(out)], home, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "rapid / RIE" in proc.stdout and "RIE serves one invocation at a time" in proc.stdout
+    results = json.loads(out.read_text())["scenarios"]["sequential"]["results"]
+    assert set(results) == {"rapid", "rie", "relay"}
+    assert SEQUENTIAL_FIGURES <= results["rie"]["rounds"][0]["rows"]["100 B"].keys()
+    assert_no_leaks(home)

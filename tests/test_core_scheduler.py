@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
+
 from rapid.core.scheduler import Dispatch, PoolView, Start, Throttle, plan
 
 
@@ -128,3 +130,11 @@ def test_finishing_instances_cover_the_queue_head_like_starting_ones() -> None:
     assert plan(PoolView([], 0, 0, 2, 5, finishing=1)) == [Start()]
     # They count against the limit too.
     assert plan(PoolView([], 0, 1, 3, 2, finishing=1)) == [Throttle(2)]
+
+
+@pytest.mark.parametrize("queued", [1, 2, 3])
+def test_when_every_queued_invocation_has_an_idle_slot_only_dispatches_follow(queued):
+    # rapid.host.function takes this case without building the view (its O(1) path): the
+    # oldest queued invocation goes to the most recently used idle slot, and nothing else.
+    view = PoolView(idle=[4, 7, 9], starting=2, busy=5, queued=queued, limit=3, resets=1)
+    assert plan(view) == [Dispatch(i) for i in [9, 7, 4][:queued]]

@@ -1,8 +1,11 @@
 """The Runtime API edge (2018-06-01): route each request to its instance, render errors.
 
 One small handler per endpoint, each a guard on a state transition of the instance that
-owns this server (``rapid.host.instance``). Every instance has its own server, so a
-request here can only ever reach this instance's invocations.
+owns this server (``rapid.host.instance``) plus rendering: the handlers parse the request
+(headers, trailers, the body) and hand the instance plain values; the instance never sees
+HTTP, and the ``/next`` answer with its ``Lambda-Runtime-*`` headers is rendered here
+(``next_response``). Every instance has its own server, so a request here can only ever
+reach this instance's invocations.
 """
 
 from __future__ import annotations
@@ -16,7 +19,15 @@ from urllib.parse import unquote
 import msgspec
 
 from rapid.api import extensions, telemetry
-from rapid.core.errors import RuntimeAPIError
+from rapid.core.errors import (
+    FunctionError,
+    RuntimeAPIError,
+    normalise_error_type,
+    payload_too_large,
+    response_too_large,
+)
+from rapid.core.invocation import Invocation, InvocationEvent, function_failure, platform_failure, success
+from rapid.core.runtime_state import RuntimeEvent
 from rapid.http.message import Request, Response
 from rapid.http.protocol import HttpConnection
 
@@ -31,8 +42,67 @@ _FORBIDDEN = {
 }
 
 
+_ACCEPTED = Response.fixed(202, b'{"status":"OK"}', [("Content-Type", "application/json")])
+_encode = msgspec.json.Encoder().encode
+
+
 def _method_not_allowed() -> Response:
     return Response.json(405, {"errorMessage": "Method Not Allowed", "errorType": "MethodNotAllowed"})
+
+
+def next_response(inv: Invocation) -> Response:
+    """``GET /next``'s answer: the event, and the invocation's ``Lambda-Runtime-*`` headers."""
+    headers = [
+        ("Content-Type", "application/json"),
+        ("Lambda-Runtime-Aws-Request-Id", inv.request_id),
+        ("Lambda-Runtime-Deadline-Ms", str(inv.deadline_epoch_ms)),
+        ("Lambda-Runtime-Invoked-Function-Arn", inv.function_arn),
+        ("Lambda-Runtime-Trace-Id", inv.trace_id),
+    ]
+    if inv.client_context:
+        headers.append(("Lambda-Runtime-Client-Context", inv.client_context))
+    if inv.cognito_identity:
+        headers.append(("Lambda-Runtime-Cognito-Identity", inv.cognito_identity))
+    return Response(200, inv.payload, headers)
+
+
+def response(inst: Instance, request_id: str, req: Request) -> Response:
+    """``POST /invocation/{id}/response``: the function's answer."""
+    stream = inst.take_stream(request_id) if req.streamed else None
+    mode = req.headers.get("lambda-runtime-function-response-mode")
+    inv = inst.answering(request_id, RuntimeEvent.RESPONSE)
+    if mode is not None and mode.lower() != "streaming":
+        inst.fail(inv, FunctionError("Runtime.InvalidResponseModeHeader", "Invalid function response mode"))
+        return Response.json(400, {"errorMessage": "Invalid function response mode",
+                                   "errorType": "InvalidFunctionResponseMode"})
+    if stream is not None:
+        event, outcome, answer = stream.outcome(req, inv.request_id)
+        inst.finish(inv, event, outcome)
+        return answer
+    if req.too_large:
+        inst.finish(inv, InvocationEvent.FAIL, platform_failure(response_too_large(), inv.request_id, _encode))
+        err = payload_too_large()
+        return Response.json(err.status, err.body())
+    failed = trailer_error(req)  # the Go client reports a failure mid-body in trailers
+    if failed is not None:
+        inst.finish(inv, InvocationEvent.FAIL, function_failure(failed[1], normalise_error_type(failed[0])))
+    else:
+        inst.finish(inv, InvocationEvent.RESPOND, success(bytes(req.body), req.headers.get("content-type")))
+    return _ACCEPTED
+
+
+def error(inst: Instance, request_id: str, req: Request) -> Response:
+    """``POST /invocation/{id}/error``: the function failed."""
+    inv = inst.answering(request_id, RuntimeEvent.ERROR)
+    body = bytes(req.body) if not req.too_large else b""
+    inst.finish(inv, InvocationEvent.FAIL, function_failure(body, normalise_error_type(posted_error_type(req))))
+    return _ACCEPTED
+
+
+def init_error(inst: Instance, req: Request) -> Response:
+    """``POST /init/error``: init failed; answered first, then the instance ends it."""
+    inst.init_error(bytes(req.body), normalise_error_type(posted_error_type(req)))
+    return _ACCEPTED
 
 
 class RuntimeAPI:
@@ -69,10 +139,10 @@ class RuntimeAPI:
                 if "%" in request_id:  # the Node client URL-encodes the id
                     request_id = unquote(request_id)
                 if action == "response":
-                    return inst.respond(request_id, req)
-                return inst.error(request_id, req)
+                    return response(inst, request_id, req)
+                return error(inst, request_id, req)
             if rest == "init/error":
-                return inst.init_error(req) if req.method == "POST" else _method_not_allowed()
+                return init_error(inst, req) if req.method == "POST" else _method_not_allowed()
         except RuntimeAPIError as exc:
             return Response.json(exc.status, exc.body())
         return Response.json(404, _NOT_FOUND)

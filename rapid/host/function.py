@@ -263,6 +263,14 @@ class Function:
                 for inv in queued:
                     successor.submit(inv)
                 return
+        idle, queue = self.idle, self.queue
+        if len(queue) <= len(idle):
+            # Rule 1 of ``scheduler.plan`` and all it decides when every queued invocation
+            # has an idle slot: the oldest to the most recently used. Done without building
+            # the pool's view, so an invoke costs the same with 1 or 1,000 instances.
+            while queue:
+                idle.pop().deliver(queue.popleft())
+            return
         actions = scheduler.plan(self._view())
         if any(isinstance(a, scheduler.Throttle) for a in actions) and self.reserved is None:
             # Before refusing work, take room back from other functions' idle instances.

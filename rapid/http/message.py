@@ -8,6 +8,7 @@ import msgspec
 
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
 _encode_json = msgspec.json.Encoder().encode
+_STATUS_LINES = {s: f"HTTP/1.1 {s} {_REASONS[s]}\r\n" for s in (200, 202, 400, 403, 404, 413, 429, 500)}
 
 
 class Request:
@@ -36,7 +37,7 @@ class Request:
 
 
 class Response:
-    __slots__ = ("body", "headers", "status")
+    __slots__ = ("body", "headers", "status", "wire")
 
     def __init__(
         self, status: int, body: bytes | bytearray | memoryview = b"", headers: list[tuple[str, str]] | None = None
@@ -44,6 +45,15 @@ class Response:
         self.status = status
         self.body = body
         self.headers = headers if headers is not None else []
+        self.wire: bytes | None = None  # a fixed answer's bytes on a keep-alive connection
+
+    @classmethod
+    def fixed(cls, status: int, body: bytes, headers: list[tuple[str, str]] | None = None) -> Response:
+        """An answer sent often and never changed (``202 {"status":"OK"}``): its bytes are
+        made once. Do not modify it."""
+        r = cls(status, body, headers)
+        r.wire = r.head(True) + body
+        return r
 
     @classmethod
     def json(cls, status: int, obj: object, headers: list[tuple[str, str]] | None = None) -> Response:
@@ -53,14 +63,14 @@ class Response:
         return cls(status, _encode_json(obj), h)
 
     def head(self, keep_alive: bool) -> bytes:
-        lines = [f"HTTP/1.1 {self.status} {_REASONS.get(self.status, 'Unknown')}\r\n"]
-        for name, value in self.headers:
-            lines.append(f"{name}: {value}\r\n")
-        if self.status not in (204, 304):
-            lines.append(f"Content-Length: {len(self.body)}\r\n")
-        if not keep_alive:
-            lines.append("Connection: close\r\n")
-        lines.append("\r\n")
+        status = self.status
+        lines = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n"]
+        lines += [f"{name}: {value}\r\n" for name, value in self.headers]
+        if status != 204 and status != 304:
+            lines.append(f"Content-Length: {len(self.body)}\r\n\r\n" if keep_alive
+                         else f"Content-Length: {len(self.body)}\r\nConnection: close\r\n\r\n")
+        else:
+            lines.append("\r\n" if keep_alive else "Connection: close\r\n\r\n")
         return "".join(lines).encode("latin-1")
 
     def __repr__(self) -> str:

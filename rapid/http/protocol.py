@@ -323,6 +323,14 @@ class HttpConnection(asyncio.Protocol):
             self._stream_keep_alive = keep_alive
             resp.bind(self)
             return
+        wire = resp.wire
+        if wire is not None and keep_alive:
+            transport.write(wire)
+            self.last_io = self._clock.now
+            if self._close_after or (self._eof and not self._pending and self._waiting is None):
+                self._closing = True
+                transport.close()
+            return
         head = resp.head(keep_alive)
         if len(resp.body) < 16384:
             transport.write(head + resp.body)

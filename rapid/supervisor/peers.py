@@ -1,9 +1,11 @@
 """Who is on the other end of a loopback connection: the Runtime API's identity check.
 
 Every instance has its own Runtime API port, but any local process could connect to it. So
-on each new connection the server asks the kernel which socket the peer holds
-(``/proc/net/tcp`` maps the peer's address to its socket inode and owner uid) and whether a
-process of the instance holds that socket (its process tree's descriptors, or its cgroup's
+on each new connection the server asks the kernel which socket the peer holds (one
+``sock_diag`` netlink query for that exact connection gives its socket inode and owner uid;
+``/proc/net/tcp``, which lists every TCP socket of the host and costs milliseconds once
+there are thousands, only where netlink is not available) and whether a process of the
+instance holds that socket (its process tree's descriptors, or its cgroup's
 processes). A connection from anywhere else is refused. Runtimes keep their connection
 alive, so this costs once per connection, not per request.
 
@@ -34,8 +36,54 @@ def _hex_address(host: str, port: int) -> str:
     return "%08X:%04X" % (struct.unpack("=I", packed)[0], port)
 
 
+_SOCK_DIAG_BY_FAMILY = 20
+_NETLINK_SOCK_DIAG = 4
+_NLM_F_REQUEST = 1
+_NLMSG_ERROR = 2
+_NO_COOKIE = 0xFFFFFFFF
+_TCP_STATES = 0xFFF  # any state: the lookup is by the exact four-tuple
+
+
+def _diag_query(peer: tuple[str, int], local: tuple[str, int]) -> bytes:
+    """A SOCK_DIAG_BY_FAMILY request for the one TCP socket at ``peer`` connected to
+    ``local`` (struct inet_diag_req_v2 after its nlmsghdr)."""
+    sockid = struct.pack(
+        "!HH16s16s", peer[1], local[1], socket.inet_aton(peer[0]) + bytes(12), socket.inet_aton(local[0]) + bytes(12)
+    ) + struct.pack("=III", 0, _NO_COOKIE, _NO_COOKIE)
+    body = struct.pack("=BBBBI", socket.AF_INET, socket.IPPROTO_TCP, 0, 0, _TCP_STATES) + sockid
+    return struct.pack("=IHHII", 16 + len(body), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST, 1, 0) + body
+
+
+def _diag_socket(peer: tuple[str, int], local: tuple[str, int]) -> tuple[int, int] | None | bool:
+    """(inode, uid) through netlink; None if the kernel knows no such socket; False if
+    netlink could not be asked."""
+    try:
+        with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG) as nl:
+            nl.settimeout(1.0)
+            nl.send(_diag_query(peer, local))
+            reply = nl.recv(8192)
+    except OSError:
+        return False
+    if len(reply) < 20:
+        return False
+    _length, kind = struct.unpack_from("=IH", reply, 0)
+    if kind == _NLMSG_ERROR:
+        return None  # e.g. ENOENT: no such connection
+    if kind != _SOCK_DIAG_BY_FAMILY or len(reply) < 16 + 72:
+        return False
+    uid, inode = struct.unpack_from("=II", reply, 16 + 64)
+    return inode, uid
+
+
 def peer_socket(peer: tuple[str, int], local: tuple[str, int]) -> tuple[int, int] | None:
     """The (inode, uid) of the socket at ``peer`` connected to ``local``, or None."""
+    found = _diag_socket(peer, local)
+    if found is not False:
+        return found  # type: ignore[return-value]
+    return _scan_proc_net_tcp(peer, local)
+
+
+def _scan_proc_net_tcp(peer: tuple[str, int], local: tuple[str, int]) -> tuple[int, int] | None:
     want_local, want_remote = _hex_address(*peer), _hex_address(*local)
     try:
         with open("/proc/net/tcp") as f:

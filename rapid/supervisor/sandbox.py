@@ -49,7 +49,6 @@ from rapid.supervisor.cgroups import Cgroups
 if TYPE_CHECKING:
     from rapid.config import Config
     from rapid.host.code import Code
-    from rapid.host.instance import Instance
 
 _CLONE_NEWNS = 0x00020000
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
@@ -135,32 +134,32 @@ class Sandbox:
 
     # -- per instance ---------------------------------------------------------------------
 
-    def prepare(self, inst: Instance) -> SandboxSpec:
-        fn = inst.function
-        code = fn.code
+    def prepare(self, key: str, function: str, code: Code, memory_mb: int, tmp_mb: int) -> SandboxSpec:
+        """A sandbox for one instance (``key``: its hex id, naming its cgroups and TMPDIR)
+        of ``function``, whose code is ``code``; plain values only, never the instance."""
         uid = None
-        if self.drop and fn.name not in self._runs_as_root:
+        if self.drop and function not in self._runs_as_root:
             uid = next((u for u in self._uids if u not in self._taken), None)
             if uid is None:
                 raise OSError(f"every uid of user_range {self.config.user_range} is taken by a running instance")
             self._taken.add(uid)
-        cgroup, freezer = self.cgroups.make(inst.hex, fn.memory)
+        cgroup, freezer = self.cgroups.make(key, memory_mb)
         tmpdir_on_host = ""
         if self.namespaces:
             tmpdir = "/tmp"
         else:
-            tmpdir = tmpdir_on_host = os.path.join(self.tmp_root, inst.hex)
+            tmpdir = tmpdir_on_host = os.path.join(self.tmp_root, key)
             os.mkdir(tmpdir, 0o700)
             if uid is not None:
                 os.chown(tmpdir, uid, uid)
-        preexec = self._preexec(code, fn.config.ephemeral_storage, uid)
+        preexec = self._preexec(code, tmp_mb, uid)
         return SandboxSpec(tmpdir, tmpdir_on_host, uid, preexec, cgroup, freezer, self._joiner(uid))
 
-    def release(self, inst: Instance) -> None:
-        if inst.uid is not None:
-            self._taken.discard(inst.uid)
-            inst.uid = None
-        self.cgroups.remove(inst.hex)
+    def release(self, key: str, uid: int | None) -> None:
+        """The instance ``key`` is gone: its uid is free again, its cgroups are removed."""
+        if uid is not None:
+            self._taken.discard(uid)
+        self.cgroups.remove(key)
 
     def close(self) -> None:
         self.cgroups.close()
