@@ -268,7 +268,7 @@ def load(
         _check_function(name, fn)
         _check_async_targets(name, fn, config)
     reserved = sum(fn.reserved_concurrency or 0 for fn in config.functions.values())
-    if reserved > config.max_concurrency - 100:
+    if reserved and reserved > config.max_concurrency - 100:
         raise ConfigError(
             f"reserved_concurrency: {reserved} reserved in all, but at most "
             f"{max(0, config.max_concurrency - 100)} of max_concurrency {config.max_concurrency} may be "

@@ -332,3 +332,10 @@ def test_toml_without_functions_is_dropin(tmp_path: Path) -> None:
     cfg_file = toml(tmp_path, "port = 9001\n")
     cfg = load({"config": cfg_file}, {}, str(tmp_path))
     assert cfg.port == 9001 and cfg.dropin is True and list(cfg.functions) == ["function"]
+
+
+def test_a_small_max_concurrency_with_nothing_reserved(tmp_path: Path, fn_dir: Path) -> None:
+    cfg = load({"config": toml(tmp_path, 'max_concurrency = 8\n[functions.f]\npath = "fn"\n')}, {}, str(tmp_path))
+    assert cfg.max_concurrency == 8
+    reserving = toml(tmp_path, 'max_concurrency = 8\n[functions.f]\npath = "fn"\nreserved_concurrency = 1\n', "r.toml")
+    assert "100 stay unreserved" in error_of({"config": reserving}, cwd=tmp_path)
