@@ -442,3 +442,36 @@ Resources:
     missing, no_effect = unsupported(t, check(t))
     assert missing == []
     assert no_effect == ["Lonely (AWS::CloudWatch::Alarm)"]
+
+
+def test_deployment_hooks_are_pointed_at_rapids_codedeploy(tmp_path: Path) -> None:
+    from rapid.template.plan import check
+
+    t = load_template(write(tmp_path, """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: src/
+      Handler: app.handler
+      Runtime: python3.12
+      AutoPublishAlias: live
+      DeploymentPreference:
+        Type: AllAtOnce
+        Hooks: {PreTraffic: !Ref Before, PostTraffic: !Ref After}
+  Before:
+    Type: AWS::Serverless::Function
+    Properties: {CodeUri: src/, Handler: app.handler, Runtime: python3.12}
+  After:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: src/
+      Handler: app.handler
+      Runtime: python3.12
+      Environment: {Variables: {AWS_ENDPOINT_URL_CODEDEPLOY: "http://elsewhere:1", KEEP: "1"}}
+"""), endpoint="http://127.0.0.1:9999")
+    env = {p.resource: (p.body.get("Environment") or {}).get("Variables") for p in check(t)}
+    assert env["Fn"] is None
+    assert env["Before"] == {"AWS_ENDPOINT_URL_CODEDEPLOY": "http://127.0.0.1:9999"}
+    assert env["After"] == {"AWS_ENDPOINT_URL_CODEDEPLOY": "http://elsewhere:1", "KEEP": "1"}

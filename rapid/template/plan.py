@@ -168,6 +168,7 @@ def check(t: Template) -> list[FunctionPlan]:
         plan = function_plan(t, r)
         _check_function(t, r, plan)
         plans.append(plan)
+    _point_hooks_here(t, plans)
     for r in t.of_type("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion"):
         key = "ContentUri" if r.type == "AWS::Serverless::LayerVersion" else "Content"
         content = r.properties.get(key)
@@ -177,6 +178,17 @@ def check(t: Template) -> list[FunctionPlan]:
         if not os.path.exists(path):
             raise t.error(f"{key} {content!r}: no such folder or .zip ({path})", r.name, r.line_of(key))
     return plans
+
+
+def _point_hooks_here(t: Template, plans: list[FunctionPlan]) -> None:
+    """A DeploymentPreference's hook functions report to CodeDeploy through boto3, as SAM's
+    examples do: give them ``AWS_ENDPOINT_URL_CODEDEPLOY`` (boto3 reads it) naming rapid,
+    unless the template sets it, so a hook written for AWS reaches rapid's CodeDeploy."""
+    hooks = {str(h) for plan in plans for h in ((plan.deployment or {}).get("Hooks") or {}).values()}
+    for plan in plans:
+        if plan.name in hooks or plan.resource in hooks:
+            env = plan.body.setdefault("Environment", {"Variables": {}}).setdefault("Variables", {})
+            env.setdefault("AWS_ENDPOINT_URL_CODEDEPLOY", t.endpoint)
 
 
 def _check_function(t: Template, r: Resource, plan: FunctionPlan) -> None:
