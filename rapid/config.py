@@ -49,6 +49,7 @@ class FunctionConfig(Struct, forbid_unknown_fields=True, kw_only=True):
     provisioned_concurrency: Annotated[int, Meta(ge=0)] = 0
     per_instance_concurrency: Annotated[int, Meta(ge=1, le=1000)] = 1  # AWS_LAMBDA_MAX_CONCURRENCY
     ephemeral_storage: Annotated[int, Meta(ge=512, le=10240)] = 512  # MB of /tmp
+    snap_start: bool = False  # SnapStart (bundled python runtime): init once, fork instances
     environment: dict[str, str] = {}
     # The folder of external extensions (executables started beside the runtime). Default:
     # /opt/extensions in drop-in mode, else the `extensions/` folder inside the function's.
