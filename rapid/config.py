@@ -180,6 +180,9 @@ SERVER_KEYS += ("template", "parameter_overrides", "watch", "api_port", "schedul
 _INTS += ("api_port", "log_max_bytes")
 _FLOATS += ("schedule_time_scale",)
 _BOOLS += ("watch",)
+FUNCTION_KEYS += ("snap_start",)  # SnapStart (rapid.host.snap_template)
+_BOOLS += ("snap_start",)
+ENV_VARS["snap_start"] = "RAPID_SNAP_START"
 ENV_VARS.update(template="RAPID_TEMPLATE", parameter_overrides="RAPID_PARAMETER_OVERRIDES", watch="RAPID_WATCH",
                 api_port="RAPID_API_PORT", schedule_time_scale="RAPID_SCHEDULE_TIME_SCALE",
                 log_max_bytes="RAPID_LOG_MAX_BYTES")
@@ -366,6 +369,10 @@ def _check_function(name: str, fn: FunctionConfig) -> None:
             f"{where}.provisioned_concurrency ({fn.provisioned_concurrency}) cannot exceed "
             f"its reserved_concurrency ({fn.reserved_concurrency})"
         )
+    if fn.snap_start and fn.runtime != "python":
+        raise ConfigError(f"{where}.snap_start needs runtime = 'python' (the bundled runtime forks its template)")
+    if fn.snap_start and fn.provisioned_concurrency:
+        raise ConfigError(f"{where}: snap_start and provisioned_concurrency cannot be combined (as on AWS)")
     size = sum(len(k.encode()) + len(v.encode()) for k, v in fn.environment.items())
     if size > MAX_ENV_BYTES and not fn.inherit_environment:
         raise ConfigError(

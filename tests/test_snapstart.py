@@ -112,3 +112,46 @@ def test_template_init_error_fails_the_invoke_and_is_retried(tmp_path):
             assert reply.status == 200 and reply.function_error == "Unhandled"
             assert reply.json()["errorType"] == "RuntimeError"
         assert len([line for line in d.lines if "INIT_REPORT" in line and "Status: error" in line]) == 2
+
+
+def test_control_plane_snapstart_on_published_versions(tmp_path):
+    import boto3  # noqa: F401 - the real client, through tests.control
+    from botocore.exceptions import ClientError
+
+    from tests.control import ROLE, client, python_zip, wait_active, wait_updated
+
+    code = python_zip(
+        "import os\nINIT_PID = os.getpid()\n"
+        "def handler(event, context):\n"
+        "    return {'type': os.environ['AWS_LAMBDA_INITIALIZATION_TYPE'], 'init': INIT_PID, 'pid': os.getpid()}\n"
+    )
+    with run_server(["--data-dir", str(tmp_path / "state")]) as d:
+        lam = client(d)
+        lam.create_function(FunctionName="snappy", Runtime="python3.12", Handler="app.handler", Role=ROLE,
+                            Code={"ZipFile": code}, SnapStart={"ApplyOn": "PublishedVersions"})
+        wait_active(lam, "snappy")
+        latest = lam.get_function_configuration(FunctionName="snappy")
+        assert latest["SnapStart"] == {"ApplyOn": "PublishedVersions", "OptimizationStatus": "Off"}
+        version = lam.publish_version(FunctionName="snappy")["Version"]
+        published = lam.get_function_configuration(FunctionName="snappy", Qualifier=version)
+        assert published["SnapStart"] == {"ApplyOn": "PublishedVersions", "OptimizationStatus": "On"}
+        # $LATEST starts on demand; the version is forked from its template.
+        body = json.loads(lam.invoke(FunctionName="snappy")["Payload"].read())
+        assert body["type"] == "on-demand" and body["init"] == body["pid"]
+        reply = lam.invoke(FunctionName="snappy", Qualifier=version, LogType="Tail")
+        body = json.loads(reply["Payload"].read())
+        assert body["type"] == "snap-start" and body["init"] != body["pid"]
+        import base64
+        assert "Restore Duration:" in base64.b64decode(reply["LogResult"]).decode()
+        # Turned off, and a bad value refused as AWS refuses it.
+        lam.update_function_configuration(FunctionName="snappy", SnapStart={"ApplyOn": "None"})
+        wait_updated(lam, "snappy")
+        assert lam.get_function_configuration(FunctionName="snappy")["SnapStart"] == {
+            "ApplyOn": "None", "OptimizationStatus": "Off"}
+        try:
+            lam.update_function_configuration(FunctionName="snappy", SnapStart={"ApplyOn": "Always"})
+        except ClientError as exc:
+            assert exc.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+            assert exc.response["Error"]["Code"] == "ValidationException"
+        else:
+            raise AssertionError("ApplyOn=Always was accepted")
