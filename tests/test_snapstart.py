@@ -2,6 +2,7 @@
 each running the Runtime API's restore phase, with a real daemon."""
 
 import json
+import os
 import re
 import threading
 
@@ -29,7 +30,9 @@ def after():
 def handler(event, context):
     if event.get("sleep"):
         time.sleep(event["sleep"])
-    return {"init_pid": INIT_PID, "pid": os.getpid(), "state": STATE,
+    tmp = os.environ.get("TMPDIR") or "/tmp"
+    open(os.path.join(tmp, f"mark-{os.getpid()}"), "w").close()
+    return {"tmp": sorted(os.listdir(tmp)), "init_pid": INIT_PID, "pid": os.getpid(), "state": STATE,
             "type": os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"), "tmpdir": os.environ.get("TMPDIR"),
             "api": os.environ.get("AWS_LAMBDA_RUNTIME_API"), "uid": os.getuid(),
             "stream": os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")}
@@ -49,8 +52,8 @@ def snap_function(tmp_path, fail_restore=False):
     return toml
 
 
-def test_instances_are_forked_from_one_init_and_restored_each(tmp_path):
-    with run_server(["--config", str(snap_function(tmp_path))]) as d:
+def test_instances_are_forked_from_one_init_and_restored_each(public_dir):
+    with run_server(["--config", str(snap_function(public_dir))]) as d:
         # Two concurrent invokes need two instances: both forked from the same template.
         results = []
 
@@ -74,7 +77,13 @@ def test_instances_are_forked_from_one_init_and_restored_each(tmp_path):
             assert b["type"] == "snap-start"
             assert b["stream"] is None  # as on Lambda: no log stream variable with SnapStart
         assert len({b["api"] for b in bodies}) == len({b["pid"] for b in bodies})  # own Runtime API each
-        assert len({b["tmpdir"] for b in bodies}) >= 1
+        for b in bodies:  # a private /tmp each: only its own mark
+            assert [n for n in b["tmp"] if n.startswith("mark-")] == [f"mark-{b['pid']}"], b
+        # As root, each instance runs as its own uid (unless its interpreter is out of reach
+        # of other users, as under /root: then the daemon warns and keeps root, as for any).
+        if os.geteuid() == 0 and not any("runs as root" in line for line in d.stderr):
+            assert len({b["uid"] for b in bodies}) == len({b["pid"] for b in bodies})
+            assert 0 not in {b["uid"] for b in bodies}
         reports = [line for line in d.lines if "\tDuration: " in line]
         restored = [line for line in reports if "Restore Duration:" in line]
         assert len(restored) == len({b["pid"] for b in bodies})
@@ -85,6 +94,19 @@ def test_instances_are_forked_from_one_init_and_restored_each(tmp_path):
         again = d.invoke("snap", {})
         assert again.json()["state"]["after"] == 1
         assert "Restore Duration" not in d.wait_for_line(r"REPORT RequestId: " + again.headers["x-amzn-requestid"])
+
+
+def test_forked_instance_times_out_and_is_replaced(tmp_path):
+    toml = snap_function(tmp_path)
+    toml.write_text(toml.read_text().replace("timeout = 10", "timeout = 1"))
+    with run_server(["--config", str(toml)]) as d:
+        first = d.invoke("snap", {}).json()
+        slow = d.invoke("snap", {"sleep": 5})
+        assert slow.function_error == "Unhandled" and slow.json()["errorType"] == "Sandbox.Timedout"
+        after = d.invoke("snap", {}).json()
+        assert after["pid"] != first["pid"] and after["init_pid"] == first["init_pid"]  # forked again
+        assert after["state"]["after"] == 1
+        assert re.search(r"Max Memory Used: [1-9]\d* MB", d.wait_for_line(r"Restore Duration"))
 
 
 def test_after_restore_hook_error_is_a_snapstart_exception(tmp_path):
@@ -122,12 +144,15 @@ def test_control_plane_snapstart_on_published_versions(tmp_path):
 
     code = python_zip(
         "import os\nINIT_PID = os.getpid()\n"
+        "import time\n"
         "def handler(event, context):\n"
-        "    return {'type': os.environ['AWS_LAMBDA_INITIALIZATION_TYPE'], 'init': INIT_PID, 'pid': os.getpid()}\n"
+        "    time.sleep(event.get('sleep', 0))\n"
+        "    return {'type': os.environ['AWS_LAMBDA_INITIALIZATION_TYPE'], 'init': INIT_PID, 'pid': os.getpid(), 'uid': os.getuid()}\n"
     )
-    with run_server(["--data-dir", str(tmp_path / "state")]) as d:
+    path = "/usr/bin:/bin" if os.path.exists("/usr/bin/python3.11") else os.environ["PATH"]
+    with run_server(["--data-dir", str(tmp_path / "state")], env={"PATH": path}) as d:
         lam = client(d)
-        lam.create_function(FunctionName="snappy", Runtime="python3.12", Handler="app.handler", Role=ROLE,
+        lam.create_function(FunctionName="snappy", Runtime="python3.11", Handler="app.handler", Role=ROLE,
                             Code={"ZipFile": code}, SnapStart={"ApplyOn": "PublishedVersions"})
         wait_active(lam, "snappy")
         latest = lam.get_function_configuration(FunctionName="snappy")
@@ -141,6 +166,21 @@ def test_control_plane_snapstart_on_published_versions(tmp_path):
         reply = lam.invoke(FunctionName="snappy", Qualifier=version, LogType="Tail")
         body = json.loads(reply["Payload"].read())
         assert body["type"] == "snap-start" and body["init"] != body["pid"]
+        # Forks of the template, two at once: each under its own uid when the daemon is root
+        # (the system's python3.11 is reachable by every user, unlike a pyenv under /root).
+        pair = []
+        threads = [threading.Thread(target=lambda: pair.append(json.loads(
+            lam.invoke(FunctionName="snappy", Qualifier=version, Payload=b'{"sleep": 0.5}')["Payload"].read())))
+            for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        forks = [body, *pair]
+        assert {b["init"] for b in forks} == {body["init"]}
+        if os.geteuid() == 0 and not any("runs as root" in line for line in d.stderr):
+            assert 0 not in {b["uid"] for b in forks}
+            assert len({b["uid"] for b in forks}) == len({b["pid"] for b in forks}) >= 2
         import base64
         assert "Restore Duration:" in base64.b64decode(reply["LogResult"]).decode()
         # Turned off, and a bad value refused as AWS refuses it.
