@@ -112,7 +112,7 @@ class Function:
         env["AWS_LAMBDA_LOG_STREAM_NAME"] = log_stream_name(instance.hex, self.version)
         env["AWS_LAMBDA_INITIALIZATION_TYPE"] = self.init_type(instance)
         env["TMPDIR"] = tmpdir
-        if self.snap is not None and not instance.provisioned:  # as Lambda: no log variables
+        if instance.snapped:  # as Lambda: no log variables
             env.pop("AWS_LAMBDA_LOG_GROUP_NAME", None)
             env.pop("AWS_LAMBDA_LOG_STREAM_NAME", None)
         return env
@@ -120,7 +120,7 @@ class Function:
     def init_type(self, instance: Instance) -> str:
         if instance.provisioned:
             return "provisioned-concurrency"
-        return "snap-start" if self.snap is not None else "on-demand"
+        return "snap-start" if instance.snapped else "on-demand"
 
     def template_environment(self) -> dict[str, str]:
         """A SnapStart template's environment: no instance yet, so no Runtime API, no log

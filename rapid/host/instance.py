@@ -92,6 +92,8 @@ class Instance(InstanceEnd):
         self.init_duration_ms: float | None = None  # reported on the first REPORT only
         self.restore_duration_ms: float | None = None  # SnapStart's, in its place
         self.restoring = False  # a forked instance's runtime called /restore/next
+        # Forked from the function's SnapStart template (provisioned ones start plainly).
+        self.snapped = function.snap is not None and not provisioned
         self.invokes = 0
         self._init_timer: asyncio.TimerHandle | None = None
         self.extensions = Extensions(self)
@@ -201,11 +203,6 @@ class Instance(InstanceEnd):
             if self.provisioned:  # Lambda: 130 s or the function timeout, whichever is higher
                 limit = max(130.0, fn.timeout)
             self._init_timer = self._loop.call_later(limit, self._init_timed_out)
-
-    @property
-    def snapped(self) -> bool:
-        """Forked from the function's SnapStart template (provisioned ones start plainly)."""
-        return self.function.snap is not None and not self.provisioned
 
     async def _fork(self, sandbox: SandboxSpec) -> bool:
         """SnapStart: this instance's runtime is forked from the initialised template. False
