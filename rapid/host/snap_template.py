@@ -168,7 +168,15 @@ class SnapTemplate:
                 self._start()
             ready = self._ready
             assert ready is not None
-            await asyncio.shield(ready)
+            # Lambda gives a SnapStart init up to 130 s or the function timeout, if higher.
+            limit = max(130.0, self.function.timeout)
+            try:
+                await asyncio.wait_for(asyncio.shield(ready), limit)
+            except asyncio.TimeoutError:
+                self._timed_out(limit)
+                raise TemplateInitError(json.dumps({
+                    "errorMessage": f"Init timed out after {limit:.2f} seconds", "errorType": "Runtime.InitTimeout",
+                }).encode(), "Runtime.InitTimeout") from None
             sock = self._sock
             if sock is None:
                 raise OSError("the SnapStart template exited")
@@ -195,6 +203,14 @@ class SnapTemplate:
                                  freezer=sandbox.freezer)
             self._forks[pid] = proc
             return proc
+
+    def _timed_out(self, limit: float) -> None:
+        """The template's init ran past its limit: it is killed, the next fork starts anew."""
+        self.function.report_template_init(limit * 1000.0, "timeout", None)
+        process, self.process, self._ready = self.process, None, None
+        self._drop_socket()
+        if process is not None:
+            process.kill()
 
     def close(self) -> None:
         """The function is gone: end the template (its forks were stopped with their instances)."""
