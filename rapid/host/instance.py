@@ -33,7 +33,8 @@ the instance takes no new work and is not frozen) until every INVOKE subscriber 
 ``next`` again, so REPORT's Duration includes the extensions' time, as AWS's does.
 
 How invocations end and how the instance dies (once, through ``_die``) is in
-``rapid.host.instance_end``.
+``rapid.host.instance_end``; how a SnapStart instance is forked and restored, in
+``rapid.host.instance_restore``.
 """
 
 from __future__ import annotations
@@ -45,29 +46,27 @@ import time
 from typing import TYPE_CHECKING
 
 from rapid.api.runtime import next_response, runtime_api_for
-from rapid.core.errors import MAX_RUNTIME_RESPONSE, FunctionError, ServiceError
+from rapid.core.errors import MAX_RUNTIME_RESPONSE, FunctionError
 from rapid.core.instance_state import InstanceEvent, InstanceMachine
 from rapid.core.invocation import Invocation, InvocationEvent, Outcome
-from rapid.core.report import restore_report_text
 from rapid.core.runtime_state import RuntimeEvent, RuntimeMachine
 from rapid.host.extensions import Extensions, executables
 from rapid.host.idle_freeze import IdleFreeze
 from rapid.host.instance_end import InstanceEnd
+from rapid.host.instance_restore import InstanceRestore
 from rapid.host.response_stream import RuntimeStream
 from rapid.host.slots import Slots
-from rapid.host.snap_template import TemplateInitError
 from rapid.host.telemetry import Telemetry
 from rapid.http.message import Response
 from rapid.http.protocol import HttpConnection, serve
 from rapid.supervisor.backend import RuntimeHandle
 from rapid.supervisor.peers import is_peer_of
-from rapid.supervisor.sandbox import SandboxSpec
 
 if TYPE_CHECKING:
     from rapid.host.function import Function
 
 
-class Instance(InstanceEnd):
+class Instance(InstanceRestore, InstanceEnd):
     def __init__(
         self, function: Function, instance_id: int, bound: Invocation | None, *, provisioned: bool = False
     ) -> None:
@@ -203,62 +202,6 @@ class Instance(InstanceEnd):
             if self.provisioned:  # Lambda: 130 s or the function timeout, whichever is higher
                 limit = max(130.0, fn.timeout)
             self._init_timer = self._loop.call_later(limit, self._init_timed_out)
-
-    async def _fork(self, sandbox: SandboxSpec) -> bool:
-        """SnapStart: this instance's runtime is forked from the initialised template. False
-        if the template's init failed (reported as this instance's init failure)."""
-        fn = self.function
-        assert fn.snap is not None
-        try:
-            process = await fn.snap.fork(
-                fn.environment(self, sandbox.tmpdir), fn.code.task_root, sandbox, self._on_line, self._on_exit
-            )
-        except TemplateInitError as exc:
-            if self.bound is None:  # the init ran once for the invocation that started it: that one fails
-                self.bound = fn.take()
-            self._init_failed(None, (exc.body, exc.error_type), "error", reported=True)
-            return False
-        self.process = process
-        self.spawned_at = time.monotonic()  # restore starts here: the init was the template's
-        if self.dead:  # stopped while the template was forking
-            process.kill()
-            return False
-        if sandbox.cgroup or sandbox.freezer:
-            self._loop.run_in_executor(None, sandbox.attach, process.pid)
-        return True
-
-    def restore_next(self) -> Response:
-        """``GET /restore/next``: a forked instance's restore phase begins (answered at once:
-        the snapshot, here the fork, is already restored); its hooks run, then ``/next``."""
-        if not self.snapped or self.initialized or self.restoring:
-            return Response.json(403, {"errorMessage": "No restore phase now", "errorType": "InvalidStateTransition"})
-        self.restoring = True
-        return Response.fixed(200, b"", [])
-
-    def restore_error(self, body: bytes, error_type: str) -> Response:
-        """``POST /restore/error``: an after-restore hook failed. Answered 202; then the
-        instance ends and the invocation it started for fails as Lambda fails it:
-        ``SnapStartException`` (400)."""
-        if not self.snapped or self.initialized:
-            return Response.json(403, {"errorMessage": "No restore phase now", "errorType": "InvalidStateTransition"})
-        self._loop.call_soon(self._restore_failed, body, error_type)
-        return Response.json(202, {"status": "OK"})
-
-    def _restore_failed(self, body: bytes, error_type: str) -> None:
-        if self.dead:
-            return
-        fn = self.function
-        ms = (time.monotonic() - self.spawned_at) * 1000.0
-        fn.log_line(restore_report_text(ms, "error", error_type or None), instance=self)
-        inv, self.bound = self.bound, None
-        if inv is None:
-            inv = fn.take()  # the invocation this instance was started for
-        if inv is not None and not inv.settled:
-            error = ServiceError(400, "SnapStartException",
-                                 f"Lambda couldn't restore the function: the afterRestore() runtime hook failed "
-                                 f"({error_type or 'error'}). Check the function's logs.")
-            inv.settle(InvocationEvent.FAIL, Outcome(b"", status="error", service_error=error))
-        self._die(reset=True, reason="failure")
 
     # -- who may call -----------------------------------------------------------------------
 
