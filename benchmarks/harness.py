@@ -15,6 +15,9 @@ Scenarios (``--only`` takes these names, comma-separated):
   handler     (7) the bundled Python runtime, 5 ms of CPU per invoke, 8 clients
   scale       daemon CPU per invoke with 1, 100, 1,000 instances of one function and with
               1, 100, 1,000 functions (per-invoke cost must not grow with the host)
+  snapstart   a new SnapStart instance's first response (forked from the initialised
+              template) and an on-demand one's, each over a bare start of the same
+              bundled-runtime handler that imports boto3
   floor       the same load client against an echo server with no host in between, for
               the scenarios where that means something (sequential, scaling, large)
   relay       the relay floor (benchmarks/relay.py): the smallest host, one invoke port, one
@@ -60,12 +63,13 @@ from typing import Any
 from benchmarks import machine, procs, report
 from benchmarks.client import ProtocolError
 from benchmarks.scale import Scale
+from benchmarks.snapstart import SnapStart
 from benchmarks.scenarios import SCENARIOS as BASE_SCENARIOS
 from benchmarks.scenarios import Context, NotApplicable, Round, Scenario, Sizes, Target
 from rapid.lab.progress import Progress
 
 HERE = Path(__file__).resolve().parent
-SCENARIOS = (*BASE_SCENARIOS, Scale())
+SCENARIOS = (*BASE_SCENARIOS, Scale(), SnapStart())
 NAMES = [s.name for s in SCENARIOS] + ["floor", "relay"]
 FLOOR_SCENARIOS = ("sequential", "scaling", "large")
 RELAY_SCENARIOS = ("sequential", "large")

@@ -30,6 +30,7 @@ HEADERS = {
     "accepts_per_s": "accepts/s", "accept_p50_us": "accept p50 us", "accept_p99_us": "accept p99 us",
     "events_per_s": "events/s", "processed": "processed", "data_dir_kb": "data dir KiB",
     "functions": "functions",
+    "bare_ms": "bare start ms", "over_bare_x": "over bare (x)",
 }
 
 
@@ -40,6 +41,8 @@ def fmt(figure: str, value: float | None) -> str:
         return f"{value:,.2f}" if abs(value) < 10 else f"{value:,.1f}"
     if figure.endswith("_pct"):
         return f"{value:.0f}"
+    if figure.endswith("_x"):  # a ratio
+        return f"{value:.2f}x"
     return f"{value:,.0f}"
 
 
@@ -282,6 +285,8 @@ RATIO_BUDGETS: tuple[tuple[str, str, str, str, str, float, bool], ...] = (
      "rapid:scale:1 instance:daemon_cpu_us", 1.1, False),
     ("scale: 1,000 functions, daemon CPU over 1 function", "scale", "1000 functions", "daemon_cpu_us",
      "rapid:scale:1 function:daemon_cpu_us", 1.1, False),
+    ("snapstart: a new SnapStart instance's first response over a bare start", "snapstart", "SnapStart instance",
+     "first_ms", "rapid:snapstart:SnapStart instance:bare_ms", 1.0, False),
 )
 
 

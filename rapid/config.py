@@ -49,6 +49,7 @@ class FunctionConfig(Struct, forbid_unknown_fields=True, kw_only=True):
     provisioned_concurrency: Annotated[int, Meta(ge=0)] = 0
     per_instance_concurrency: Annotated[int, Meta(ge=1, le=1000)] = 1  # AWS_LAMBDA_MAX_CONCURRENCY
     ephemeral_storage: Annotated[int, Meta(ge=512, le=10240)] = 512  # MB of /tmp
+    snap_start: bool = False  # SnapStart (bundled python runtime): init once, fork instances
     environment: dict[str, str] = {}
     # The folder of external extensions (executables started beside the runtime). Default:
     # /opt/extensions in drop-in mode, else the `extensions/` folder inside the function's.
@@ -179,6 +180,9 @@ SERVER_KEYS += ("template", "parameter_overrides", "watch", "api_port", "schedul
 _INTS += ("api_port", "log_max_bytes")
 _FLOATS += ("schedule_time_scale",)
 _BOOLS += ("watch",)
+FUNCTION_KEYS += ("snap_start",)  # SnapStart (rapid.host.snap_template)
+_BOOLS += ("snap_start",)
+ENV_VARS["snap_start"] = "RAPID_SNAP_START"
 ENV_VARS.update(template="RAPID_TEMPLATE", parameter_overrides="RAPID_PARAMETER_OVERRIDES", watch="RAPID_WATCH",
                 api_port="RAPID_API_PORT", schedule_time_scale="RAPID_SCHEDULE_TIME_SCALE",
                 log_max_bytes="RAPID_LOG_MAX_BYTES")
@@ -365,6 +369,10 @@ def _check_function(name: str, fn: FunctionConfig) -> None:
             f"{where}.provisioned_concurrency ({fn.provisioned_concurrency}) cannot exceed "
             f"its reserved_concurrency ({fn.reserved_concurrency})"
         )
+    if fn.snap_start and fn.runtime != "python":
+        raise ConfigError(f"{where}.snap_start needs runtime = 'python' (the bundled runtime forks its template)")
+    if fn.snap_start and fn.provisioned_concurrency:
+        raise ConfigError(f"{where}: snap_start and provisioned_concurrency cannot be combined (as on AWS)")
     size = sum(len(k.encode()) + len(v.encode()) for k, v in fn.environment.items())
     if size > MAX_ENV_BYTES and not fn.inherit_environment:
         raise ConfigError(

@@ -60,6 +60,17 @@ def _settings_changes(data: dict[str, Any], runtime: str | None) -> dict[str, An
         out["memory"] = memory
     if storage is not None:
         out["ephemeral_storage"] = storage
+    snap = data.get("SnapStart")
+    if snap is not None:
+        apply_on = snap.get("ApplyOn") if isinstance(snap, dict) else None
+        if apply_on not in ("PublishedVersions", "None"):
+            raise validation(f"1 validation error detected: Value '{apply_on}' at 'snapStart.applyOn' failed to "
+                             "satisfy constraint: Member must satisfy enum value set: [PublishedVersions, None]")
+        family = rules.runtime_family(out.get("runtime", runtime or "provided"))
+        if apply_on == "PublishedVersions" and family != "python":
+            raise invalid_parameter(f"SnapStart is not supported here for runtime "
+                                    f"{out.get('runtime', runtime)!r}: only the bundled Python runtime forks")
+        out["snap_start"] = apply_on
     env = data.get("Environment")
     if env is not None:
         variables = (env or {}).get("Variables") or {}

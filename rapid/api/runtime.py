@@ -143,6 +143,12 @@ class RuntimeAPI:
                 return error(inst, request_id, req)
             if rest == "init/error":
                 return init_error(inst, req) if req.method == "POST" else _method_not_allowed()
+            if rest == "restore/next":  # SnapStart's restore phase (rapid.host.snap_template)
+                return inst.restore_next() if req.method == "GET" else _method_not_allowed()
+            if rest == "restore/error":
+                if req.method != "POST":
+                    return _method_not_allowed()
+                return inst.restore_error(bytes(req.body), normalise_error_type(posted_error_type(req)))
         except RuntimeAPIError as exc:
             return Response.json(exc.status, exc.body())
         return Response.json(404, _NOT_FOUND)

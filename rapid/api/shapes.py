@@ -85,6 +85,7 @@ class Context:
                     role=f"arn:aws:iam::{self.account}:role/rapid-declared", timeout=c.timeout, memory=c.memory,
                     environment={} if c.inherit_environment else dict(c.environment),
                     ephemeral_storage=c.ephemeral_storage,
+                    snap_start="PublishedVersions" if c.snap_start else "None",
                 ),
                 revision_id="00000000-0000-0000-0000-000000000000", last_modified=now_text(), origin="config",
             )
@@ -247,7 +248,7 @@ def configuration(ctx: Context, spec: VersionSpec) -> dict[str, Any]:
         "PackageType": "Zip",
         "Architectures": list(s.architectures),
         "EphemeralStorage": {"Size": s.ephemeral_storage},
-        "SnapStart": {"ApplyOn": "None", "OptimizationStatus": "Off"},
+        "SnapStart": snap_start_shape(spec),
         "LoggingConfig": {"LogFormat": s.log_format, "LogGroup": s.log_group or f"/aws/lambda/{spec.name}"},
     }
     if s.handler is None:
@@ -325,3 +326,11 @@ def page(items: list[Any], query: dict[str, str], key: Any) -> tuple[list[Any], 
     following = start + max_items
     next_marker = base64.urlsafe_b64encode(str(following).encode()).decode() if following < len(items) else None
     return chunk, next_marker
+
+
+def snap_start_shape(spec: VersionSpec) -> dict[str, str]:
+    """``SnapStart``, as AWS shows it: applied to published versions only (``$LATEST`` is
+    Off), and to a function declared with ``snap_start = true`` in the TOML file as it runs."""
+    apply_on = spec.settings.snap_start
+    on = apply_on == "PublishedVersions" and (spec.version != LATEST or spec.origin == "config")
+    return {"ApplyOn": apply_on, "OptimizationStatus": "On" if on else "Off"}

@@ -25,6 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     s.add_argument("--handler", help="handler for a bundled runtime, e.g. app.handler [RAPID_HANDLER]")
     s.add_argument("--timeout", help="seconds per invocation (default 3; 300 in drop-in mode) [RAPID_TIMEOUT]")
     s.add_argument("--memory", help="memory size in MB (default 128; 3008 in drop-in mode) [RAPID_MEMORY]")
+    s.add_argument("--snap-start", dest="snap_start", action="store_const", const="true",
+                   help="SnapStart (runtime python): init once, fork each new instance [RAPID_SNAP_START]")
     s.add_argument("--concurrency", help="reserved concurrency per function: at most N instances [RAPID_CONCURRENCY]")
     s.add_argument("--max-concurrency", dest="max_concurrency",
                    help="host-wide limit (default 1000, capped by the machine) [RAPID_MAX_CONCURRENCY]")

@@ -29,6 +29,7 @@ class Report:
     memory_size_mb: int
     max_memory_used_mb: int
     init_duration_ms: float | None = None
+    restore_duration_ms: float | None = None  # SnapStart: the first invoke of a forked instance
     status: str = "success"  # success | error | timeout
     error_type: str | None = None
 
@@ -62,11 +63,21 @@ def report_text(r: Report) -> str:
     ]
     if r.init_duration_ms is not None:
         parts.append(f"Init Duration: {r.init_duration_ms:.2f} ms")
+    if r.restore_duration_ms is not None:  # SnapStart, as Lambda writes it
+        parts.append(f"Restore Duration: {r.restore_duration_ms:.2f} ms")
+        parts.append(f"Billed Restore Duration: {math.ceil(r.restore_duration_ms)} ms")
     if r.status != "success":
         parts.append(f"Status: {r.status}")
         if r.error_type:
             parts.append(f"Error Type: {r.error_type}")
     return "\t".join(parts) + "\t"
+
+
+def restore_report_text(duration_ms: float, status: str, error_type: str | None) -> str:
+    parts = [f"RESTORE_REPORT Restore Duration: {duration_ms:.2f} ms", f"Status: {status}"]
+    if error_type:
+        parts.append(f"Error Type: {error_type}")
+    return "\t".join(parts)
 
 
 def init_report_text(duration_ms: float, phase: str, status: str, error_type: str | None) -> str:
@@ -106,6 +117,8 @@ def report_record(r: Report) -> dict[str, object]:
     }
     if r.init_duration_ms is not None:
         metrics["initDurationMs"] = round(r.init_duration_ms, 3)
+    if r.restore_duration_ms is not None:
+        metrics["restoreDurationMs"] = round(r.restore_duration_ms, 3)
     record: dict[str, object] = {"requestId": r.request_id, "metrics": metrics, "status": r.status}
     if r.error_type:
         record["errorType"] = r.error_type

@@ -122,6 +122,8 @@ class Deployment:
             provisioned_concurrency=self.share(spec.name, spec.version, fs.provisioned.get(spec.version, 0) if fs else 0),
             ephemeral_storage=s.ephemeral_storage, environment=dict(s.environment), version=spec.version,
             dead_letter=s.dead_letter,
+            # SnapStart applies to published versions, as on AWS ($LATEST starts plainly).
+            snap_start=s.snap_start == "PublishedVersions" and spec.version != LATEST and family == "python",
         )
         if family == "provided":
             code = custom(tree, (os.path.join(tree, "bootstrap"),))

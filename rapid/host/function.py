@@ -24,6 +24,7 @@ from rapid.core.naming import LATEST, function_arn, log_stream_name
 from rapid.dashboard.feed import error_type_of
 from rapid.host.code import Code
 from rapid.host.instance import Instance
+from rapid.host.snap_template import SnapTemplate
 
 if TYPE_CHECKING:
     from rapid.config import FunctionConfig
@@ -67,6 +68,8 @@ class Function:
         self.retired = False  # replaced or deleted: takes no new work, its instances drain
         self._prefix = f"[{name}] " if tagged else ""
         self._static_env = self._build_static_env()
+        # SnapStart: instances are forked from one initialised template (rapid.host.snap_template).
+        self.snap = SnapTemplate(self) if config.snap_start and config.runtime == "python" else None
 
     # -- environment ----------------------------------------------------------------------
 
@@ -109,10 +112,32 @@ class Function:
         env["AWS_LAMBDA_LOG_STREAM_NAME"] = log_stream_name(instance.hex, self.version)
         env["AWS_LAMBDA_INITIALIZATION_TYPE"] = self.init_type(instance)
         env["TMPDIR"] = tmpdir
+        if instance.snapped:  # as Lambda: no log variables
+            env.pop("AWS_LAMBDA_LOG_GROUP_NAME", None)
+            env.pop("AWS_LAMBDA_LOG_STREAM_NAME", None)
         return env
 
     def init_type(self, instance: Instance) -> str:
-        return "provisioned-concurrency" if instance.provisioned else "on-demand"
+        if instance.provisioned:
+            return "provisioned-concurrency"
+        return "snap-start" if instance.snapped else "on-demand"
+
+    def template_environment(self) -> dict[str, str]:
+        """A SnapStart template's environment: no instance yet, so no Runtime API, no log
+        stream (Lambda gives SnapStart functions neither log variable)."""
+        env = dict(self._static_env)
+        env.pop("AWS_LAMBDA_LOG_GROUP_NAME", None)
+        env["AWS_LAMBDA_RUNTIME_API"] = ""
+        env["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"
+        env["TMPDIR"] = "/tmp"
+        return env
+
+    def report_template_init(self, ms: float, status: str, error_type: str | None) -> None:
+        """A SnapStart template's init: one INIT_REPORT, as when Lambda publishes a version."""
+        if self.json_logs:
+            self.log_line(report.init_report_json(ms, "init", status, error_type, "snap-start"))
+        else:
+            self.log_line(report.init_report_text(ms, "init", status, error_type))
 
     # -- logs -----------------------------------------------------------------------------
 
@@ -133,7 +158,8 @@ class Function:
         return report.start_text(inv.request_id, self.version)
 
     def report(
-        self, inv: Invocation, outcome: Outcome, init_ms: float | None, peak_mb: int, include_start: bool
+        self, inv: Invocation, outcome: Outcome, init_ms: float | None, peak_mb: int, include_start: bool,
+        restore_ms: float | None = None,
     ) -> report.Report:
         """The platform's lines for a finished invocation: END and REPORT (START too when
         the invocation never reached a runtime)."""
@@ -145,6 +171,7 @@ class Function:
             memory_size_mb=self.memory,
             max_memory_used_mb=peak_mb,
             init_duration_ms=init_ms,
+            restore_duration_ms=restore_ms,
             status=outcome.status,
             error_type=outcome.error_type if outcome.status != "success" else None,
         )
@@ -205,6 +232,8 @@ class Function:
         if self.retired:
             if not self.instances:
                 self.host.drained(self)
+                if self.snap is not None:
+                    self.snap.close()
             return
         if instance.provisioned and not instance.initialized:
             self.provisioned_failures += 1
@@ -333,6 +362,8 @@ class Function:
             inst.stop()
         if not self.instances:
             self.host.drained(self)
+            if self.snap is not None:
+                self.snap.close()
 
     def set_provisioned(self, count: int) -> None:
         """Keep ``count`` provisioned instances: start the missing ones, stop the extra."""

@@ -255,6 +255,9 @@ class Host:
         deadline = loop.time() + 2.0
         while loop.time() < deadline and any(i.alive for i in instances):
             await asyncio.sleep(0.02)
+        for fn in self.all_pools():  # SnapStart templates, once their forks are gone
+            if fn.snap is not None:
+                fn.snap.close()
         self.close()
 
     def close(self) -> None:

@@ -33,7 +33,8 @@ the instance takes no new work and is not frozen) until every INVOKE subscriber 
 ``next`` again, so REPORT's Duration includes the extensions' time, as AWS's does.
 
 How invocations end and how the instance dies (once, through ``_die``) is in
-``rapid.host.instance_end``.
+``rapid.host.instance_end``; how a SnapStart instance is forked and restored, in
+``rapid.host.instance_restore``.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from rapid.core.runtime_state import RuntimeEvent, RuntimeMachine
 from rapid.host.extensions import Extensions, executables
 from rapid.host.idle_freeze import IdleFreeze
 from rapid.host.instance_end import InstanceEnd
+from rapid.host.instance_restore import InstanceRestore
 from rapid.host.response_stream import RuntimeStream
 from rapid.host.slots import Slots
 from rapid.host.telemetry import Telemetry
@@ -64,7 +66,7 @@ if TYPE_CHECKING:
     from rapid.host.function import Function
 
 
-class Instance(InstanceEnd):
+class Instance(InstanceRestore, InstanceEnd):
     def __init__(
         self, function: Function, instance_id: int, bound: Invocation | None, *, provisioned: bool = False
     ) -> None:
@@ -87,6 +89,10 @@ class Instance(InstanceEnd):
         self.spawned_at = 0.0
         self.answered_at = 0.0  # when it last finished an invocation
         self.init_duration_ms: float | None = None  # reported on the first REPORT only
+        self.restore_duration_ms: float | None = None  # SnapStart's, in its place
+        self.restoring = False  # a forked instance's runtime called /restore/next
+        # Forked from the function's SnapStart template (provisioned ones start plainly).
+        self.snapped = function.snap is not None and not provisioned
         self.invokes = 0
         self._init_timer: asyncio.TimerHandle | None = None
         self.extensions = Extensions(self)
@@ -163,10 +169,14 @@ class Instance(InstanceEnd):
             self._init_failed(code.entrypoint_error, None, "error")
             return
         try:
-            self.process = host.processes.spawn(
-                code.argv, fn.environment(self, sandbox.tmpdir), code.task_root, self._on_line, self._on_exit,
-                sandbox,
-            )
+            if self.snapped:
+                if not await self._fork(sandbox):
+                    return
+            else:
+                self.process = host.processes.spawn(
+                    code.argv, fn.environment(self, sandbox.tmpdir), code.task_root, self._on_line, self._on_exit,
+                    sandbox,
+                )
         except (OSError, subprocess.SubprocessError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             self._init_failed(

@@ -100,8 +100,9 @@ class InstanceEnd(_Base):
     def _report(self, inv: Invocation, outcome: Outcome, include_start: bool = False) -> None:
         """END and REPORT for ``inv`` (START too, if it never reached the runtime)."""
         init_ms, self.init_duration_ms = self.init_duration_ms, None
+        restore_ms, self.restore_duration_ms = self.restore_duration_ms, None
         peak = self.process.peak_memory_mb() if self.process is not None else 0
-        r = self.function.report(inv, outcome, init_ms, peak, include_start)
+        r = self.function.report(inv, outcome, init_ms, peak, include_start, restore_ms)
         self.telemetry.report(r)
 
     def _timed_out(self, inv: Invocation) -> None:
@@ -150,6 +151,8 @@ class InstanceEnd(_Base):
         self.telemetry.init_over()
         if self.provisioned:  # initialised ahead of any invoke: reported on its own line
             self._init_report("init", "success", None, ms)
+        elif self.snapped:  # SnapStart: the init was the template's; this was the restore
+            self.restore_duration_ms = ms
         elif not self.suppressed:
             self.init_duration_ms = ms
 
@@ -159,14 +162,15 @@ class InstanceEnd(_Base):
             self._init_failed(None, None, "timeout")
 
     def _init_failed(
-        self, error: FunctionError | None, posted: tuple[bytes, str] | None, status: str
+        self, error: FunctionError | None, posted: tuple[bytes, str] | None, status: str, *, reported: bool = False
     ) -> None:
         """Init ended without a ``/next``: report it, answer the invocation it ran for (a
         suppressed init), and let the function retry inside the next invoke."""
         if self.dead:
             return
         error_type = posted[1] if posted else (error.error_type if error else None)
-        self._init_report("invoke" if self.suppressed else "init", status, error_type)
+        if not reported:  # (a SnapStart template reports its own init)
+            self._init_report("invoke" if self.suppressed else "init", status, error_type)
         inv, self.bound = self.bound, None
         if inv is not None and not inv.settled:
             if posted is not None:

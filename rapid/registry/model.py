@@ -42,6 +42,7 @@ class Settings(Struct, frozen=True, kw_only=True):
     log_format: str = "Text"
     log_group: str = ""
     dead_letter: str | None = None
+    snap_start: str = "None"  # SnapStart.ApplyOn: PublishedVersions | None
 
 
 class VersionSpec(Struct, frozen=True, kw_only=True):

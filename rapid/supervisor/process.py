@@ -36,6 +36,7 @@ class RuntimeProcess:
         preexec: Callable[[], None] | None = None,
         cgroup: str | None = None,
         freezer: str | None = None,
+        pass_fds: tuple[int, ...] = (),
     ) -> None:
         loop = asyncio.get_running_loop()
         self._loop = loop
@@ -55,6 +56,7 @@ class RuntimeProcess:
                 stderr=w,
                 start_new_session=True,
                 close_fds=True,
+                pass_fds=pass_fds,
                 preexec_fn=preexec,
             )
         except BaseException:

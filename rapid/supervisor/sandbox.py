@@ -167,6 +167,21 @@ class Sandbox:
     def cgroup_folders(self) -> list[str]:
         return self.cgroups.folders()
 
+    # -- SnapStart (rapid.host.snap_template) -----------------------------------------------
+
+    def template_preexec(self, code: Code, tmp_mb: int) -> Callable[[], None]:
+        """For a SnapStart template: its own private /tmp and rlimits, no new privileges,
+        but the daemon's uid and capabilities, which it needs to put each fork in its own."""
+        return self._preexec(code, tmp_mb, None)
+
+    def fork_spec(self, code: Code, tmp_mb: int, uid: int | None) -> dict[str, object]:
+        """What a fork of a SnapStart template does to enter an instance's sandbox, as plain
+        values (the template applies them in the child: ``snapstart_template._enter_sandbox``)."""
+        return {
+            "rlimit": _LAMBDA_RLIMITS, "namespace": self.namespaces, "tmp_mb": tmp_mb, "uid": uid,
+            "hidden": [p for p in _needed_paths(code) if _under(p, "/tmp")], "last_cap": self._last_cap,
+        }
+
     def _preexec(self, code: Code, tmp_mb: int, uid: int | None) -> Callable[[], None]:
         libc = self._libc
         namespaces = self.namespaces

@@ -1,0 +1,92 @@
+"""SnapStart, as an instance lives it: forked from its function's template, then restored.
+
+An instance of a SnapStart function (``rapid.host.snap_template``) does not spawn its
+runtime: ``_fork`` asks the template for a fork, in the sandbox prepared for this instance,
+and the fork runs the Runtime API's restore phase. ``restore_next`` answers its ``GET
+/restore/next`` at once (the fork is the restored snapshot); its after-restore hooks run;
+its first ``/next`` ends the restore (``Restore Duration`` on its first REPORT, in
+``rapid.host.instance_end``). ``restore_error`` takes ``POST /restore/error``: the instance
+ends, and the invocation it was started for fails with ``SnapStartException`` (400), as
+on Lambda. A template whose init failed fails that invocation with the init error instead.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from rapid.core.errors import ServiceError
+from rapid.core.invocation import InvocationEvent, Outcome
+from rapid.core.report import restore_report_text
+from rapid.host.snap_template import TemplateInitError
+from rapid.http.message import Response
+from rapid.supervisor.sandbox import SandboxSpec
+
+if TYPE_CHECKING:
+    from rapid.host.instance import Instance
+
+    _Base = Instance
+else:
+    _Base = object
+
+_NO_RESTORE = {"errorMessage": "No restore phase now", "errorType": "InvalidStateTransition"}
+
+
+class InstanceRestore(_Base):
+    __slots__ = ()
+
+    async def _fork(self, sandbox: SandboxSpec) -> bool:
+        """SnapStart: this instance's runtime is forked from the initialised template. False
+        if the template's init failed (reported as this instance's init failure)."""
+        fn = self.function
+        assert fn.snap is not None
+        try:
+            process = await fn.snap.fork(
+                fn.environment(self, sandbox.tmpdir), fn.code.task_root, sandbox, self._on_line, self._on_exit
+            )
+        except TemplateInitError as exc:
+            if self.bound is None:  # the init ran once for the invocation that started it: that one fails
+                self.bound = fn.take()
+            self._init_failed(None, (exc.body, exc.error_type), "error", reported=True)
+            return False
+        self.process = process
+        self.spawned_at = time.monotonic()  # restore starts here: the init was the template's
+        if self.dead:  # stopped while the template was forking
+            process.kill()
+            return False
+        if sandbox.cgroup or sandbox.freezer:
+            self._loop.run_in_executor(None, sandbox.attach, process.pid)
+        return True
+
+    def restore_next(self) -> Response:
+        """``GET /restore/next``: a forked instance's restore phase begins (answered at once:
+        the snapshot, here the fork, is already restored); its hooks run, then ``/next``."""
+        if not self.snapped or self.initialized or self.restoring:
+            return Response.json(403, _NO_RESTORE)
+        self.restoring = True
+        return Response.fixed(200, b"", [])
+
+    def restore_error(self, body: bytes, error_type: str) -> Response:
+        """``POST /restore/error``: an after-restore hook failed. Answered 202; then the
+        instance ends and the invocation it started for fails as Lambda fails it:
+        ``SnapStartException`` (400)."""
+        if not self.snapped or self.initialized:
+            return Response.json(403, _NO_RESTORE)
+        self._loop.call_soon(self._restore_failed, body, error_type)
+        return Response.json(202, {"status": "OK"})
+
+    def _restore_failed(self, body: bytes, error_type: str) -> None:
+        if self.dead:
+            return
+        fn = self.function
+        ms = (time.monotonic() - self.spawned_at) * 1000.0
+        fn.log_line(restore_report_text(ms, "error", error_type or None), instance=self)
+        inv, self.bound = self.bound, None
+        if inv is None:
+            inv = fn.take()  # the invocation this instance was started for
+        if inv is not None and not inv.settled:
+            error = ServiceError(400, "SnapStartException",
+                                 f"Lambda couldn't restore the function: the afterRestore() runtime hook failed "
+                                 f"({error_type or 'error'}). Check the function's logs.")
+            inv.settle(InvocationEvent.FAIL, Outcome(b"", status="error", service_error=error))
+        self._die(reset=True, reason="failure")
