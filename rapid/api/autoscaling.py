@@ -15,8 +15,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-import msgspec
 
+from rapid.api import awsjson
 from rapid.autoscaling.model import DIMENSION, METRIC, NAMESPACE, Activity, Policy, ScalableTarget, ScheduledAction
 from rapid.autoscaling.runner import Autoscaler
 from rapid.autoscaling.service import AutoScaling, AutoScalingError, validation
@@ -25,8 +25,6 @@ from rapid.http.message import Request, Response
 CONTENT_TYPE = "application/x-amz-json-1.1"
 _NAMESPACES = ("ecs", "elasticmapreduce", "ec2", "appstream", "dynamodb", "rds", "sagemaker", "custom-resource",
                "comprehend", "lambda", "cassandra", "kafka", "elasticache", "neptune", "workspaces")
-_encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder().decode
 
 
 def _member(body: dict[str, Any], name: str, kind: type | tuple[type, ...], required: bool = False) -> Any:
@@ -160,22 +158,12 @@ class AutoScalingAPI:
             "DeleteScheduledAction", "DescribeScheduledActions")}
 
     def __call__(self, req: Request, rid: str) -> Response:
-        op = req.headers.get("x-amz-target", "").partition(".")[2]
         try:
-            handler = self._ops.get(op)
-            if handler is None:
-                raise AutoScalingError("UnknownOperationException", f"Operation {op} is not supported.")
-            try:
-                body = _decode(req.body) if req.body else {}
-            except msgspec.DecodeError:
-                raise AutoScalingError("SerializationException", "The request body is not valid JSON.") from None
-            if not isinstance(body, dict):
-                raise AutoScalingError("SerializationException", "The request body must be a JSON object.")
+            _, handler, body = awsjson.read(req, self._ops, AutoScalingError)
             result = handler(body)
         except AutoScalingError as exc:
-            return Response(400, _encode({"__type": exc.code, "message": exc.message}),
-                            [("Content-Type", CONTENT_TYPE), ("x-amzn-RequestId", rid), ("x-amzn-ErrorType", exc.code)])
-        return Response(200, _encode(result), [("Content-Type", CONTENT_TYPE), ("x-amzn-RequestId", rid)])
+            return awsjson.refusal(exc.code, exc.message, rid, CONTENT_TYPE)
+        return awsjson.answer(result, rid, CONTENT_TYPE)
 
     # -- targets --------------------------------------------------------------------------
 

@@ -15,8 +15,8 @@ import base64
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import msgspec
 
+from rapid.api import awsjson
 from rapid.deployments.appspec import AppSpecError, lambda_deployment
 from rapid.deployments.model import Deployment
 from rapid.deployments.preferences import Preference
@@ -26,8 +26,6 @@ from rapid.http.message import Request, Response
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
 APPLICATION = "rapid"
-_encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder().decode
 
 
 def info(d: Deployment) -> dict[str, Any]:
@@ -58,17 +56,8 @@ class CodeDeployAPI:
         }
 
     def __call__(self, req: Request, rid: str) -> Response | asyncio.Future[Response]:
-        op = req.headers.get("x-amz-target", "").partition(".")[2]
         try:
-            handler = self._ops.get(op)
-            if handler is None:
-                raise DeploymentError("UnknownOperationException", f"Operation {op} is not supported.")
-            try:
-                body = _decode(req.body) if req.body else {}
-            except msgspec.DecodeError:
-                raise DeploymentError("SerializationException", "The request body is not valid JSON.") from None
-            if not isinstance(body, dict):
-                raise DeploymentError("SerializationException", "The request body must be a JSON object.")
+            _, handler, body = awsjson.read(req, self._ops, DeploymentError)
             result = handler(body)
         except DeploymentError as exc:
             return _error(exc, rid)
@@ -150,12 +139,11 @@ class CodeDeployAPI:
 
 
 def _ok(result: dict[str, Any], rid: str) -> Response:
-    return Response(200, _encode(result), [("Content-Type", CONTENT_TYPE), ("x-amzn-RequestId", rid)])
+    return awsjson.answer(result, rid, CONTENT_TYPE)
 
 
 def _error(exc: DeploymentError, rid: str) -> Response:
-    return Response(400, _encode({"__type": exc.code, "message": exc.message}),
-                    [("Content-Type", CONTENT_TYPE), ("x-amzn-RequestId", rid), ("x-amzn-ErrorType", exc.code)])
+    return awsjson.refusal(exc.code, exc.message, rid, CONTENT_TYPE)
 
 
 async def _later(work: Coroutine[Any, Any, dict[str, Any]], rid: str) -> Response:

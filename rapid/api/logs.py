@@ -22,6 +22,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from rapid.api import awsjson
 from rapid.http.message import Request, Response
 from rapid.logs import filter_pattern
 from rapid.logs.store import LogReader, LogStore, StreamInfo
@@ -59,24 +60,13 @@ class LogsAPI:
                      "GetLogEvents": self.get_events, "FilterLogEvents": self.filter_events}
 
     def __call__(self, req: Request, rid: str) -> Response:
-        op = req.headers.get("x-amz-target", "").partition(".")[2]
-        headers = [("Content-Type", CONTENT_TYPE), ("x-amzn-RequestId", rid)]
         try:
-            handler = self._ops.get(op)
-            if handler is None:
-                raise LogsError("UnknownOperationException", f"Operation {op} is not supported by rapid.")
-            try:
-                body = json.loads(req.body) if req.body else {}
-            except ValueError:
-                raise LogsError("SerializationException", "The request body is not valid JSON.") from None
-            if not isinstance(body, dict):
-                raise LogsError("SerializationException", "The request body must be a JSON object.")
+            _, handler, body = awsjson.read(req, self._ops, LogsError)
             if self.store is not None:
                 self.store.flush()  # what was written a moment ago is readable now
-            return Response(200, json.dumps(handler(body)).encode(), headers)
+            return awsjson.answer(handler(body), rid, CONTENT_TYPE)
         except LogsError as exc:
-            body = json.dumps({"__type": exc.code, "message": exc.message}).encode()
-            return Response(exc.status, body, [*headers, ("x-amzn-ErrorType", exc.code)])
+            return awsjson.refusal(exc.code, exc.message, rid, CONTENT_TYPE, exc.status)
 
     # -- groups and streams ---------------------------------------------------------------
 
