@@ -269,27 +269,33 @@ def read_snapshot(db: sqlite3.Connection) -> Snapshot:
         depth[function], running[function], oldest[function] = n, r or 0, first
     counters = {(f, n): v for f, n, v in db.execute("SELECT function, name, value FROM counters")}
     deliveries = dict(db.execute("SELECT function, COUNT(*) FROM deliveries GROUP BY function").fetchall())
-    queues = dict(db.execute("SELECT queue, COUNT(*) FROM messages GROUP BY queue").fetchall())
-    for queue, n in _built_in_queue_depths(db).items():  # records already moved to the built-in SQS
-        queues[queue] = queues.get(queue, 0) + n
+    # A record moves from this outbox to the built-in SQS (``queues.db``) under the same
+    # message id: imported there, then forgotten here. Counting distinct ids, this file read
+    # first, counts a record in the middle of its move once, wherever each read finds it.
+    ids: dict[str, set[str]] = {}
+    for queue, message_id in db.execute("SELECT queue, message_id FROM messages"):
+        ids.setdefault(queue, set()).add(message_id)
+    for queue, message_id in _built_in_queue_ids(db):
+        ids.setdefault(queue, set()).add(message_id)
+    queues = {queue: len(found) for queue, found in ids.items()}
     return Snapshot(time.time(), depth, running, oldest, counters, deliveries, queues)
 
 
-def _built_in_queue_depths(db: sqlite3.Connection) -> dict[str, int]:
-    """Messages per queue in ``queues.db`` beside this database (rapid.queues)."""
+def _built_in_queue_ids(db: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(queue, message id) of every message in ``queues.db`` beside this database (rapid.queues)."""
     main = next((row[2] for row in db.execute("PRAGMA database_list") if row[1] == "main"), "")
     path = Path(main).with_name("queues.db") if main else None
     if path is None or not path.exists():
-        return {}
+        return []
     try:
         other = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
             other.execute("PRAGMA busy_timeout=1000")
-            return dict(other.execute("SELECT queue, COUNT(*) FROM sqs_messages GROUP BY queue").fetchall())
+            return other.execute("SELECT queue, id FROM sqs_messages").fetchall()
         finally:
             other.close()
     except sqlite3.Error:
-        return {}
+        return []
 
 
 def read_messages(db: sqlite3.Connection, queue_name: str) -> list[dict[str, Any]]:
