@@ -27,7 +27,7 @@ import pytest
 
 from tests.cluster import metric
 from tests.control import ROLE, python_zip, wait_active
-from tests.daemon import Daemon, run_server, unique, wait_until
+from tests.daemon import Daemon, run_cli, run_server, unique, wait_until
 from tests.nats import nats_server
 
 pytestmark = pytest.mark.slow
@@ -117,6 +117,8 @@ def test_queues_and_streams_across_nodes(tmp_path: Path) -> None:
         records = k2.get_records(ShardIterator=it)["Records"]
         assert [(r["Data"], r["SequenceNumber"]) for r in records] == [(b"hello", put["SequenceNumber"])]
         assert sum(metric(n, "rapid_cluster_queues_forwarded_total") for n in nodes) > 0
+        table = run_cli(["cluster", "status", "--cluster", nats.url])
+        assert table.returncode == 0 and "built-in queues, streams and mappings: owned by" in table.stdout, table.stdout
 
 
 def test_sqs_mapping_keeps_draining_when_its_owner_dies(tmp_path: Path) -> None:
@@ -136,6 +138,8 @@ def test_sqs_mapping_keeps_draining_when_its_owner_dies(tmp_path: Path) -> None:
                             Code={"ZipFile": python_zip(HANDLER)}, Timeout=3,
                             Environment={"Variables": {"COLLECT": collect}})
         wait_active(lam, name)
+        # Reserved: the owner's pollers run it only under cluster-wide leases (the dead node's expire).
+        lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=3)
         dlq = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         url = sqs.create_queue(QueueName=name, Attributes={

@@ -22,16 +22,45 @@ from rapid.queues.sqs_live import LiveQueues
 from rapid.queues.sqs_query import SqsQueryAPI, is_query
 from rapid.registry.jetstream_store import JetStreamRegistryStore
 from rapid.registry.mappings import MappingStore
+from rapid.core.errors import ServiceError
+from rapid.core.naming import Target
 from rapid.sources import metrics as esm_metrics
+from rapid.sources.invoker import Invoker, Result
 from rapid.sources.pollers import Pollers
 from rapid.streams.kinesis_api import KinesisAPI
 
 MAPPINGS_BUCKET = "rapid-mappings"
 
 
+LEASE_RETRY = 0.5  # seconds between tries for a reserved function's lease, all being held elsewhere
+
+
+class LeasedInvoker(Invoker):
+    """The pollers' invoker on the owner: a function with reserved concurrency runs here
+    only under a cluster-wide lease (``rapid.cluster.leases``), so before a batch finds no
+    room here it takes one more lease, waiting while all of them are held elsewhere."""
+
+    def __init__(self, host: Any, leases: Any) -> None:
+        super().__init__(host)
+        self.leases = leases
+
+    async def __call__(self, name: str, qualifier: str | None, payload: bytes) -> Result:
+        from rapid.cluster.forwarding import has_room
+
+        while self.leases is not None and self.leases.reserved_of(name) is not None and not self.host.stopping:
+            try:
+                fn = self.host.resolve(Target(name, qualifier))
+            except ServiceError:
+                break  # the base invoker says why
+            if has_room(fn) or await self.leases.acquire(name):
+                break
+            await asyncio.sleep(LEASE_RETRY)
+        return await super().__call__(name, qualifier, payload)
+
+
 class OwnedQueues:
     def __init__(self, journal: ClusterJournal, kv: JetStreamRegistryStore, ctx: Any, events: Any,
-                 say: Callable[[str], None], account: str) -> None:
+                 say: Callable[[str], None], account: str, leases: Any = None) -> None:
         host = ctx.host
         self.journal, self.kv = journal, kv
         self.queues = LiveQueues(journal, host.region, account)
@@ -41,6 +70,7 @@ class OwnedQueues:
         self.mappings = MappingStore(kv)
         self.mappings.load()
         self.pollers = Pollers(self.mappings, host, ctx.registry, self.queues, self.streams, say, events)
+        self.pollers.invoker = LeasedInvoker(host, leases)  # before any poller is made
         self.mappings_api = MappingsAPI(ctx, self.pollers)
 
     def describe(self) -> str:
@@ -72,7 +102,7 @@ def owner_for(node: Any, ctx: Any, events: Any, data_dir: str, account: str, say
             await asyncio.to_thread(journal.replay)
             kv = JetStreamRegistryStore(link, MAPPINGS_BUCKET)
             kv.open()
-            return OwnedQueues(journal, kv, ctx, events, say, account)
+            return OwnedQueues(journal, kv, ctx, events, say, account, node.leases)
         except BaseException:
             await asyncio.to_thread(journal.close)
             raise
