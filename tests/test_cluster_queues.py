@@ -129,6 +129,18 @@ def test_queues_and_streams_across_nodes(tmp_path: Path) -> None:
         assert sum(metric(n, "rapid_cluster_queues_forwarded_total") for n in nodes) > 0
         table = run_cli(["cluster", "status", "--cluster", nats.url])
         assert table.returncode == 0 and "built-in queues, streams and mappings: owned by" in table.stdout, table.stdout
+        # The owner stops cleanly: it gives the queues back at once, the other node replays the
+        # journal and serves what the first one had accepted.
+        first.send_message(QueueUrl=url, MessageBody="kept")
+        leaving = owner(nodes)[0]
+        staying = nodes[1] if leaving is nodes[0] else nodes[0]
+        assert leaving.stop() == 0
+        wait_until(lambda: owner([staying]) == [staying], timeout=20, what="the other node to take the queues")
+        kept = aws(staying, "sqs").receive_message(QueueUrl=url, WaitTimeSeconds=5)["Messages"]
+        assert [m["Body"] for m in kept] == ["kept"]
+        it = aws(staying, "kinesis").get_shard_iterator(StreamName=stream, ShardId=shard,
+                                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        assert [r["Data"] for r in aws(staying, "kinesis").get_records(ShardIterator=it)["Records"]] == [b"hello"]
 
 
 def test_sqs_mapping_keeps_draining_when_its_owner_dies(tmp_path: Path) -> None:
