@@ -79,3 +79,35 @@ def test_replay_and_a_second_writer_fenced(tmp_path: Path) -> None:
         finally:
             for link in links:
                 link.close()
+
+
+def test_snapshots_compact_the_stream(tmp_path: Path) -> None:
+    with nats_server() as nats:
+        links = [Link(nats.url, f"journal-snap-{i}") for i in range(2)]
+        for link in links:
+            link.open()
+
+        async def run() -> None:
+            (tmp_path / "n0").mkdir()
+            (tmp_path / "n1").mkdir()
+            a = ClusterJournal(tmp_path / "n0", links[0], lambda: True, lambda why: None)
+            a.snapshot_every = 3
+            await asyncio.to_thread(a.replay)
+            a.start(asyncio.get_running_loop())
+            for i in range(7):
+                assert await commit(a, f"s{i}") is None
+            assert a.snapshots == 2
+            info = await links[0].run(links[0].js.stream_info("RAPID_QUEUES"))
+            # Purged up to the last snapshot: its one part and the change after it are left.
+            assert (info.state.first_seq, info.state.messages) == (info.state.last_seq - 1, 2)
+            b = ClusterJournal(tmp_path / "n1", links[1], lambda: True, lambda why: None)
+            assert await asyncio.to_thread(b.replay) == 2
+            assert names(b) == [f"s{i}" for i in range(7)]
+            for journal in (a, b):
+                await asyncio.to_thread(journal.close)
+
+        try:
+            asyncio.run(run())
+        finally:
+            for link in links:
+                link.close()

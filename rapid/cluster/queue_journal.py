@@ -24,7 +24,13 @@ node's memory now holds changes the journal lacks, so it stops serving and the n
 A new owner ``replay``s: an empty ``queues-cluster.db``, then every message of the stream
 in order, applied with the same per-submission savepoints as the writer (a statement that
 failed then fails again, the same way). The cores then load from it as at a restart.
-The stream keeps every change (no compaction yet): a takeover reads the whole history.
+Compaction: every ``snapshot_every`` journal messages the writer (which alone touches the local copy,
+so it is consistent at ``last_seq``) publishes a snapshot, every row of every table as
+INSERT statements, in parts marked with the header ``Rapid-Snapshot`` (``N`` or ``N/last``),
+and once the last part is acknowledged purges everything before the first part. A replay
+keeps the parts of a snapshot until its last one arrives, then empties the tables and
+applies them: a snapshot cut short (the owner died before its last part) is ignored, and
+the history before it, not yet purged, stands.
 """
 
 from __future__ import annotations
@@ -44,6 +50,9 @@ STREAM = "RAPID_QUEUES"
 SUBJECT = "rapid.queues.journal"
 DB_NAME = "queues-cluster.db"
 REPLAY_BATCH = 256
+SNAPSHOT_EVERY = 10000  # journal messages between two snapshots (each a compaction of the stream)
+SNAPSHOT = "Rapid-Snapshot"
+TABLES = ("sqs_queues", "sqs_messages", "sqs_dedup", "sqs_imported", "kinesis_streams", "kinesis_records")
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
@@ -77,6 +86,9 @@ class ClusterJournal(Journal):
         self.published = 0
         self.replayed = 0
         self.lost = False
+        self.snapshot_every = SNAPSHOT_EVERY
+        self.since_snapshot = 0
+        self.snapshots = 0
 
     def __repr__(self) -> str:
         return (f"<ClusterJournal {STREAM} last={self.last_seq} replayed={self.replayed} "
@@ -92,15 +104,28 @@ class ClusterJournal(Journal):
             self.last_seq = last
             return 0
         sub = self.link.call(self._subscribe())
+        parts: list[bytes] = []
         try:
             while self.last_seq < last:
                 batch = self.link.call(self._next(sub, last), timeout=60)
                 if not batch:
                     raise Fenced(f"{STREAM}: replay stopped at {self.last_seq} of {last}")
                 self.db.execute("BEGIN IMMEDIATE")
-                for seq, data in batch:
-                    for statements in _decode(data):
-                        self._replay_one(statements)
+                for seq, data, part in batch:
+                    if part is not None:
+                        parts = [] if part.partition("/")[0] == "0" else parts
+                        parts.append(data)
+                        if part.endswith("/last"):  # complete: it replaces everything before it
+                            for table in TABLES:
+                                self.db.execute(f"DELETE FROM {table}")
+                            for chunk in parts:
+                                for statements in _decode(chunk):
+                                    self._replay_one(statements)
+                            parts = []
+                    else:
+                        parts = []  # a snapshot cut short: ignored
+                        for statements in _decode(data):
+                            self._replay_one(statements)
                     self.last_seq = seq
                     self.replayed += 1
                 self.db.execute("COMMIT")
@@ -125,15 +150,15 @@ class ClusterJournal(Journal):
         return await self.link.js.subscribe(SUBJECT, stream=STREAM, ordered_consumer=True,
                                             deliver_policy=api.DeliverPolicy.ALL)
 
-    async def _next(self, sub: Any, last: int) -> list[tuple[int, bytes]]:
-        out: list[tuple[int, bytes]] = []
+    async def _next(self, sub: Any, last: int) -> list[tuple[int, bytes, str | None]]:
+        out: list[tuple[int, bytes, str | None]] = []
         while len(out) < REPLAY_BATCH:
             try:
                 msg = await sub.next_msg(timeout=10 if not out else 0.05)
             except Exception:  # noqa: BLE001 - nothing more for now
                 break
             seq = int(msg.metadata.sequence.stream)
-            out.append((seq, bytes(msg.data)))
+            out.append((seq, bytes(msg.data), (msg.headers or {}).get(SNAPSHOT)))
             if seq >= last:
                 break
         return out
@@ -167,17 +192,49 @@ class ClusterJournal(Journal):
                     self._loop.call_soon_threadsafe(done, problem)
                 continue
             super()._apply(chunk)
+            self.since_snapshot += 1
         if forget:
             super()._apply(forget)
+        if self.since_snapshot >= self.snapshot_every and not self.lost:
+            self._snapshot(limit)
 
-    def _publish(self, payload: bytes) -> BaseException | None:
+    def _snapshot(self, limit: int) -> None:
+        """Every row as INSERTs, in parts; then the stream before the first part is purged."""
+        chunks: list[list[list[Any]]] = [[]]
+        size = 0
+        for table in TABLES:
+            cursor = self.db.execute(f"SELECT * FROM {table}")
+            columns = ", ".join(d[0] for d in cursor.description)
+            for row in cursor:
+                sql = f"INSERT OR REPLACE INTO {table}({columns}) VALUES ({', '.join('?' * len(row))})"
+                n = len(sql) + _size(row) + 16
+                if chunks[-1] and size + n > limit:
+                    chunks.append([])
+                    size = 0
+                chunks[-1].append([[sql, list(row)]])
+                size += n
+        first = None
+        for i, chunk in enumerate(chunks):
+            mark = f"{i}/last" if i == len(chunks) - 1 else str(i)
+            if self._publish(_encode(chunk), {SNAPSHOT: mark}) is not None:
+                return  # ownership lost: the next owner replays without it
+            first = first if first is not None else self.last_seq
+        self.since_snapshot = 0
+        self.snapshots += 1
+        try:
+            self.link.call(self.link.js.purge_stream(STREAM, seq=first))
+        except Exception:  # noqa: BLE001 - the next snapshot purges more
+            pass
+
+    def _publish(self, payload: bytes, extra: dict[str, str] | None = None) -> BaseException | None:
         if self.lost:
             return Fenced("this node no longer owns the built-in queues")
         if not self.valid():
             return self._lose("the queues' lease lapsed before the change was journaled")
         try:
             ack = self.link.call(self.link.js.publish(
-                SUBJECT, payload, stream=STREAM, headers={"Nats-Expected-Last-Sequence": str(self.last_seq)}))
+                SUBJECT, payload, stream=STREAM,
+                headers={"Nats-Expected-Last-Sequence": str(self.last_seq), **(extra or {})}))
         except Exception as exc:  # noqa: BLE001 - refused (another writer) or NATS away
             return self._lose(f"the change could not be journaled in JetStream: {exc or type(exc).__name__}")
         self.last_seq = int(ack.seq)
