@@ -12,6 +12,10 @@ Measured, each beside its reference from the same run:
 - **forwarded**: sequential invokes of a function whose only instance (reserved
   concurrency 1) is on node 1, sent to node 1 (local) and to node 2 (forwarded over NATS
   request/reply): the p50 ratio is the cost of a forward;
+- **sqs**: sequential SendMessage calls (JSON protocol) to a built-in queue: on a single
+  daemon (the reference, a commit to ``queues.db``), on the node that owns the cluster's
+  queues (a JetStream publish acknowledged first) and on another node (forwarded to the
+  owner over NATS request/reply): p50 latency;
 - **async**: ``--events`` Event invokes accepted across 3 nodes and run to the end (every
   event acknowledged and deleted from JetStream): events/s, beside the same on a single
   daemon without ``--cluster``.
@@ -232,6 +236,26 @@ def async_run(nodes: list[Node], name: str, events: int, cluster: bool) -> float
     return events / (time.monotonic() - start)
 
 
+def sqs_sends(node: Node, queue: str, n: int) -> float:
+    """p50 (ms) of ``n`` sequential SendMessage calls through ``node`` (the queue is made once)."""
+    headers = {"X-Amz-Target": "AmazonSQS.CreateQueue", "Content-Type": "application/x-amz-json-1.0"}
+    status, body = node.call("POST", "/", json.dumps({"QueueName": queue}).encode(), headers)
+    assert status == 200, body
+    url = json.loads(body)["QueueUrl"]
+    conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=60)
+    times = []
+    headers = {**headers, "X-Amz-Target": "AmazonSQS.SendMessage"}
+    for i in range(n):
+        t = time.perf_counter()
+        conn.request("POST", "/", json.dumps({"QueueUrl": url, "MessageBody": f"m{i}"}).encode(), headers)
+        r = conn.getresponse()
+        r.read()
+        assert r.status == 200, r.status
+        times.append(time.perf_counter() - t)
+    conn.close()
+    return sorted(times)[n // 2] * 1000
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.cluster")
     p.add_argument("--seconds", type=float, default=5.0)
@@ -252,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"p50 {ref['p50_ms']:.2f} ms p99 {ref['p99_ms']:.2f} ms")
             results["async_single_daemon"] = aref = async_run([single], "echo", args.events, cluster=False)
             print(f"async, one daemon without --cluster (reference): {aref:.0f} events/s")
+            results["sqs_single_p50_ms"] = sref = sqs_sends(single, "bench", 300)
+            print(f"SendMessage, one daemon without --cluster (reference): p50 {sref:.2f} ms")
         finally:
             single.stop()
         with nats_server(work) as url:
@@ -283,6 +309,12 @@ def main(argv: list[str] | None = None) -> int:
                 a = async_run(nodes, "echo", args.events, cluster=True)
                 results["async_3_nodes"] = a
                 print(f"async, 3 nodes: {a:.0f} events/s end to end ({a / aref:.2f}x the single daemon)")
+                owner = next(n for n in nodes if n.metric("rapid_cluster_queues_owner") == 1)
+                other = next(n for n in nodes if n is not owner)
+                on_owner, forwarded_send = sqs_sends(owner, "bench-owner", 300), sqs_sends(other, "bench-other", 300)
+                results["sqs"] = {"owner_p50_ms": on_owner, "forwarded_p50_ms": forwarded_send}
+                print(f"SendMessage p50 on the queues' owner {on_owner:.2f} ms ({on_owner / sref:.2f}x the single "
+                      f"daemon), through another node {forwarded_send:.2f} ms ({forwarded_send / sref:.2f}x)")
             finally:
                 for node in nodes:
                     node.stop()

@@ -130,27 +130,30 @@ async def serve_forever(config: Config) -> int:
         url_configs = FunctionUrlsAPI(ctx, config.port)
         for part in (FunctionsAPI(ctx), VersionsAPI(ctx), LayersAPI(ctx), ConcurrencyAPI(ctx), url_configs):
             app.add(part)
-        journal = Journal(data_dir)  # the built-in queues and streams
-        undo.callback(journal.close)
-        queues = LiveQueues(journal, host.region, config.account_id)  # the pollers' way in: .receive, .delete
-        undo.callback(queues.close)
-        app.targets["AmazonSQS"] = sqs_api = SqsAPI(queues)
-        app.query_protocol = (is_query, SqsQueryAPI(sqs_api))  # older SDKs: Action=..., XML answers
-        streams = KinesisAPI(journal, host.region, config.account_id)  # the pollers' way in: .read
-        app.targets["Kinesis_20131202"] = streams
         app.targets["Logs_20140328"] = LogsAPI(host.log_store, LogReader(os.path.join(data_dir, "logs")),
                                                lambda: sorted(set(host.functions) | set(registry.latest)),
                                                host.region, config.account_id)  # for `aws logs tail`
-        # Event source mappings: in the registry's database; in a cluster, in this node's own
-        # (the built-in queues and streams they poll are this node's too).
-        mappings = MappingStore(registry.store if node is None else _registry_store(str(data_dir)))
-        if node is not None:
-            undo.callback(mappings.store.close)
-        mappings.load()
-        pollers = Pollers(mappings, host, registry, queues, streams, say, events)
-        app.add(MappingsAPI(ctx, pollers))
-        app.more_metrics.append(lambda: esm_metrics.render(mappings.mappings, pollers.stats))
-        journal.start(asyncio.get_running_loop())
+        queue_owner = None  # in a cluster: one node owns the queues, streams and mappings (rapid.cluster)
+        if node is None:
+            journal = Journal(data_dir)  # the built-in queues and streams
+            undo.callback(journal.close)
+            queues = LiveQueues(journal, host.region, config.account_id)  # the pollers' way in: .receive, .delete
+            undo.callback(queues.close)
+            app.targets["AmazonSQS"] = sqs_api = SqsAPI(queues)
+            app.query_protocol = (is_query, SqsQueryAPI(sqs_api))  # older SDKs: Action=..., XML answers
+            streams = KinesisAPI(journal, host.region, config.account_id)  # the pollers' way in: .read
+            app.targets["Kinesis_20131202"] = streams
+            mappings = MappingStore(registry.store)  # event source mappings: in the registry's database
+            mappings.load()
+            pollers = Pollers(mappings, host, registry, queues, streams, say, events)
+            app.add(MappingsAPI(ctx, pollers))
+            app.more_metrics.append(lambda: esm_metrics.render(mappings.mappings, pollers.stats))
+            journal.start(asyncio.get_running_loop())
+        else:
+            from rapid.cluster.owned_queues import owner_for, route
+
+            queue_owner = owner_for(node, ctx, events, str(data_dir), config.account_id, say)
+            route(queue_owner, app)
         app.serve_urls(registry)
         # Provisioned-concurrency autoscaling (rapid.autoscaling), on its own scalable clock.
         scaling_clock = ScaledClock(config.scaling_time_scale)
@@ -186,7 +189,10 @@ async def serve_forever(config: Config) -> int:
             await node.adopt(events)
             app.more_metrics.append(node.metrics)
         events.start()
-        pollers.start()
+        if queue_owner is None:
+            pollers.start()
+        else:
+            await queue_owner.start(app)  # the owner (maybe this node) runs the pollers
         autoscaler.start()
         port = server.sockets[0].getsockname()[1]
         url_configs.port = port  # FunctionUrl addresses name the port actually bound
@@ -205,7 +211,10 @@ async def serve_forever(config: Config) -> int:
         if templates is not None:
             await templates.close()
         events.stop_dispatching()
-        await pollers.stop()  # batches cut short come back: messages after their visibility timeout
+        if queue_owner is None:
+            await pollers.stop()  # batches cut short come back: messages after their visibility timeout
+        else:
+            await queue_owner.stop()  # and another node takes the queues over
         await autoscaler.stop()
         await host.deployments.stop()  # running deployments roll back
         if node is not None:

@@ -73,7 +73,16 @@ async def _read(url: str) -> dict[str, Any]:
                     lag["held"][ci.name[3:]] = {"unacknowledged": ci.num_ack_pending, "undelivered": ci.num_pending}
         except Exception:  # noqa: BLE001 - no async event yet
             pass
-        return {"nats": url, "nodes": sorted(nodes, key=lambda n: n["id"]), "async": lag}
+        queues: dict[str, Any] = {"owner": None, "journal": None}  # rapid.cluster.queue_owner
+        try:
+            from rapid.cluster import queue_journal, queue_owner
+
+            entry = await (await js.key_value(queue_owner.BUCKET)).get(queue_owner.KEY)
+            queues["owner"] = bytes(entry.value).decode() if entry.value else None
+            queues["journal"] = (await js.stream_info(queue_journal.STREAM)).state.messages
+        except Exception:  # noqa: BLE001 - no node has owned the queues yet
+            pass
+        return {"nats": url, "nodes": sorted(nodes, key=lambda n: n["id"]), "async": lag, "queues": queues}
     finally:
         await nc.close()
 
@@ -94,6 +103,10 @@ def _table(status: dict[str, Any]) -> str:
     backlog = status["async"]["backlog"]
     lines.append(f"async queue lag ({status['async']['stream']}): "
                  + ("no event yet" if backlog is None else f"{backlog} event(s) not finished"))
+    queues = status.get("queues") or {}
+    lines.append("built-in queues, streams and mappings: "
+                 + (f"owned by {queues['owner']}, journal {queues['journal']} message(s)" if queues.get("owner")
+                    else "no owner now"))
     orphans = [k for k in held if k not in {n["id"] for n in status["nodes"] if n["alive"]}]
     if orphans:
         lines.append(f"events of gone nodes, waiting to be taken over: "

@@ -65,8 +65,8 @@ _STOP = object()
 class Journal:
     """The writer of ``queues.db`` (see the module's docstring)."""
 
-    def __init__(self, data_dir: str | os.PathLike[str]) -> None:
-        self.path = Path(data_dir) / DB_NAME
+    def __init__(self, data_dir: str | os.PathLike[str], name: str = DB_NAME) -> None:
+        self.path = Path(data_dir) / name
         self.events_path = Path(data_dir) / "events.db"
         self.db = connect(self.path)
         self.db.executescript(SCHEMA)

@@ -1,0 +1,270 @@
+"""One node at a time owns the built-in SQS queues, Kinesis streams and event source
+mappings of a cluster; the others forward their API calls to it.
+
+Theory of operation
+-------------------
+Ownership is the KV key ``queues`` in the bucket ``rapid-owner``, whose entries expire
+``lease_rules.TTL`` seconds after their last write: taken with a KV *create* (one holder),
+renewed every second with an update conditioned on the last revision, and counted valid
+by the holder only until ``lease_rules.MARGIN`` before the server could expire it (the
+same argument as the reserved-concurrency leases, ``lease_rules``).
+
+Taking it, a node rebuilds (``become``): its ``ClusterJournal`` replays the stream
+``RAPID_QUEUES`` into a fresh local copy, the live queues and streams load from it, the
+mappings and their checkpoints are read from the KV bucket ``rapid-mappings``, and the
+pollers start: so every mapping is polled by exactly one node, the owner, invoking
+through this node's normal invoke path (which forwards to other nodes when it has no
+room). Only then does it answer on the subject ``rapid.queues.owner``.
+
+Every node routes ``X-Amz-Target: AmazonSQS.*`` / ``Kinesis_20131202.*``, the SQS query
+protocol and the event-source-mapping API through ``handle``: the owner serves them
+itself; any other node sends the request (method, path, headers, body) over NATS
+request/reply to the owner, which runs it through its own App, and returns the answer
+unchanged. While no node owns the queues (a takeover: up to ``TTL`` after an owner dies,
+plus the replay) a forwarded call waits up to ``WAIT_FOR_OWNER`` seconds, then gets 503.
+
+Losing ownership (the lease lapsed, or the journal refused a change): the node stops its
+pollers and its queues at once and forwards again. Messages received but not deleted
+on a node that died come back after their visibility timeout (at least once); a Kinesis
+batch in flight is read again from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from msgspec import Struct
+
+from rapid.api.errors import render
+from rapid.cluster import lease_rules
+from rapid.cluster.link import Link
+from rapid.core.errors import ServiceError
+from rapid.http.message import Request, Response
+
+BUCKET = "rapid-owner"
+KEY = "queues"
+SUBJECT = "rapid.queues.owner"
+FORWARDED = "x-rapid-queues-forwarded"
+WAIT_FOR_OWNER = 20.0  # seconds a forwarded call waits for an owner during a takeover
+CALL_TIMEOUT = 45.0  # a forwarded call's answer (a ReceiveMessage may wait 20 s)
+_HOP_BY_HOP = frozenset({"content-length", "connection", "transfer-encoding", "keep-alive", "expect"})
+
+
+class Call(Struct, array_like=True):
+    method: str
+    target: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+class Answer(Struct, array_like=True):
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+def unavailable(why: str) -> ServiceError:
+    return ServiceError(503, "ServiceUnavailable", f"The built-in queues are moving to another node: {why}; "
+                        "try again.", kind="Service")
+
+
+class QueueOwner:
+    """``build(valid, on_lost)`` makes what the owner runs (an object with ``start()``,
+    async ``stop()`` and the handlers), on the daemon's loop, after ``replay``."""
+
+    def __init__(self, link: Link, node_id: str, build: Callable[..., Any], say: Callable[[str], None]) -> None:
+        self.link = link
+        self.node_id = node_id
+        self.build = build
+        self.say = say
+        self.app: Any = None  # the daemon's App: forwarded calls run through it
+        self.owned: Any = None  # set while this node owns and serves the queues
+        self.revision: int | None = None
+        self.sent = 0.0
+        self.takeovers = 0
+        self.forwarded = 0
+        self.served = 0
+        self._kv: Any = None
+        self._sub: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._becoming: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped = False
+
+    def __repr__(self) -> str:
+        role = "owner" if self.owned is not None else ("taking" if self.revision is not None else "forwarding")
+        return f"<QueueOwner {role} takeovers={self.takeovers} forwarded={self.forwarded} served={self.served}>"
+
+    # -- the lease ------------------------------------------------------------------------
+
+    async def start(self, app: Any) -> None:
+        self.app = app
+        self._loop = asyncio.get_running_loop()
+        self._kv = await self.link.run(self.link.js.create_key_value(
+            bucket=BUCKET, history=1, ttl=lease_rules.TTL, replicas=self.link.replicas))
+        await self._round()
+        self._task = self._loop.create_task(self._tending())
+
+    def valid(self) -> bool:
+        """The lease is this node's by its own clock (from any thread)."""
+        return self.revision is not None and time.monotonic() < self.sent + lease_rules.TTL - lease_rules.MARGIN
+
+    async def _tending(self) -> None:
+        while not self._stopped:
+            await asyncio.sleep(lease_rules.RENEW)
+            try:
+                await self._round()
+            except Exception as exc:  # noqa: BLE001 - next round
+                self.say(f"warning: cluster queues: {exc}")
+
+    async def _round(self) -> None:
+        from nats.js.errors import KeyWrongLastSequenceError
+
+        sent = time.monotonic()
+        if self.revision is None:
+            try:
+                rev = await asyncio.wait_for(self.link.run(self._kv.create(KEY, self.node_id.encode())),
+                                             lease_rules.RENEW)
+            except KeyWrongLastSequenceError:
+                return  # another node owns them
+            except Exception:  # noqa: BLE001 - NATS away: next round
+                return
+            self.revision, self.sent = int(rev), sent
+            self._becoming = asyncio.get_running_loop().create_task(self._become())
+            return
+        try:
+            rev = await asyncio.wait_for(self.link.run(self._kv.update(KEY, self.node_id.encode(),
+                                                                       last=self.revision)), lease_rules.RENEW)
+            self.revision, self.sent = int(rev), sent
+        except KeyWrongLastSequenceError:
+            await self.lose("the queues' lease was taken by another node")
+        except Exception:  # noqa: BLE001 - NATS away: the deadline decides
+            if not self.valid():
+                await self.lose("the queues' lease could not be renewed in time")
+
+    async def _become(self) -> None:
+        try:
+            owned = await self.build(self.valid, self._lost_soon)
+        except Exception as exc:  # noqa: BLE001 - give it back: another node may do better
+            self.say(f"warning: cluster: could not take over the built-in queues: {exc}")
+            await self._give_back()
+            return
+        if not self.valid() or self._stopped:
+            await owned.stop()
+            await self._give_back()
+            return
+        self.owned = owned
+        owned.start()
+        self._sub = await self.link.run(self.link.nc.subscribe(SUBJECT, cb=self._serve))
+        self.takeovers += 1
+        self.say(f"cluster: this node owns the built-in queues, streams and mappings ({owned.describe()})")
+
+    def _lost_soon(self, why: str) -> None:
+        assert self._loop is not None
+        self._loop.create_task(self.lose(why))
+
+    async def lose(self, why: str) -> None:
+        if self.revision is None and self.owned is None:
+            return
+        self.say(f"cluster: gave up the built-in queues: {why}")
+        await self._give_back()
+
+    async def _give_back(self) -> None:
+        revision, self.revision = self.revision, None
+        if self._becoming is not None and self._becoming is not asyncio.current_task():
+            self._becoming.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._becoming
+        self._becoming = None
+        if self._sub is not None:
+            sub, self._sub = self._sub, None
+            with contextlib.suppress(Exception):
+                await self.link.run(sub.unsubscribe())
+        owned, self.owned = self.owned, None
+        if owned is not None:
+            await owned.stop()
+        if revision is not None:
+            headers = {"KV-Operation": "DEL", "Nats-Expected-Last-Subject-Sequence": str(revision)}
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.link.run(self.link.js.publish(f"$KV.{BUCKET}.{KEY}", b"",
+                                                                          headers=headers)), 2)
+
+    async def stop(self) -> None:
+        """Stopping: the pollers stop, the lease goes back at once (another node takes over)."""
+        self._stopped = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        await self._give_back()
+
+    # -- serving and forwarding ----------------------------------------------------------
+
+    def handle(self, req: Request, rid: str,
+               here: Callable[[Any], Response | asyncio.Future[Response]]) -> Response | asyncio.Future[Response]:
+        owned = self.owned
+        if owned is not None:
+            return here(owned)
+        if FORWARDED in req.headers:
+            return render(unavailable("this node no longer owns them"), rid)
+        return asyncio.ensure_future(self._forward(req, rid))
+
+    async def _forward(self, req: Request, rid: str) -> Response:
+        from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+
+        headers = [(k, v) for k, v in req.headers.items() if k not in _HOP_BY_HOP]
+        headers.append((FORWARDED, self.node_id))
+        data = msgspec.msgpack.encode(Call(req.method, req.target, headers, bytes(req.body)))
+        give_up = time.monotonic() + WAIT_FOR_OWNER
+        while True:
+            if self.owned is not None:  # this node took over meanwhile
+                req.headers[FORWARDED] = self.node_id
+                result = self.app(req, None)
+                return await result if isinstance(result, asyncio.Future) else result
+            try:
+                msg = await self.link.run(self.link.nc.request(SUBJECT, data, timeout=CALL_TIMEOUT))
+            except NoRespondersError:
+                if time.monotonic() >= give_up:
+                    return render(unavailable("no node owns them now"), rid)
+                await asyncio.sleep(0.25)
+                continue
+            except NatsTimeout:
+                return render(unavailable("the owning node did not answer"), rid)
+            except Exception as exc:  # noqa: BLE001 - NATS away
+                if time.monotonic() >= give_up:
+                    return render(unavailable(f"NATS: {exc or type(exc).__name__}"), rid)
+                await asyncio.sleep(0.25)
+                continue
+            answer = msgspec.msgpack.decode(msg.data, type=Answer)
+            if answer.status == 503 and time.monotonic() < give_up and b"moving to another node" in answer.body:
+                await asyncio.sleep(0.25)  # it was losing them: ask the next owner
+                continue
+            self.forwarded += 1
+            return Response(answer.status, answer.body, [(k, v) for k, v in answer.headers])
+
+    async def _serve(self, msg: Any) -> None:
+        """On the link's loop: the call runs on the daemon's loop, through the App."""
+        assert self._loop is not None
+        try:
+            data = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._run(msg.data), self._loop))
+        except Exception as exc:  # noqa: BLE001 - the caller must get an answer
+            data = msgspec.msgpack.encode(Answer(500, [("x-amzn-ErrorType", "ServiceException")],
+                                                 msgspec.json.encode({"__type": "ServiceException",
+                                                                      "message": str(exc)})))
+        with contextlib.suppress(Exception):
+            await msg.respond(data)
+
+    async def _run(self, data: bytes) -> bytes:
+        call = msgspec.msgpack.decode(data, type=Call)
+        req = Request(call.method, call.target)
+        req.headers = dict(call.headers)
+        req.body = call.body
+        self.served += 1
+        result = self.app(req, None)
+        response = await result if isinstance(result, asyncio.Future) else result
+        return msgspec.msgpack.encode(Answer(response.status, list(response.headers), bytes(response.body)))
