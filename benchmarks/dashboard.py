@@ -34,14 +34,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
-def start_daemon(workdir: str) -> tuple[subprocess.Popen[bytes], int]:
-    python = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
-    bootstrap = Path(workdir, "bootstrap")
-    bootstrap.write_text(f"#!{python}\n" + (HERE / "echo_bootstrap.py").read_text().split("\n", 1)[1])
-    bootstrap.chmod(0o755)
+def start_daemon(workdir: str, serve: list[str] | None = None) -> tuple[subprocess.Popen[bytes], int]:
+    """``rapid serve --port 0 SERVE`` in ``workdir`` (default: drop-in mode on the echo
+    bootstrap); the process and the port it says it listens on."""
+    if serve is None:
+        python = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
+        bootstrap = Path(workdir, "bootstrap")
+        bootstrap.write_text(f"#!{python}\n" + (HERE / "echo_bootstrap.py").read_text().split("\n", 1)[1])
+        bootstrap.chmod(0o755)
+        serve = ["--", str(bootstrap)]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAPID_", "AWS_LAMBDA_"))}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rapid", "serve", "--port", "0", "--", str(bootstrap)], cwd=workdir, env=env,
+        [sys.executable, "-m", "rapid", "serve", "--port", "0", *serve], cwd=workdir, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
     )
     assert proc.stderr is not None
@@ -55,7 +59,10 @@ def start_daemon(workdir: str) -> tuple[subprocess.Popen[bytes], int]:
             return proc, int(m.group(1))
 
 
-def invoke_for(port: int, rate: float, seconds: float) -> int:
+def invoke_for(port: int, rate: float, seconds: float, path: str = "/2015-03-31/functions/function/invocations",
+               *, check: bool = False) -> int:
+    """Invoke ``path`` at ``rate`` per second for ``seconds`` on one keep-alive connection;
+    how many were made (``check``: stop at the first answer that is not 200)."""
     conn = http.client.HTTPConnection("127.0.0.1", port)
     body = b'{"payload": "' + b"x" * 84 + b'"}'
     n, start = 0, time.monotonic()
@@ -63,9 +70,11 @@ def invoke_for(port: int, rate: float, seconds: float) -> int:
         due = start + n / rate
         if due > now:
             time.sleep(due - now)
-        conn.request("POST", "/2015-03-31/functions/function/invocations", body)
+        conn.request("POST", path, body)
         resp = conn.getresponse()
         resp.read()
+        if check and resp.status != 200:
+            raise SystemExit(f"invoke: {resp.status}")
         n += 1
     conn.close()
     return n

@@ -26,17 +26,16 @@ import http.client
 import io
 import json
 import os
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import zipfile
 from pathlib import Path
 
-from benchmarks.dashboard import cpu_seconds
+from benchmarks.dashboard import cpu_seconds, invoke_for, start_daemon
+
+LIVE = "/2015-03-31/functions/fn/invocations?Qualifier=live"
 
 HERE = Path(__file__).resolve().parent
 DIM = "lambda:function:ProvisionedConcurrency"
@@ -69,40 +68,6 @@ class Api:
         if resp.status >= 300:
             raise SystemExit(f"{method} {path} {target or ''}: {resp.status} {data[:300]!r}")
         return json.loads(data) if data else {}
-
-
-def start_daemon(workdir: str) -> tuple[subprocess.Popen[bytes], int]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAPID_", "AWS_LAMBDA_"))}
-    proc = subprocess.Popen([sys.executable, "-m", "rapid", "serve", "--port", "0", "--data-dir", workdir + "/state"],
-                            cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    assert proc.stderr is not None
-    while True:
-        line = proc.stderr.readline()
-        if not line:
-            raise SystemExit(f"rapid did not start: exit {proc.wait()}")
-        m = re.search(rb"listening on http://[\d.]+:(\d+)", line)
-        if m:
-            threading.Thread(target=proc.stderr.read, daemon=True).start()
-            return proc, int(m.group(1))
-
-
-def invoke_for(port: int, rate: float, seconds: float) -> int:
-    conn = http.client.HTTPConnection("127.0.0.1", port)
-    body = b'{"payload": "' + b"x" * 84 + b'"}'
-    n, start = 0, time.monotonic()
-    while (now := time.monotonic()) - start < seconds:
-        due = start + n / rate
-        if due > now:
-            time.sleep(due - now)
-        conn.request("POST", "/2015-03-31/functions/fn/invocations?Qualifier=live", body)
-        resp = conn.getresponse()
-        resp.read()
-        if resp.status != 200:
-            raise SystemExit(f"invoke: {resp.status}")
-        n += 1
-    conn.close()
-    return n
 
 
 def setup(api: Api) -> None:
@@ -157,18 +122,18 @@ def main(argv: list[str] | None = None) -> int:
     per: dict[str, list[float]] = {n: [] for n in names}
     ratios: dict[str, list[float]] = {"deploying": [], "autoscaled": []}
     with tempfile.TemporaryDirectory(prefix="rapid-bench-deploy-") as workdir:
-        proc, port = start_daemon(workdir)
+        proc, port = start_daemon(workdir, ["--data-dir", workdir + "/state"])
         api = Api(port)
         try:
             setup(api)
-            invoke_for(port, args.rate, 1.0)  # warm
+            invoke_for(port, args.rate, 1.0, LIVE, check=True)  # warm
             for r in range(args.rounds):
                 figures = {}
                 for name in names[r % 3:] + names[:r % 3]:
                     undo = condition(api, name)
-                    invoke_for(port, args.rate, 0.5)  # version 2's instance is up too
+                    invoke_for(port, args.rate, 0.5, LIVE, check=True)  # version 2's instance is up too
                     cpu0 = cpu_seconds(proc.pid)
-                    n = invoke_for(port, args.rate, args.seconds)
+                    n = invoke_for(port, args.rate, args.seconds, LIVE, check=True)
                     figures[name] = (cpu_seconds(proc.pid) - cpu0) / n * 1e6
                     undo()  # type: ignore[operator]
                     time.sleep(0.5)
