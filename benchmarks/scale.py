@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from benchmarks.client import Connection, request
-from benchmarks.procs import HostError, Server
-from benchmarks.scenarios import Context, Meter, Round, Scenario, _check, echo_event
+from benchmarks.procs import Server
+from benchmarks.scenarios import Context, Meter, Round, Scenario, _check, echo_event, wait_settled
 
 
 class Scale(Scenario):
@@ -50,7 +50,7 @@ class Scale(Scenario):
             toml.write_text("\n".join(lines))
             server = ctx.rapid(target, ["--config", str(toml)], f"scale-{what}-{n}", function="f0")
             try:
-                self._settle(server, n)
+                wait_settled(server, n, 2 * n + 1, 900.0)  # a listener and a held /next each, and the Invoke API's
                 row = f"{n} {what[:-1] if n == 1 else what}"
                 out.rows[row] = {"instances": n if what == "instances" else n, "functions": 1 if what == "instances"
                                  else n, **self._measure(ctx, server)}
@@ -58,24 +58,6 @@ class Scale(Scenario):
                 server.stop()
             ctx.progress((k + 1) / len(plans))
         return out
-
-    @staticmethod
-    def _settle(server: Server, n: int, timeout: float = 900.0) -> None:
-        """Every provisioned instance up and holding its /next: 2 sockets each (its
-        listener and the held call) plus the Invoke API's, steady for a second."""
-        want = 2 * n + 1
-        deadline = time.monotonic() + timeout
-        last, since = -1, time.monotonic()
-        while time.monotonic() < deadline:
-            count = server.sockets()
-            if count != last:
-                last, since = count, time.monotonic()
-            if count >= want and len(server.runtimes()) >= n and time.monotonic() - since > 1.0:
-                return
-            if server.proc.poll() is not None:
-                raise HostError(f"rapid exited: {server.stderr_tail()}")
-            time.sleep(0.2)
-        raise HostError(f"{n} provisioned instances did not settle: {last} sockets, wanted {want}")
 
     @staticmethod
     def _measure(ctx: Context, server: Server) -> dict[str, float]:

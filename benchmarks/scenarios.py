@@ -523,21 +523,8 @@ class Idle(Scenario):
         }
 
     def _settle(self, server: Server, instances: int, sockets: int, timeout: float = 300.0) -> dict[str, float]:
-        """Wait until every provisioned runtime holds its /next calls (socket count reached
-        and steady), then read the figures."""
-        deadline = time.monotonic() + timeout
-        last, steady_since = -1, time.monotonic()
-        while time.monotonic() < deadline:
-            n = server.sockets()
-            if n != last:
-                last, steady_since = n, time.monotonic()
-            if n >= sockets and len(server.runtimes()) >= instances and time.monotonic() - steady_since > 1.0:
-                break
-            if server.proc.poll() is not None:
-                raise HostError(f"rapid exited: {server.stderr_tail()}")
-            time.sleep(0.2)
-        else:
-            raise HostError(f"{instances} provisioned instances did not settle: {last} sockets, wanted {sockets}")
+        """Wait until every provisioned runtime holds its /next calls, then read the figures."""
+        wait_settled(server, instances, sockets, timeout)
         time.sleep(0.5)
         return self._figures(server)
 
@@ -684,3 +671,20 @@ class Handler(Scenario):
 
 
 SCENARIOS: tuple[Scenario, ...] = (Sequential(), Scaling(), Large(), Cold(), Idle(), Async(), Handler())
+
+
+def wait_settled(server: Server, instances: int, sockets: int, timeout: float) -> None:
+    """Until ``instances`` provisioned runtimes are up and the daemon holds at least
+    ``sockets`` sockets (each runtime's listener and held /next), steady for a second."""
+    deadline = time.monotonic() + timeout
+    last, steady_since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        n = server.sockets()
+        if n != last:
+            last, steady_since = n, time.monotonic()
+        if n >= sockets and len(server.runtimes()) >= instances and time.monotonic() - steady_since > 1.0:
+            return
+        if server.proc.poll() is not None:
+            raise HostError(f"rapid exited: {server.stderr_tail()}")
+        time.sleep(0.2)
+    raise HostError(f"{instances} provisioned instances did not settle: {last} sockets, wanted {sockets}")
