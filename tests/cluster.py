@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import re
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
 from pathlib import Path
 
 from tests.daemon import Daemon, run_server
@@ -39,3 +42,30 @@ def metric(node: Daemon, name: str) -> float:
     """The sum of a series on the node's /metrics page."""
     text = node.request("GET", "/metrics").body.decode()
     return sum(float(m.group(1)) for m in re.finditer(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
+
+
+@contextlib.contextmanager
+def collector(record: Callable[[Any], None]) -> Iterator[str]:
+    """A loopback HTTP server the test's function POSTs JSON to; ``record`` gets each
+    decoded body, one at a time. Yields the URL to POST to."""
+    lock = threading.Lock()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            data = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            with lock:
+                record(data)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()

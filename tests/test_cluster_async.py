@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import http.server
 import json
 import signal
 import threading
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import invoke, metric
+from tests.cluster import collector as shared_collector, invoke, metric
 from tests.control import ROLE, client, python_zip, wait_active
 from tests.daemon import Daemon, run_server, unique, wait_until
 from tests.nats import nats_server
@@ -44,28 +43,8 @@ ENV = {"RAPID_ASYNC_CONCURRENCY": "4", "RAPID_SHUTDOWN_TIMEOUT": "2"}
 @contextlib.contextmanager
 def collector() -> Iterator[tuple[str, Counter[int]]]:
     seen: Counter[int] = Counter()
-    lock = threading.Lock()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            data = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            with lock:
-                seen[data["i"]] += 1
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with shared_collector(lambda data: seen.update([data["i"]])) as url:
+        yield url, seen
 
 
 def create(node: Daemon, name: str, url: str, pause: float = 0.0) -> None:

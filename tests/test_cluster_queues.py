@@ -14,10 +14,8 @@ over when the owner dies.
 from __future__ import annotations
 
 import contextlib
-import http.server
 import json
 import signal
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +23,7 @@ import boto3
 import botocore.config
 import pytest
 
-from tests.cluster import metric
+from tests.cluster import collector as shared_collector, metric
 from tests.control import ROLE, python_zip, wait_active
 from tests.daemon import Daemon, run_cli, run_server, unique, wait_until
 from tests.nats import nats_server
@@ -53,28 +51,8 @@ def aws(node: Daemon, service: str):  # type: ignore[no-untyped-def]
 def collector() -> Iterator[tuple[str, list[str]]]:
     """A loopback HTTP server that records every body the function was handed, in order."""
     seen: list[str] = []
-    lock = threading.Lock()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            bodies = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            with lock:
-                seen.extend(bodies)
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with shared_collector(seen.extend) as url:
+        yield url, seen
 
 
 def owner(nodes: list[Daemon]) -> list[Daemon]:
