@@ -73,6 +73,7 @@ class Config(Struct, forbid_unknown_fields=True, kw_only=True):
     region: str = "us-east-1"
     account_id: Annotated[str, Meta(pattern=r"^\d{12}$")] = "000000000000"
     init_timeout: Annotated[float, Meta(gt=0, le=900)] = 10.0
+    restore_timeout: Annotated[float, Meta(gt=0, le=900)] = 10.0  # SnapStart's restore phase, AWS's 10 s
     shutdown_timeout: Annotated[float, Meta(ge=0)] = 10.0
     max_concurrency: Annotated[int, Meta(ge=1)] = 1000  # capped by what the machine can run
     idle_timeout: Annotated[float, Meta(gt=0)] = 600.0  # stop an on-demand instance idle this long
@@ -183,6 +184,9 @@ _BOOLS += ("watch",)
 FUNCTION_KEYS += ("snap_start",)  # SnapStart (rapid.host.snap_template)
 _BOOLS += ("snap_start",)
 ENV_VARS["snap_start"] = "RAPID_SNAP_START"
+SERVER_KEYS += ("restore_timeout",)  # SnapStart's restore phase (rapid.host.instance_restore)
+_FLOATS += ("restore_timeout",)
+ENV_VARS["restore_timeout"] = "RAPID_RESTORE_TIMEOUT"
 ENV_VARS.update(template="RAPID_TEMPLATE", parameter_overrides="RAPID_PARAMETER_OVERRIDES", watch="RAPID_WATCH",
                 api_port="RAPID_API_PORT", schedule_time_scale="RAPID_SCHEDULE_TIME_SCALE",
                 log_max_bytes="RAPID_LOG_MAX_BYTES")

@@ -6,6 +6,7 @@ host cannot", so the probes here ask the kernel directly, without rapid's code:
 
 - ``root``: the test runs as uid 0 (mount namespaces, uids, cgroups all need it).
 - ``mount_namespace``: a child may take its own mount namespace and mount a tmpfs.
+- ``user_namespace``: an unprivileged process may take a user namespace (SnapStart).
 - ``system_python``: ``/usr/bin/python3`` exists (an interpreter an unprivileged uid can
   run; the test venv's may live under a 0700 home).
 - ``memory_cgroup`` / ``freezer_cgroup``: this process's own cgroup folder (v2, or the v1
@@ -70,6 +71,23 @@ def _mount_namespace() -> str | None:
     except (OSError, subprocess.SubprocessError) as exc:
         return f"cannot probe: {exc}"
     return None if done.returncode == 0 else "unshare(CLONE_NEWNS) or a tmpfs mount is refused"
+
+
+def _user_namespace() -> str | None:
+    """An unprivileged process may take a user namespace (SnapStart forks need it)."""
+    if os.geteuid() != 0:
+        return "not root"
+    probe = (
+        "import ctypes,os,sys\n"
+        "c=ctypes.CDLL(None,use_errno=True)\n"
+        "os.setgroups([]);os.setgid(65534);os.setuid(65534)\n"
+        "sys.exit(0 if c.unshare(0x10000000|0x20000)==0 else 1)\n"
+    )
+    try:
+        done = subprocess.run([sys.executable, "-I", "-S", "-c", probe], timeout=10)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"cannot probe: {exc}"
+    return None if done.returncode == 0 else "an unprivileged unshare(CLONE_NEWUSER) is refused"
 
 
 def _system_python() -> str | None:
@@ -137,6 +155,7 @@ _PROBES = {
     "root": _root,
     "mount_namespace": _mount_namespace,
     "system_python": _system_python,
+    "user_namespace": _user_namespace,
     "memory_cgroup": _memory_cgroup,
     "freezer_cgroup": _freezer_cgroup,
     "setpriv": lambda: _on_path("setpriv"),  # util-linux: a root daemon without CAP_SYS_ADMIN

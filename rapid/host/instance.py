@@ -55,6 +55,7 @@ from rapid.host.idle_freeze import IdleFreeze
 from rapid.host.instance_end import InstanceEnd
 from rapid.host.instance_restore import InstanceRestore
 from rapid.host.response_stream import RuntimeStream
+from rapid.host.restore_telemetry import RestoreTelemetry
 from rapid.host.slots import Slots
 from rapid.host.telemetry import Telemetry
 from rapid.http.message import Response
@@ -96,7 +97,8 @@ class Instance(InstanceRestore, InstanceEnd):
         self.invokes = 0
         self._init_timer: asyncio.TimerHandle | None = None
         self.extensions = Extensions(self)
-        self.telemetry = Telemetry()  # what Telemetry/Logs API subscribers are sent
+        # What Telemetry/Logs API subscribers are sent (a restore in place of an init: SnapStart).
+        self.telemetry = RestoreTelemetry() if self.snapped else Telemetry()
         self._ext_signal_freeze = True  # extensions are frozen by signal (no freezer cgroup)
         self._init_waiting = False  # the runtime called /next; extensions are not ready yet
         # Invocations the runtime answered while INVOKE subscribers still work on them.
@@ -197,7 +199,7 @@ class Instance(InstanceRestore, InstanceEnd):
             if error is not None:
                 self._init_failed(error, None, "error")
                 return
-        if self.bound is None:
+        if self.bound is None and not self.snapped:  # (a restore has its own limit: instance_restore)
             limit = host.config.init_timeout
             if self.provisioned:  # Lambda: 130 s or the function timeout, whichever is higher
                 limit = max(130.0, fn.timeout)

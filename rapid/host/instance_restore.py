@@ -5,9 +5,18 @@ runtime: ``_fork`` asks the template for a fork, in the sandbox prepared for thi
 and the fork runs the Runtime API's restore phase. ``restore_next`` answers its ``GET
 /restore/next`` at once (the fork is the restored snapshot); its after-restore hooks run;
 its first ``/next`` ends the restore (``Restore Duration`` on its first REPORT, in
-``rapid.host.instance_end``). ``restore_error`` takes ``POST /restore/error``: the instance
-ends, and the invocation it was started for fails with ``SnapStartException`` (400), as
-on Lambda. A template whose init failed fails that invocation with the init error instead.
+``rapid.host.instance_end``). The restore has AWS's limit, 10 s (``restore_timeout``)
+from the fork to that ``/next``.
+
+How a restore fails, as on Lambda: ``POST /restore/error`` (an after-restore hook raised)
+is answered 202, and the invocation the instance was started for fails with
+``SnapStartException`` (400); a restore past its limit fails it with
+``SnapStartTimeoutException`` (408). Either way a ``RESTORE_REPORT`` line (or, in JSON
+log format, a ``platform.restoreReport`` record) says so, Telemetry API subscribers get
+``platform.restoreRuntimeDone`` and ``platform.restoreReport`` with that status
+(``rapid.host.restore_telemetry``), and the instance ends; the template stays, so the next
+new instance forks again. A template whose init failed fails that invocation with the init
+error instead, as a bare init's failure would.
 """
 
 from __future__ import annotations
@@ -18,6 +27,8 @@ from typing import TYPE_CHECKING
 from rapid.core.errors import ServiceError
 from rapid.core.invocation import InvocationEvent, Outcome
 from rapid.core.report import restore_report_text
+from rapid.core.restore_records import restore_report_json
+from rapid.host.restore_telemetry import RestoreTelemetry
 from rapid.host.snap_template import TemplateInitError
 from rapid.http.message import Response
 from rapid.supervisor.sandbox import SandboxSpec
@@ -47,15 +58,19 @@ class InstanceRestore(_Base):
         except TemplateInitError as exc:
             if self.bound is None:  # the init ran once for the invocation that started it: that one fails
                 self.bound = fn.take()
-            self._init_failed(None, (exc.body, exc.error_type), "error", reported=True)
+            if exc.error is not None:  # the platform ended it (an exit, the OOM killer)
+                self._init_failed(exc.error, None, "error", reported=True)
+            else:
+                self._init_failed(None, (exc.body, exc.error_type), "error", reported=True)
             return False
         self.process = process
         self.spawned_at = time.monotonic()  # restore starts here: the init was the template's
         if self.dead:  # stopped while the template was forking
             process.kill()
             return False
-        if sandbox.cgroup or sandbox.freezer:
-            self._loop.run_in_executor(None, sandbox.attach, process.pid)
+        if isinstance(self.telemetry, RestoreTelemetry):
+            self.telemetry.restore_start(fn.name, fn.version, self.hex, fn.memory)
+        self._init_timer = self._loop.call_later(fn.host.config.restore_timeout, self._restore_timed_out)
         return True
 
     def restore_next(self) -> Response:
@@ -72,21 +87,38 @@ class InstanceRestore(_Base):
         ``SnapStartException`` (400)."""
         if not self.snapped or self.initialized:
             return Response.json(403, _NO_RESTORE)
-        self._loop.call_soon(self._restore_failed, body, error_type)
+        self._loop.call_soon(self._restore_failed, "error", error_type or None)
         return Response.json(202, {"status": "OK"})
 
-    def _restore_failed(self, body: bytes, error_type: str) -> None:
-        if self.dead:
+    def _restore_timed_out(self) -> None:
+        self._init_timer = None
+        if not self.initialized and not self.dead:
+            self._restore_failed("timeout", None)
+
+    def _restore_failed(self, status: str, error_type: str | None) -> None:
+        if self.dead or self.initialized:
             return
         fn = self.function
         ms = (time.monotonic() - self.spawned_at) * 1000.0
-        fn.log_line(restore_report_text(ms, "error", error_type or None), instance=self)
+        if fn.json_logs:
+            fn.log_line(restore_report_json(ms, status, error_type), instance=self)
+        else:
+            fn.log_line(restore_report_text(ms, status, error_type), instance=self)
+        self.telemetry.init_done(fn.init_type(self), "init", status, error_type, ms)
         inv, self.bound = self.bound, None
         if inv is None:
             inv = fn.take()  # the invocation this instance was started for
         if inv is not None and not inv.settled:
-            error = ServiceError(400, "SnapStartException",
-                                 f"Lambda couldn't restore the function: the afterRestore() runtime hook failed "
-                                 f"({error_type or 'error'}). Check the function's logs.")
-            inv.settle(InvocationEvent.FAIL, Outcome(b"", status="error", service_error=error))
-        self._die(reset=True, reason="failure")
+            inv.settle(InvocationEvent.FAIL, Outcome(b"", status="error", service_error=_restore_error(
+                status, error_type, fn.host.config.restore_timeout)))
+        self._die(reset=True, reason="timeout" if status == "timeout" else "failure")
+
+
+def _restore_error(status: str, error_type: str | None, limit: float) -> ServiceError:
+    if status == "timeout":
+        return ServiceError(408, "SnapStartTimeoutException",
+                            f"Lambda couldn't restore the snapshot within the timeout limit ({limit:.2f} seconds): "
+                            "the runtime did not finish its restore (afterRestore() runtime hooks) in time.")
+    return ServiceError(400, "SnapStartException",
+                        f"Lambda couldn't restore the function: the afterRestore() runtime hook failed "
+                        f"({error_type or 'error'}). Check the function's logs.")
