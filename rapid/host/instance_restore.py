@@ -90,6 +90,22 @@ class InstanceRestore(_Base):
         self._loop.call_soon(self._restore_failed, "error", error_type or None)
         return Response.json(202, {"status": "OK"})
 
+    def _init_report(self, phase: str, status: str, error_type: str | None, ms: float | None = None) -> None:
+        """A restored instance's failed "init" is its restore: a ``RESTORE_REPORT`` line
+        (``platform.restoreReport`` in JSON log format) and the restore's telemetry."""
+        if not self.snapped:
+            super()._init_report(phase, status, error_type, ms)  # type: ignore[safe-super]
+            return
+        fn = self.function
+        if ms is None:
+            ms = (time.monotonic() - self.spawned_at) * 1000.0 if self.spawned_at else 0.0
+        if fn.json_logs:
+            fn.log_line(restore_report_json(ms, status, error_type), instance=self)
+        else:
+            fn.log_line(restore_report_text(ms, status, error_type), instance=self)
+        if status != "success":
+            self.telemetry.init_done(fn.init_type(self), phase, status, error_type, ms)
+
     def _restore_timed_out(self) -> None:
         self._init_timer = None
         if not self.initialized and not self.dead:
@@ -99,12 +115,7 @@ class InstanceRestore(_Base):
         if self.dead or self.initialized:
             return
         fn = self.function
-        ms = (time.monotonic() - self.spawned_at) * 1000.0
-        if fn.json_logs:
-            fn.log_line(restore_report_json(ms, status, error_type), instance=self)
-        else:
-            fn.log_line(restore_report_text(ms, status, error_type), instance=self)
-        self.telemetry.init_done(fn.init_type(self), "init", status, error_type, ms)
+        self._init_report("init", status, error_type)
         inv, self.bound = self.bound, None
         if inv is None:
             inv = fn.take()  # the invocation this instance was started for
