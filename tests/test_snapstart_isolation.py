@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.capabilities import need
-from tests.daemon import SYSTEM_PYTHON, run_server
+from tests.daemon import SYSTEM_PYTHON, run_server, wait_until
 
 # The bundled runtime's handler module. At import (the init, in the template) it records
 # what the init code could do; the handler answers the same probes from the instance.
@@ -41,7 +41,8 @@ def probe():
         mounts.setdefault(fields[4], []).append(fields[5].split(","))
     out = {"uid": os.getuid(), "gid": os.getgid(), "pid": os.getpid(), "wrote": wrote, "marks": marks,
            "caps": {k: status[k].strip() for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs")},
-           "code_mount": mounts.get(root, [[]])[-1], "tmp_mount": mounts.get("/tmp", [[]])[-1]}
+           "code_mount": mounts.get(root, [[]])[-1], "tmp_mount": mounts.get("/tmp", [[]])[-1],
+           "opt_mount": mounts.get("/opt", [[]])[-1], "opt": sorted(os.listdir("/opt"))}
     for name, argv in (("setuid_host", [os.environ["SETUID_ID"], "-u"]), ("setuid_zip", [os.path.join(root, "id"), "-u"]),
                        ("su", ["/usr/bin/su", "-c", "id -u", "root"])):
         p = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
@@ -71,6 +72,30 @@ def handler(event, context):
     signals = {str(pid): _signal(pid) for pid in [*event.get("signal", []), INIT["pid"]]}
     return {"init": INIT, "now": probe(), "signals": signals}
 '''
+
+
+# An extension (from a layer, so the function also has /opt): on each INVOKE it records its
+# uid and which /tmp marks it sees, in the shared flags folder.
+AGENT = """#!/usr/bin/python3
+import http.client, json, os, time
+conn = http.client.HTTPConnection(os.environ["AWS_LAMBDA_RUNTIME_API"])
+conn.request("POST", "/2020-01-01/extension/register", json.dumps({"events": ["INVOKE"]}),
+             {"Lambda-Extension-Name": "agent"})
+r = conn.getresponse()
+r.read()
+ident = r.getheader("Lambda-Extension-Identifier")
+while True:
+    conn.request("GET", "/2020-01-01/extension/event/next", headers={"Lambda-Extension-Identifier": ident})
+    event = json.loads(conn.getresponse().read())
+    deadline = time.monotonic() + 20  # the handler marks /tmp a moment after INVOKE
+    while True:
+        marks = sorted(n for n in os.listdir("/tmp") if n.startswith("mark-"))
+        if marks or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    with open(os.path.join(os.environ["HANG_FLAG"] + "-" + event["requestId"]), "w") as f:
+        json.dump({"uid": os.getuid(), "marks": marks}, f)
+"""
 
 
 def _zip() -> bytes:
@@ -108,19 +133,21 @@ def _system_runtime() -> str:
 
 def _deploy(d, env: dict[str, str], memory: int = 256):  # type: ignore[no-untyped-def]
     """A SnapStart function through the control plane: (boto3 client, invoke(payload) -> body)."""
-    from tests.control import ROLE, client, wait_active
+    from tests.control import ROLE, client, make_zip, wait_active
 
     lam = client(d)
+    layer = lam.publish_layer_version(LayerName="agents", Content={"ZipFile": make_zip(
+        {"extensions/agent": AGENT}, {"extensions/agent": 0o755})})
     lam.create_function(FunctionName="snap", Runtime=_system_runtime(), Handler="app.handler", Role=ROLE,
                         Code={"ZipFile": _zip()}, SnapStart={"ApplyOn": "PublishedVersions"}, Timeout=30,
-                        MemorySize=memory, Environment={"Variables": env})
+                        MemorySize=memory, Environment={"Variables": env}, Layers=[layer["LayerVersionArn"]])
     wait_active(lam, "snap")
     version = lam.publish_version(FunctionName="snap")["Version"]
 
     def invoke(payload: dict) -> dict:
         reply = lam.invoke(FunctionName="snap", Qualifier=version, Payload=json.dumps(payload).encode())
         return {"status": reply["StatusCode"], "error": reply.get("FunctionError"),
-                "body": json.loads(reply["Payload"].read())}
+                "body": json.loads(reply["Payload"].read()), "id": reply["ResponseMetadata"]["RequestId"]}
 
     return lam, version, invoke
 
@@ -135,6 +162,7 @@ def _check_unprivileged(seen: dict, own_uid: int) -> None:
     assert seen["wrote"] in ("OSError: Read-only file system", "PermissionError: Permission denied"), seen
     assert {"ro", "nosuid", "nodev"} <= set(seen["code_mount"]), seen["code_mount"]
     assert {"nosuid", "nodev"} <= set(seen["tmp_mount"]), seen["tmp_mount"]
+    assert {"ro", "nosuid", "nodev"} <= set(seen["opt_mount"]) and seen["opt"] == ["extensions"], seen
     # Setuid binaries gain nothing: the ZIP's lost its bit on unpacking, the host's is
     # stopped by no_new_privs; su cannot become root either.
     assert seen["setuid_zip"] == [str(own_uid), 0], seen
@@ -142,11 +170,18 @@ def _check_unprivileged(seen: dict, own_uid: int) -> None:
     assert seen["su"][0] != "0" and seen["su"][1] != 0, seen
 
 
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text() or None
+    except OSError:
+        return None
+
+
 @pytest.fixture
 def flags():
-    """A folder every uid sees (outside /tmp, which each instance has privately)."""
+    """A folder every uid sees and may write (outside /tmp, which each instance has privately)."""
     folder = Path(tempfile.mkdtemp(prefix="rapid-test-flags-", dir="/var/tmp"))
-    folder.chmod(0o755)
+    folder.chmod(0o1777)
     yield folder
     shutil.rmtree(folder, ignore_errors=True)
 
@@ -157,14 +192,16 @@ def test_template_init_and_forks_are_isolated_like_ordinary_instances(tmp_path, 
     with run_server(["--data-dir", str(tmp_path / "data")], env=_SYSTEM_PATH) as d:
         _, _, invoke = _deploy(d, {"SETUID_ID": setuid_id_on_host, "HANG_FLAG": str(flags / "hang")})
         held: list[dict] = []
-        first = threading.Thread(target=lambda: held.append(invoke({"hold": str(release)})["body"]))
+        first = threading.Thread(target=lambda: held.append(invoke({"hold": str(release)})))
         first.start()  # instance A stays busy until released: the next invoke forks instance B
         line = d.wait_for_line(r"holding \d+", timeout=30)
         a_pid = int(line.split("holding ")[1].split()[0])
-        b = invoke({"signal": [a_pid]})["body"]
+        b_reply = invoke({"signal": [a_pid]})
+        b = b_reply["body"]
         release.touch()
         first.join()
-        a = held[0]
+        a_reply = held[0]
+        a = a_reply["body"]
         assert not any("runs as root" in line or "daemon's privileges" in line for line in d.stderr), d.stderr
         init = a["init"]
         assert init == b["init"]  # one init, in the template
@@ -180,4 +217,8 @@ def test_template_init_and_forks_are_isolated_like_ordinary_instances(tmp_path, 
             assert fork["now"]["marks"] == [f"mark-{fork['now']['pid']}"]  # a /tmp of its own
         assert b["signals"][str(a_pid)] == "PermissionError"  # nor each other
         assert os.stat(f"/proc/{a_pid}").st_uid == a["now"]["uid"]  # as the host sees it too
+        # Each fork's extension runs in its sandbox: its uid, its /tmp.
+        for reply in (a_reply, b_reply):
+            seen = json.loads(wait_until(lambda r=reply: _read(flags / f"hang-{r['id']}"), 20, "the agent's record"))
+            assert seen == {"uid": reply["body"]["now"]["uid"], "marks": reply["body"]["now"]["marks"]}, seen
     assert not list((tmp_path / "data").rglob("written"))
