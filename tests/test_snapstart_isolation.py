@@ -33,8 +33,9 @@ def probe():
         wrote = "written"
     except OSError as e:
         wrote = type(e).__name__ + ": " + (e.strerror or "")
-    open(f"/tmp/mark-{os.getpid()}", "w").close()
-    marks = sorted(n for n in os.listdir("/tmp") if n.startswith("mark-"))
+    tmp = os.environ.get("TMPDIR") or "/tmp"
+    open(os.path.join(tmp, f"mark-{os.getpid()}"), "w").close()
+    marks = sorted(n for n in os.listdir(tmp) if n.startswith("mark-"))
     mounts = {}
     for line in open("/proc/self/mountinfo").read().splitlines():
         fields = line.split()
@@ -89,7 +90,7 @@ while True:
     event = json.loads(conn.getresponse().read())
     deadline = time.monotonic() + 20  # the handler marks /tmp a moment after INVOKE
     while True:
-        marks = sorted(n for n in os.listdir("/tmp") if n.startswith("mark-"))
+        marks = sorted(n for n in os.listdir(os.environ.get("TMPDIR") or "/tmp") if n.startswith("mark-"))
         if marks or time.monotonic() > deadline:
             break
         time.sleep(0.02)
@@ -152,17 +153,19 @@ def _deploy(d, env: dict[str, str], memory: int = 256):  # type: ignore[no-untyp
     return lam, version, invoke
 
 
-def _check_unprivileged(seen: dict, own_uid: int) -> None:
-    """What test_privileges and test_isolation require of any instance, for one probe."""
+def _check_unprivileged(seen: dict, own_uid: int, mounts: bool = True) -> None:
+    """What test_privileges and test_isolation require of any instance, for one probe
+    (``mounts``: in a mount namespace, where the code and /opt are remounted)."""
     assert seen["uid"] == own_uid and seen["gid"] == own_uid and own_uid >= 990000, seen
     caps = seen["caps"]
     assert caps["NoNewPrivs"] == "1", caps
     for field in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
         assert int(caps[field], 16) == 0, (field, caps)
     assert seen["wrote"] in ("OSError: Read-only file system", "PermissionError: Permission denied"), seen
-    assert {"ro", "nosuid", "nodev"} <= set(seen["code_mount"]), seen["code_mount"]
-    assert {"nosuid", "nodev"} <= set(seen["tmp_mount"]), seen["tmp_mount"]
-    assert {"ro", "nosuid", "nodev"} <= set(seen["opt_mount"]) and seen["opt"] == ["extensions"], seen
+    if mounts:
+        assert {"ro", "nosuid", "nodev"} <= set(seen["code_mount"]), seen["code_mount"]
+        assert {"nosuid", "nodev"} <= set(seen["tmp_mount"]), seen["tmp_mount"]
+        assert {"ro", "nosuid", "nodev"} <= set(seen["opt_mount"]) and seen["opt"] == ["extensions"], seen
     # Setuid binaries gain nothing: the ZIP's lost its bit on unpacking, the host's is
     # stopped by no_new_privs; su cannot become root either.
     assert seen["setuid_zip"] == [str(own_uid), 0], seen
@@ -186,10 +189,15 @@ def flags():
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_template_init_and_forks_are_isolated_like_ordinary_instances(tmp_path, setuid_id_on_host, flags):
-    need("root", "mount_namespace", "system_python", "user_namespace")
+@pytest.mark.parametrize("private_tmp", ["namespace", "directory"])
+def test_template_init_and_forks_are_isolated_like_ordinary_instances(private_tmp, tmp_path, public_dir,
+                                                                      setuid_id_on_host, flags):
+    need("root", "system_python", "user_namespace", *(["mount_namespace"] if private_tmp == "namespace" else []))
+    mounts = private_tmp == "namespace"
     release = flags / "release"
-    with run_server(["--data-dir", str(tmp_path / "data")], env=_SYSTEM_PATH) as d:
+    # Without a mount namespace the code must be reachable by every uid: a public data folder.
+    data = (tmp_path if mounts else public_dir) / "data"
+    with run_server(["--data-dir", str(data)], env={**_SYSTEM_PATH, "RAPID_PRIVATE_TMP": private_tmp}) as d:
         _, _, invoke = _deploy(d, {"SETUID_ID": setuid_id_on_host, "HANG_FLAG": str(flags / "hang")})
         held: list[dict] = []
         first = threading.Thread(target=lambda: held.append(invoke({"hold": str(release)})))
@@ -207,12 +215,12 @@ def test_template_init_and_forks_are_isolated_like_ordinary_instances(tmp_path, 
         assert init == b["init"]  # one init, in the template
         assert a["now"]["pid"] == a_pid != b["now"]["pid"]
         # The template ran the init under its own unprivileged uid, with nothing to gain.
-        _check_unprivileged(init, init["uid"])
+        _check_unprivileged(init, init["uid"], mounts)
         # Each fork: a uid of its own (neither root nor the template's), the same sandbox.
         uids = {init["uid"], a["now"]["uid"], b["now"]["uid"]}
         assert len(uids) == 3 and 0 not in uids, uids
         for fork in (a, b):
-            _check_unprivileged(fork["now"], fork["now"]["uid"])
+            _check_unprivileged(fork["now"], fork["now"]["uid"], mounts)
             assert fork["signals"][str(init["pid"])] == "PermissionError"  # not the template
             assert fork["now"]["marks"] == [f"mark-{fork['now']['pid']}"]  # a /tmp of its own
         assert b["signals"][str(a_pid)] == "PermissionError"  # nor each other
@@ -221,4 +229,4 @@ def test_template_init_and_forks_are_isolated_like_ordinary_instances(tmp_path, 
         for reply in (a_reply, b_reply):
             seen = json.loads(wait_until(lambda r=reply: _read(flags / f"hang-{r['id']}"), 20, "the agent's record"))
             assert seen == {"uid": reply["body"]["now"]["uid"], "marks": reply["body"]["now"]["marks"]}, seen
-    assert not list((tmp_path / "data").rglob("written"))
+    assert not list(data.rglob("written"))
