@@ -94,7 +94,7 @@ class InstanceRestore(_Base):
         """A restored instance's failed "init" is its restore: a ``RESTORE_REPORT`` line
         (``platform.restoreReport`` in JSON log format) and the restore's telemetry."""
         if not self.snapped:
-            super()._init_report(phase, status, error_type, ms)  # type: ignore[safe-super]
+            super()._init_report(phase, status, error_type, ms)
             return
         fn = self.function
         if ms is None:

@@ -117,8 +117,8 @@ class SnapTemplate:
         try:
             assert code.argv is not None
             self.process = RuntimeProcess(
-                code.argv, env, code.task_root, self._on_line, lambda code: self._on_exit(generation, code), host.guardian, preexec=preexec,
-                cgroup=spec.cgroup, pass_fds=(theirs.fileno(),),
+                code.argv, env, code.task_root, self._on_line, lambda status: self._on_exit(generation, status),
+                host.guardian, preexec=preexec, cgroup=spec.cgroup, pass_fds=(theirs.fileno(),),
             )
         except BaseException:
             ours.close()
@@ -222,7 +222,10 @@ class SnapTemplate:
 
     # -- forking --------------------------------------------------------------------------
 
-    async def fork(self, env: dict[str, str], cwd: str, sandbox: SandboxSpec, on_line, on_exit) -> ForkedProcess:
+    async def fork(
+        self, env: dict[str, str], cwd: str, sandbox: SandboxSpec, on_line: Callable[[bytes], None],
+        on_exit: Callable[[int], None],
+    ) -> ForkedProcess:
         """A new runtime forked from the initialised template (started first if need be).
         Raises ``TemplateInitError`` if the template's init failed, ``OSError`` if it is gone."""
         async with self._lock:
