@@ -6,7 +6,7 @@ import os
 import re
 import threading
 
-from tests.daemon import run_server
+from tests.daemon import run_server, wait_until
 
 APP = '''
 import os, time
@@ -133,7 +133,8 @@ def test_template_init_error_fails_the_invoke_and_is_retried(tmp_path):
             reply = d.invoke("bad", {})
             assert reply.status == 200 and reply.function_error == "Unhandled"
             assert reply.json()["errorType"] == "RuntimeError"
-        assert len([line for line in d.lines if "INIT_REPORT" in line and "Status: error" in line]) == 2
+        wait_until(lambda: len([line for line in d.lines if "INIT_REPORT" in line and "Status: error" in line]) == 2,
+                   10, "an INIT_REPORT per failed init")
 
 
 def test_control_plane_snapstart_on_published_versions(tmp_path):

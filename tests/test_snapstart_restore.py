@@ -121,7 +121,8 @@ def test_the_template_runs_init_under_the_function_memory_limit(tmp_path, flags)
         folder = rapid_cgroup(template, "memory")
         assert folder is not None, "the template is in no memory cgroup of rapid's"
         assert read_first(folder, "memory.max", "memory.limit_in_bytes") == str(128 * 1024 * 1024)
-        assert rapid_cgroup(body["pid"], "memory") not in (None, folder)  # the fork: its own
+        # The fork: a cgroup of its own (joined off the loop, beside its restore).
+        wait_until(lambda: rapid_cgroup(body["pid"], "memory") not in (None, folder), 10, "the fork's own cgroup")
 
 
 def test_a_template_over_its_memory_is_an_init_error_as_a_bare_one(tmp_path, flags):

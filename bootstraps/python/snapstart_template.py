@@ -16,8 +16,7 @@ template
    when it is to run under a uid of its own, takes a user namespace and a mount namespace
    (``unshare``) and tells the template it did; the template answers
    ``{"forked": pid}`` (with ``"error"`` if the child could not). The daemon then maps the
-   instance's uid into that namespace and moves the child into its cgroups, and writes the
-   go byte. Only then does the child enter the rest of its sandbox (the uid, a tmpfs of
+   instance's uid into that namespace and writes the go byte. Only then does the child enter the rest of its sandbox (the uid, a tmpfs of
    its own on /tmp with what it hides bound back read-only, every capability dropped, no
    new privileges), take the instance's environment wholesale (its own
    ``AWS_LAMBDA_RUNTIME_API``, TMPDIR, log stream) and run the restore phase, then the
@@ -130,7 +129,7 @@ def _become(request, out, go, ready, runtime, handler, hooks):
         os.write(ready, str(e).encode())
         os._exit(1)
     os.close(ready)
-    # The daemon maps this instance's uid and moves it into its cgroups; then says go.
+    # The daemon maps this instance's uid into its user namespace; then says go.
     if go is not None:
         with os.fdopen(go, "rb") as f:
             if f.read(1) != b"1":

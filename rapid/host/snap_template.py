@@ -22,9 +22,10 @@ Each ``fork`` sends the instance's environment, working folder and sandbox (plai
 uid, private /tmp, rlimits) with the write end of a fresh output pipe and the read end of
 a *go* pipe; the template forks and answers the child's pid once the child has taken its
 own user and mount namespaces. The daemon checks the pid is the template's child, maps
-the instance's uid into that user namespace (``rapid.supervisor.userns``), moves the child
-into the instance's cgroups (off the event loop) and writes the go byte; the child then
-becomes that uid in a tmpfs /tmp of its own and drops every capability. The daemon wraps
+the instance's uid into that user namespace (``rapid.supervisor.userns``) and writes the
+go byte; the child then becomes that uid in a tmpfs /tmp of its own and drops every
+capability. Meanwhile the daemon moves it into the instance's cgroups off the event loop,
+as it does any runtime (until that lands, the fork is charged to the template's). The daemon wraps
 it as a ``ForkedProcess`` (the instance drives it as any runtime). The template is the
 forks' parent, so it reports their exits; if the template itself dies, its forks are
 killed and reported as killed.
@@ -202,6 +203,8 @@ class SnapTemplate:
         self._release(generation)
         if generation != self._generation:
             return  # a template whose init failed, already replaced
+        if self._sock is not None:
+            self._on_message()  # what it said before it ended (its init error) comes first
         self._drop_socket()
         self.process = None
         if self._ready is not None and not self._ready.done():
@@ -283,9 +286,6 @@ class SnapTemplate:
             os.close(go_w)
             return proc
         try:
-            loop = asyncio.get_running_loop()
-            if sandbox.cgroup or sandbox.freezer:  # before it runs a line of the instance's
-                await loop.run_in_executor(None, sandbox.attach, pid)
             if spec["userns"]:
                 assert sandbox.uid is not None and template_uid is not None
                 userns.map_ids(pid, sandbox.uid, template_pid, template_uid)
@@ -294,6 +294,10 @@ class SnapTemplate:
             proc.kill()  # the go pipe closes unwritten: the child ends itself too
         finally:
             os.close(go_w)
+        if sandbox.cgroup or sandbox.freezer:
+            # Off the loop and beside the restore, as for any runtime (a v1 cgroup write waits
+            # for an RCU grace period): until it lands, the fork is charged to the template.
+            asyncio.get_running_loop().run_in_executor(None, sandbox.attach, pid)
         return proc
 
     def _timed_out(self, limit: float) -> None:
