@@ -25,10 +25,10 @@ own user and mount namespaces. The daemon checks the pid is the template's child
 the instance's uid into that user namespace (``rapid.supervisor.userns``) and writes the
 go byte; the child then becomes that uid in a tmpfs /tmp of its own and drops every
 capability. Meanwhile the daemon moves it into the instance's cgroups off the event loop,
-as it does any runtime (until that lands, the fork is charged to the template's). The daemon wraps
-it as a ``ForkedProcess`` (the instance drives it as any runtime). The template is the
-forks' parent, so it reports their exits; if the template itself dies, its forks are
-killed and reported as killed.
+as it does any runtime (until that lands, the fork is charged to the template's cgroup).
+The daemon wraps it as a ``ForkedProcess`` (the instance drives it as any runtime). The
+template is the forks' parent, so it reports their exits; if the template itself dies,
+its forks are killed and reported as killed.
 
 Where the kernel refuses user namespaces to unprivileged processes, or the function's
 runtime keeps root anyway (an interpreter other uids cannot reach), the template runs
