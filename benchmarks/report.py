@@ -287,6 +287,8 @@ RATIO_BUDGETS: tuple[tuple[str, str, str, str, str, float, bool], ...] = (
      "rapid:scale:1 function:daemon_cpu_us", 1.1, False),
     ("snapstart: a new SnapStart instance's first response over a bare start", "snapstart", "SnapStart instance",
      "first_ms", "rapid:snapstart:SnapStart instance:bare_ms", 1.0, False),
+    ("snapstart, own uids (template and forks unprivileged): the same", "snapstart", "SnapStart, own uids",
+     "first_ms", "rapid:snapstart:SnapStart, own uids:bare_ms", 1.0, False),
 )
 
 

@@ -12,7 +12,13 @@ sample measures, side by side:
   a version is published); while that instance is busy, a second invoke needs a new one:
   forked from the template, restore phase, handler. Timed from the invoke to its answer;
 - **on-demand instance**: the same, with ``snap_start = false`` (a fresh process, the import
-  inside the invoke).
+  inside the invoke);
+- **SnapStart, own uids** (as root, with ``/usr/bin/python3``): the handler is a published
+  version of runtime pythonX.Y made through the control plane, so it runs on the system's
+  Python, which every uid can execute: the template runs init under a uid of its own and
+  each fork takes a user namespace mapped onto its own uid (the two rows above run on the
+  harness's interpreter; where that lives under /root, their instances keep root). Its bare
+  start is the same handler on ``/usr/bin/python3``.
 
 Reported per row as the median first response and its ratio to the bare start of the same
 sample (median of the per-sample ratios). Budget (issue 10): SnapStart below the bare start.
@@ -53,7 +59,10 @@ def bootstrap_path() -> str:
     return str(Path(__file__).resolve().parent.parent / "bootstraps" / "python" / "bootstrap")
 
 
-def bare_handler_start(folder: str, logs: str, timeout: float = 30.0) -> float:
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def bare_handler_start(folder: str, logs: str, timeout: float = 30.0, python: str | None = None) -> float:
     """Seconds from spawning the bundled runtime on ``app.handler`` to its first response."""
     api = FakeRuntimeAPI(_EVENT)
     env = clean_env({
@@ -64,7 +73,7 @@ def bare_handler_start(folder: str, logs: str, timeout: float = 30.0) -> float:
     proc = None
     try:
         t0 = time.perf_counter()
-        proc = spawn([sys.executable, bootstrap_path()], cwd=folder, env=env,
+        proc = spawn([python or sys.executable, bootstrap_path()], cwd=folder, env=env,
                      stdout=os.path.join(logs, "snap-bare.out"), stderr=os.path.join(logs, "snap-bare.err"))
         if not api.wait(timeout):
             raise HostError(f"bare start did not answer within {timeout:.0f} s")
@@ -95,6 +104,9 @@ class SnapStart(Scenario):
         folder.mkdir(exist_ok=True)
         (folder / "app.py").write_text(HEAVY)
         rows: dict[str, list[tuple[float, float]]] = {"SnapStart instance": [], "on-demand instance": []}
+        own_uids = _own_uids_possible()
+        if own_uids:
+            rows["SnapStart, own uids"] = []
         total = ctx.sizes.cold
         for i in range(total):
             ctx.progress(i / total)
@@ -102,6 +114,9 @@ class SnapStart(Scenario):
                 bare = bare_handler_start(str(folder), ctx.logs)
                 first = self._new_instance(ctx, target, folder, snap)
                 rows[row].append((first, bare))
+            if own_uids:
+                bare = bare_handler_start(str(folder), ctx.logs, python=SYSTEM_PYTHON)
+                rows["SnapStart, own uids"].append((self._new_published_instance(ctx, target), bare))
         out = Round()
         for row, items in rows.items():
             out.rows[row] = {
@@ -136,6 +151,80 @@ class SnapStart(Scenario):
             return first
         finally:
             server.stop()
+
+
+    @staticmethod
+    def _new_published_instance(ctx: Context, target: str) -> float:
+        """The same, for a published version made through the control plane on the system's
+        Python (so nothing keeps root: the template and every fork run under uids of their own)."""
+        import boto3
+        from botocore.config import Config
+
+        data = Path(ctx.workdir, ctx.tag("snapstart-data"))
+        server = ctx.rapid(target, ["--data-dir", str(data)], "snapstart-own", env={"PATH": "/usr/bin:/bin"})
+        try:
+            lam = boto3.client("lambda", endpoint_url=f"http://127.0.0.1:{server.port}", region_name="us-east-1",
+                               aws_access_key_id="bench", aws_secret_access_key="bench",
+                               config=Config(retries={"max_attempts": 0}, read_timeout=60))
+            lam.create_function(FunctionName="snap", Runtime=_system_runtime(), Handler="app.handler",
+                                Role="arn:aws:iam::000000000000:role/bench", Code={"ZipFile": _zip(HEAVY)},
+                                SnapStart={"ApplyOn": "PublishedVersions"}, Timeout=30)
+            deadline = time.monotonic() + 30
+            while lam.get_function_configuration(FunctionName="snap")["State"] != "Active":
+                if time.monotonic() > deadline:
+                    raise HostError("the function never became Active")
+                time.sleep(0.05)
+            version = lam.publish_version(FunctionName="snap")["Version"]
+            path = f"{server.path('snap')}?Qualifier={version}"
+            with Connection(server.port) as conn:  # init: the template
+                status, body, _ = conn.roundtrip(request(path, _EVENT))
+                _check(status, body, None)
+            busy = threading.Thread(target=_invoke, args=(server.port, path, b'{"sleep": 1.5}'))
+            busy.start()
+            time.sleep(0.3)
+            with Connection(server.port) as conn:
+                t0 = time.perf_counter()
+                status, body, _ = conn.roundtrip(request(path, _EVENT))
+                first = time.perf_counter() - t0
+                _check(status, body, None)
+                if json.loads(body) != json.loads(_EVENT):
+                    raise HostError(f"answered {body[:100]!r}")
+            busy.join()
+            if "runs as root" in Path(server.stderr).read_text(errors="replace"):
+                raise HostError("the published version kept root: the row would not measure own uids")
+            return first
+        finally:
+            server.stop()
+
+
+def _zip(app: str) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        info = zipfile.ZipInfo("app.py")
+        info.external_attr = 0o100644 << 16  # readable by every uid, as Lambda requires
+        zf.writestr(info, app)
+    return buf.getvalue()
+
+
+def _own_uids_possible() -> bool:
+    if os.geteuid() != 0 or not os.access(SYSTEM_PYTHON, os.X_OK):
+        return False
+    try:
+        import boto3  # noqa: F401 - the control plane's client
+    except ImportError:
+        return False
+    return True
+
+
+def _system_runtime() -> str:
+    import subprocess
+
+    out = subprocess.run([SYSTEM_PYTHON, "-c", "import sys; print('python%d.%d' % sys.version_info[:2])"],
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip()
 
 
 def _invoke(port: int, path: str, body: bytes) -> None:
