@@ -29,6 +29,8 @@ if pid == 0:
                 code = 0 if os.getuid() == 65533 else 1
     finally:
         os._exit(code)
+os.close(ready_w)
+os.close(go_r)
 ok = os.read(ready_r, 1) == b"u"
 if ok:
     for name in ("uid_map", "gid_map"):
