@@ -84,6 +84,9 @@ def test_instances_are_forked_from_one_init_and_restored_each(public_dir):
         if os.geteuid() == 0 and not any("runs as root" in line for line in d.stderr):
             assert len({b["uid"] for b in bodies}) == len({b["pid"] for b in bodies})
             assert 0 not in {b["uid"] for b in bodies}
+        # REPORT follows each answer: wait for all of them.
+        wait_until(lambda: len([line for line in d.lines if "Restore Duration:" in line]) == len({b["pid"] for b in bodies}),
+                   10, "a REPORT with Restore Duration per new instance")
         reports = [line for line in d.lines if "\tDuration: " in line]
         restored = [line for line in reports if "Restore Duration:" in line]
         assert len(restored) == len({b["pid"] for b in bodies})

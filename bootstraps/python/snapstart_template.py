@@ -34,6 +34,7 @@ import resource
 import signal
 import socket
 import sys
+import traceback
 
 _CLONE_NEWNS, _CLONE_NEWUSER = 0x00020000, 0x10000000
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
@@ -73,8 +74,18 @@ def serve(fd, runtime, hooks):
         if pid == 0:
             control.close()
             os.close(ready_r)
-            _become(request, out, go, ready_w, runtime, handler, hooks)
-            os._exit(1)  # not reached: the child serves until it is killed
+            code = 1
+            try:  # whatever happens, the child never goes back to the template's loop
+                try:
+                    _become(request, out, go, ready_w, runtime, handler, hooks)
+                except SystemExit as e:
+                    code = e.code if isinstance(e.code, int) else 1
+                except BaseException:  # its sandbox could not be entered
+                    traceback.print_exc()
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(code)
         os.close(ready_w)
         for d in fds:
             os.close(d)
