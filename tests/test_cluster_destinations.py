@@ -1,0 +1,239 @@
+"""Records of asynchronous invocations on their way to destinations, across rapid nodes on a
+real nats-server (loopback only): durable in JetStream until delivered, from any node.
+
+- On-success and on-failure records for built-in queues (``arn:aws:sqs:...``), made on
+  nodes that do not own the queues, all reach the queues, each once, and ReceiveMessage
+  on any node gets them.
+- The queues' owner killed (SIGKILL) mid-run, then a node making records killed: nothing
+  is lost; duplicates are counted and bounded by what the dead node held.
+- A node holding HTTP records it cannot deliver yet (the endpoint is down) is killed; the
+  endpoint comes up; a survivor delivers every record.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import json
+import signal
+from collections import Counter
+from pathlib import Path
+
+import boto3
+import botocore.config
+import pytest
+
+from tests.cluster import collector, metric
+from tests.control import ROLE, python_zip, wait_active
+from tests.daemon import Daemon, run_cli, run_server, unique, wait_until
+from tests.nats import free_port, nats_server
+
+pytestmark = pytest.mark.slow
+
+ENV = {"RAPID_SHUTDOWN_TIMEOUT": "2", "RAPID_ASYNC_CONCURRENCY": "4"}
+HANDLER = """import os, time
+def handler(event, context):
+    time.sleep(float(os.environ.get("PAUSE", "0")))
+    if event.get("fail"):
+        raise ValueError("asked to fail")
+    return {"i": event["i"]}
+"""
+
+
+def aws(node: Daemon, service: str):  # type: ignore[no-untyped-def]
+    return boto3.client(service, endpoint_url=node.url, region_name="us-east-1", aws_access_key_id="k",
+                        aws_secret_access_key="s",
+                        config=botocore.config.Config(retries={"max_attempts": 0}, read_timeout=60))
+
+
+def owner(nodes: list[Daemon]) -> list[Daemon]:
+    return [n for n in nodes if metric(n, "rapid_cluster_queues_owner") == 1]
+
+
+def create(node: Daemon, name: str, pause: float, destinations: dict[str, dict[str, str]]) -> None:
+    lam = aws(node, "lambda")
+    lam.create_function(FunctionName=name, Runtime="python3.12", Handler="app.handler", Role=ROLE,
+                        Code={"ZipFile": python_zip(HANDLER)}, Timeout=30,
+                        Environment={"Variables": {"PAUSE": str(pause)}})
+    wait_active(lam, name)
+    lam.put_function_event_invoke_config(FunctionName=name, MaximumRetryAttempts=0, DestinationConfig=destinations)
+
+
+def configured(node: Daemon, name: str) -> bool:
+    try:
+        return bool(aws(node, "lambda").get_function_event_invoke_config(FunctionName=name).get("DestinationConfig"))
+    except Exception:  # noqa: BLE001 - not there yet
+        return False
+
+
+def send(nodes: list[Daemon], name: str, numbers: range) -> list[int]:
+    """Event invokes round-robin over ``nodes`` (odd numbers fail); the numbers answered 202."""
+    def one(i: int) -> int | None:
+        body = json.dumps({"i": i, "fail": i % 2 == 1}).encode()
+        try:
+            reply = nodes[i % len(nodes)].request("POST", f"/2015-03-31/functions/{name}/invocations", body,
+                                                  {"X-Amz-Invocation-Type": "Event"})
+        except OSError:
+            return None
+        return i if reply.status == 202 else None
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        return [i for i in pool.map(one, numbers) if i is not None]
+
+
+class Queues:
+    """The on-success and on-failure queues, drained through one node; what each held."""
+
+    def __init__(self, node: Daemon, name: str) -> None:
+        self.use(node)
+        self.urls = {}
+        self.arns = {}
+        self.got: dict[str, Counter[int]] = {"ok": Counter(), "failed": Counter()}
+        for kind in self.got:
+            url = self.sqs.create_queue(QueueName=f"{name}-{kind}", Attributes={"VisibilityTimeout": "5"})["QueueUrl"]
+            self.urls[kind] = url
+            self.arns[kind] = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+                "Attributes"]["QueueArn"]
+
+    def use(self, node: Daemon) -> None:
+        self.node, self.sqs = node, aws(node, "sqs")
+
+    def drain(self) -> None:
+        for kind, url in self.urls.items():
+            url = url.rsplit("/", 2)
+            url = f"{self.node.url}/{url[-2]}/{url[-1]}"
+            try:
+                msgs = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                                                MessageAttributeNames=["All"]).get("Messages", [])
+            except Exception:  # noqa: BLE001 - the queues are moving to another node: next round
+                continue
+            for m in msgs:
+                record = json.loads(m["Body"])
+                assert record["requestContext"]["condition"] == ("Success" if kind == "ok" else "RetriesExhausted")
+                self.got[kind][record["requestPayload"]["i"]] += 1
+            if msgs:
+                with contextlib.suppress(Exception):
+                    self.sqs.delete_message_batch(QueueUrl=url, Entries=[
+                        {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(msgs)])
+
+    def missing(self, accepted: list[int]) -> list[int]:
+        return [i for i in accepted if not self.got["failed" if i % 2 else "ok"][i]]
+
+    def all_of(self, accepted: list[int], timeout: float) -> None:
+        def done() -> bool:
+            self.drain()
+            return not self.missing(accepted)
+
+        wait_until(done, timeout=timeout, what=f"every record in the queues: {len(self.missing(accepted))} missing")
+
+    def duplicates(self) -> int:
+        return sum(n - 1 for c in self.got.values() for n in c.values() if n > 1)
+
+    def misplaced(self) -> list[int]:
+        return [i for i in self.got["ok"] if i % 2] + [i for i in self.got["failed"] if not i % 2]
+
+
+def test_records_for_built_in_queues_arrive_once_from_every_node(tmp_path: Path) -> None:
+    with nats_server() as nats, contextlib.ExitStack() as stack:
+        nodes = [stack.enter_context(run_server(["--cluster", nats.url, "--data-dir", str(tmp_path / f"n{i}")],
+                                                env=ENV)) for i in range(3)]
+        wait_until(lambda: len(owner(nodes)) == 1, timeout=20, what="one owner of the queues")
+        the_owner = owner(nodes)[0]
+        senders = [n for n in nodes if n is not the_owner]
+        name = f"rec-{unique()}"
+        queues = Queues(senders[0], name)
+        create(senders[1], name, 0.0, {"OnSuccess": {"Destination": queues.arns["ok"]},
+                                      "OnFailure": {"Destination": queues.arns["failed"]}})
+        for n in senders:
+            wait_until(lambda n=n: configured(n, name), timeout=20, what="the destinations on every node")
+        accepted = send(senders, name, range(200))
+        assert len(accepted) == 200
+        queues.use(senders[0])  # ReceiveMessage on a node that does not own the queues
+        queues.all_of(accepted[:100], timeout=90)
+        queues.use(the_owner)  # and on the owner
+        queues.all_of(accepted, timeout=90)
+        assert queues.duplicates() == 0 and queues.misplaced() == []
+        # Nothing stays behind: every record acknowledged, nothing left in any node's events.db.
+        wait_until(lambda: sum(metric(n, "rapid_cluster_records_held") for n in nodes) == 0, timeout=30,
+                   what="every record acknowledged")
+        assert sum(metric(n, "rapid_cluster_records_published_total") for n in senders) == 200
+        for i in range(3):
+            left = run_cli(["queue", "--data-dir", str(tmp_path / f"n{i}"), "--messages", f"{name}-ok"])
+            assert left.returncode == 0 and left.stdout == "", left.stdout
+
+
+def test_records_for_built_in_queues_survive_the_owner_and_a_sender_killed(tmp_path: Path) -> None:
+    with nats_server() as nats, contextlib.ExitStack() as stack:
+        def node(i: int) -> Daemon:
+            return stack.enter_context(run_server(["--cluster", nats.url, "--data-dir", str(tmp_path / f"n{i}")],
+                                                  env=ENV, expect_exit=None))
+
+        first = node(0)  # started first, alone: it takes the queues
+        wait_until(lambda: owner([first]) == [first], timeout=20, what="node 0 to own the queues")
+        senders = [node(1), node(2)]
+        name = f"kill-{unique()}"
+        queues = Queues(senders[0], name)
+        create(senders[0], name, 0.05, {"OnSuccess": {"Destination": queues.arns["ok"]},
+                                       "OnFailure": {"Destination": queues.arns["failed"]}})
+        for n in senders:
+            wait_until(lambda n=n: configured(n, name), timeout=20, what="the destinations on every node")
+        # The owner dies while records stream in from the other two nodes.
+        accepted = send(senders, name, range(300))
+        assert len(accepted) == 300
+        wait_until(lambda: metric(senders[0], "rapid_cluster_records_published_total") >= 20, timeout=60,
+                   what="records to flow")
+        first.proc.send_signal(signal.SIGKILL)
+        first.proc.wait(10)
+        wait_until(lambda: len(owner(senders)) == 1, timeout=40, what="another node to take the queues")
+        queues.use(senders[0])
+        queues.all_of(accepted, timeout=120)
+        after_owner = queues.duplicates()
+        print(f"owner killed: 300 records, {after_owner} duplicates")
+        # Deleted messages whose delete the dead owner never journaled come back: at most a receive's worth each.
+        assert after_owner <= 20 and queues.misplaced() == []
+        # Now a node making records dies: its events and records are taken over by the other.
+        the_owner = owner(senders)[0]
+        victim = senders[1] if the_owner is senders[0] else senders[0]
+        queues.use(the_owner)
+        more = send([victim], name, range(300, 500))
+        assert len(more) == 200
+        wait_until(lambda: metric(victim, "rapid_cluster_records_published_total") >= 20, timeout=60,
+                   what="records to flow from the victim")
+        victim.proc.send_signal(signal.SIGKILL)
+        victim.proc.wait(10)
+        queues.all_of(accepted + more, timeout=150)
+        extra = queues.duplicates() - after_owner
+        print(f"sender killed: 200 more records, {extra} duplicates")
+        assert extra <= len(more) and queues.misplaced() == []  # only the dead node's events run twice
+        assert metric(the_owner, "rapid_cluster_events_adopted_total") + metric(
+            the_owner, "rapid_cluster_records_adopted_total") > 0
+
+
+def test_http_records_of_a_dead_node_are_delivered_by_a_survivor(tmp_path: Path) -> None:
+    port = free_port()  # the collector's, down for now
+    seen: Counter[int] = Counter()
+    env = {**ENV, "RAPID_ASYNC_TIME_SCALE": "0.05"}  # retries every fraction of a second
+    with nats_server() as nats, contextlib.ExitStack() as stack:
+        survivor = stack.enter_context(run_server(["--cluster", nats.url, "--data-dir", str(tmp_path / "n0")],
+                                                  env=env))
+        victim = stack.enter_context(run_server(["--cluster", nats.url, "--data-dir", str(tmp_path / "n1")],
+                                                env=env, expect_exit=None))
+        name = f"http-{unique()}"
+        target = f"http://127.0.0.1:{port}/records"
+        create(victim, name, 0.0, {"OnSuccess": {"Destination": target}})
+        wait_until(lambda: configured(victim, name), timeout=20, what="the destination on the victim")
+        accepted = [i for i in send([victim], name, range(0, 80, 2))]  # even: every one succeeds
+        assert len(accepted) == 40
+        wait_until(lambda: metric(victim, "rapid_cluster_records_held") == 40, timeout=60,
+                   what="every record held in JetStream by the victim")
+        assert metric(victim, "rapid_async_destination_failures_total") > 0  # the endpoint is down
+        victim.proc.send_signal(signal.SIGKILL)
+        victim.proc.wait(10)
+        with collector(lambda data: seen.update([data["requestPayload"]["i"]]), port=port) as url:
+            assert url == target.rsplit("/", 1)[0] + "/"
+            wait_until(lambda: all(seen[i] for i in accepted), timeout=90,
+                       what=f"every record: {len([i for i in accepted if not seen[i]])} missing")
+            wait_until(lambda: metric(survivor, "rapid_cluster_records_held") == 0, timeout=30,
+                       what="every record acknowledged")
+        assert sorted(seen) == accepted and set(seen.values()) == {1}
+        assert metric(survivor, "rapid_cluster_records_adopted_total") == 40
