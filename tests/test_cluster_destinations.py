@@ -15,6 +15,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import json
+import re
 import signal
 from collections import Counter
 from pathlib import Path
@@ -133,6 +134,16 @@ class Queues:
         return [i for i in self.got["ok"] if i % 2] + [i for i in self.got["failed"] if not i % 2]
 
 
+def figures(nats_url: str, queue: str) -> tuple[int, int]:
+    """(events accepted across the cluster, messages in ``queue``), by ``rapid queue --cluster --prometheus``."""
+    page = run_cli(["queue", "--cluster", nats_url, "--prometheus"])
+    assert page.returncode == 0, page.stderr
+    accepted = sum(float(v) for v in re.findall(r'^rapid_async_accepted_total\{function="[^"]*"\} (\S+)$',
+                                                page.stdout, re.M))
+    held = re.findall(rf'^rapid_queue_messages\{{queue="{re.escape(queue)}"\}} (\S+)$', page.stdout, re.M)
+    return int(accepted), int(float(held[0])) if held else 0
+
+
 def test_records_for_built_in_queues_arrive_once_from_every_node(tmp_path: Path) -> None:
     with nats_server() as nats, contextlib.ExitStack() as stack:
         nodes = [stack.enter_context(run_server(["--cluster", nats.url, "--data-dir", str(tmp_path / f"n{i}")],
@@ -148,6 +159,15 @@ def test_records_for_built_in_queues_arrive_once_from_every_node(tmp_path: Path)
             wait_until(lambda n=n: configured(n, name), timeout=20, what="the destinations on every node")
         accepted = send(senders, name, range(200))
         assert len(accepted) == 200
+        # `rapid queue --cluster`: the nodes' figures merged, the queues from their journal.
+        wait_until(lambda: figures(nats.url, f"{name}-ok") == (200, 100), timeout=90,
+                   what=f"rapid queue --cluster to show every record: {figures(nats.url, f'{name}-ok')}")
+        assert figures(nats.url, f"{name}-failed") == (200, 100)
+        table = run_cli(["queue", "--cluster", nats.url])
+        assert table.returncode == 0 and re.search(rf"^{name}-ok\s+100$", table.stdout, re.M), table.stdout
+        listed = run_cli(["queue", "--cluster", nats.url, "--messages", f"{name}-failed"])
+        bodies = [json.loads(json.loads(line)["Body"]) for line in listed.stdout.splitlines()]
+        assert sorted(b["requestPayload"]["i"] for b in bodies) == list(range(1, 200, 2))
         queues.use(senders[0])  # ReceiveMessage on a node that does not own the queues
         queues.all_of(accepted[:100], timeout=90)
         queues.use(the_owner)  # and on the owner
