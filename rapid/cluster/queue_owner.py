@@ -56,6 +56,7 @@ BUCKET = "rapid-owner"
 KEY = "queues"
 SUBJECT = "rapid.queues.owner"
 RECORDS = "rapid.queues.records"  # async destination records for the built-in queues, to the owner
+RECORDS_TIMEOUT = 10.0  # an import is one journal commit: a silent owner is likely dead, ask again
 FORWARDED = "x-rapid-queues-forwarded"
 WAIT_FOR_OWNER = 20.0  # seconds a forwarded call waits for an owner during a takeover
 CALL_TIMEOUT = 45.0  # a forwarded call's answer (a ReceiveMessage may wait 20 s)
@@ -292,7 +293,8 @@ class QueueOwner:
             await owned.take(rows)
             self.records_taken += len(rows)
             return
-        msg = await self.link.run(self.link.nc.request(RECORDS, msgspec.msgpack.encode(rows), timeout=CALL_TIMEOUT))
+        msg = await self.link.run(self.link.nc.request(RECORDS, msgspec.msgpack.encode(rows),
+                                                              timeout=RECORDS_TIMEOUT))
         if msg.data != b"ok":
             raise RuntimeError(bytes(msg.data).decode("utf-8", "replace"))
 
