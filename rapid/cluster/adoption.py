@@ -80,14 +80,11 @@ class Adoption:
                 if prefix == "ev-":
                     got, again = await self.link.run(self._drain(node))
                     if got:
-                        self.adopted += got
-                        self.redelivered += again
                         self.say(f"cluster: took over {got} event(s) of node {node}, gone ({again} had started "
                                  "there: possible duplicates)")
                 else:
                     got = await self.link.run(self._drain_records(node))
                     if got:
-                        self.records += got
                         self.say(f"cluster: took over {got} record(s) for destinations of node {node}, gone")
 
     async def _drain(self, node: str) -> tuple[int, int]:
@@ -104,6 +101,8 @@ class Adoption:
                     event = self.store.decode(msg.data)
                     got += 1
                     again += msg.metadata.num_delivered > 1
+                    self.adopted += 1  # counted as taken (the event may finish before this drain ends)
+                    self.redelivered += msg.metadata.num_delivered > 1
                     await self.store.hold_adopted(event, msg, lambda entry: self.offer([entry]))
             info = await sub.consumer_info()
             if info.num_pending == 0 and info.num_ack_pending == 0:
@@ -124,7 +123,9 @@ class Adoption:
                 except Exception:  # noqa: BLE001 - nothing (more) to hand out
                     break
                 for msg in msgs:
-                    got += await records.take(msg, adopted=True)
+                    if await records.take(msg, adopted=True):
+                        got += 1
+                        self.records += 1
             info = await sub.consumer_info()
             if info.num_pending == 0 and info.num_ack_pending == 0:
                 await self.link.js.delete_consumer(jetstream_records.STREAM, info.name)

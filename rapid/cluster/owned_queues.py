@@ -86,9 +86,10 @@ class OwnedQueues:
         self.taken: OrderedDict[str, float] = OrderedDict(
             (row[0], now) for row in journal.load("SELECT id FROM sqs_imported"))
 
-    async def take(self, rows: list[tuple[str, str, bytes, str, float]]) -> None:
+    async def take(self, rows: list[tuple[str, str, bytes, str, float]]) -> int:
         """Import records (queue, message id, body, attributes JSON, sent at) as messages;
-        returns once the journal has them."""
+        returns once the journal has them, with how many were new."""
+        new = 0
         service, now, seen = self.queues.service, time.time(), time.monotonic()
         for queue, message_id, body, attributes, sent_at in rows:
             q = service.queues.get(queue)
@@ -98,12 +99,14 @@ class OwnedQueues:
                             json.loads(attributes) if attributes else {}, sent_at, now)
             service.changes.append(("imported", message_id))
             self.taken[message_id] = seen
+            new += 1
         old = []
         while self.taken and seen - next(iter(self.taken.values())) > DEDUP_WINDOW:
             old.append(self.taken.popitem(last=False)[0])
         if old:
             self.journal.submit([("DELETE FROM sqs_imported WHERE id = ?", (i,)) for i in old], lambda exc: None)
         await self.queues.resolve(self.queues.create_future(), None)
+        return new
 
     def describe(self) -> str:
         return (f"{len(self.queues.service.queues)} queues, {len(self.streams.service.streams)} streams, "
@@ -177,7 +180,11 @@ def metrics(owner: QueueOwner) -> str:
             "# TYPE rapid_cluster_queues_forwarded_total counter\n"
             f"rapid_cluster_queues_forwarded_total {owner.forwarded}\n"
             "# TYPE rapid_cluster_queues_served_total counter\n"
-            f"rapid_cluster_queues_served_total {owner.served}\n")
+            f"rapid_cluster_queues_served_total {owner.served}\n"
+            "# HELP rapid_cluster_queues_records_taken_total Async destination records imported into the built-in "
+            "queues on this node (as their owner), from any node\n"
+            "# TYPE rapid_cluster_queues_records_taken_total counter\n"
+            f"rapid_cluster_queues_records_taken_total {owner.records_taken}\n")
     if owned is not None:
         text += esm_metrics.render(owned.mappings.mappings, owned.pollers.stats)
     return text

@@ -290,8 +290,8 @@ class QueueOwner:
         when they were not taken (the caller sends them again)."""
         owned = self.owned
         if owned is not None:
-            await owned.take(rows)
-            self.records_taken += len(rows)
+            taken = await owned.take(rows)  # (not `+= await`: that reads the count before the wait)
+            self.records_taken += taken
             return
         msg = await self.link.run(self.link.nc.request(RECORDS, msgspec.msgpack.encode(rows),
                                                               timeout=RECORDS_TIMEOUT))
@@ -314,5 +314,5 @@ class QueueOwner:
         owned = self.owned
         if owned is None:
             raise RuntimeError("this node no longer owns the built-in queues")
-        await owned.take(rows)
-        self.records_taken += len(rows)
+        taken = await owned.take(rows)
+        self.records_taken += taken
