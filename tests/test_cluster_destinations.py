@@ -7,7 +7,8 @@ real nats-server (loopback only): durable in JetStream until delivered, from any
 - The queues' owner killed (SIGKILL) mid-run, then a node making records killed: nothing
   is lost; duplicates are counted and bounded by what the dead node held.
 - A node holding HTTP records it cannot deliver yet (the endpoint is down) is killed; the
-  endpoint comes up; a survivor delivers every record.
+  endpoint comes up; a survivor delivers every record. The same for records for a file
+  that cannot be written yet (its folder's name is taken by a plain file).
 """
 
 from __future__ import annotations
@@ -296,3 +297,39 @@ def test_http_records_of_a_dead_node_are_delivered_by_a_survivor(tmp_path: Path)
                        what="every record acknowledged")
         assert sorted(seen) == accepted and set(seen.values()) == {1}
         assert metric(survivor, "rapid_cluster_records_adopted_total") == 40
+
+
+def test_file_records_of_a_dead_node_are_written_by_a_survivor(tmp_path: Path) -> None:
+    # The file cannot be written for now: its folder's name is taken by a plain file.
+    blocker = tmp_path / "out"
+    blocker.write_text("in the way\n")
+    target = blocker / "records.ndjson"
+    env = {**ENV, "RAPID_ASYNC_TIME_SCALE": "0.05"}
+    with nats_server() as nats, contextlib.ExitStack() as stack:
+        survivor = stack.enter_context(run_server(["--cluster", nats.url, "--data-dir", str(tmp_path / "n0")],
+                                                  env=env))
+        victim = stack.enter_context(run_server(["--cluster", nats.url, "--data-dir", str(tmp_path / "n1")],
+                                                env=env, expect_exit=None))
+        name = f"file-{unique()}"
+        create(victim, name, 0.0, {"OnSuccess": {"Destination": f"file://{target}"}})
+        wait_until(lambda: configured(victim, name), timeout=20, what="the destination on the victim")
+        accepted = send([victim], name, range(0, 40, 2))
+        assert len(accepted) == 20
+        wait_until(lambda: metric(victim, "rapid_cluster_records_held") == 20, timeout=60,
+                   what="every record held in JetStream by the victim")
+        victim.proc.send_signal(signal.SIGKILL)
+        victim.proc.wait(10)
+        blocker.unlink()  # the folder can be made now
+
+        def written() -> list[int]:
+            try:
+                lines = target.read_text().splitlines()
+            except OSError:
+                return []
+            return sorted(json.loads(line)["requestPayload"]["i"] for line in lines if line)
+
+        wait_until(lambda: written() == accepted, timeout=90, what=f"every record in the file: {written()}")
+        wait_until(lambda: metric(survivor, "rapid_cluster_records_held") == 0, timeout=30,
+                   what="every record acknowledged")
+        assert metric(survivor, "rapid_cluster_records_adopted_total") == 20
+        assert written() == accepted  # once each
