@@ -162,8 +162,18 @@ def test_records_for_built_in_queues_arrive_once_from_every_node(tmp_path: Path)
         queues = Queues(senders[0], name)
         create(senders[1], name, 0.0, {"OnSuccess": {"Destination": queues.arns["ok"]},
                                       "OnFailure": {"Destination": queues.arns["failed"]}})
+        # Failed events also go to a dead-letter queue (the event as its body, the error as attributes).
+        sqs = aws(senders[1], "sqs")
+        dlq = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        lam = aws(senders[1], "lambda")
+        lam.update_function_configuration(FunctionName=name, DeadLetterConfig={"TargetArn": dlq_arn})
         for n in senders:
             wait_until(lambda n=n: configured(n, name), timeout=20, what="the destinations on every node")
+            wait_until(lambda n=n: aws(n, "lambda").get_function_configuration(FunctionName=name).get(
+                "DeadLetterConfig", {}).get("TargetArn") == dlq_arn, timeout=20, what="the DLQ on every node")
+            wait_until(lambda n=n: aws(n, "lambda").get_function_configuration(FunctionName=name).get(
+                "LastUpdateStatus") == "Successful", timeout=20, what="the update done on every node")
         accepted = send(senders, name, range(200))
         assert len(accepted) == 200
         # `rapid queue --cluster`: the nodes' figures merged, the queues from their journal.
@@ -180,10 +190,25 @@ def test_records_for_built_in_queues_arrive_once_from_every_node(tmp_path: Path)
         queues.use(the_owner)  # and on the owner
         queues.all_of(accepted, timeout=90)
         assert queues.duplicates() == 0 and queues.misplaced() == []
+        dead: Counter[int] = Counter()
+
+        def dead_letters() -> bool:
+            msgs = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                                       MessageAttributeNames=["All"]).get("Messages", [])
+            for m in msgs:
+                attrs = m["MessageAttributes"]
+                assert attrs["ErrorMessage"]["StringValue"] == "asked to fail", attrs
+                assert attrs["ErrorCode"] == {"DataType": "Number", "StringValue": "200"}, attrs
+                dead[json.loads(m["Body"])["i"]] += 1
+                sqs.delete_message(QueueUrl=dlq, ReceiptHandle=m["ReceiptHandle"])
+            return len(dead) >= 100
+
+        wait_until(dead_letters, timeout=60, what=f"every dead letter: {len(dead)} of 100")
+        assert sorted(dead) == list(range(1, 200, 2)) and set(dead.values()) == {1}
         # Nothing stays behind: every record acknowledged, nothing left in any node's events.db.
         wait_until(lambda: sum(metric(n, "rapid_cluster_records_held") for n in nodes) == 0, timeout=30,
                    what="every record acknowledged")
-        assert sum(metric(n, "rapid_cluster_records_published_total") for n in senders) == 200
+        assert sum(metric(n, "rapid_cluster_records_published_total") for n in senders) == 300
         for i in range(3):
             left = run_cli(["queue", "--data-dir", str(tmp_path / f"n{i}"), "--messages", f"{name}-ok"])
             assert left.returncode == 0 and left.stdout == "", left.stdout

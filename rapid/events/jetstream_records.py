@@ -255,7 +255,11 @@ class RecordStream:
         elif self.on_delivery is not None:
             self.on_delivery(rec)
         else:  # nobody delivers here (cannot happen once the daemon runs): the next adopter will
-            self.link.submit(self._nak(rec.key))
+            self.give_back(rec.key)
+
+    def give_back(self, key: str) -> None:
+        """From any thread: this node will not deliver ``key``: handed out again (Nak)."""
+        self.link.submit(self._nak(key))
 
     async def _nak(self, key: str) -> None:
         msg = self.held.pop(key, None)

@@ -358,7 +358,8 @@ class JetStreamEventStore:
 
         def stored(_: object, error: BaseException | None) -> None:
             if error is not None:
-                say(f"cluster: could not take over a delivery to {rec.target}: {error}")
+                say(f"cluster: could not take over a delivery to {rec.target}: {error}; handed back")
+                self.records.give_back(rec.key)
                 return
             self.delivery_keys[d.id] = rec.key
             if self.outbox_add is not None:
