@@ -265,8 +265,9 @@ def records_run(nodes: list[Node], name: str, queue: str, events: int) -> float:
               b"OnSuccess" in node.call("GET", path)[1])
 
     def held() -> int:
-        attrs = sqs(nodes[-1], "GetQueueAttributes", {"QueueUrl": url, "AttributeNames": ["All"]})["Attributes"]
-        return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])  # type: ignore[index]
+        attrs: dict[str, str] = sqs(nodes[-1], "GetQueueAttributes",  # type: ignore[assignment]
+                                    {"QueueUrl": url, "AttributeNames": ["All"]})["Attributes"]
+        return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
     start = time.monotonic()
     send_events(nodes, name, events)

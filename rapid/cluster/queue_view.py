@@ -62,7 +62,8 @@ def render(samples: list[Sample]) -> str:
         inner = ",".join(f'{k}="{v}"' for k, v in sorted(ls.items()))
         return "{" + inner + "}" if inner else ""
 
-    return "".join(f"{name}{labels(ls)} {value:g}\n" for name, ls, value in sorted(samples, key=lambda s: (s[0], sorted(s[1].items()))))
+    ordered = sorted(samples, key=lambda s: (s[0], sorted(s[1].items())))
+    return "".join(f"{name}{labels(ls)} {value:g}\n" for name, ls, value in ordered)
 
 
 def read(url: str, messages_of: str | None = None) -> ClusterView:
