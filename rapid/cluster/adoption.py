@@ -80,8 +80,8 @@ class Adoption:
                 if prefix == "ev-":
                     got, again = await self.link.run(self._drain(node))
                     if got:
-                        self.say(f"cluster: took over {got} event(s) of node {node}, gone ({again} had started "
-                                 "there: possible duplicates)")
+                        self.say(f"cluster: took over {got} event(s) of node {node}, gone ({again} had been handed "
+                                 "to it, so may have run there: possible duplicates)")
                 else:
                     got = await self.link.run(self._drain_records(node))
                     if got:
