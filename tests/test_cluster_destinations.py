@@ -358,3 +358,12 @@ def test_file_records_of_a_dead_node_are_written_by_a_survivor(tmp_path: Path) -
                    what="every record acknowledged")
         assert metric(survivor, "rapid_cluster_records_adopted_total") == 20
         assert written() == accepted  # once each
+
+
+def test_rapid_queue_on_an_unreachable_cluster_says_so_at_once() -> None:
+    url = f"nats://127.0.0.1:{free_port()}"  # nobody listens there
+    for args in (["queue", "--cluster", url], ["cluster", "status", "--cluster", url]):
+        done = run_cli(args)
+        assert done.returncode == 1, done
+        assert done.stderr.strip().splitlines() == [f"rapid: error: cannot read the cluster at {url}: "
+                                                    "nats: no servers available for connection"], done.stderr
