@@ -9,6 +9,10 @@ real nats-server (loopback only): durable in JetStream until delivered, from any
 - A node holding HTTP records it cannot deliver yet (the endpoint is down) is killed; the
   endpoint comes up; a survivor delivers every record. The same for records for a file
   that cannot be written yet (its folder's name is taken by a plain file).
+- While no node can own the queues (the lease held by a silent holder), a node holding 30
+  queue records is killed: the survivor takes them over and, once it owns the queues,
+  imports each once.
+- ``rapid queue --cluster`` (and ``rapid cluster status``) on an unreachable NATS: one line.
 """
 
 from __future__ import annotations
@@ -367,3 +371,76 @@ def test_rapid_queue_on_an_unreachable_cluster_says_so_at_once() -> None:
         assert done.returncode == 1, done
         assert done.stderr.strip().splitlines() == [f"rapid: error: cannot read the cluster at {url}: "
                                                     "nats: no servers available for connection"], done.stderr
+
+
+class SilentOwner:
+    """Holds the queues' ownership lease (``rapid.cluster.queue_owner``) and never serves:
+    what a stalled owner looks like to the other nodes. Renewed every second until ``release``."""
+
+    def __init__(self, url: str) -> None:
+        from rapid.cluster import lease_rules, queue_owner
+        from rapid.cluster.link import Link
+
+        self.link, self.key = Link(url, "test silent owner"), queue_owner.KEY
+        self.link.open()
+        self.kv = self.link.call(self.link.js.create_key_value(bucket=queue_owner.BUCKET, history=1,
+                                                               ttl=lease_rules.TTL))
+        self.revision = self.link.call(self.kv.create(self.key, b"silent"))
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._renew, daemon=True)
+        self.thread.start()
+
+    def _renew(self) -> None:
+        while not self.stop.wait(1.0):
+            self.revision = self.link.call(self.kv.update(self.key, b"silent", last=self.revision))
+
+    def release(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        with contextlib.suppress(Exception):
+            self.link.call(self.kv.delete(self.key))
+        self.link.close()
+
+
+def test_queue_records_of_a_dead_node_are_sent_on_by_a_survivor(tmp_path: Path) -> None:
+    with nats_server() as nats, contextlib.ExitStack() as stack:
+        silent = SilentOwner(nats.url)  # no node can own the queues: records wait where they are
+        stack.callback(silent.release)
+        survivor = stack.enter_context(run_server(["--cluster", nats.url, "--data-dir", str(tmp_path / "n0")],
+                                                  env=ENV))
+        victim = stack.enter_context(run_server(["--cluster", nats.url, "--data-dir", str(tmp_path / "n1")],
+                                                env=ENV, expect_exit=None))
+        name = f"wait-{unique()}"
+        queue_arn = f"arn:aws:sqs:us-east-1:000000000000:{name}-ok"  # made by the first record
+        create(victim, name, 0.0, {"OnSuccess": {"Destination": queue_arn}})
+        wait_until(lambda: configured(victim, name), timeout=20, what="the destination on the victim")
+        accepted = send([victim], name, range(0, 60, 2))
+        assert len(accepted) == 30
+        wait_until(lambda: metric(victim, "rapid_cluster_records_held") == 30, timeout=60,
+                   what="every record held by the victim, waiting for an owner")
+        victim.proc.send_signal(signal.SIGKILL)
+        victim.proc.wait(10)
+        # The survivor takes the records over (still no owner: it holds them in turn) ...
+        wait_until(lambda: metric(survivor, "rapid_cluster_records_adopted_total") == 30, timeout=60,
+                   what="the survivor to take every record over")
+        assert metric(survivor, "rapid_cluster_records_held") == 30
+        silent.release()  # ... and once it owns the queues, the records land there, once each
+        wait_until(lambda: len(owner([survivor])) == 1, timeout=30, what="the survivor to own the queues")
+        sqs = aws(survivor, "sqs")
+        url = f"{survivor.url}/000000000000/{name}-ok"
+        got: Counter[int] = Counter()
+
+        def received() -> bool:
+            try:
+                msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+            except sqs.exceptions.QueueDoesNotExist:  # made by the first record imported
+                return False
+            for m in msgs:
+                got[json.loads(m["Body"])["requestPayload"]["i"]] += 1
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+            return sorted(got) == accepted
+
+        wait_until(received, timeout=60, what=f"every record in the queue: {len(got)} of 30")
+        assert set(got.values()) == {1}
+        wait_until(lambda: metric(survivor, "rapid_cluster_records_held") == 0, timeout=30,
+                   what="every record acknowledged")
