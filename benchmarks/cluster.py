@@ -18,7 +18,11 @@ Measured, each beside its reference from the same run:
   owner over NATS request/reply): p50 latency;
 - **async**: ``--events`` Event invokes accepted across 3 nodes and run to the end (every
   event acknowledged and deleted from JetStream): events/s, beside the same on a single
-  daemon without ``--cluster``.
+  daemon without ``--cluster``;
+- **records**: ``--events`` Event invokes across 3 nodes of a function whose on-success
+  destination is a built-in queue, until the queue holds every record (each record put in
+  JetStream before its event is acknowledged, then imported by the queues' owner): events/s,
+  beside the same on a single daemon.
 """
 
 from __future__ import annotations
@@ -211,7 +215,8 @@ def propagation(writer: Node, reader: Node, name: str, n: int) -> tuple[float, f
     return sorted(writes)[n // 2] * 1000, sorted(seen)[n // 2] * 1000
 
 
-def async_run(nodes: list[Node], name: str, events: int, cluster: bool) -> float:
+def send_events(nodes: list[Node], name: str, events: int) -> None:
+    """``events`` Event invokes from 8 keep-alive clients, round-robin over ``nodes``."""
     def sender(part: int) -> None:
         node = nodes[part % len(nodes)]
         conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=60)
@@ -223,16 +228,50 @@ def async_run(nodes: list[Node], name: str, events: int, cluster: bool) -> float
             assert r.status == 202, r.status
         conn.close()
 
-    start = time.monotonic()
     threads = [threading.Thread(target=sender, args=(p,)) for p in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+
+
+def async_run(nodes: list[Node], name: str, events: int, cluster: bool) -> float:
+    start = time.monotonic()
+    send_events(nodes, name, events)
     if cluster:
         until(lambda: sum(n.metric("rapid_cluster_events_finished_total") for n in nodes) >= events, 300)
     else:
         until(lambda: nodes[0].metric('rapid_async_succeeded_total') >= events, 300)
+    return events / (time.monotonic() - start)
+
+
+def sqs(node: Node, action: str, body: dict[str, object]) -> dict[str, object]:
+    status, text = node.call("POST", "/", json.dumps(body).encode(), {
+        "X-Amz-Target": f"AmazonSQS.{action}", "Content-Type": "application/x-amz-json-1.0"})
+    assert status == 200, text
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+def records_run(nodes: list[Node], name: str, queue: str, events: int) -> float:
+    """Events/s until ``queue`` holds the on-success record of each of ``events`` events."""
+    url = sqs(nodes[0], "CreateQueue", {"QueueName": queue})["QueueUrl"]
+    arn = sqs(nodes[0], "GetQueueAttributes", {"QueueUrl": url, "AttributeNames": ["QueueArn"]})["Attributes"]
+    config = {"DestinationConfig": {"OnSuccess": {"Destination": arn["QueueArn"]}}}  # type: ignore[index]
+    path = f"/2019-09-25/functions/{name}/event-invoke-config"
+    status, text = nodes[0].call("PUT", path, json.dumps(config).encode())
+    assert status == 200, text
+    for node in nodes:
+        until(lambda node=node: b"DestinationConfig" in node.call("GET", path)[1] and
+              b"OnSuccess" in node.call("GET", path)[1])
+
+    def held() -> int:
+        attrs: dict[str, str] = sqs(nodes[-1], "GetQueueAttributes",  # type: ignore[assignment]
+                                    {"QueueUrl": url, "AttributeNames": ["All"]})["Attributes"]
+        return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+    start = time.monotonic()
+    send_events(nodes, name, events)
+    until(lambda: held() >= events, 300)
     return events / (time.monotonic() - start)
 
 
@@ -278,6 +317,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"async, one daemon without --cluster (reference): {aref:.0f} events/s")
             results["sqs_single_p50_ms"] = sref = sqs_sends(single, "bench", 300)
             print(f"SendMessage, one daemon without --cluster (reference): p50 {sref:.2f} ms")
+            create(single, "recorder")
+            until(lambda: invokes_ok(single, "recorder"))
+            results["records_single_daemon"] = rref = records_run([single], "recorder", "bench-records", args.events)
+            print(f"async with a record for a built-in queue, one daemon (reference): {rref:.0f} events/s")
         finally:
             single.stop()
         with nats_server(work) as url:
@@ -315,6 +358,13 @@ def main(argv: list[str] | None = None) -> int:
                 results["sqs"] = {"owner_p50_ms": on_owner, "forwarded_p50_ms": forwarded_send}
                 print(f"SendMessage p50 on the queues' owner {on_owner:.2f} ms ({on_owner / sref:.2f}x the single "
                       f"daemon), through another node {forwarded_send:.2f} ms ({forwarded_send / sref:.2f}x)")
+                create(nodes[0], "recorder")
+                for node in nodes:
+                    until(lambda node=node: invokes_ok(node, "recorder"))
+                r3 = records_run(nodes, "recorder", "bench-records", args.events)
+                results["records_3_nodes"] = r3
+                print(f"async with a record for a built-in queue, 3 nodes: {r3:.0f} events/s until every record is "
+                      f"in the queue ({r3 / rref:.2f}x the single daemon)")
             finally:
                 for node in nodes:
                     node.stop()

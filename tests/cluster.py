@@ -45,9 +45,9 @@ def metric(node: Daemon, name: str) -> float:
 
 
 @contextlib.contextmanager
-def collector(record: Callable[[Any], None]) -> Iterator[str]:
+def collector(record: Callable[[Any], None], port: int = 0) -> Iterator[str]:
     """A loopback HTTP server the test's function POSTs JSON to; ``record`` gets each
-    decoded body, one at a time. Yields the URL to POST to."""
+    decoded body, one at a time. Yields the URL to POST to. ``port``: a given one (0: any free)."""
     lock = threading.Lock()
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -62,7 +62,7 @@ def collector(record: Callable[[Any], None]) -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/"

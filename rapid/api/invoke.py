@@ -32,6 +32,7 @@ from rapid.core.errors import (
 from rapid.core.invocation import Invocation
 from rapid.core.naming import Target, function_arn, parse_function_name, trace_id
 from rapid.api.errors import render as _error
+from rapid.api.event_answer import answer
 from rapid.events.api import EventsAPI
 from rapid.events.dispatcher import Dispatcher
 from rapid.host.function import Function
@@ -91,7 +92,8 @@ class InvokeAPI:
             if self.events is None:
                 raise shutting_down()
             # Durable: answered 202 once the event is on disk (rapid.events).
-            return self.events.accept(fn, target.qualifier, rid, bytes(body), req.headers.get("x-amzn-trace-id"))
+            return answer(self.events.accept(fn, target.qualifier, rid, bytes(body),
+                                             req.headers.get("x-amzn-trace-id")), rid)
 
         if self.placement is not None:
             placed = self.placement.place(fn, req, rid, lambda: self._run_here(

@@ -47,7 +47,12 @@ async def _read(url: str) -> dict[str, Any]:
     from rapid.cluster.status import NodeStatus
     from rapid.events.jetstream_store import BACKLOG, STREAM
 
-    nc = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=0, allow_reconnect=False)
+    async def quiet(exc: Exception) -> None:  # nats-py would print each failed attempt's traceback
+        return None
+
+    # max_reconnect_attempts=0 means "no limit" to nats-py's first connect: one try, 5 s at most.
+    nc = await asyncio.wait_for(nats.connect(url, connect_timeout=5, max_reconnect_attempts=1, allow_reconnect=False,
+                                             error_cb=quiet), 10)
     try:
         js = nc.jetstream(timeout=5)
         nodes: list[dict[str, Any]] = []

@@ -9,6 +9,10 @@ its events, and two adopters never get the same message. What is pulled is held 
 (AckProgress from now on), written to the working copy and put in the dispatcher's lanes
 as recovered events: counted, and said on stderr, as possible duplicates. A dead node's
 consumer is deleted once nothing is pending or unacknowledged on it.
+
+The same goes for a dead node's records on their way to destinations (the consumers
+``rec-<id>`` of ``RAPID_RECORDS``, ``rapid.events.jetstream_records``): a queue record is
+sent to the queues' owner from here, a file or HTTP delivery is put in this node's outbox.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from rapid.events import jetstream_records
 from rapid.events.jetstream_store import STREAM, JetStreamEventStore
 from rapid.events.store import Entry
 
@@ -38,6 +43,7 @@ class Adoption:
         self.say = say
         self.adopted = 0
         self.redelivered = 0
+        self.records = 0  # records of dead nodes taken over
         self._missing: dict[str, float] = {}
         self._since = time.monotonic()
         self._task: asyncio.Task[None] | None = None
@@ -59,23 +65,27 @@ class Adoption:
         if now - self._since < GRACE:
             return  # this node's view of the others is not complete yet
         alive = {status.id for status in self.membership.alive()} | {self.store.node_id}
-        infos = await self.link.run(self.link.js.consumers_info(STREAM))
-        for info in infos:
-            name = info.name or ""
-            if not name.startswith("ev-"):
-                continue
-            node = name[3:]
-            if node in alive:
-                self._missing.pop(node, None)
-                continue
-            if now - self._missing.setdefault(node, now) < GRACE:
-                continue
-            got, again = await self.link.run(self._drain(node))
-            if got:
-                self.adopted += got
-                self.redelivered += again
-                self.say(f"cluster: took over {got} event(s) of node {node}, gone ({again} had started there: "
-                         "possible duplicates)")
+        for stream, prefix in ((STREAM, "ev-"), (jetstream_records.STREAM, "rec-")):
+            infos = await self.link.run(self.link.js.consumers_info(stream))
+            for info in infos:
+                name = info.name or ""
+                if not name.startswith(prefix):
+                    continue
+                node = name[len(prefix):]
+                if node in alive:
+                    self._missing.pop(name, None)
+                    continue
+                if now - self._missing.setdefault(name, now) < GRACE:
+                    continue
+                if prefix == "ev-":
+                    got, again = await self.link.run(self._drain(node))
+                    if got:
+                        self.say(f"cluster: took over {got} event(s) of node {node}, gone ({again} had been handed "
+                                 "to it, so may have run there: possible duplicates)")
+                else:
+                    got = await self.link.run(self._drain_records(node))
+                    if got:
+                        self.say(f"cluster: took over {got} record(s) for destinations of node {node}, gone")
 
     async def _drain(self, node: str) -> tuple[int, int]:
         """On the link's loop: pull what ``node``'s consumer may hand out now."""
@@ -91,6 +101,8 @@ class Adoption:
                     event = self.store.decode(msg.data)
                     got += 1
                     again += msg.metadata.num_delivered > 1
+                    self.adopted += 1  # counted as taken (the event may finish before this drain ends)
+                    self.redelivered += msg.metadata.num_delivered > 1
                     await self.store.hold_adopted(event, msg, lambda entry: self.offer([entry]))
             info = await sub.consumer_info()
             if info.num_pending == 0 and info.num_ack_pending == 0:
@@ -99,9 +111,31 @@ class Adoption:
             await sub.unsubscribe()
         return got, again
 
+    async def _drain_records(self, node: str) -> int:
+        """On the link's loop: hold what ``node``'s record consumer may hand out now."""
+        records = self.store.records
+        sub = await records.pull(node)
+        got = 0
+        try:
+            while True:
+                try:
+                    msgs = await sub.fetch(256, timeout=0.5)
+                except Exception:  # noqa: BLE001 - nothing (more) to hand out
+                    break
+                for msg in msgs:
+                    if await records.take(msg, adopted=True):
+                        got += 1
+                        self.records += 1
+            info = await sub.consumer_info()
+            if info.num_pending == 0 and info.num_ack_pending == 0:
+                await self.link.js.delete_consumer(jetstream_records.STREAM, info.name)
+        finally:
+            await sub.unsubscribe()
+        return got
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
 
     def __repr__(self) -> str:
-        return f"<Adoption adopted={self.adopted} redelivered={self.redelivered}>"
+        return f"<Adoption adopted={self.adopted} redelivered={self.redelivered} records={self.records}>"

@@ -40,8 +40,16 @@ def render(node: Node) -> str:
          "deleted from JetStream).", node.event_store.acked if node.event_store else 0),
         ("rapid_cluster_events_adopted_total", "counter", "Async events of dead nodes this node took over.",
          node.adoption.adopted if node.adoption else 0),
-        ("rapid_cluster_events_redelivered_total", "counter", "Taken-over events that had started on the dead "
-         "node (possible duplicates).", node.adoption.redelivered if node.adoption else 0),
+        ("rapid_cluster_events_redelivered_total", "counter", "Taken-over events the dead node had been handed "
+         "(they may have run there: possible duplicates).", node.adoption.redelivered if node.adoption else 0),
+        ("rapid_cluster_records_held", "gauge", "Records for built-in queues, files and HTTP destinations this "
+         "node holds unacknowledged in JetStream.", len(node.event_store.records.held) if node.event_store else 0),
+        ("rapid_cluster_records_published_total", "counter", "Records for destinations this node put in JetStream.",
+         node.event_store.records.published if node.event_store else 0),
+        ("rapid_cluster_records_delivered_total", "counter", "Records this node delivered (acknowledged and "
+         "deleted from JetStream).", node.event_store.records.delivered if node.event_store else 0),
+        ("rapid_cluster_records_adopted_total", "counter", "Records of dead nodes this node took over.",
+         node.adoption.records if node.adoption else 0),
     ]
     out: list[str] = []
     for name, kind, help_, value in rows:

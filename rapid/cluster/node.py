@@ -138,6 +138,7 @@ class Node:
                 self.sync._event_config(key, body)
         if self.event_store is None or self.membership is None:
             return
+        self.event_store.outbox_add = events.outbox.add  # deliveries of dead nodes go there
         self.adoption = Adoption(self.event_store, self.membership, events.offer, self.say)
         await self.adoption.start()
         self.parts.append(self.adoption)

@@ -6,11 +6,20 @@ Kinesis API, the mapping store and its pollers, the mapping API) built on a
 source mappings, Kinesis checkpoints, mapping counters). ``route`` puts the
 ``QueueOwner``'s handlers where the daemon would put those APIs, so the same request on
 any node reaches the owner's objects.
+
+``take`` imports the records of the async destinations (``QueueOwner.take_records``)
+under their message ids. An id imported in the last ``DEDUP_WINDOW`` seconds is skipped
+(kept in ``sqs_imported``, journaled with the message, so a new owner knows them too): a
+record sent again because its sender died before hearing ``ok``, or because the answer
+was lost, lands once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +39,7 @@ from rapid.sources.pollers import Pollers
 from rapid.streams.kinesis_api import KinesisAPI
 
 MAPPINGS_BUCKET = "rapid-mappings"
+DEDUP_WINDOW = 600.0  # seconds an imported record's id is remembered (a redelivery comes within ~30 s)
 
 
 LEASE_RETRY = 0.5  # seconds between tries for a reserved function's lease, all being held elsewhere
@@ -72,6 +82,31 @@ class OwnedQueues:
         self.pollers = Pollers(self.mappings, host, ctx.registry, self.queues, self.streams, say, events)
         self.pollers.invoker = LeasedInvoker(host, leases)  # before any poller is made
         self.mappings_api = MappingsAPI(ctx, self.pollers)
+        now = time.monotonic()  # ids imported under an earlier owner: remembered from now
+        self.taken: OrderedDict[str, float] = OrderedDict(
+            (row[0], now) for row in journal.load("SELECT id FROM sqs_imported"))
+
+    async def take(self, rows: list[tuple[str, str, bytes, str, float]]) -> int:
+        """Import records (queue, message id, body, attributes JSON, sent at) as messages;
+        returns once the journal has them, with how many were new."""
+        new = 0
+        service, now, seen = self.queues.service, time.time(), time.monotonic()
+        for queue, message_id, body, attributes, sent_at in rows:
+            q = service.queues.get(queue)
+            if message_id in self.taken or (q is not None and message_id in q.messages):
+                continue
+            service.deliver(queue, message_id, body.decode("utf-8", "replace"),
+                            json.loads(attributes) if attributes else {}, sent_at, now)
+            service.changes.append(("imported", message_id))
+            self.taken[message_id] = seen
+            new += 1
+        old = []
+        while self.taken and seen - next(iter(self.taken.values())) > DEDUP_WINDOW:
+            old.append(self.taken.popitem(last=False)[0])
+        if old:
+            self.journal.submit([("DELETE FROM sqs_imported WHERE id = ?", (i,)) for i in old], lambda exc: None)
+        await self.queues.resolve(self.queues.create_future(), None)
+        return new
 
     def describe(self) -> str:
         return (f"{len(self.queues.service.queues)} queues, {len(self.streams.service.streams)} streams, "
@@ -107,7 +142,11 @@ def owner_for(node: Any, ctx: Any, events: Any, data_dir: str, account: str, say
             await asyncio.to_thread(journal.close)
             raise
 
-    return QueueOwner(link, node.id, build, say)
+    owner = QueueOwner(link, node.id, build, say)
+    if node.event_store is not None:  # every node's destination records for the queues reach the owner
+        node.event_store.records.sink = lambda records: owner.take_records(
+            [(r.target, r.key, r.body, r.attributes, r.created_at) for r in records])
+    return owner
 
 
 def route(owner: QueueOwner, app: Any) -> None:
@@ -141,7 +180,11 @@ def metrics(owner: QueueOwner) -> str:
             "# TYPE rapid_cluster_queues_forwarded_total counter\n"
             f"rapid_cluster_queues_forwarded_total {owner.forwarded}\n"
             "# TYPE rapid_cluster_queues_served_total counter\n"
-            f"rapid_cluster_queues_served_total {owner.served}\n")
+            f"rapid_cluster_queues_served_total {owner.served}\n"
+            "# HELP rapid_cluster_queues_records_taken_total Async destination records imported into the built-in "
+            "queues on this node (as their owner), from any node\n"
+            "# TYPE rapid_cluster_queues_records_taken_total counter\n"
+            f"rapid_cluster_queues_records_taken_total {owner.records_taken}\n")
     if owned is not None:
         text += esm_metrics.render(owned.mappings.mappings, owned.pollers.stats)
     return text

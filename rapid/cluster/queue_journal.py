@@ -171,6 +171,11 @@ class ClusterJournal(Journal):
 
     # -- the writer thread ------------------------------------------------------------------
 
+    def _look_in_inbox(self) -> None:
+        """Nothing: in a cluster the records of the async destinations reach the owner through
+        JetStream (``rapid.events.jetstream_records``, ``QueueOwner.take_records``), not
+        through this node's ``events.db``."""
+
     def _apply(self, group: list[Any]) -> None:
         forget = [item for item in group if item[0] == "forget"]
         ops = [item for item in group if item[0] != "forget"]

@@ -23,6 +23,12 @@ request/reply to the owner, which runs it through its own App, and returns the a
 unchanged. While no node owns the queues (a takeover: up to ``TTL`` after an owner dies,
 plus the replay) a forwarded call waits up to ``WAIT_FOR_OWNER`` seconds, then gets 503.
 
+Records that asynchronous invocations leave for a built-in queue (``arn:aws:sqs:...``
+destinations) reach the owner through ``take_records``, from whichever node made them
+(``rapid.events.jetstream_records``): the owner imports them itself, any other node
+sends them on ``rapid.queues.records`` and hears ``ok`` only once the owner's journal
+has them; anything else, and the sender tries again.
+
 Losing ownership (the lease lapsed, or the journal refused a change): the node stops its
 pollers and its queues at once and forwards again. Messages received but not deleted
 on a node that died come back after their visibility timeout (at least once); a Kinesis
@@ -49,6 +55,8 @@ from rapid.http.message import Request, Response
 BUCKET = "rapid-owner"
 KEY = "queues"
 SUBJECT = "rapid.queues.owner"
+RECORDS = "rapid.queues.records"  # async destination records for the built-in queues, to the owner
+RECORDS_TIMEOUT = 10.0  # an import is one journal commit: a silent owner is likely dead, ask again
 FORWARDED = "x-rapid-queues-forwarded"
 WAIT_FOR_OWNER = 20.0  # seconds a forwarded call waits for an owner during a takeover
 CALL_TIMEOUT = 45.0  # a forwarded call's answer (a ReceiveMessage may wait 20 s)
@@ -91,6 +99,8 @@ class QueueOwner:
         self.served = 0
         self._kv: Any = None
         self._sub: Any = None
+        self._records_sub: Any = None
+        self.records_taken = 0  # records imported here, for any node
         self._task: asyncio.Task[None] | None = None
         self._becoming: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -161,6 +171,7 @@ class QueueOwner:
         self.owned = owned
         owned.start()
         self._sub = await self.link.run(self.link.nc.subscribe(SUBJECT, cb=self._serve))
+        self._records_sub = await self.link.run(self.link.nc.subscribe(RECORDS, cb=self._serve_records))
         self.takeovers += 1
         self.say(f"cluster: this node owns the built-in queues, streams and mappings ({owned.describe()})")
 
@@ -181,10 +192,12 @@ class QueueOwner:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._becoming
         self._becoming = None
-        if self._sub is not None:
-            sub, self._sub = self._sub, None
-            with contextlib.suppress(Exception):
-                await self.link.run(sub.unsubscribe())
+        for attr in ("_sub", "_records_sub"):
+            sub = getattr(self, attr)
+            setattr(self, attr, None)
+            if sub is not None:
+                with contextlib.suppress(Exception):
+                    await self.link.run(sub.unsubscribe())
         owned, self.owned = self.owned, None
         if owned is not None:
             await owned.stop()
@@ -268,3 +281,38 @@ class QueueOwner:
         result = self.app(req, None)
         response = await result if isinstance(result, asyncio.Future) else result
         return msgspec.msgpack.encode(Answer(response.status, list(response.headers), bytes(response.body)))
+
+    # -- records of the async destinations ------------------------------------------------
+
+    async def take_records(self, rows: list[tuple[str, str, bytes, str, float]]) -> None:
+        """(queue, message id, body, attributes JSON, sent at) rows into the queues, on the
+        owner, wherever they come from; returns once the owner's journal has them, raises
+        when they were not taken (the caller sends them again)."""
+        owned = self.owned
+        if owned is not None:
+            taken = await owned.take(rows)  # (not `+= await`: that reads the count before the wait)
+            self.records_taken += taken
+            return
+        msg = await self.link.run(self.link.nc.request(RECORDS, msgspec.msgpack.encode(rows),
+                                                              timeout=RECORDS_TIMEOUT))
+        if msg.data != b"ok":
+            raise RuntimeError(bytes(msg.data).decode("utf-8", "replace"))
+
+    async def _serve_records(self, msg: Any) -> None:
+        """On the link's loop: records another node sends, imported on the daemon's loop."""
+        assert self._loop is not None
+        try:
+            rows = msgspec.msgpack.decode(msg.data, type=list[tuple[str, str, bytes, str, float]])
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._take_here(rows), self._loop))
+            answer = b"ok"
+        except Exception as exc:  # noqa: BLE001 - the sender tries again
+            answer = f"not taken: {exc or type(exc).__name__}".encode()
+        with contextlib.suppress(Exception):
+            await msg.respond(answer)
+
+    async def _take_here(self, rows: list[tuple[str, str, bytes, str, float]]) -> None:
+        owned = self.owned
+        if owned is None:
+            raise RuntimeError("this node no longer owns the built-in queues")
+        taken = await owned.take(rows)
+        self.records_taken += taken

@@ -21,6 +21,9 @@
 - ``api``: the event-invoke-config API at AWS's paths and ``GET /metrics``.
 - ``metrics``: Prometheus text and the ``rapid queue`` table, from one snapshot.
 - ``cli``: ``rapid queue``.
+- ``jetstream_store``, ``jetstream_records`` (cluster mode only, ``rapid serve --cluster``):
+  the events, and the records on their way to destinations, durable in JetStream streams,
+  worked on by the node that holds them, taken over by another when it dies.
 
 Configuration
 -------------

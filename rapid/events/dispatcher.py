@@ -2,8 +2,8 @@
 
 Life of an event
 ----------------
-1. ``accept`` (the Invoke API's ``Event`` branch) hands the event to the store and answers
-   202 once the store says it is durable. If the function has room and nothing older is
+1. ``accept`` (the Invoke API's ``Event`` branch) hands the event to the store and resolves
+   its future once the store says it is durable (the Invoke API then answers 202). If the function has room and nothing older is
    waiting, the event is stored *running* (its first attempt counted in the same commit) and
    submitted as soon as the commit returns: one commit on the fast path.
 2. Otherwise it waits in its function's *lane*, a heap ordered by due time. ``_pump`` takes
@@ -66,7 +66,6 @@ from rapid.events.outbox import Outbox
 from rapid.events.say import say
 from rapid.events.settings import Settings
 from rapid.events.store import Entry, EventStore, Finished, Recovery, Snapshot, call
-from rapid.http.message import Response as HttpResponse
 
 if TYPE_CHECKING:
     from rapid.host.function import Function
@@ -169,8 +168,10 @@ class Dispatcher:
 
     def accept(
         self, fn: Function, qualifier: str | None, rid: str, payload: bytes, trace: str | None
-    ) -> asyncio.Future[HttpResponse]:
-        """Store the event; the future answers 202 once it is durable."""
+    ) -> asyncio.Future[str]:
+        """Store the event; the future gives the version it will run once it is durable, or
+        fails with a ``ServiceError`` (500) when it could not be stored. The Invoke API
+        renders that (``rapid.api.event_answer``: 202, or the error)."""
         now = time.time()
         entry = Entry(0, rid, fn.name, qualifier or "", trace or trace_id(now), now, now)
         lane = self._lane(fn.name)
@@ -183,7 +184,7 @@ class Dispatcher:
             lane.inflight += 1
             entry.attempts = 1
             ticket = self.host.gate.take(fn, Work.ASYNC)
-        fut: asyncio.Future[HttpResponse] = self._loop.create_future()
+        fut: asyncio.Future[str] = self._loop.create_future()
         version = fn.version
 
         def done(_: object, error: BaseException | None) -> None:
@@ -193,11 +194,11 @@ class Dispatcher:
                 if ticket is not None:
                     self.host.gate.give_back(ticket)
                 if not fut.done():
-                    fut.set_result(_service_error(ServiceError(
-                        500, "ServiceException", f"The event could not be stored: {error}", kind="Service"), rid))
+                    fut.set_exception(ServiceError(
+                        500, "ServiceException", f"The event could not be stored: {error}", kind="Service"))
                 return
             if not fut.done():
-                fut.set_result(HttpResponse(202, b"", [("x-amzn-RequestId", rid), ("X-Amz-Executed-Version", version)]))
+                fut.set_result(version)
             if ticket is not None:
                 if not self.stopping:
                     self._run(fn, lane, entry, payload, ticket)
@@ -464,7 +465,3 @@ def _refused(entry: Entry, exc: ServiceError) -> Invocation:
     inv.settle(InvocationEvent.FAIL, Outcome(b"", status="error", service_error=exc))
     return inv
 
-
-def _service_error(exc: ServiceError, rid: str) -> HttpResponse:
-    headers = [("x-amzn-ErrorType", exc.code), ("x-amzn-RequestId", rid)]
-    return HttpResponse.json(exc.status, exc.body(), headers)

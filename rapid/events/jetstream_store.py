@@ -30,6 +30,11 @@ shared by every node, as the durable truth of which events exist:
 
 Retry counts and due times live in the working copy: an event adopted after a crash
 starts again from the attempt counts it was published with.
+
+The records an event leaves for a built-in queue, a file or an HTTP endpoint go into
+JetStream too before its message is acknowledged (``jetstream_records``): the queues'
+owner gets the queue records from whichever node made them, and a dead node's undelivered
+records are delivered by a survivor.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ import msgspec
 
 from rapid.cluster.link import Link
 from rapid.events.destinations import Response
+from rapid.events.jetstream_records import Record, RecordStream
+from rapid.events.say import say
 from rapid.events.sqlite_db import connect
 from rapid.events.sqlite_store import SQLiteStore
 from rapid.events.store import Delivery, Done, Entry, Finish, Finished, Recovery, StoreError
@@ -91,6 +98,10 @@ class JetStreamEventStore:
         self.acked = 0
         self.shared: Any = None  # the registry's JetStream store: event invoke configs for every node
         self._reader: Any = None  # a read-only connection to the working copy
+        self.records = RecordStream(link, node_id, ack_wait, say)
+        self.records.on_delivery = self._adopt_delivery
+        self.delivery_keys: dict[int, str] = {}  # outbox row id -> its record's key (the daemon's loop)
+        self.outbox_add: Callable[[list[Delivery]], None] | None = None  # the dispatcher's outbox, once it runs
 
     # -- life -----------------------------------------------------------------------------
 
@@ -102,7 +113,9 @@ class JetStreamEventStore:
         """The working copy is open (``recovery`` is what it held): make the stream and this
         node's consumer. The working copy's events belong to the stream (under this data
         dir's previous consumer, adopted by whichever node is alive): dropped here, so a
-        restart runs nothing twice."""
+        restart runs nothing twice. So do its records for queues, files and HTTP endpoints:
+        each is in ``RAPID_RECORDS`` already, or its event was never acknowledged (and runs
+        again, making it again)."""
         try:
             self.link.call(self._open())
         except Exception as exc:  # noqa: BLE001
@@ -110,7 +123,9 @@ class JetStreamEventStore:
         db = self.local._db
         assert db is not None
         db.execute("DELETE FROM events")
-        return Recovery([], recovery.deliveries, recovery.configs, {})
+        db.execute("DELETE FROM messages")
+        db.execute("DELETE FROM deliveries")
+        return Recovery([], [], recovery.configs, {})
 
     async def _open(self) -> None:
         from nats.js import api
@@ -129,6 +144,7 @@ class JetStreamEventStore:
         except Exception:  # noqa: BLE001 - made by another node
             pass
         self.sub = await self.pull(self.node_id)
+        await self.records.open()
 
     async def pull(self, node_id: str) -> Any:
         """A pull subscription on ``node_id``'s durable consumer (made if missing)."""
@@ -146,10 +162,12 @@ class JetStreamEventStore:
         self.local.start(loop)
         self._tasks.append(self.link.submit(self._fetching()))
         self._tasks.append(self.link.submit(self._progressing()))
+        self.records.start(loop)
 
     def close(self) -> None:
         for task in self._tasks:
             task.cancel()
+        self.records.close()
         try:
             self.link.call(self._give_back(), timeout=5)
         except Exception:  # noqa: BLE001 - AckWait hands them over anyway
@@ -273,12 +291,33 @@ class JetStreamEventStore:
 
         def finished(result: Finished | None, error: BaseException | None) -> None:
             if error is None:
-                self.link.submit(self._ack(rid))
+                records = self._records_of(plan.entry.function, result) if result is not None else []
+                if records:
+                    assert result is not None
+                    self.link.submit(self._publish_records(rid, records, [r[0] for r in result.records]))
+                else:
+                    self.link.submit(self._ack(rid))
                 if result is not None and result.new_entries:
                     self._publish_new(result.new_entries)
             done(result, error)
 
         self.local.finish(plan, finished)
+
+    def _records_of(self, function: str, result: Finished) -> list[Record]:
+        out = [Record("sqs", message_id, function, queue, body, attributes, sent_at, 0.0)
+               for _, queue, message_id, body, attributes, sent_at in result.records]
+        for d in result.deliveries:
+            key = self.delivery_keys[d.id] = f"{self.node_id}.{d.id}"
+            out.append(Record("delivery", key, d.function, d.target, d.body, "", d.created_at, d.expires_at))
+        return out
+
+    async def _publish_records(self, rid: str, records: list[Record], rows: list[int]) -> None:
+        """On the link's loop: the event's records into JetStream, then the event acknowledged;
+        the queue records' rows in the working copy are then forgotten."""
+        await self.records.publish(records)
+        await self._ack(rid)
+        if rows:
+            self.local.forget_messages(rows, lambda _r, _e: None)
 
     def _publish_new(self, entries: list[Entry]) -> None:
         """Events for destination functions, made by the working copy: into the stream too."""
@@ -293,13 +332,40 @@ class JetStreamEventStore:
         self.local.release_running(cut, done)
 
     def delivery_done(self, d: Delivery, done: Done) -> None:
-        self.local.delivery_done(d, done)
+        self.local.delivery_done(d, self._settled(d, done, lambda _: True))
 
     def delivery_failed(self, d: Delivery, drop: bool, done: Done) -> None:
-        self.local.delivery_failed(d, drop, done)
+        self.local.delivery_failed(d, drop, self._settled(d, done, lambda _: drop))
 
     def deliver_file(self, d: Delivery, done: Done) -> None:
-        self.local.deliver_file(d, done)
+        self.local.deliver_file(d, self._settled(d, done, lambda problem: problem is None))
+
+    def _settled(self, d: Delivery, done: Done, over: Callable[[Any], bool]) -> Done:
+        """``done``, after which the delivery's record leaves JetStream if ``over(result)``."""
+        def settled(result: Any, error: BaseException | None) -> None:
+            if error is None and over(result):
+                key = self.delivery_keys.pop(d.id, None)
+                if key is not None:
+                    self.records.done(key)
+            done(result, error)
+
+        return settled
+
+    def _adopt_delivery(self, rec: Record) -> None:
+        """A dead node's file or HTTP delivery: a row in this node's outbox, due now."""
+        now = time.time()
+        d = Delivery(0, rec.function, rec.target, rec.body, rec.created_at, now, rec.expires_at)
+
+        def stored(_: object, error: BaseException | None) -> None:
+            if error is not None:
+                say(f"cluster: could not take over a delivery to {rec.target}: {error}; handed back")
+                self.records.give_back(rec.key)
+                return
+            self.delivery_keys[d.id] = rec.key
+            if self.outbox_add is not None:
+                self.outbox_add([d])
+
+        self.local.add_delivery(d, stored)
 
     def put_config(self, function: str, qualifier: str, body: dict[str, Any] | None, done: Done) -> None:
         """Into the working copy, and to every node through the shared registry (kind
@@ -322,4 +388,4 @@ class JetStreamEventStore:
 
     def __repr__(self) -> str:
         return (f"<JetStreamEventStore {STREAM} node={self.node_id} held={len(self.held)} "
-                f"published={self.published} acked={self.acked}>")
+                f"published={self.published} acked={self.acked} {self.records!r}>")

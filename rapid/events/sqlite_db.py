@@ -222,10 +222,13 @@ def _deliver(
     if target.kind == "sqs":
         if len(body) > dest.MAX_INTERNAL_RECORD:
             return f"message of {len(body)} bytes is over the 1 MB limit"
-        b.db.execute(
+        message_id, attrs = str(uuid.uuid4()), _encode(dest.sqs_attributes(attributes or {})).decode()
+        cur = b.db.execute(
             "INSERT INTO messages(queue, message_id, body, attributes, sent_at) VALUES (?, ?, ?, ?, ?)",
-            (target.address, str(uuid.uuid4()), body, _encode(dest.sqs_attributes(attributes or {})).decode(), now),
+            (target.address, message_id, body, attrs, now),
         )
+        assert cur.lastrowid is not None
+        out.records.append((cur.lastrowid, target.address, message_id, body, attrs, now))
         b.count(e.function, "destination_delivered")
         return None
     if target.kind == "lambda":

@@ -314,6 +314,27 @@ class SQLiteStore:
 
         self._submit(apply, done)
 
+    def add_delivery(self, d: Delivery, done: Done) -> None:
+        """A new outbox row for ``d`` (a delivery taken over from another node, in a
+        cluster); its id is set, and is the result."""
+        def apply(b: _Batch) -> int:
+            cur = b.db.execute(
+                "INSERT INTO deliveries(function, target, body, created_at, due_at, expires_at, tries) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)", (d.function, d.target, d.body, d.created_at, d.due_at,
+                                                 d.expires_at, d.tries))
+            assert cur.lastrowid is not None
+            d.id = cur.lastrowid
+            return d.id
+
+        self._submit(apply, done)
+
+    def forget_messages(self, rows: list[int], done: Done) -> None:
+        """Delete built-in queue records from ``messages`` (in a cluster, once JetStream holds them)."""
+        def apply(b: _Batch) -> None:
+            b.db.executemany("DELETE FROM messages WHERE id = ?", [(r,) for r in rows])
+
+        self._submit(apply, done)
+
     def put_config(self, function: str, qualifier: str, body: dict[str, Any] | None, done: Done) -> None:
         def apply(b: _Batch) -> None:
             if body is None:

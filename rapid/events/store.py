@@ -90,6 +90,8 @@ class Finish:
 class Finished:
     new_entries: list[Entry] = field(default_factory=list)  # events for destination functions
     deliveries: list[Delivery] = field(default_factory=list)  # outbox rows to work on
+    # built-in queue records written (row id, queue, message id, body, attributes JSON, sent at)
+    records: list[tuple[int, str, str, bytes, str, float]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # deliveries that failed, for the log
 
 
