@@ -264,6 +264,8 @@ class Host:
         """Give back what the host holds: the guardian (which kills any runtime left), the
         cgroups, the TMPDIR folder. Safe to call twice, and on a host that never started."""
         self.guardian.close()
+        if isinstance(self.processes, Processes):
+            self.processes.close()  # the spawner (rapid.supervisor.spawner)
         self.sandbox.close()
         shutil.rmtree(self.tmp_root, ignore_errors=True)
         self.logs.flush()
