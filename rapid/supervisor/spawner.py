@@ -84,7 +84,7 @@ class Spawner:
 
     # -- spawning -------------------------------------------------------------------------
 
-    def spawn(self, argv: Sequence[str], env: Mapping[str, str], cwd: str, out: int, plan: dict[str, Any],
+    def spawn(self, argv: Sequence[str], env: Mapping[str, str], cwd: str, out: int, plan: dict[str, Any] | None,
               join: int | None = None) -> tuple[int, int]:
         """Start a runtime; its (pid, pidfd). ``OSError`` if it could not be started,
         ``SpawnerGone`` if the spawner could not be asked."""
@@ -220,7 +220,7 @@ class SpawnedProcess(RuntimeProcess):
         on_exit: Callable[[int], None],
         guardian: Guardian,
         *,
-        plan: dict[str, Any],
+        plan: dict[str, Any] | None,
         join: int | None = None,
         cgroup: str | None = None,
         freezer: str | None = None,
