@@ -121,3 +121,42 @@ def test_spawn_failures_and_exit_statuses_are_those_of_popen(tmp_path):
             guardian.close()
 
     asyncio.run(scenario())
+
+
+def test_a_child_readied_with_a_namespace_gives_it_only_to_runtimes_that_ask(tmp_path):
+    """The spawner readies its next child in a mount namespace of its own (as the daemon's
+    runtimes take one); a runtime spawned without a namespace is put back in the host's."""
+    from tests.capabilities import need
+
+    need("root", "mount_namespace")
+    from rapid.supervisor.spawner import Spawner
+
+    host = os.readlink("/proc/self/ns/mnt")
+    plan = {"rlimit": 1024, "namespace": True, "tmp_mb": 1, "hidden": [], "readonly": [], "opt": "",
+            "task_root": "/", "uid": None, "last_cap": 40}
+
+    async def namespace_of(spawner: Spawner, plan: dict | None) -> str:
+        r, w = os.pipe()
+        try:
+            _, pidfd = spawner.spawn(["sh", "-c", "readlink /proc/self/ns/mnt"], {"PATH": os.environ["PATH"]}, "/",
+                                     w, plan)
+            os.close(pidfd)
+        finally:
+            os.close(w)
+        out = b""
+        while chunk := os.read(r, 100):
+            out += chunk
+        os.close(r)
+        return out.decode().strip()
+
+    async def scenario() -> None:
+        spawner = Spawner(namespaces=True)
+        try:
+            assert await namespace_of(spawner, plan) != host
+            assert await namespace_of(spawner, None) == host
+            assert await namespace_of(spawner, dict(plan, namespace=False)) == host
+            assert await namespace_of(spawner, plan) != host
+        finally:
+            spawner.close()
+
+    asyncio.run(scenario())

@@ -72,7 +72,8 @@ class Host:
             self.guardian.cgroup_folder(folder)
         self.guardian.scratch_folder(self.tmp_root)
         # What starts runtimes: real processes, or a test's fake backend.
-        self.processes: ProcessBackend = processes if processes is not None else Processes(self.guardian)
+        self.processes: ProcessBackend = processes if processes is not None else Processes(
+            self.guardian, namespaces=self.sandbox.namespaces)
         self.max_concurrency = config.max_concurrency
         self._sweeper: asyncio.Task[None] | None = None
         # Sees every Runtime API request when set (rapid check / bench); None in the daemon.

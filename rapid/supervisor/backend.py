@@ -73,9 +73,10 @@ class ProcessBackend(Protocol):
 class Processes:
     """The real backend: one ``SpawnedProcess`` (or ``RuntimeProcess``) per runtime."""
 
-    def __init__(self, guardian: Guardian, spawner: bool = True) -> None:
+    def __init__(self, guardian: Guardian, spawner: bool = True, namespaces: bool = False) -> None:
         self.guardian = guardian
-        self.spawner = Spawner() if spawner else None
+        # namespaces: whether runtimes get a mount namespace (the spawner readies one ahead)
+        self.spawner = Spawner(namespaces=namespaces) if spawner else None
 
     def spawn(
         self,

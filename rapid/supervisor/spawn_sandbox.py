@@ -52,11 +52,14 @@ LAMBDA_RLIMITS = 1024
 Plan = dict[str, Any]
 
 
-def enter(plan: Plan, libc: ctypes.CDLL) -> None:
-    """Carry out ``plan`` on the calling process (a child about to exec)."""
+def enter(plan: Plan, libc: ctypes.CDLL, unshared: bool = False) -> None:
+    """Carry out ``plan`` on the calling process (a child about to exec). ``unshared``: it
+    already has a mount namespace of its own with private mounts (``unshare_mounts``)."""
     for limit in (resource.RLIMIT_NOFILE, resource.RLIMIT_NPROC):
         resource.setrlimit(limit, (plan["rlimit"], plan["rlimit"]))
     if plan["namespace"]:
+        if not unshared:
+            unshare_mounts(libc)
         _private_mounts(plan, libc)
     uid = plan["uid"]
     if uid is not None:
@@ -64,11 +67,15 @@ def enter(plan: Plan, libc: ctypes.CDLL) -> None:
     prctl(libc, PR_SET_NO_NEW_PRIVS, 1)
 
 
-def _private_mounts(plan: Plan, libc: ctypes.CDLL) -> None:
+def unshare_mounts(libc: ctypes.CDLL) -> None:
+    """A mount namespace of its own, where no mount propagates back to the host."""
     if libc.unshare(CLONE_NEWNS) != 0:
         raise OSError(ctypes.get_errno(), "unshare")
+    _mounter(libc)(None, "/", None, MS_REC | MS_PRIVATE, None)
+
+
+def _private_mounts(plan: Plan, libc: ctypes.CDLL) -> None:
     mount = _mounter(libc)
-    mount(None, "/", None, MS_REC | MS_PRIVATE, None)
     fds = {p: os.open(p, os.O_PATH) for p in plan["hidden"] if os.path.exists(p)}
     mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={plan['tmp_mb']}m,mode=1777")
     for path, fd in fds.items():
