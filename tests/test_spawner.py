@@ -160,3 +160,38 @@ def test_a_child_readied_with_a_namespace_gives_it_only_to_runtimes_that_ask(tmp
             spawner.close()
 
     asyncio.run(scenario())
+
+
+def test_a_runtime_starts_from_a_daemon_holding_over_1024_descriptors():
+    """With some 170 instances the daemon holds more than 1,024 descriptors, and a child it
+    forks (the fallback path) holds them until it execs: the sandbox must open nothing
+    under Lambda's limit of 1,024 (it did: every instance past ~166 failed with
+    Runtime.InvalidEntrypoint, EMFILE)."""
+    import ctypes
+    import functools
+    import resource
+    import subprocess
+    import tempfile
+
+    from tests.capabilities import need
+
+    need("root", "mount_namespace")
+    from rapid.supervisor.spawn_sandbox import enter
+
+    folder = tempfile.mkdtemp(dir="/tmp", prefix="rapid-fds-")  # under /tmp: a path bound back in
+    plan = {"rlimit": 1024, "namespace": True, "tmp_mb": 1, "hidden": [folder], "readonly": [folder], "opt": "",
+            "task_root": folder, "uid": None, "last_cap": 40}
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), max(hard, 2048)))
+    held = [os.open("/dev/null", os.O_RDONLY) for _ in range(1100)]
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        done = subprocess.run(["sh", "-c", "pwd; ulimit -n"], preexec_fn=functools.partial(enter, plan, libc),
+                              capture_output=True, close_fds=True, timeout=30, check=False)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.decode().split() == [folder, "1024"]
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        os.rmdir(folder)

@@ -13,12 +13,17 @@ runtime can be started from:
 
 The steps, in order (each raises ``OSError`` with the errno and the step that failed):
 
-1. rlimits: 1,024 open files and 1,024 processes, as on Lambda;
-2. with ``namespace``: a mount namespace of its own (mounts private, so nothing leaks back
+1. with ``namespace``: a mount namespace of its own (mounts private, so nothing leaks back
    to the host), a tmpfs on ``/tmp`` of ``tmp_mb`` MB; the ``hidden`` paths (what the
    runtime needs that lives under the host's ``/tmp``) bound back in read-only; the
    ``readonly`` folders (task root, runtime) remounted read-only, nosuid, nodev; the
    merged layers at ``/opt``; then into ``task_root`` as the namespace shows it;
+2. rlimits: 1,024 open files and 1,024 processes, as on Lambda. Only after the step above,
+   so that no step opens a descriptor under the new limit: a child of the daemon holds the
+   daemon's descriptors until it execs, more than 1,024 of them with some 170 instances
+   running (the open of a hidden path then failed with EMFILE, and every new instance with
+   ``Runtime.InvalidEntrypoint``). Before the uid drop, which loses the right to raise a
+   hard limit;
 3. with ``uid``: every capability dropped from the bounding and ambient sets, no
    supplementary groups, the uid and gid, then every remaining set emptied (``capset``);
 4. ``PR_SET_NO_NEW_PRIVS``: no setuid or file-capability binary can raise it after exec.
@@ -55,16 +60,24 @@ Plan = dict[str, Any]
 def enter(plan: Plan, libc: ctypes.CDLL, unshared: bool = False) -> None:
     """Carry out ``plan`` on the calling process (a child about to exec). ``unshared``: it
     already has a mount namespace of its own with private mounts (``unshare_mounts``)."""
-    for limit in (resource.RLIMIT_NOFILE, resource.RLIMIT_NPROC):
-        resource.setrlimit(limit, (plan["rlimit"], plan["rlimit"]))
     if plan["namespace"]:
         if not unshared:
             unshare_mounts(libc)
         _private_mounts(plan, libc)
+    _lambda_rlimits(plan["rlimit"])  # while it may still raise them (as root), opening nothing after
     uid = plan["uid"]
     if uid is not None:
         drop_to(uid, plan["last_cap"], libc)
     prctl(libc, PR_SET_NO_NEW_PRIVS, 1)
+
+
+def _lambda_rlimits(limit: int) -> None:
+    # After every step that opens a descriptor: a child of the daemon still holds the
+    # daemon's descriptors until exec, and with some 170 instances running those pass
+    # 1,024, so an open under the new limit would fail with EMFILE. Before the uid drop,
+    # which takes away the right to raise a hard limit.
+    for which in (resource.RLIMIT_NOFILE, resource.RLIMIT_NPROC):
+        resource.setrlimit(which, (limit, limit))
 
 
 def unshare_mounts(libc: ctypes.CDLL) -> None:
@@ -113,8 +126,6 @@ def drop_to(uid: int, last_cap: int, libc: ctypes.CDLL) -> None:
 def join(pid: int, plan: Plan, libc: ctypes.CDLL) -> None:
     """For another process of a running instance (an extension): the runtime ``pid``'s
     mount namespace (so its private /tmp), the same rlimits and uid, no privilege."""
-    for limit in (resource.RLIMIT_NOFILE, resource.RLIMIT_NPROC):
-        resource.setrlimit(limit, (plan["rlimit"], plan["rlimit"]))
     if plan["namespace"]:
         cwd = os.getcwd()
         fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY)
@@ -124,6 +135,7 @@ def join(pid: int, plan: Plan, libc: ctypes.CDLL) -> None:
         finally:
             os.close(fd)
         os.chdir(cwd)  # the same folder, as the namespace shows it
+    _lambda_rlimits(plan["rlimit"])
     uid = plan["uid"]
     if uid is not None:
         for cap in range(plan["last_cap"] + 1):
