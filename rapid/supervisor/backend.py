@@ -77,6 +77,10 @@ class Processes:
         self.guardian = guardian
         # namespaces: whether runtimes get a mount namespace (the spawner readies one ahead)
         self.spawner = Spawner(namespaces=namespaces) if spawner else None
+        try:  # the worker thread that joins cgroups, started now rather than on the first cold start
+            asyncio.get_running_loop().run_in_executor(None, int)
+        except RuntimeError:
+            pass  # no loop yet: it starts with the first spawn
 
     def spawn(
         self,

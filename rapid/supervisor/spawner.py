@@ -76,7 +76,13 @@ class Spawner:
         self._next = 0
         self._answers: dict[int, tuple[Any, ...]] = {}
         self._processes: dict[int, SpawnedProcess] = {}
+        self._early: dict[int, int] = {}  # exits of runtimes not watched yet, by pid
         self._loop: asyncio.AbstractEventLoop | None = None
+        if self.failed is None:
+            try:
+                self._attach_loop()  # hear "ready" (or its death) as soon as it comes
+            except RuntimeError:
+                pass  # no loop yet: the first spawn attaches it
 
     @property
     def usable(self) -> bool:
@@ -109,7 +115,12 @@ class Spawner:
         return answer[2], answer[3]
 
     def watch(self, process: SpawnedProcess) -> None:
-        self._processes[process.pid] = process
+        code = self._early.pop(process.pid, None)
+        if code is None:
+            self._processes[process.pid] = process
+        else:  # it exited before its handle was made (read while waiting for the answer)
+            assert self._loop is not None
+            self._loop.call_soon(process.exited, code)
 
     def forget(self, pid: int) -> None:
         self._processes.pop(pid, None)
@@ -157,6 +168,7 @@ class Spawner:
             if kind == "ready":
                 self._ready = True
             elif kind == "spawned":
+                self._early.pop(message[2], None)  # an exit noted under this pid was another process's
                 fds = _fds(ancillary)
                 self._answers[message[1]] = (kind, message[1], message[2], fds[0] if fds else -1)
                 for extra in fds[1:]:
@@ -165,7 +177,9 @@ class Spawner:
                 self._answers[message[1]] = message
             elif kind == "exit":
                 process = self._processes.pop(message[1], None)
-                if process is not None:
+                if process is None:
+                    self._early[message[1]] = message[2]
+                else:
                     if deferred:  # inside a spawn: not while the caller is half-way through
                         assert self._loop is not None
                         self._loop.call_soon(process.exited, message[2])
