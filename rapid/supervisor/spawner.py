@@ -57,7 +57,8 @@ class Spawner:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
-                [sys.executable, "-I", "-S", ZYGOTE, str(os.getpid()), str(theirs.fileno()), "1" if namespaces else "0"],
+                [sys.executable, "-I", "-S", ZYGOTE, str(os.getpid()), str(theirs.fileno()),
+                 "1" if namespaces else "0"],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True,
                 env={},  # it needs nothing of the daemon's environment; each request carries the runtime's
             )
