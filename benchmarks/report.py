@@ -283,6 +283,8 @@ RATIO_BUDGETS: tuple[tuple[str, str, str, str, str, float, bool], ...] = (
      "rapid:sequential:100 B:daemon_cpu_us", 0.6, False),
     ("cold: first invoke after a daemon start, rapid / RIE", "cold", "fresh function", "first_ms", "rie", 1.0,
      False),
+    ("cold: the same, each over the bare start beside it, rapid / RIE", "cold", "fresh function", "over_bare_x",
+     "rie", 1.0, False),
     # "ms": rapid's own figure per round (a difference already), not a ratio
     ("cold: a new instance's first response over a bare start, ms", "cold", "new instance, running daemon",
      "overhead_ms", "ms", 3.0, False),

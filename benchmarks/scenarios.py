@@ -376,14 +376,16 @@ class Scaling(Scenario):
 
 class Cold(Scenario):
     name, number, title = "cold", 4, "cold start"
-    figures = ("first_ms", "bare_next_ms", "bare_response_ms", "overhead_ms", "overhead_next_ms", "host_start_ms")
+    figures = ("first_ms", "bare_next_ms", "bare_response_ms", "overhead_ms", "overhead_next_ms", "over_bare_x",
+               "host_start_ms")
     HOLD = 0.6  # seconds the first instance stays busy while a second one is started
 
     def workload(self, ctx: Context) -> str:
         return (f"{ctx.sizes.cold} samples, each: a bare start (the echo bootstrap spawned against a fake Runtime "
                 "API in the harness: spawn -> first /next, spawn -> its response to one 100 B event), then a "
                 "fresh host in drop-in mode (rapid: `rapid serve -- BOOTSTRAP`, as RIE runs) and the time from "
-                "the first invoke to its response; overhead = first response - bare response (and - bare /next). "
+                "the first invoke to its response; overhead = first response - bare response (and - bare /next); "
+                "over bare = first response / bare response, per sample. "
                 f"rapid also: while that instance is held busy ({self.HOLD:g} s event), one more invoke, which "
                 "needs a new instance of the running daemon")
 
@@ -421,6 +423,9 @@ class Cold(Scenario):
                     "bare_response_ms": bare_resp * 1e3,
                     "overhead_ms": (first - bare_resp) * 1e3,
                     "overhead_next_ms": (first - bare_next) * 1e3,
+                    # over the bare start of the same sample, a moment before: what a round's
+                    # load does to both cancels out
+                    "over_bare_x": first / bare_resp,
                     **({"host_start_ms": host_start * 1e3} if row == "fresh function" else {}),
                 })
         out = Round()
