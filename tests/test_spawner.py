@@ -195,3 +195,27 @@ def test_a_runtime_starts_from_a_daemon_holding_over_1024_descriptors():
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
         os.rmdir(folder)
+
+
+def test_a_spawner_that_cannot_start_says_so_and_hands_every_spawn_back(monkeypatch, tmp_path):
+    import sys
+
+    from rapid.supervisor.spawner import Spawner, SpawnerGone
+
+    async def scenario() -> None:
+        said: list[str] = []
+        monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
+        spawner = Spawner(say=said.append)
+        monkeypatch.undo()
+        assert not spawner.usable
+        assert said and "cannot start" in said[0] and "started by the daemon itself" in said[0]
+        r, w = os.pipe()
+        try:
+            with pytest.raises(SpawnerGone):
+                spawner.spawn(["/bin/true"], {}, "/", w, None)
+        finally:
+            os.close(r)
+            os.close(w)
+            spawner.close()
+
+    asyncio.run(scenario())

@@ -63,9 +63,9 @@ class Spawner:
                 env={},  # it needs nothing of the daemon's environment; each request carries the runtime's
             )
         except OSError as exc:
-            ours.close()
             self._proc = None
             self.failed: str | None = f"cannot start: {exc}"
+            self._say(f"the spawner {self.failed}; runtimes are started by the daemon itself")
         else:
             self.failed = None
         finally:
