@@ -91,14 +91,16 @@ def round_ratios(a: dict[str, Any], b: dict[str, Any]) -> dict[str, dict[str, li
     return out
 
 
-def spread(values: list[float]) -> str:
-    """``0.71x [0.65-0.80]``: the median and the range of per-round ratios."""
+def spread(values: list[float], unit: str = "x") -> str:
+    """``0.71x [0.65-0.80]``: the median and the range of per-round ratios (or, with
+    ``unit`` "ms", of per-round figures: ``+2.10ms [1.50-3.20]``)."""
     if not values:
         return "-"
     med = statistics.median(values)
+    sign = "+" if unit == "ms" and med >= 0 else ""
     if len(values) == 1:
-        return f"{med:.2f}x"
-    return f"{med:.2f}x [{min(values):.2f}-{max(values):.2f}]"
+        return f"{sign}{med:.2f}{unit}"
+    return f"{sign}{med:.2f}{unit} [{min(values):.2f}-{max(values):.2f}]"
 
 
 def _na(target_result: dict[str, Any]) -> str | None:
@@ -190,7 +192,7 @@ HEADLINES: tuple[tuple[str, str, str, str, float | None, float | None], ...] = (
     ("cold", "fresh function", "overhead_ms", "cold start: overhead over bare ms", 20, 5),
     ("cold", "fresh function", "first_ms", "cold start: invoke -> first response ms", None, None),
     ("cold", "fresh function", "bare_response_ms", "cold start: bare spawn -> response ms", None, None),
-    ("cold", "fresh function, running daemon", "overhead_ms", "cold start in a running daemon: overhead ms",
+    ("cold", "new instance, running daemon", "overhead_ms", "cold start in a running daemon: overhead ms",
      None, None),
     ("idle", "@instances", "rss_mb", "idle: daemon RSS MiB, @n idle instances", None, None),
     ("idle", "@instances", "per_extra_kb", "idle: daemon KiB per extra idle instance", None, None),
@@ -281,6 +283,11 @@ RATIO_BUDGETS: tuple[tuple[str, str, str, str, str, float, bool], ...] = (
      "rapid:sequential:100 B:daemon_cpu_us", 0.6, False),
     ("cold: first invoke after a daemon start, rapid / RIE", "cold", "fresh function", "first_ms", "rie", 1.0,
      False),
+    ("cold: the same, each over the bare start beside it, rapid / RIE", "cold", "fresh function", "over_bare_x",
+     "rie", 1.0, False),
+    # "ms": rapid's own figure per round (a difference already), not a ratio
+    ("cold: a new instance's first response over a bare start, ms", "cold", "new instance, running daemon",
+     "overhead_ms", "ms", 3.0, False),
     ("scale: 1,000 instances, daemon CPU over 1 instance", "scale", "1000 instances", "daemon_cpu_us",
      "rapid:scale:1 instance:daemon_cpu_us", 1.1, False),
     ("scale: 1,000 functions, daemon CPU over 1 function", "scale", "1000 functions", "daemon_cpu_us",
@@ -301,7 +308,9 @@ def ratio_budgets(scenarios: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         if sc is None or "rapid" not in sc["results"]:
             continue
         rapid = sc["results"]["rapid"]
-        if against.startswith("rapid:"):
+        if against == "ms":
+            values = [r["rows"][row][fig] for r in rapid.get("rounds", []) if fig in r.get("rows", {}).get(row, {})]
+        elif against.startswith("rapid:"):
             _, other_sc, other_row, other_fig = against.split(":")
             base = scenarios.get(other_sc, {}).get("results", {}).get("rapid")
             if base is None:
@@ -321,14 +330,14 @@ def ratio_budgets(scenarios: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         med = statistics.median(values)
         ok = med >= budget if higher else med <= budget
         out.append({"label": label, "ratios": values, "median": med, "budget": budget, "higher": higher,
-                    "verdict": "ok" if ok else "over"})
+                    "verdict": "ok" if ok else "over", "unit": "ms" if against == "ms" else "x"})
     return out
 
 
 def ratio_table(entries: list[dict[str, Any]]) -> str:
     lines = ["BUDGETS (issue 10; median [min-max] of per-round ratios from this run)"]
     width = max(len(e["label"]) for e in entries)
-    cells = [spread(e["ratios"]) for e in entries]
+    cells = [spread(e["ratios"], e.get("unit", "x")) for e in entries]
     cw = max(len(c) for c in cells)
     for e, cell in zip(entries, cells):
         budget = (">= " if e["higher"] else "<= ") + f"{e['budget']:g}"

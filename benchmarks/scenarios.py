@@ -20,6 +20,7 @@ import shlex
 import shutil
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -375,42 +376,44 @@ class Scaling(Scenario):
 
 class Cold(Scenario):
     name, number, title = "cold", 4, "cold start"
-    figures = ("first_ms", "bare_next_ms", "bare_response_ms", "overhead_ms", "overhead_next_ms", "host_start_ms")
+    figures = ("first_ms", "bare_next_ms", "bare_response_ms", "overhead_ms", "overhead_next_ms", "over_bare_x",
+               "host_start_ms")
+    HOLD = 0.6  # seconds the first instance stays busy while a second one is started
 
     def workload(self, ctx: Context) -> str:
         return (f"{ctx.sizes.cold} samples, each: a bare start (the echo bootstrap spawned against a fake Runtime "
                 "API in the harness: spawn -> first /next, spawn -> its response to one 100 B event), then a "
-                "fresh host (rapid: a new daemon with `--function`) and the time from the invoke to its first "
-                "response; overhead = first response - bare response (and - bare /next). rapid also: a second, "
-                "never-invoked function of the same (now running) daemon")
+                "fresh host in drop-in mode (rapid: `rapid serve -- BOOTSTRAP`, as RIE runs) and the time from "
+                "the first invoke to its response; overhead = first response - bare response (and - bare /next); "
+                "over bare = first response / bare response, per sample. "
+                f"rapid also: while that instance is held busy ({self.HOLD:g} s event), one more invoke, which "
+                "needs a new instance of the running daemon")
 
     def unsupported(self, kind: str) -> str | None:
         return None if kind == "floor" else ""
 
     def run(self, ctx: Context, target: str) -> Round:
         payload = echo_event(100)
-        samples: dict[str, list[dict[str, float]]] = {"fresh function": [], "fresh function, running daemon": []}
+        samples: dict[str, list[dict[str, float]]] = {"fresh function": [], "new instance, running daemon": []}
         total = ctx.sizes.cold
         for i in range(total):
             ctx.progress(i / total)
             bare_next, bare_resp = bare_start(ctx.bootstrap, ctx.function_dir, payload, ctx.logs)
             t_launch = time.perf_counter()
             rapid = ctx.kind(target) == "rapid"
-            if rapid:
-                server = ctx.rapid(target, ["--function", f"a={ctx.function_dir}", "--function",
-                                            f"b={ctx.function_dir}"], "cold", function="a")
-            else:
-                server = ctx.dropin(target, self.name)
+            server = ctx.dropin(target, self.name)  # like-for-like: one function, drop-in mode, for every host
             host_start = time.perf_counter() - t_launch
             try:
-                firsts = []
-                with Connection(server.port) as conn:
-                    for fn in (("a", "b") if rapid else (None,)):
-                        req = request(server.path(fn), payload)
-                        t0 = time.perf_counter()
-                        status, body, _ = conn.roundtrip(req)
-                        firsts.append(time.perf_counter() - t0)
-                        _check(status, body, payload)
+                firsts = [_first_response(server.port, server.path(), payload)]
+                if rapid:  # a new instance while the first is busy
+                    busy = threading.Thread(target=_first_response, args=(
+                        server.port, server.path(), json.dumps({"sleep": self.HOLD}).encode(), False))
+                    busy.start()
+                    time.sleep(self.HOLD / 3)
+                    try:
+                        firsts.append(_first_response(server.port, server.path(), payload))
+                    finally:
+                        busy.join()
             finally:
                 server.stop()
             for row, first in zip(samples, firsts):
@@ -420,6 +423,9 @@ class Cold(Scenario):
                     "bare_response_ms": bare_resp * 1e3,
                     "overhead_ms": (first - bare_resp) * 1e3,
                     "overhead_next_ms": (first - bare_next) * 1e3,
+                    # over the bare start of the same sample, a moment before: what a round's
+                    # load does to both cancels out
+                    "over_bare_x": first / bare_resp,
                     **({"host_start_ms": host_start * 1e3} if row == "fresh function" else {}),
                 })
         out = Round()
@@ -428,6 +434,17 @@ class Cold(Scenario):
                 out.rows[row] = {k: statistics.median(x[k] for x in items) for k in items[0]}
                 out.samples[row] = [round(x["first_ms"] * 1e3, 1) for x in items]
         return out
+
+
+def _first_response(port: int, path: str, payload: bytes, check: bool = True) -> float:
+    """Seconds from one invoke (on a new connection) to its answer."""
+    with Connection(port) as conn:
+        req = request(path, payload)
+        t0 = time.perf_counter()
+        status, body, _ = conn.roundtrip(req)
+        took = time.perf_counter() - t0
+    _check(status, body, payload if check else None)
+    return took
 
 
 # -- (5) idle footprint ----------------------------------------------------------------------------

@@ -162,3 +162,17 @@ def test_against_rie_runs_side_by_side_and_says_rie_takes_no_concurrent_load(tmp
     assert set(results) == {"rapid", "rie", "relay"}
     assert SEQUENTIAL_FIGURES <= results["rie"]["rounds"][0]["rows"]["100 B"].keys()
     assert_no_leaks(home)
+
+
+def test_cold_runs_rapid_in_drop_in_mode_and_measures_a_new_instance_of_the_running_daemon(tmp_path):
+    home = tempfile.mkdtemp(prefix="rapid-test-home-")
+    out = tmp_path / "results.json"
+    proc = _harness(["--quick", "--only", "cold", "--rounds", "1", "--json", str(out)], home, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "a new instance's first response over a bare start, ms" in proc.stdout  # issue 10's +3 ms budget
+    rows = json.loads(out.read_text())["scenarios"]["cold"]["results"]["rapid"]["rounds"][0]["rows"]
+    assert set(rows) == {"fresh function", "new instance, running daemon"}
+    for row in rows.values():
+        assert row["first_ms"] > 0 and row["bare_response_ms"] > 0
+        assert row["over_bare_x"] > 0
+    assert_no_leaks(home)

@@ -72,7 +72,8 @@ class Host:
             self.guardian.cgroup_folder(folder)
         self.guardian.scratch_folder(self.tmp_root)
         # What starts runtimes: real processes, or a test's fake backend.
-        self.processes: ProcessBackend = processes if processes is not None else Processes(self.guardian)
+        self.processes: ProcessBackend = processes if processes is not None else Processes(
+            self.guardian, namespaces=self.sandbox.namespaces)
         self.max_concurrency = config.max_concurrency
         self._sweeper: asyncio.Task[None] | None = None
         # Sees every Runtime API request when set (rapid check / bench); None in the daemon.
@@ -264,6 +265,8 @@ class Host:
         """Give back what the host holds: the guardian (which kills any runtime left), the
         cgroups, the TMPDIR folder. Safe to call twice, and on a host that never started."""
         self.guardian.close()
+        if isinstance(self.processes, Processes):
+            self.processes.close()  # the spawner (rapid.supervisor.spawner)
         self.sandbox.close()
         shutil.rmtree(self.tmp_root, ignore_errors=True)
         self.logs.flush()

@@ -6,8 +6,11 @@ gets a ``RuntimeHandle`` back: output arrives line by line through ``on_line``, 
 through ``on_exit`` (once, with the exit status, negative for a signal), and the instance
 drives it with ``kill``, ``terminate``, ``freeze`` and ``thaw``.
 
-``Processes`` is the real backend (``RuntimeProcess``: a child in its own session, watched
-through a pidfd, registered with the guardian, joined to its cgroups off the event loop).
+``Processes`` is the real backend: each runtime is started by the spawner
+(``rapid.supervisor.spawner``: a small helper process that forks and enters the sandbox,
+so the daemon never forks itself), or, where the spawner cannot run, by the daemon with the
+sandbox as a ``preexec`` (``RuntimeProcess``). Either way it is a child in its own session,
+registered with the guardian and joined to its cgroups off the event loop.
 Tests pass a fake one whose runtimes are coroutines in the test's own process speaking the
 Runtime API over loopback (``tests/unit/fake_backend.py``), so the pool and the instance
 lifecycle are exercised with no subprocess.
@@ -22,6 +25,7 @@ from typing import Protocol
 from rapid.supervisor.guardian import Guardian
 from rapid.supervisor.process import RuntimeProcess
 from rapid.supervisor.sandbox import SandboxSpec
+from rapid.supervisor.spawner import SpawnedProcess, Spawner, SpawnerGone
 
 
 class RuntimeHandle(Protocol):
@@ -67,10 +71,16 @@ class ProcessBackend(Protocol):
 
 
 class Processes:
-    """The real backend: one ``RuntimeProcess`` per runtime."""
+    """The real backend: one ``SpawnedProcess`` (or ``RuntimeProcess``) per runtime."""
 
-    def __init__(self, guardian: Guardian) -> None:
+    def __init__(self, guardian: Guardian, spawner: bool = True, namespaces: bool = False) -> None:
         self.guardian = guardian
+        # namespaces: whether runtimes get a mount namespace (the spawner readies one ahead)
+        self.spawner = Spawner(namespaces=namespaces) if spawner else None
+        try:  # the worker thread that joins cgroups, started now rather than on the first cold start
+            asyncio.get_running_loop().run_in_executor(None, int)
+        except RuntimeError:
+            pass  # no loop yet: it starts with the first spawn
 
     def spawn(
         self,
@@ -81,13 +91,27 @@ class Processes:
         on_exit: Callable[[int], None],
         sandbox: SandboxSpec,
     ) -> RuntimeProcess:
-        process = RuntimeProcess(
-            argv, env, cwd, on_line, on_exit, self.guardian, preexec=sandbox.preexec, cgroup=sandbox.cgroup,
-            freezer=sandbox.freezer,
-        )
+        process: RuntimeProcess | None = None
+        spawner = self.spawner
+        if spawner is not None and spawner.usable and sandbox.plan is not None:
+            try:
+                process = SpawnedProcess(spawner, argv, env, cwd, on_line, on_exit, self.guardian,
+                                         plan=sandbox.plan, cgroup=sandbox.cgroup, freezer=sandbox.freezer)
+            except SpawnerGone:
+                process = None  # it said why; this runtime and the next start the direct way
+        if process is None:
+            process = RuntimeProcess(
+                argv, env, cwd, on_line, on_exit, self.guardian, preexec=sandbox.preexec, cgroup=sandbox.cgroup,
+                freezer=sandbox.freezer,
+            )
         if sandbox.cgroup or sandbox.freezer:
             asyncio.get_running_loop().run_in_executor(None, sandbox.attach, process.pid)
         return process
 
+    def close(self) -> None:
+        """Stop the spawner (once the runtimes are gone)."""
+        if self.spawner is not None:
+            self.spawner.close()
+
     def __repr__(self) -> str:
-        return f"<Processes {self.guardian!r}>"
+        return f"<Processes {self.guardian!r} {self.spawner!r}>"

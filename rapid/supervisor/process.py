@@ -38,16 +38,10 @@ class RuntimeProcess:
         freezer: str | None = None,
         pass_fds: tuple[int, ...] = (),
     ) -> None:
-        loop = asyncio.get_running_loop()
-        self._loop = loop
-        self._on_line = on_line
-        self._on_exit = on_exit
-        self._guardian = guardian
-        self._partial = b""
-        self.returncode: int | None = None
+        self._begin(on_line, on_exit, guardian)
         r, w = os.pipe()
         try:
-            self._popen = subprocess.Popen(
+            self._popen: subprocess.Popen[bytes] | None = subprocess.Popen(
                 list(argv),
                 env=dict(env),
                 cwd=cwd,
@@ -64,16 +58,29 @@ class RuntimeProcess:
             os.close(w)
             raise
         os.close(w)
-        self.pid = self._popen.pid
-        guardian.watch(self.pid, freezer)
-        self.cgroup = cgroup or freezer
-        self.memory = PeakMemory(self.pid, cgroup)
-        self._freezer = Freezer(freezer) if freezer else None
-        os.set_blocking(r, False)
-        self._out: int | None = r
-        loop.add_reader(r, self._read)
+        self._adopt(self._popen.pid, r, cgroup, freezer)
         self._pidfd: int | None = os.pidfd_open(self.pid)
-        loop.add_reader(self._pidfd, self._reap)
+        self._loop.add_reader(self._pidfd, self._reap)
+
+    def _begin(self, on_line: Callable[[bytes], None], on_exit: Callable[[int], None], guardian: Guardian) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._on_line = on_line
+        self._on_exit = on_exit
+        self._guardian = guardian
+        self._partial = b""
+        self.returncode: int | None = None
+
+    def _adopt(self, pid: int, out: int, cgroup: str | None, freezer: str | None) -> None:
+        """The started process ``pid`` whose output is read from ``out``: registered with
+        the guardian, its memory and freezer opened, its output read on the loop."""
+        self.pid = pid
+        self._guardian.watch(pid, freezer)
+        self.cgroup = cgroup or freezer
+        self.memory = PeakMemory(pid, cgroup)
+        self._freezer = Freezer(freezer) if freezer else None
+        os.set_blocking(out, False)
+        self._out: int | None = out
+        self._loop.add_reader(out, self._read)
 
     # -- output ---------------------------------------------------------------------------
 
@@ -130,14 +137,19 @@ class RuntimeProcess:
     # -- exit -----------------------------------------------------------------------------
 
     def _reap(self) -> None:
+        assert self._popen is not None
         code = self._popen.poll()
         if code is None:
             return
-        self.returncode = code
         if self._pidfd is not None:
             self._loop.remove_reader(self._pidfd)
             os.close(self._pidfd)
             self._pidfd = None
+        self._ended(code)
+
+    def _ended(self, code: int) -> None:
+        """It exited with ``code`` (negative: the signal that killed it)."""
+        self.returncode = code
         self.drain()
         # Children the runtime left behind die with it.
         self._signal_group(signal.SIGKILL)

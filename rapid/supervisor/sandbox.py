@@ -25,17 +25,19 @@ What the daemon may do decides the mode, once, at start (``Sandbox.detect``):
   inheritable, permitted, effective). The code folders are mounted ``nosuid,nodev`` and
   read-only in the instance's mount namespace.
 
-What must happen in the child runs in ``preexec``, between fork and exec; joining the
-cgroups happens from a worker thread right after the spawn (``SandboxSpec.attach``), since
-on cgroup v1 it costs milliseconds that would otherwise stall the event loop and every cold
-start.
+What must happen in the child is written down as a plan of plain values (``Sandbox.plan``)
+and carried out between fork and exec by ``rapid.supervisor.spawn_sandbox.enter``: in a
+child of the spawner (``rapid.supervisor.spawner``), or, where the spawner cannot run, in a
+``preexec`` of the daemon. Joining the cgroups happens from a worker thread right after the
+spawn (``SandboxSpec.attach``), since on cgroup v1 it costs milliseconds that would
+otherwise stall the event loop and every cold start.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
-import resource
 import shutil
 import stat
 import subprocess
@@ -45,23 +47,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rapid.supervisor.cgroups import Cgroups
+from rapid.supervisor.spawn_sandbox import LAMBDA_RLIMITS, Plan, enter, join
 
 if TYPE_CHECKING:
     from rapid.config import Config
     from rapid.host.code import Code
 
-_CLONE_NEWNS = 0x00020000
-_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
-_MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 32, 4096, 16384, 1 << 18
-_MS_NOATIME, _MS_NODIRATIME, _MS_RELATIME = 1024, 2048, 1 << 21
-# statvfs flags a bind remount must repeat, or it would clear them.
-_KEPT_FLAGS = (
-    (os.ST_NOEXEC, _MS_NOEXEC), (os.ST_NOATIME, _MS_NOATIME), (os.ST_NODIRATIME, _MS_NODIRATIME),
-    (os.ST_RELATIME, _MS_RELATIME),
-)
-_PR_CAPBSET_DROP, _PR_SET_NO_NEW_PRIVS, _PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 24, 38, 47, 4
-_CAPABILITY_VERSION_3 = 0x20080522
-_LAMBDA_RLIMITS = 1024
+_LAMBDA_RLIMITS = LAMBDA_RLIMITS
 
 
 @dataclass(slots=True)
@@ -75,6 +67,9 @@ class SandboxSpec:
     # For the instance's other processes (extensions): given the runtime's pid, a preexec
     # that joins its mount namespace (its /tmp) and drops to the same uid.
     joiner: Callable[[int], Callable[[], None]] | None = None
+    # What ``preexec`` does, as plain values: for the spawner (rapid.supervisor.spawner),
+    # which carries it out in its own child instead of the daemon's.
+    plan: Plan | None = None
 
     def attach(self, pid: int) -> None:
         """Move a spawned runtime into its cgroups. Blocking, and slow on cgroup v1 (each
@@ -152,8 +147,9 @@ class Sandbox:
             os.mkdir(tmpdir, 0o700)
             if uid is not None:
                 os.chown(tmpdir, uid, uid)
-        preexec = self._preexec(code, tmp_mb, uid)
-        return SandboxSpec(tmpdir, tmpdir_on_host, uid, preexec, cgroup, freezer, self._joiner(uid))
+        plan = self.plan(code, tmp_mb, uid)
+        preexec = functools.partial(enter, plan, self._libc)
+        return SandboxSpec(tmpdir, tmpdir_on_host, uid, preexec, cgroup, freezer, self._joiner(uid), plan)
 
     def release(self, key: str, uid: int | None) -> None:
         """The instance ``key`` is gone: its uid is free again, its cgroups are removed."""
@@ -182,134 +178,33 @@ class Sandbox:
             "hidden": [p for p in _needed_paths(code) if _under(p, "/tmp")], "last_cap": self._last_cap,
         }
 
-    def _preexec(self, code: Code, tmp_mb: int, uid: int | None) -> Callable[[], None]:
-        libc = self._libc
-        namespaces = self.namespaces
-        task_root = code.task_root
-        last_cap = self._last_cap
+    def plan(self, code: Code, tmp_mb: int, uid: int | None) -> Plan:
+        """What the runtime of an instance of ``code`` does to itself before it execs, as
+        plain values (``rapid.supervisor.spawn_sandbox.enter`` carries it out)."""
         # Paths the runtime needs that a tmpfs on /tmp would hide: bound back in, read-only.
-        keep = _needed_paths(code)
-        hidden = [p for p in keep if _under(p, "/tmp")]
-        readonly = [task_root, code.runtime_dir]
+        hidden = [p for p in _needed_paths(code) if _under(p, "/tmp")] if self.namespaces else []
+        return {
+            "rlimit": _LAMBDA_RLIMITS, "namespace": self.namespaces, "tmp_mb": tmp_mb, "hidden": hidden,
+            "readonly": [code.task_root, code.runtime_dir], "opt": code.opt or "", "task_root": code.task_root,
+            "uid": uid, "last_cap": self._last_cap,
+        }
 
-        def mount(src: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> None:
-            enc = (lambda s: s.encode() if s is not None else None)
-            if libc.mount(enc(src), enc(target), enc(fstype), flags, enc(data)) != 0:
-                err = ctypes.get_errno()
-                raise OSError(err, f"mount {target}: {os.strerror(err)}")
-
-        def prctl(option: int, arg: int, arg3: int = 0) -> None:
-            if libc.prctl(option, ctypes.c_ulong(arg), ctypes.c_ulong(arg3), ctypes.c_ulong(0), ctypes.c_ulong(0)) != 0:
-                err = ctypes.get_errno()
-                raise OSError(err, f"prctl {option}: {os.strerror(err)}")
-
-        def preexec() -> None:
-            for limit in (resource.RLIMIT_NOFILE, resource.RLIMIT_NPROC):
-                resource.setrlimit(limit, (_LAMBDA_RLIMITS, _LAMBDA_RLIMITS))
-            if namespaces:
-                if libc.unshare(_CLONE_NEWNS) != 0:
-                    raise OSError(ctypes.get_errno(), "unshare")
-                mount(None, "/", None, _MS_REC | _MS_PRIVATE, None)
-                fds = {p: os.open(p, os.O_PATH) for p in hidden if os.path.exists(p)}
-                mount("tmpfs", "/tmp", "tmpfs", _MS_NOSUID | _MS_NODEV, f"size={tmp_mb}m,mode=1777")
-                for path, fd in fds.items():
-                    if os.path.isdir(f"/proc/self/fd/{fd}"):
-                        os.makedirs(path, exist_ok=True)
-                    else:
-                        os.makedirs(os.path.dirname(path), exist_ok=True)
-                        open(path, "a").close()
-                    mount(f"/proc/self/fd/{fd}", path, None, _MS_BIND | _MS_REC, None)
-                    mount(None, path, None, _locked_down(path), None)  # never writable, nosuid, nodev
-                    os.close(fd)
-                for path in readonly:
-                    if os.path.isdir(path):
-                        if path not in fds:
-                            mount(path, path, None, _MS_BIND | _MS_REC, None)
-                        mount(None, path, None, _locked_down(path), None)
-                _bind_opt(mount, code.opt)
-                os.chdir(task_root)
-            if uid is not None:
-                # Drop every capability the child could ever regain, while it still may
-                # (without CAP_SETPCAP, as in some containers, the bounding set stays; no
-                # new privileges below still keeps any exec from using it).
-                for cap in range(last_cap + 1):
-                    libc.prctl(_PR_CAPBSET_DROP, ctypes.c_ulong(cap), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))
-                prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL)
-                os.setgroups([])
-                os.setgid(uid)
-                os.setuid(uid)  # clears permitted and effective; inheritable stays, so:
-                _clear_capabilities(libc)
-            prctl(_PR_SET_NO_NEW_PRIVS, 1)
-
-        return preexec
+    def _preexec(self, code: Code, tmp_mb: int, uid: int | None) -> Callable[[], None]:
+        return functools.partial(enter, self.plan(code, tmp_mb, uid), self._libc)
 
     def _joiner(self, uid: int | None) -> Callable[[int], Callable[[], None]]:
         """Preexecs for a process that shares a running runtime's sandbox: the same mount
         namespace (entered with setns, so the same private /tmp), rlimits, uid, no privilege."""
+        plan = {"rlimit": _LAMBDA_RLIMITS, "namespace": self.namespaces, "uid": uid, "last_cap": self._last_cap}
         libc = self._libc
-        namespaces = self.namespaces
-        last_cap = self._last_cap
 
         def for_runtime(pid: int) -> Callable[[], None]:
-            def preexec() -> None:
-                for limit in (resource.RLIMIT_NOFILE, resource.RLIMIT_NPROC):
-                    resource.setrlimit(limit, (_LAMBDA_RLIMITS, _LAMBDA_RLIMITS))
-                if namespaces:
-                    cwd = os.getcwd()
-                    fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY)
-                    try:
-                        if libc.setns(fd, _CLONE_NEWNS) != 0:
-                            raise OSError(ctypes.get_errno(), "setns")
-                    finally:
-                        os.close(fd)
-                    os.chdir(cwd)  # the same folder, as the namespace shows it
-                if uid is not None:
-                    for cap in range(last_cap + 1):
-                        libc.prctl(_PR_CAPBSET_DROP, ctypes.c_ulong(cap), ctypes.c_ulong(0), ctypes.c_ulong(0),
-                                   ctypes.c_ulong(0))
-                    libc.prctl(_PR_CAP_AMBIENT, ctypes.c_ulong(_PR_CAP_AMBIENT_CLEAR_ALL), ctypes.c_ulong(0),
-                               ctypes.c_ulong(0), ctypes.c_ulong(0))
-                    os.setgroups([])
-                    os.setgid(uid)
-                    os.setuid(uid)
-                    _clear_capabilities(libc)
-                libc.prctl(_PR_SET_NO_NEW_PRIVS, ctypes.c_ulong(1), ctypes.c_ulong(0), ctypes.c_ulong(0),
-                           ctypes.c_ulong(0))
-
-            return preexec
+            return functools.partial(join, pid, plan, libc)
 
         return for_runtime
 
     def __repr__(self) -> str:
         return f"<Sandbox namespaces={self.namespaces} drop={self.drop} {self.cgroups!r}>"
-
-
-def _locked_down(path: str) -> int:
-    """Flags to remount a bind of ``path`` read-only, nosuid and nodev, keeping the
-    restrictions its filesystem already had."""
-    flags = _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV | _MS_REC
-    have = os.statvfs(path).f_flag
-    for st, ms in _KEPT_FLAGS:
-        if have & st:
-            flags |= ms
-    return flags
-
-
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-
-class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
-
-
-def _clear_capabilities(libc: ctypes.CDLL) -> None:
-    """capset(2) with every set empty (version 3: two 32-bit words per set)."""
-    header = _CapHeader(_CAPABILITY_VERSION_3, 0)
-    data = (_CapData * 2)()
-    if libc.capset(ctypes.byref(header), data) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"capset: {os.strerror(err)}")
 
 
 def _last_capability() -> int:
@@ -318,15 +213,6 @@ def _last_capability() -> int:
             return int(f.read())
     except (OSError, ValueError):
         return 40  # CAP_CHECKPOINT_RESTORE, the last one as of Linux 5.9
-
-
-def _bind_opt(mount: Callable[[str | None, str, str | None, int, str | None], None], merged: str) -> None:
-    """In the instance's mount namespace: its merged layers at ``/opt``, read-only, nosuid, nodev."""
-    if not merged:
-        return
-    os.makedirs("/opt", exist_ok=True)
-    mount(merged, "/opt", None, _MS_BIND | _MS_REC, None)
-    mount(None, "/opt", None, _locked_down(merged), None)
 
 
 def _under(path: str, root: str) -> bool:
