@@ -61,6 +61,7 @@ class Node:
         self.placement: Placement | None = None
         self.event_store: JetStreamEventStore | None = None
         self.adoption: Adoption | None = None
+        self.spread: Spread | None = None
 
     @classmethod
     def join(cls, url: str, data_dir: str, say: Callable[[str], None], replicas: int = 1) -> Node:
@@ -114,7 +115,8 @@ class Node:
         await self.placement.start(invoke_api)
         invoke_api.placement = self.placement
         self.parts.append(self.placement)
-        self.spread = Spread(deployment, self.id, lambda: [p.id for p in self.membership.alive()], self.say)
+        self.spread = Spread(deployment, self.id, lambda: [p.id for p in self.membership.alive()], self.say,
+                             self.membership.alive)
         await self.spread.start()
         self.parts.append(self.spread)
 
@@ -164,6 +166,7 @@ class Node:
             inflight=sum(p.running for p in pools),
             forwarded_out=placement.out if placement else 0, forwarded_in=placement.into if placement else 0,
             functions=functions,
+            provisioned=self.spread.parts() if self.spread is not None else {},
         )
 
     def metrics(self) -> str:
