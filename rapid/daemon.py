@@ -185,7 +185,8 @@ async def serve_forever(config: Config) -> int:
         host.start()
         deployment.started()
         if node is not None:
-            await node.attach(host, deployment, app.invoke_api, f"http://{config.host}:{server.sockets[0].getsockname()[1]}")
+            await node.attach(host, deployment, app.invoke_api, f"http://{config.host}:{server.sockets[0].getsockname()[1]}",
+                              app.urls)
             await node.adopt(events)
             app.more_metrics.append(node.metrics)
         events.start()

@@ -27,12 +27,14 @@ from rapid.cluster.membership import Membership
 from rapid.cluster.provisioned import Spread
 from rapid.cluster.registry_sync import RegistrySync
 from rapid.cluster.status import FunctionLoad, NodeStatus
+from rapid.cluster.stream_forwarding import StreamRelay
 from rapid.events.jetstream_store import JetStreamEventStore
 from rapid.events.store import Recovery, StoreError
 from rapid.registry.jetstream_store import JetStreamRegistryStore
 
 if TYPE_CHECKING:
     from rapid.api.invoke import InvokeAPI
+    from rapid.api.url import UrlServer
     from rapid.events.dispatcher import Dispatcher
     from rapid.events.sqlite_store import SQLiteStore
     from rapid.host.deployment import Deployment
@@ -62,6 +64,7 @@ class Node:
         self.event_store: JetStreamEventStore | None = None
         self.adoption: Adoption | None = None
         self.spread: Spread | None = None
+        self.streams: StreamRelay | None = None
 
     @classmethod
     def join(cls, url: str, data_dir: str, say: Callable[[str], None], replicas: int = 1) -> Node:
@@ -90,7 +93,8 @@ class Node:
         self.sync = RegistrySync(registry, self.store, self.code, self.say)
         self.sync.start()
 
-    async def attach(self, host: Host, deployment: Deployment, invoke_api: InvokeAPI, address: str) -> None:
+    async def attach(self, host: Host, deployment: Deployment, invoke_api: InvokeAPI, address: str,
+                     urls: UrlServer | None = None) -> None:
         """Once the daemon listens: membership, leases and forwarding start."""
         registry = deployment.registry
         self.host, self.registry, self.deployment = host, registry, deployment
@@ -108,15 +112,19 @@ class Node:
         for name in list(registry.latest):
             self.leases.limit(name)
         deployment.on_change(self._changed)
-        self.membership = Membership(self.link, self.id, self.describe)
-        await self.membership.start()
-        self.parts.append(self.membership)
+        self.membership = membership = Membership(self.link, self.id, self.describe)
+        await membership.start()
+        self.parts.append(membership)
         self.placement = Placement(self.link, self.id, self.membership, self.leases, deployment.knows, reserved_of)
         await self.placement.start(invoke_api)
         invoke_api.placement = self.placement
         self.parts.append(self.placement)
-        self.spread = Spread(deployment, self.id, lambda: [p.id for p in self.membership.alive()], self.say,
-                             self.membership.alive)
+        self.streams = StreamRelay(self.link, self.id)  # InvokeWithResponseStream and URLs, forwarded
+        await self.streams.start(invoke_api, urls)
+        self.placement.streams = self.streams
+        self.parts.append(self.streams)
+        self.spread = Spread(deployment, self.id, lambda: [p.id for p in membership.alive()], self.say,
+                             membership.alive)
         await self.spread.start()
         self.parts.append(self.spread)
 
@@ -164,7 +172,7 @@ class Node:
             id=self.id, url=self.address, started=self.started,
             instances=sum(len(p.instances) for p in pools), unreserved_room=host.unreserved_room(),
             inflight=sum(p.running for p in pools),
-            forwarded_out=placement.out if placement else 0, forwarded_in=placement.into if placement else 0,
+            forwarded_out=placement.out if placement else 0, forwarded_in=(placement.into if placement else 0) + (self.streams.into if self.streams else 0),
             functions=functions,
             provisioned=self.spread.parts() if self.spread is not None else {},
         )
