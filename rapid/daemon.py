@@ -165,7 +165,7 @@ async def serve_forever(config: Config) -> int:
         app.more_metrics.append(autoscaler.metrics)
         # Gradual deployments of aliases (rapid.deployments): the template applier's host.deployments.
         host.deployments = Deployments(registry, host, scaling_clock, say)
-        host.deployments.load()
+        host.deployments.load(recover=node is None)  # in a cluster, the node that runs them recovers them
         app.targets["CodeDeploy_20141006"] = CodeDeployAPI(host.deployments)
         app.add(DeploymentsView(host.deployments))
         templates = _templates(config, app, host)  # rapid.template: checked before anything listens
@@ -188,6 +188,7 @@ async def serve_forever(config: Config) -> int:
             await node.attach(host, deployment, app.invoke_api, f"http://{config.host}:{server.sockets[0].getsockname()[1]}",
                               app.urls)
             await node.adopt(events)
+            await node.control(app, scaling, autoscaler, host.deployments)  # one node runs them (rapid.cluster)
             app.more_metrics.append(node.metrics)
         events.start()
         if queue_owner is None:

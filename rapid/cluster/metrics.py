@@ -40,6 +40,13 @@ def render(node: Node) -> str:
          "deleted from JetStream).", node.event_store.acked if node.event_store else 0),
         ("rapid_cluster_events_adopted_total", "counter", "Async events of dead nodes this node took over.",
          node.adoption.adopted if node.adoption else 0),
+        ("rapid_cluster_control_owner", "gauge", "1 while this node runs the autoscaler and the gradual "
+         "deployments.", int(node.control_owner.valid()) if node.control_owner else 0),
+        ("rapid_cluster_control_takeovers_total", "counter", "Times this node took the autoscaler and the gradual "
+         "deployments over.", node.control_owner.takeovers if node.control_owner else 0),
+        ("rapid_cluster_autoscaler_rounds_total", "counter", "Autoscaling rounds this node ran (only the node "
+         "holding the control lease runs them).",
+         node.control_owner.autoscaler.rounds if node.control_owner else 0),
         ("rapid_cluster_events_redelivered_total", "counter", "Taken-over events that had started on the dead "
          "node (possible duplicates).", node.adoption.redelivered if node.adoption else 0),
     ]

@@ -34,6 +34,10 @@ from rapid.registry.jetstream_store import JetStreamRegistryStore
 
 if TYPE_CHECKING:
     from rapid.api.invoke import InvokeAPI
+    from rapid.autoscaling.runner import Autoscaler
+    from rapid.autoscaling.service import AutoScaling
+    from rapid.cluster.control_owner import ControlOwner
+    from rapid.deployments.service import Deployments
     from rapid.api.url import UrlServer
     from rapid.events.dispatcher import Dispatcher
     from rapid.events.sqlite_store import SQLiteStore
@@ -65,6 +69,7 @@ class Node:
         self.adoption: Adoption | None = None
         self.spread: Spread | None = None
         self.streams: StreamRelay | None = None
+        self.control_owner: ControlOwner | None = None
 
     @classmethod
     def join(cls, url: str, data_dir: str, say: Callable[[str], None], replicas: int = 1) -> Node:
@@ -151,6 +156,20 @@ class Node:
         self.adoption = Adoption(self.event_store, self.membership, events.offer, self.say)
         await self.adoption.start()
         self.parts.append(self.adoption)
+
+    async def control(self, app: Any, scaling: AutoScaling, autoscaler: Autoscaler, deployments: Deployments) -> None:
+        """Once membership runs: autoscaling's and deployments' records followed from the
+        other nodes, and one node at a time running them (``control_owner``)."""
+        from rapid.cluster.control_owner import ControlOwner
+        from rapid.cluster.control_sync import follow
+
+        if self.sync is not None:
+            follow(self.sync, scaling, deployments)
+        if self.spread is not None:
+            autoscaler.figures = self.spread.figures
+        self.control_owner = ControlOwner(self.link, self.id, autoscaler, deployments, self.say)
+        await self.control_owner.start(app)
+        self.parts.append(self.control_owner)
 
     def _changed(self, event: str, name: str, _version: str | None) -> None:
         """After the deployment set a pool up: its reserved limit is the leases held here."""

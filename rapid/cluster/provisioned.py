@@ -101,6 +101,15 @@ class Spread:
         allocated, status, reason = combined(requested, parts)
         return allocated, allocated, status, reason
 
+    def figures(self, name: str, version: str) -> tuple[int, int]:
+        """(in-flight, ready capacity) of a version's provisioned instances across the
+        cluster: what the autoscaler's utilization metric is made of."""
+        k = key_of(name, version)
+        pool = self.deployment.host.pools.get((name, version))
+        parts = [part_of(pool)] if pool is not None else []
+        parts += [peer.provisioned[k] for peer in self.peers() if k in peer.provisioned]
+        return sum(p.in_flight for p in parts), sum(p.capacity for p in parts)
+
     async def start(self) -> None:
         self._members = tuple(sorted(self.alive()))
         self.deployment.share = self.part
