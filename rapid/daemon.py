@@ -161,6 +161,8 @@ async def serve_forever(config: Config) -> int:
         scaling.load()
         autoscaler = Autoscaler(scaling, host, scaling_clock,
                                 lambda name, q, n: check_provisioned(registry, host, name, q, n), say)
+        if node is not None:
+            autoscaler.active = lambda: False  # until node.control: only the lease's holder scales
         app.targets["AnyScaleFrontendService"] = AutoScalingAPI(scaling, autoscaler)
         app.more_metrics.append(autoscaler.metrics)
         # Gradual deployments of aliases (rapid.deployments): the template applier's host.deployments.
