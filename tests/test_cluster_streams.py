@@ -220,3 +220,40 @@ def test_a_peer_dying_mid_stream_breaks_the_stream(tmp_path: Path) -> None:
         finally:
             conn.close()
         assert nodes[0].request("GET", "/2015-03-31/functions").status == 200
+
+
+def test_forwarded_invocations_run_side_by_side(tmp_path: Path) -> None:
+    # Reserved 2, both instances on node 1: two invokes and then two streams sent to node 0
+    # at once are both forwarded and must run on node 1 together (each waits for a file the
+    # test creates only once both run), not one after the other.
+    with _two(tmp_path) as nodes:
+        lam = client(nodes[0])
+        name = f"pair-{unique()}"
+        lam.create_function(FunctionName=name, Runtime="python3.12", Handler="app.handler", Role=ROLE,
+                            Code={"ZipFile": python_zip(STREAMER)}, Timeout=60)
+        wait_active(lam, name)
+        lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=2)
+        wait_until(lambda: all(client(n).get_function_concurrency(FunctionName=name)
+                               .get("ReservedConcurrentExecutions") == 2 for n in nodes), timeout=15,
+                   what="the reservation everywhere")
+
+        def pair(node, path: str, gate: Path) -> list[tuple[int, dict[str, str], bytes]]:  # type: ignore[no-untyped-def]
+            body = json.dumps({"gate": str(gate)}).encode()
+            with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                calls = [pool.submit(_raw, node, "POST", path, body) for _ in range(2)]
+                wait_until(lambda: metric(nodes[1], "rapid_cluster_inflight") == 2, timeout=20,
+                           what="two invocations running on node 1 at once")
+                gate.touch()
+                return [c.result() for c in calls]
+
+        invoke_path = f"/2015-03-31/functions/{name}/invocations"
+        warm = pair(nodes[1], invoke_path, tmp_path / "gate-warm")  # both instances and leases: node 1's
+        assert [r[0] for r in warm] == [200, 200]
+        wait_until(lambda: metric(nodes[1], "rapid_cluster_inflight") == 0, timeout=10, what="node 1 idle")
+        synced = pair(nodes[0], invoke_path, tmp_path / "gate-sync")
+        assert [r[0] for r in synced] == [200, 200] and all(r[2].startswith(b"first;second;") for r in synced)
+        wait_until(lambda: metric(nodes[1], "rapid_cluster_inflight") == 0, timeout=10, what="node 1 idle")
+        streamed = pair(nodes[0], _stream_path(name), tmp_path / "gate-stream")
+        assert [r[0] for r in streamed] == [200, 200]
+        assert all(_messages(r[2])[1].startswith(b"first;second;") for r in streamed)
+        assert metric(nodes[1], "rapid_cluster_forwarded_in_total") == 4

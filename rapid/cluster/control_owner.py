@@ -95,6 +95,7 @@ class ControlOwner:
         self._inner: Callable[[Request, str], Any] | None = None  # the CodeDeploy API of this node
         self._kv: Any = None
         self._sub: Any = None
+        self._serving: set[asyncio.Task[None]] = set()  # answers being made (the link's loop)
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped = False
@@ -240,6 +241,13 @@ class ControlOwner:
             return Response(answer.status, answer.body, [(k, v) for k, v in answer.headers])
 
     async def _serve(self, msg: Any) -> None:
+        """On the link's loop: each call on a task of its own (a CreateDeployment waits for
+        its start; nats-py hands a subscription its next message only after the callback)."""
+        task = asyncio.get_running_loop().create_task(self._respond(msg))
+        self._serving.add(task)
+        task.add_done_callback(self._serving.discard)
+
+    async def _respond(self, msg: Any) -> None:
         """On the link's loop: the call runs on the daemon's loop, through the CodeDeploy API."""
         assert self._loop is not None
         try:

@@ -108,6 +108,7 @@ class Placement:
         self.into = 0  # run here for a peer
         self.refused = 0  # throttled cluster-wide
         self._sub: Any = None
+        self._serving: set[asyncio.Task[None]] = set()  # answers being made (the link's loop)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._encode = msgspec.msgpack.Encoder().encode
         self._forwarded = msgspec.msgpack.Decoder(Forwarded).decode
@@ -210,6 +211,13 @@ class Placement:
     # -- a peer's invocation, run here ----------------------------------------------------
 
     async def _serve(self, msg: Any) -> None:
+        """On the link's loop: each invocation on a task of its own (nats-py waits for a
+        subscription's callback before it hands over the next message)."""
+        task = asyncio.get_running_loop().create_task(self._respond(msg))
+        self._serving.add(task)
+        task.add_done_callback(self._serving.discard)
+
+    async def _respond(self, msg: Any) -> None:
         """On the link's loop: run the invocation on the daemon's loop, answer with it."""
         assert self._loop is not None
         try:

@@ -54,7 +54,9 @@ if TYPE_CHECKING:
 FORWARDED = "x-rapid-forwarded"
 FORWARD_GRACE = 10.0
 _HOP_BY_HOP = frozenset({"content-length", "connection", "host", "transfer-encoding", "keep-alive", "expect"})
-_URL_HOP_BY_HOP = _HOP_BY_HOP - {"host"}  # a URL may be named by its Host header
+# A URL's request goes whole: its Host may name the URL, its headers are the event's and may
+# be signed (AWS_IAM); the peer reads no HTTP from them.
+_URL_HOP_BY_HOP: frozenset[str] = frozenset()
 BROKEN_DETAILS = "The node running the invocation stopped answering mid-stream; the response is incomplete."
 Ask = Callable[[str, Request, str, float], Awaitable["Response | None"]]
 
@@ -78,6 +80,7 @@ class StreamRelay:
         self.into = 0  # streams run here for a peer
         self.broken = 0  # streams given up as broken
         self._sub: Any = None
+        self._serving: set[asyncio.Task[None]] = set()  # answers being made (the link's loop)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._encode = msgspec.msgpack.Encoder().encode
         self._frame = msgspec.msgpack.Decoder(Frame).decode
@@ -216,6 +219,13 @@ class StreamRelay:
     # -- the peer: run it here, send the stream back --------------------------------------
 
     async def _serve(self, msg: Any) -> None:
+        """On the link's loop: each stream on a task of its own (nats-py waits for a
+        subscription's callback before it hands over the next message)."""
+        task = asyncio.get_running_loop().create_task(self._respond(msg))
+        self._serving.add(task)
+        task.add_done_callback(self._serving.discard)
+
+    async def _respond(self, msg: Any) -> None:
         """On the link's loop: the head is the first answer; the frames follow."""
         assert self._loop is not None
         try:
@@ -337,7 +347,11 @@ class _Sender:
         self._finish()
 
     def _finish(self) -> None:
-        self.resp = None
+        resp, self.resp = self.resp, None
+        if self.window.held:  # never leave the runtime's connection unread (its next /next is on it)
+            self.window.held = False
+            if resp is not None and callable(resp.on_resume):
+                resp.on_resume()
         if self._beat is not None:
             self._beat.cancel()
         self._send(None)
@@ -354,8 +368,6 @@ class _Sender:
             return
         if ack.closed:  # the invoker went away: what the function still writes is dropped
             resp.closed = True
-            if self.window.held and callable(resp.on_resume):
-                resp.on_resume()  # the runtime goes on to its end
             self._finish()
             return
         if self.window.ack(ack.delivered) and callable(resp.on_resume):
