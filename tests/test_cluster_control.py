@@ -179,11 +179,27 @@ def test_target_tracking_reads_the_whole_cluster(tmp_path: Path) -> None:
         assert metric(nodes[1], "rapid_cluster_autoscaler_rounds_total") == 0
 
 
-def _deploy(node: Daemon, name: str, config: str) -> str:
+def _publish(lam, name: str) -> str | None:  # type: ignore[no-untyped-def]
+    try:
+        return lam.publish_version(FunctionName=name)["Version"]  # type: ignore[no-any-return]
+    except ClientError as exc:
+        assert exc.response["Error"]["Code"] == "ResourceConflictException"
+        return None
+
+
+def _has(node: Daemon, name: str, version: str) -> bool:
+    try:
+        client(node).get_function_configuration(FunctionName=name, Qualifier=version)
+    except ClientError:
+        return False
+    return True
+
+
+def _deploy(node: Daemon, name: str, config: str, current: str, target: str) -> str:
     import json
 
     spec = {"version": 0.0, "Resources": [{"fn": {"Type": "AWS::Lambda::Function", "Properties": {
-        "Name": name, "Alias": "live", "CurrentVersion": "1", "TargetVersion": "2"}}}]}
+        "Name": name, "Alias": "live", "CurrentVersion": current, "TargetVersion": target}}}]}
     return _cd(node).create_deployment(  # type: ignore[no-any-return]
         applicationName="app", deploymentGroupName="group", deploymentConfigName=config,
         revision={"revisionType": "AppSpecContent", "appSpecContent": {"content": json.dumps(spec)}})["deploymentId"]
@@ -205,16 +221,19 @@ def test_a_deployment_is_run_by_one_node_and_followed_by_all(tmp_path: Path) -> 
         lam.create_function(FunctionName=name, Runtime="python3.12", Handler="app.handler", Role=ROLE,
                             Code={"ZipFile": python_zip("def handler(e, c):\n    return 1\n")})
         wait_active(lam, name)
-        lam.publish_version(FunctionName=name)
-        lam.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
+        one = lam.publish_version(FunctionName=name)["Version"]
+        lam.create_alias(FunctionName=name, Name="live", FunctionVersion=one)
         lam.update_function_code(FunctionName=name, ZipFile=python_zip("def handler(e, c):\n    return 2\n"))
         wait_updated(lam, name)
-        assert lam.publish_version(FunctionName=name)["Version"] == "2"
+        # Every node settles the new $LATEST in the shared registry: a write racing those is
+        # refused with AWS's "update in progress" conflict, and a client tries again.
+        two = wait_until(lambda: _publish(lam, name), timeout=15, what="the new version published")
+        wait_until(lambda: all(_has(n, name, two) for n in nodes), timeout=10, what="the new version everywhere")
 
         # Started through node 1: node 0 runs it (10 % for 30 minutes); node 2 follows it.
-        did = _deploy(nodes[1], name, "CodeDeployDefault.LambdaCanary10Percent30Minutes")
+        did = _deploy(nodes[1], name, "CodeDeployDefault.LambdaCanary10Percent30Minutes", one, two)
         wait_until(lambda: _info(nodes[2], did)["status"] == "InProgress", timeout=5, what="InProgress on node 2")
-        wait_until(lambda: _alias(nodes[2], name) == ("1", {"2": 0.1}), timeout=5, what="10 % on version 2")
+        wait_until(lambda: _alias(nodes[2], name) == (one, {two: 0.1}), timeout=5, what="10 % on the new version")
         assert did in _cd(nodes[2]).list_deployments()["deployments"]
         assert metric(nodes[1], "rapid_cluster_control_owner") == 0
         # Stopped through node 2: rolled back everywhere.
@@ -223,19 +242,19 @@ def test_a_deployment_is_run_by_one_node_and_followed_by_all(tmp_path: Path) -> 
         for node in nodes:
             wait_until(lambda node=node: _info(node, did)["status"] == "Stopped", timeout=5,  # type: ignore[misc]
                        what="Stopped on every node")
-            assert _alias(node, name) == ("1", {})
+            assert _alias(node, name) == (one, {})
         info = _info(nodes[1], did)
         assert info["errorInformation"]["code"] == "MANUAL_STOP" and "rollbackInfo" in info
 
         # One left running by the node that dies is failed, and rolled back, by the next one.
-        again = _deploy(nodes[2], name, "CodeDeployDefault.LambdaCanary10Percent30Minutes")
-        wait_until(lambda: _alias(nodes[1], name) == ("1", {"2": 0.1}), timeout=5, what="10 % again")
+        again = _deploy(nodes[2], name, "CodeDeployDefault.LambdaCanary10Percent30Minutes", one, two)
+        wait_until(lambda: _alias(nodes[1], name) == (one, {two: 0.1}), timeout=5, what="10 % again")
         nodes[0].proc.send_signal(signal.SIGKILL)
         nodes[0].proc.wait(10)
         ended = wait_until(lambda: _info(nodes[1], again)["status"] == "Failed" and _info(nodes[1], again),
                            timeout=30, what="the orphaned deployment failed")
         assert ended["errorInformation"]["message"] == "the node running the deployment stopped"
         for node in nodes[1:]:
-            wait_until(lambda node=node: _alias(node, name) == ("1", {}), timeout=5,  # type: ignore[misc]
-                       what="the alias back on version 1")
+            wait_until(lambda node=node: _alias(node, name) == (one, {}), timeout=5,  # type: ignore[misc]
+                       what="the alias back on the old version")
             assert _info(node, again)["status"] == "Failed"

@@ -18,7 +18,8 @@ when another node's next round takes it.
   PutLifecycleEventHookExecutionStatus arriving on another node are sent over NATS
   request/reply (subject ``rapid.control.owner``) to the holder, which runs them through
   its own CodeDeploy API and answers unchanged; GetDeployment and ListDeployments are
-  answered where they arrive, from the records every node follows (``control_sync``).
+  answered where they arrive, from the records every node follows (``control_sync``),
+  but for a GetDeployment of an id not heard of there yet, which the holder answers.
   While no node holds the lease (a takeover) a forwarded call waits up to
   ``WAIT_FOR_OWNER`` seconds, then gets 503 ``ServiceUnavailableException``.
 - Taking the lease over, a node fails the deployments recorded as running that no task of
@@ -201,11 +202,20 @@ class ControlOwner:
     def handle(self, req: Request, rid: str,
                inner: Callable[[Request, str], Any]) -> Response | asyncio.Future[Response]:
         op = req.headers.get("x-amz-target", "").partition(".")[2]
-        if op not in RUN_BY_OWNER or self.valid():
+        if self.valid() or (op not in RUN_BY_OWNER and not (op == "GetDeployment" and self._unknown(req))):
             return inner(req, rid)  # type: ignore[no-any-return]
         if FORWARDED in req.headers:
             return _unavailable(rid, "this node no longer runs them")
         return asyncio.ensure_future(self._forward(req, rid))
+
+    def _unknown(self, req: Request) -> bool:
+        """A GetDeployment of an id this node has not heard of yet (just created through
+        another node): the holder is asked, so a fresh id is never "not found"."""
+        try:
+            did = msgspec.json.decode(req.body).get("deploymentId")
+        except (msgspec.DecodeError, AttributeError):
+            return False
+        return isinstance(did, str) and did.startswith("d-") and did not in self.deployments.records
 
     async def _forward(self, req: Request, rid: str) -> Response:
         from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
