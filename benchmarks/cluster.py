@@ -11,7 +11,8 @@ Measured, each beside its reference from the same run:
   nodes; for 1, 2 and 3 nodes, and a single daemon without ``--cluster`` as the reference;
 - **forwarded**: sequential invokes of a function whose only instance (reserved
   concurrency 1) is on node 1, sent to node 1 (local) and to node 2 (forwarded over NATS
-  request/reply): the p50 ratio is the cost of a forward;
+  request/reply): the p50 ratio is the cost of a forward; the same for
+  InvokeWithResponseStream (its head by request/reply, its bytes as frames on an inbox);
 - **sqs**: sequential SendMessage calls (JSON protocol) to a built-in queue: on a single
   daemon (the reference, a commit to ``queues.db``), on the node that owns the cluster's
   queues (a JetStream publish acknowledged first) and on another node (forwarded to the
@@ -181,12 +182,12 @@ def load(nodes: list[Node], name: str, clients: int, seconds: float) -> dict[str
             "p99_ms": all_l[int(len(all_l) * 0.99)] * 1000, "errors": errors[0]}
 
 
-def sequential(node: Node, name: str, n: int) -> float:
+def sequential(node: Node, name: str, n: int, path: str = "/2015-03-31/functions/{}/invocations") -> float:
     conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=60)
     out = []
     for _ in range(n):
         t = time.perf_counter()
-        conn.request("POST", f"/2015-03-31/functions/{name}/invocations", b'{"hello":"world"}')
+        conn.request("POST", path.format(name), b'{"hello":"world"}')
         r = conn.getresponse()
         r.read()
         assert r.status == 200
@@ -349,6 +350,12 @@ def main(argv: list[str] | None = None) -> int:
                 forwarded = sequential(nodes[1], "pinned", 400)
                 results["forward"] = {"local_p50_ms": local, "forwarded_p50_ms": forwarded}
                 print(f"forwarded invoke p50 {forwarded:.2f} ms vs local {local:.2f} ms: {forwarded / local:.2f}x")
+                stream = "/2021-11-15/functions/{}/response-streaming-invocations"
+                local_s = sequential(nodes[0], "pinned", 400, stream)
+                forwarded_s = sequential(nodes[1], "pinned", 400, stream)
+                results["stream_forward"] = {"local_p50_ms": local_s, "forwarded_p50_ms": forwarded_s}
+                print(f"forwarded InvokeWithResponseStream p50 {forwarded_s:.2f} ms vs local {local_s:.2f} ms: "
+                      f"{forwarded_s / local_s:.2f}x")
                 a = async_run(nodes, "echo", args.events, cluster=True)
                 results["async_3_nodes"] = a
                 print(f"async, 3 nodes: {a:.0f} events/s end to end ({a / aref:.2f}x the single daemon)")

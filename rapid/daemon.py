@@ -161,11 +161,13 @@ async def serve_forever(config: Config) -> int:
         scaling.load()
         autoscaler = Autoscaler(scaling, host, scaling_clock,
                                 lambda name, q, n: check_provisioned(registry, host, name, q, n), say)
+        if node is not None:
+            autoscaler.active = lambda: False  # until node.control: only the lease's holder scales
         app.targets["AnyScaleFrontendService"] = AutoScalingAPI(scaling, autoscaler)
         app.more_metrics.append(autoscaler.metrics)
         # Gradual deployments of aliases (rapid.deployments): the template applier's host.deployments.
         host.deployments = Deployments(registry, host, scaling_clock, say)
-        host.deployments.load()
+        host.deployments.load(recover=node is None)  # in a cluster, the node that runs them recovers them
         app.targets["CodeDeploy_20141006"] = CodeDeployAPI(host.deployments)
         app.add(DeploymentsView(host.deployments))
         templates = _templates(config, app, host)  # rapid.template: checked before anything listens
@@ -185,8 +187,10 @@ async def serve_forever(config: Config) -> int:
         host.start()
         deployment.started()
         if node is not None:
-            await node.attach(host, deployment, app.invoke_api, f"http://{config.host}:{server.sockets[0].getsockname()[1]}")
+            await node.attach(host, deployment, app.invoke_api, f"http://{config.host}:{server.sockets[0].getsockname()[1]}",
+                              app.urls)
             await node.adopt(events)
+            await node.control(app, scaling, autoscaler, host.deployments)  # one node runs them (rapid.cluster)
             app.more_metrics.append(node.metrics)
         events.start()
         if queue_owner is None:

@@ -20,6 +20,7 @@ from rapid.api import awsjson
 from rapid.autoscaling.model import DIMENSION, METRIC, NAMESPACE, Activity, Policy, ScalableTarget, ScheduledAction
 from rapid.autoscaling.runner import Autoscaler
 from rapid.autoscaling.service import AutoScaling, AutoScalingError, validation
+from rapid.registry.store import StaleRecord
 from rapid.http.message import Request, Response
 
 CONTENT_TYPE = "application/x-amz-json-1.1"
@@ -163,6 +164,9 @@ class AutoScalingAPI:
             result = handler(body)
         except AutoScalingError as exc:
             return awsjson.refusal(exc.code, exc.message, rid, CONTENT_TYPE)
+        except StaleRecord:  # a cluster: another node changed the same record first
+            return awsjson.refusal("ConcurrentUpdateException", "Another request changed this resource at the "
+                                   "same time; describe it and try again.", rid, CONTENT_TYPE)
         return awsjson.answer(result, rid, CONTENT_TYPE)
 
     # -- targets --------------------------------------------------------------------------

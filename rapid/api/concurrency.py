@@ -101,9 +101,22 @@ class ConcurrencyAPI:
     def _shape(self, name: str, qualifier: str, requested: int) -> dict[str, Any]:
         ctx = self.ctx
         version = ctx.registry.version(name, qualifier).version
+        view = ctx.deployment.provisioned_view
+        if view is not None:  # a cluster: the whole function's figures, every node's part
+            allocated, available, status, reason = view(name, version, requested)
+            out: dict[str, Any] = {
+                "RequestedProvisionedConcurrentExecutions": requested,
+                "AvailableProvisionedConcurrentExecutions": available,
+                "AllocatedProvisionedConcurrentExecutions": allocated,
+                "Status": status,
+                "LastModified": self._modified.get((name, qualifier), now_text()),
+            }
+            if reason is not None:
+                out["StatusReason"] = reason
+            return out
         pool = ctx.host.pools.get((name, version))
         ready = min(requested, pool.provisioned_ready) if pool is not None else 0
-        out: dict[str, Any] = {
+        out = {
             "RequestedProvisionedConcurrentExecutions": requested,
             "AvailableProvisionedConcurrentExecutions": ready,
             "AllocatedProvisionedConcurrentExecutions": ready,

@@ -10,7 +10,8 @@ its body starts: the HTTP answer's head goes out then, each piece as one Payload
 it arrives, and the invoker's back-pressure reaches the runtime's socket. A buffered
 answer (or an error) arrives whole at settle time and goes out as one PayloadChunk. Errors
 of the service itself (unknown function, throttling) are ordinary JSON errors, before any
-stream begins.
+stream begins. In a cluster, an invocation this node has no room for is run by another
+node and its stream relayed unchanged (``rapid.cluster.stream_forwarding``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from rapid.http.message import Request, Response, StreamingResponse
 
 if TYPE_CHECKING:
     from rapid.api.invoke import InvokeAPI
+    from rapid.core.naming import Target
+    from rapid.host.function import Function
 
 _TAIL_BYTES = 4096
 
@@ -106,7 +109,7 @@ def _error_fields(body: bytes, fallback: str | None) -> tuple[str, str]:
 
 
 def invoke(api: InvokeAPI, name: str, req: Request, rid: str) -> Response | asyncio.Future[Response]:
-    from rapid.api.invoke import _client_context, sync_invocation
+    from rapid.api.invoke import _client_context
 
     host = api.host
     if host.stopping:
@@ -129,7 +132,22 @@ def invoke(api: InvokeAPI, name: str, req: Request, rid: str) -> Response | asyn
     client_context = _client_context(raw_context) if raw_context else None
     if kind == "DryRun":
         return Response(204, b"", [("X-Amz-Executed-Version", fn.version), ("x-amzn-RequestId", rid)])
-    inv = sync_invocation(host, fn, target, req, rid, bytes(body), client_context, log_type == "Tail")
+    tail = log_type == "Tail"
+    placement = api.placement
+    if placement is not None and placement.streams is not None:  # a cluster: maybe another node runs it
+        placed = placement.place(fn, req, rid, lambda: _submit(api, host.resolve(target), target, req, rid,
+                                                               bytes(body), client_context, tail),
+                                 ask=placement.streams.asker("invoke"))
+        if placed is not None:
+            return placed
+    return _submit(api, fn, target, req, rid, bytes(body), client_context, tail)
+
+
+def _submit(api: InvokeAPI, fn: Function, target: Target, req: Request, rid: str, body: bytes,
+            client_context: str | None, tail: bool) -> asyncio.Future[Response]:
+    from rapid.api.invoke import sync_invocation
+
+    inv = sync_invocation(api.host, fn, target, req, rid, body, client_context, tail)
     fut: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
     answer = StreamAnswer(fut, fn.version)
     answer.inv = inv

@@ -48,10 +48,13 @@ from rapid.http.message import Request, Response, StreamingResponse
 
 if TYPE_CHECKING:
     from rapid.api.invoke import InvokeAPI
+    from rapid.host.function import Function
+    from rapid.registry.model import FunctionUrl
     from rapid.http.protocol import HttpConnection
     from rapid.registry.registry import Registry
 
 PATH_PREFIX = "/lambda-url/"
+_FORWARDED = "x-rapid-forwarded"  # the one-hop mark of a request another node forwarded (rapid.cluster)
 _SIGNED = re.compile(r"^AWS4-HMAC-SHA256\s+Credential=(?P<key>[^/,\s]+)/")
 _encode = msgspec.json.Encoder().encode
 
@@ -97,10 +100,19 @@ class UrlServer:
         found = locate(req, self.region)
         if found is None:
             return None
+        return self.answer(req, rid, conn.peer[0] if conn.peer else "127.0.0.1", _local_port(conn), found)
+
+    def answer(self, req: Request, rid: str, peer: str, port: int,
+               found: tuple[str, str, str] | None = None) -> Response | asyncio.Future[Response]:
+        """The answer to a URL's request from ``peer`` on ``port`` (also a request another
+        node forwarded, with its invoker's address: ``rapid.cluster.stream_forwarding``)."""
+        found = found or locate(req, self.region)
+        if found is None:
+            return _message(403, None, rid, "AccessDeniedException")
         url = self.registry.urls.by_id.get(found[0])
         if url is None:
             return _message(403, None, rid, "AccessDeniedException")
-        _, path, domain = found
+        where: tuple[str, str, str] = found
         cors = url.cors
         origin = req.headers.get("origin")
         if req.method == "OPTIONS" and origin and "access-control-request-method" in req.headers:
@@ -123,30 +135,49 @@ class UrlServer:
             fn = self.host.resolve(Target(url.function, url.qualifier))
         except ServiceError as exc:
             return _message(exc.status, exc.message, rid, exc.code)
+        placement = self.invoke_api.placement
+        if placement is not None and placement.streams is not None:  # a cluster: maybe another node runs it
+            extra = url_event.cors_headers(url.cors, req.headers.get("origin")) + [("x-amzn-RequestId", rid)]
+            placed = placement.place(
+                fn, req, rid, lambda: self._submit(req, rid, url, where, peer, port, authorizer),
+                ask=placement.streams.asker("url", peer, port), refuse=lambda exc, _rid: _refusal(exc, extra))
+            if placed is not None:
+                return placed
+        return self._submit(req, rid, url, where, peer, port, authorizer, fn)
+
+    def _submit(self, req: Request, rid: str, url: FunctionUrl, found: tuple[str, str, str], peer: str, port: int,
+                authorizer: dict[str, Any] | None, fn: Function | None = None) -> asyncio.Future[Response]:
+        """The request as an invocation of the URL's function, here."""
+        if fn is None:
+            fn = self.host.resolve(Target(url.function, url.qualifier))  # ServiceError: gone meanwhile
+        _, path, domain = found
+        cors = url.cors
+        origin = req.headers.get("origin")
         now = time.time()
-        peer = conn.peer[0] if conn.peer else "127.0.0.1"
         trace = req.headers.get("x-amzn-trace-id") or trace_id(now)
         headers = dict(req.headers)
+        headers.pop(_FORWARDED, None)
         # What Lambda's front end adds: the client's address, the scheme and port it used, a trace.
         forwarded = headers.get("x-forwarded-for")
         headers["x-forwarded-for"] = f"{forwarded}, {peer}" if forwarded else peer
         headers["x-forwarded-proto"] = "http"
-        headers["x-forwarded-port"] = str(_local_port(conn))
+        headers["x-forwarded-port"] = str(port)
         headers["x-amzn-trace-id"] = trace
         payload = _encode(url_event.event(
             req.method, path, req.query, headers, bytes(req.body), url_id=url.url_id, domain=domain,
             source_ip=peer, request_id=rid, now=now,
             account_id="anonymous" if authorizer is None else self.account, authorizer=authorizer,
         ))
+        fut: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         if len(payload) > MAX_SYNC_REQUEST:
-            return _message(413, f"Request must be smaller than {MAX_SYNC_REQUEST} bytes for the "
-                            "InvokeFunction operation", rid, "RequestTooLargeException")
+            fut.set_result(_message(413, f"Request must be smaller than {MAX_SYNC_REQUEST} bytes for the "
+                                    "InvokeFunction operation", rid, "RequestTooLargeException"))
+            return fut
         inv = Invocation(
             request_id=rid, payload=payload,
             function_arn=function_arn(self.region, self.account, fn.name, url.qualifier),
             timeout=fn.timeout, trace_id=trace,
         )
-        fut: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         extra = url_event.cors_headers(cors, origin) + [("x-amzn-RequestId", rid)]
         head_only = req.method == "HEAD"
         if url.invoke_mode == "RESPONSE_STREAM":
@@ -189,17 +220,22 @@ def _with_cors(headers: list[tuple[str, str]], extra: list[tuple[str, str]], has
     return (url_event.without_cors(headers) if has_cors else headers) + extra
 
 
+def _refusal(svc: ServiceError, extra: list[tuple[str, str]]) -> Response:
+    """A throttle or a refusal of the service, as a URL answers it."""
+    text = "Rate Exceeded." if svc.status == 429 else svc.message
+    headers = [("x-amzn-ErrorType", svc.code), *extra]
+    if svc.retry_after is not None:
+        headers.append(("Retry-After", str(svc.retry_after)))
+    return Response.json(svc.status, {"Message": text}, headers)
+
+
 def _failure(inv: Invocation, extra: list[tuple[str, str]]) -> Response | None:
     """The answer of an invocation that did not produce one: throttled, refused, failed."""
     outcome = inv.outcome
     assert outcome is not None
     svc = outcome.service_error
     if svc is not None:
-        text = "Rate Exceeded." if svc.status == 429 else svc.message
-        headers = [("x-amzn-ErrorType", svc.code), *extra]
-        if svc.retry_after is not None:
-            headers.append(("Retry-After", str(svc.retry_after)))
-        return Response.json(svc.status, {"Message": text}, headers)
+        return _refusal(svc, extra)
     if outcome.function_error:
         status, headers, body = url_event.BAD_GATEWAY
         return Response(status, body, [*headers, *extra])

@@ -54,6 +54,11 @@ class Autoscaler:
         self._refused: dict[str, tuple[int, float]] = {}  # a refused count is not retried for a minute
         self._task: asyncio.Task[None] | None = None
         service.changed.append(self._changed)
+        # In a cluster (rapid.cluster.control_owner): only the node holding the control lease
+        # acts, and a version's figures are the sum over every node's part.
+        self.active: Callable[[], bool] = lambda: True
+        self.figures: Callable[[str, str], tuple[int, int]] = self._local_figures
+        self.rounds = 0  # rounds this node acted in
 
     @property
     def interval(self) -> float:
@@ -87,6 +92,9 @@ class Autoscaler:
     # -- one round ------------------------------------------------------------------------
 
     def tick(self, now: float) -> None:
+        if not self.active():
+            return
+        self.rounds += 1
         svc = self.service
         for (name, qualifier), (in_flight, ready) in self.measure().items():
             meter = self.meters.setdefault((name, qualifier), Meter())
@@ -118,15 +126,19 @@ class Autoscaler:
                 version = reg.version(name, qualifier).version
             except ServiceError:
                 continue
-            pool = self.host.pools.get((name, version))
-            in_flight = ready = 0
-            if pool is not None:
-                for inst in pool.instances.values():
-                    if inst.provisioned and inst.initialized and not inst.dead:
-                        ready += pool.per_instance
-                        in_flight += len(inst.running) + (inst.bound is not None)
-            out[(name, qualifier)] = (in_flight, ready)
+            out[(name, qualifier)] = self.figures(name, version)
         return out
+
+    def _local_figures(self, name: str, version: str) -> tuple[int, int]:
+        """(in-flight, ready capacity) of this node's provisioned instances of a version."""
+        pool = self.host.pools.get((name, version))
+        in_flight = ready = 0
+        if pool is not None:
+            for inst in pool.instances.values():
+                if inst.provisioned and inst.initialized and not inst.dead:
+                    ready += pool.per_instance
+                    in_flight += len(inst.running) + (inst.bound is not None)
+        return in_flight, ready
 
     def _exists(self, resource: str) -> bool:
         try:

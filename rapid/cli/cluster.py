@@ -87,7 +87,16 @@ async def _read(url: str) -> dict[str, Any]:
             queues["journal"] = (await js.stream_info(queue_journal.STREAM)).state.messages
         except Exception:  # noqa: BLE001 - no node has owned the queues yet
             pass
-        return {"nats": url, "nodes": sorted(nodes, key=lambda n: n["id"]), "async": lag, "queues": queues}
+        control: dict[str, Any] = {"owner": None}  # rapid.cluster.control_owner
+        try:
+            from rapid.cluster import control_owner
+
+            entry = await (await js.key_value(control_owner.BUCKET)).get(control_owner.KEY)
+            control["owner"] = bytes(entry.value).decode() if entry.value else None
+        except Exception:  # noqa: BLE001 - no node has held it yet
+            pass
+        return {"nats": url, "nodes": sorted(nodes, key=lambda n: n["id"]), "async": lag, "queues": queues,
+                "control": control}
     finally:
         await nc.close()
 
@@ -112,6 +121,9 @@ def _table(status: dict[str, Any]) -> str:
     lines.append("built-in queues, streams and mappings: "
                  + (f"owned by {queues['owner']}, journal {queues['journal']} message(s)" if queues.get("owner")
                     else "no owner now"))
+    control = status.get("control") or {}
+    lines.append("autoscaler and gradual deployments: "
+                 + (f"run by {control['owner']}" if control.get("owner") else "no node runs them now"))
     orphans = [k for k in held if k not in {n["id"] for n in status["nodes"] if n["alive"]}]
     if orphans:
         lines.append(f"events of gone nodes, waiting to be taken over: "

@@ -18,11 +18,16 @@ JetStream, and everything else local:
 - reserved concurrency as leases in the KV bucket ``rapid-leases`` (``leases``): one key
   per unit of concurrency, each instance of a reserved function holds one;
 - sync invocations a node has no room for go to a node that has (``forwarding``, NATS
-  request/reply);
+  request/reply), and streamed ones too, their bytes relayed as they are written
+  (``stream_forwarding``, ``stream_frames``);
 - async events and the records they leave for destinations in the streams ``RAPID_EVENTS``
   and ``RAPID_RECORDS`` (``rapid.events.jetstream_store``, ``jetstream_records``), taken
   over from dead nodes by ``adoption``; the built-in queues by one owner (``queue_owner``,
-  journal ``queue_journal``); ``queue_view`` is ``rapid queue --cluster``.
+  journal ``queue_journal``); ``queue_view`` is ``rapid queue --cluster``;
+- provisioned concurrency spread over the nodes, reported for the whole function on every
+  node (``provisioned``);
+- the autoscaler and the gradual deployments run by one node at a time under a KV lease
+  (``control_owner``), their records followed by every node (``control_sync``).
 
 ``link`` holds the one NATS connection, on a thread of its own: the registry's store is
 synchronous (as SQLite is), and waits there for JetStream's answer.

@@ -20,13 +20,17 @@ forwarded again (one hop), and sends back the status, headers and body unchanged
 tail, ``X-Amz-Function-Error`` and ``X-Amz-Executed-Version`` included). A peer that answers
 429 (no room after all: its status was up to a second old) is skipped for the next one.
 Payloads larger than what NATS accepts (``max_payload``) are not forwarded.
+
+InvokeWithResponseStream and function URLs are placed by the same rules; they reach the
+peer through ``StreamRelay`` (``stream_forwarding``), whose answer streams back as it is
+written (``place(..., ask=relay.asker(mode))``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -43,10 +47,13 @@ if TYPE_CHECKING:
     from rapid.api.invoke import InvokeAPI
     from rapid.cluster.leases import Leases
     from rapid.cluster.membership import Membership
+    from rapid.cluster.stream_forwarding import StreamRelay
     from rapid.host.function import Function
 
 FORWARDED = "x-rapid-forwarded"
 FORWARD_GRACE = 10.0  # seconds past the function's timeout a forwarded invoke waits for its answer
+Ask = Callable[[str, Request, str, float], Awaitable["Response | None"]]  # (peer, request, rid, timeout)
+Refuse = Callable[[ServiceError, str], Response]
 _HOP_BY_HOP = frozenset({"content-length", "connection", "host", "transfer-encoding", "keep-alive", "expect"})
 
 
@@ -79,11 +86,11 @@ def has_room(fn: Function) -> bool:
                and now - inst.answered_at < FINISHING_GRACE for inst in fn.instances.values())
 
 
-async def _here(run_here: Callable[[], asyncio.Future[Response]], rid: str) -> Response:
+async def _here(run_here: Callable[[], asyncio.Future[Response]], rid: str, refuse: Refuse = render) -> Response:
     try:
         return await run_here()
     except ServiceError as exc:  # the function went away meanwhile
-        return render(exc, rid)
+        return refuse(exc, rid)
 
 
 class Placement:
@@ -96,10 +103,12 @@ class Placement:
         self.shared = shared  # a function of the shared registry (declared ones stay local)
         self.reserved_of = reserved_of
         self.invoke_api: InvokeAPI | None = None
+        self.streams: StreamRelay | None = None  # streamed invocations' way to a peer (stream_forwarding)
         self.out = 0  # forwarded to a peer and answered by it
         self.into = 0  # run here for a peer
         self.refused = 0  # throttled cluster-wide
         self._sub: Any = None
+        self._serving: set[asyncio.Task[None]] = set()  # answers being made (the link's loop)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._encode = msgspec.msgpack.Encoder().encode
         self._forwarded = msgspec.msgpack.Decoder(Forwarded).decode
@@ -112,8 +121,12 @@ class Placement:
 
     # -- the Invoke API's question --------------------------------------------------------
 
-    def place(self, fn: Function, req: Request, rid: str,
-              run_here: Callable[[], asyncio.Future[Response]]) -> asyncio.Future[Response] | None:
+    def place(self, fn: Function, req: Request, rid: str, run_here: Callable[[], asyncio.Future[Response]],
+              ask: Ask | None = None, refuse: Refuse = render) -> asyncio.Future[Response] | None:
+        """None: run it here; else the future of its answer. ``ask`` sends it to a peer (a
+        sync Invoke by default; ``StreamRelay.asker`` for a streamed one); ``refuse``
+        renders a throttle or a vanished function in the invoker's error shape."""
+        ask = ask or self._ask
         if fn.retired or not self.shared(fn.name):
             return None
         forwarded = FORWARDED in req.headers
@@ -126,28 +139,29 @@ class Placement:
             peers = status_rules.candidates(self.membership.alive(), fn.name, reserved=False)
             if not peers or not self._fits(req):
                 return None
-            return asyncio.ensure_future(self._elsewhere(fn, peers, req, rid, run_here))
-        return asyncio.ensure_future(self._reserved(fn, req, rid, run_here, forwarded))
+            return asyncio.ensure_future(self._elsewhere(fn, peers, req, rid, run_here, ask, refuse))
+        return asyncio.ensure_future(self._reserved(fn, req, rid, run_here, forwarded, ask, refuse))
 
     def _fits(self, req: Request) -> bool:
         nc = self.link.nc
         return nc is not None and len(req.body) + 16384 < nc.max_payload
 
     async def _reserved(self, fn: Function, req: Request, rid: str,
-                        run_here: Callable[[], asyncio.Future[Response]], forwarded: bool) -> Response:
+                        run_here: Callable[[], asyncio.Future[Response]], forwarded: bool, ask: Ask,
+                        refuse: Refuse) -> Response:
         try:
             got = await self.leases.acquire(fn.name)
         except Exception:  # noqa: BLE001 - NATS away: no new lease can be proven free
             got = False
         if got:
-            return await _here(run_here, rid)
+            return await _here(run_here, rid, refuse)
         if not forwarded and self._fits(req):
             # The peers whose last status shows a lease, then every other holder the lease
             # keys name (a status is up to a second old; the keys are not).
             asked: set[str] = set()
             for peer in status_rules.candidates(self.membership.alive(), fn.name, reserved=True):
                 asked.add(peer.id)
-                answer = await self._ask(peer.id, req, rid, fn.timeout)
+                answer = await ask(peer.id, req, rid, fn.timeout)
                 if answer is not None and answer.status != 429:
                     self.out += 1
                     return answer
@@ -158,21 +172,21 @@ class Placement:
             for peer_id in holders:
                 if peer_id in asked:
                     continue
-                answer = await self._ask(peer_id, req, rid, fn.timeout)
+                answer = await ask(peer_id, req, rid, fn.timeout)
                 if answer is not None and answer.status != 429:
                     self.out += 1
                     return answer
         self.refused += 1
-        return render(throttled("ReservedFunctionConcurrentInvocationLimitExceeded"), rid)
+        return refuse(throttled("ReservedFunctionConcurrentInvocationLimitExceeded"), rid)
 
     async def _elsewhere(self, fn: Function, peers: list[status_rules.NodeStatus], req: Request, rid: str,
-                         run_here: Callable[[], asyncio.Future[Response]]) -> Response:
+                         run_here: Callable[[], asyncio.Future[Response]], ask: Ask, refuse: Refuse) -> Response:
         for peer in peers:
-            answer = await self._ask(peer.id, req, rid, fn.timeout)
+            answer = await ask(peer.id, req, rid, fn.timeout)
             if answer is not None and answer.status != 429:
                 self.out += 1
                 return answer
-        return await _here(run_here, rid)
+        return await _here(run_here, rid, refuse)
 
     async def _ask(self, peer: str, req: Request, rid: str, timeout: float) -> Response | None:
         """The peer's answer; None if it never got the invocation (gone, or NATS away: the
@@ -197,6 +211,13 @@ class Placement:
     # -- a peer's invocation, run here ----------------------------------------------------
 
     async def _serve(self, msg: Any) -> None:
+        """On the link's loop: each invocation on a task of its own (nats-py waits for a
+        subscription's callback before it hands over the next message)."""
+        task = asyncio.get_running_loop().create_task(self._respond(msg))
+        self._serving.add(task)
+        task.add_done_callback(self._serving.discard)
+
+    async def _respond(self, msg: Any) -> None:
         """On the link's loop: run the invocation on the daemon's loop, answer with it."""
         assert self._loop is not None
         try:

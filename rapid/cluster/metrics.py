@@ -50,6 +50,13 @@ def render(node: Node) -> str:
          "deleted from JetStream).", node.event_store.records.delivered if node.event_store else 0),
         ("rapid_cluster_records_adopted_total", "counter", "Records of dead nodes this node took over.",
          node.adoption.records if node.adoption else 0),
+        ("rapid_cluster_control_owner", "gauge", "1 while this node runs the autoscaler and the gradual "
+         "deployments.", int(node.control_owner.valid()) if node.control_owner else 0),
+        ("rapid_cluster_control_takeovers_total", "counter", "Times this node took the autoscaler and the gradual "
+         "deployments over.", node.control_owner.takeovers if node.control_owner else 0),
+        ("rapid_cluster_autoscaler_rounds_total", "counter", "Autoscaling rounds this node ran (only the node "
+         "holding the control lease runs them).",
+         node.control_owner.autoscaler.rounds if node.control_owner else 0),
     ]
     out: list[str] = []
     for name, kind, help_, value in rows:

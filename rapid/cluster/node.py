@@ -27,12 +27,18 @@ from rapid.cluster.membership import Membership
 from rapid.cluster.provisioned import Spread
 from rapid.cluster.registry_sync import RegistrySync
 from rapid.cluster.status import FunctionLoad, NodeStatus
+from rapid.cluster.stream_forwarding import StreamRelay
 from rapid.events.jetstream_store import JetStreamEventStore
 from rapid.events.store import Recovery, StoreError
 from rapid.registry.jetstream_store import JetStreamRegistryStore
 
 if TYPE_CHECKING:
     from rapid.api.invoke import InvokeAPI
+    from rapid.autoscaling.runner import Autoscaler
+    from rapid.autoscaling.service import AutoScaling
+    from rapid.cluster.control_owner import ControlOwner
+    from rapid.deployments.service import Deployments
+    from rapid.api.url import UrlServer
     from rapid.events.dispatcher import Dispatcher
     from rapid.events.sqlite_store import SQLiteStore
     from rapid.host.deployment import Deployment
@@ -61,6 +67,9 @@ class Node:
         self.placement: Placement | None = None
         self.event_store: JetStreamEventStore | None = None
         self.adoption: Adoption | None = None
+        self.spread: Spread | None = None
+        self.streams: StreamRelay | None = None
+        self.control_owner: ControlOwner | None = None
 
     @classmethod
     def join(cls, url: str, data_dir: str, say: Callable[[str], None], replicas: int = 1) -> Node:
@@ -89,7 +98,8 @@ class Node:
         self.sync = RegistrySync(registry, self.store, self.code, self.say)
         self.sync.start()
 
-    async def attach(self, host: Host, deployment: Deployment, invoke_api: InvokeAPI, address: str) -> None:
+    async def attach(self, host: Host, deployment: Deployment, invoke_api: InvokeAPI, address: str,
+                     urls: UrlServer | None = None) -> None:
         """Once the daemon listens: membership, leases and forwarding start."""
         registry = deployment.registry
         self.host, self.registry, self.deployment = host, registry, deployment
@@ -107,14 +117,19 @@ class Node:
         for name in list(registry.latest):
             self.leases.limit(name)
         deployment.on_change(self._changed)
-        self.membership = Membership(self.link, self.id, self.describe)
-        await self.membership.start()
-        self.parts.append(self.membership)
+        self.membership = membership = Membership(self.link, self.id, self.describe)
+        await membership.start()
+        self.parts.append(membership)
         self.placement = Placement(self.link, self.id, self.membership, self.leases, deployment.knows, reserved_of)
         await self.placement.start(invoke_api)
         invoke_api.placement = self.placement
         self.parts.append(self.placement)
-        self.spread = Spread(deployment, self.id, lambda: [p.id for p in self.membership.alive()], self.say)
+        self.streams = StreamRelay(self.link, self.id)  # InvokeWithResponseStream and URLs, forwarded
+        await self.streams.start(invoke_api, urls)
+        self.placement.streams = self.streams
+        self.parts.append(self.streams)
+        self.spread = Spread(deployment, self.id, lambda: [p.id for p in membership.alive()], self.say,
+                             membership.alive)
         await self.spread.start()
         self.parts.append(self.spread)
 
@@ -143,6 +158,20 @@ class Node:
         await self.adoption.start()
         self.parts.append(self.adoption)
 
+    async def control(self, app: Any, scaling: AutoScaling, autoscaler: Autoscaler, deployments: Deployments) -> None:
+        """Once membership runs: autoscaling's and deployments' records followed from the
+        other nodes, and one node at a time running them (``control_owner``)."""
+        from rapid.cluster.control_owner import ControlOwner
+        from rapid.cluster.control_sync import follow
+
+        if self.sync is not None:
+            follow(self.sync, scaling, deployments)
+        if self.spread is not None:
+            autoscaler.figures = self.spread.figures
+        self.control_owner = ControlOwner(self.link, self.id, autoscaler, deployments, self.say)
+        await self.control_owner.start(app)
+        self.parts.append(self.control_owner)
+
     def _changed(self, event: str, name: str, _version: str | None) -> None:
         """After the deployment set a pool up: its reserved limit is the leases held here."""
         if event in ("create", "update", "concurrency", "publish") and self.leases is not None:
@@ -163,8 +192,9 @@ class Node:
             id=self.id, url=self.address, started=self.started,
             instances=sum(len(p.instances) for p in pools), unreserved_room=host.unreserved_room(),
             inflight=sum(p.running for p in pools),
-            forwarded_out=placement.out if placement else 0, forwarded_in=placement.into if placement else 0,
+            forwarded_out=placement.out if placement else 0, forwarded_in=(placement.into if placement else 0) + (self.streams.into if self.streams else 0),
             functions=functions,
+            provisioned=self.spread.parts() if self.spread is not None else {},
         )
 
     def metrics(self) -> str:

@@ -73,6 +73,8 @@ class RegistrySync:
         self._queue: asyncio.Queue[Change] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.applied = 0
+        # Kinds other parts keep (autoscaling, deployments: rapid.cluster.control_sync).
+        self.handlers: dict[str, Callable[[str, bytes | None], None]] = {}
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -102,7 +104,7 @@ class RegistrySync:
             return
         self.applied += 1
         self.store.applied = self.applied
-        handler = getattr(self, "_" + kind.replace("-", "_"), None)
+        handler = self.handlers.get(kind) or getattr(self, "_" + kind.replace("-", "_"), None)
         if handler is not None:
             handler(key, body)
 

@@ -12,6 +12,16 @@ class FunctionLoad(Struct, array_like=True, frozen=True):
     leases: int  # reserved-concurrency leases the node holds for it
 
 
+class ProvisionedPart(Struct, array_like=True, frozen=True):
+    """A node's part of one version's provisioned concurrency setting, as it stands."""
+
+    part: int  # instances this node is to keep initialised (its share of the setting)
+    ready: int  # of which initialised and alive
+    capacity: int = 0  # concurrency the ready ones give (ready x per-instance concurrency)
+    in_flight: int = 0  # invocations running on the ready ones
+    failed: str | None = None  # the StatusReason when this part cannot start (init failures)
+
+
 class NodeStatus(Struct, frozen=True, kw_only=True):
     id: str
     url: str  # the node's Invoke API, http://HOST:PORT
@@ -23,6 +33,7 @@ class NodeStatus(Struct, frozen=True, kw_only=True):
     forwarded_in: int = 0
     async_pending: int = 0  # async events waiting on this node's store
     functions: dict[str, FunctionLoad] = {}
+    provisioned: dict[str, ProvisionedPart] = {}  # "name:version" -> this node's part of its setting
 
 
 def candidates(peers: list[NodeStatus], name: str, reserved: bool) -> list[NodeStatus]:

@@ -82,16 +82,25 @@ class Deployments:
 
     # -- records --------------------------------------------------------------------------
 
-    def load(self) -> None:
-        """Deployments kept in the store; one rapid did not finish is rolled back, Failed."""
+    def load(self, recover: bool = True) -> None:
+        """Deployments kept in the store; one rapid did not finish is rolled back, Failed
+        (unless not ``recover``: in a cluster the node that runs the deployments does it)."""
         for _, body in self.store.load("deployment"):
             d = decode(body)
             self.records[d.id] = d
-            if d.status in ("Created", "InProgress"):
-                moved = machine.moved(Phase(d.phase))
-                self._finish(d, Phase.FAILED, "rapid stopped during the deployment", rollback=moved,
-                             code="INTERNAL_ERROR")
-        self._trim()
+        if recover:
+            self.abandon("rapid stopped during the deployment")
+            self._trim()
+
+    def abandon(self, reason: str) -> list[str]:
+        """Deployments recorded as running that no task here runs (their runner stopped):
+        rolled back if traffic had moved, and Failed; their ids."""
+        ended = []
+        for d in list(self.records.values()):
+            if d.status in ("Created", "InProgress") and d.id not in self._live:
+                self._finish(d, Phase.FAILED, reason, rollback=machine.moved(Phase(d.phase)), code="INTERNAL_ERROR")
+                ended.append(d.id)
+        return ended
 
     def listed(self) -> list[Deployment]:
         """Newest first."""
@@ -304,10 +313,10 @@ class Deployments:
         if live is not None:
             asyncio.get_running_loop().create_task(self._stop(live, reason))
 
-    async def stop(self) -> None:
+    async def stop(self, reason: str = "rapid is shutting down") -> None:
         """Shutdown: running deployments roll back and stop."""
         for live in list(self._live.values()):
-            await self._stop(live, "rapid is shutting down")
+            await self._stop(live, reason)
 
     # -- hooks ----------------------------------------------------------------------------
 

@@ -51,6 +51,9 @@ class Deployment:
         # This node's part of a provisioned concurrency setting: all of it, except in a
         # cluster, where the setting is spread over the nodes (rapid.cluster.provisioned).
         self.share: Callable[[str, str, int], int] = lambda _name, _qualifier, count: count
+        # In a cluster: (Allocated, Available, Status, StatusReason) of a version's setting
+        # across the nodes (rapid.cluster.provisioned); None: this node's pool is the whole.
+        self.provisioned_view: Callable[[str, str, int], tuple[int, int, str, str | None]] | None = None
         registry.listeners.append(self._changed)
         host.catalog = self
 

@@ -14,7 +14,9 @@ AWS).
 
 Every node watches the whole bucket. A write arrives on the link's thread and is handed to
 the daemon's loop (``listener(kind, key, body or None, revision)``); the registry applies it
-and only then calls ``accept``, which records the revision. A node's own writes come back
+and only then calls ``accept``, which records the revision. ``load`` answers from a snapshot
+kept current by every write and every accepted change (a part that starts late reads what
+is in force now). A node's own writes come back
 through the watch too and are dropped there (their revision is already known). After a
 reconnection the watch is started again: it delivers the latest value (or delete marker)
 of every key, and what was applied already is dropped by revision.
@@ -150,8 +152,10 @@ class JetStreamRegistryStore(RegistryStore):
         self._revs[k] = rev
         if body is None:
             self._live.discard(k)
+            self._snapshot.get(kind, {}).pop(key, None)
         else:
             self._live.add(k)
+            self._snapshot.setdefault(kind, {})[key] = body
         return True
 
     # -- the RegistryStore interface ------------------------------------------------------
@@ -177,6 +181,7 @@ class JetStreamRegistryStore(RegistryStore):
             raise StaleRecord(f"{kind} {key} was changed by another node")
         self._revs[k] = rev
         self._live.add(k)
+        self._snapshot.setdefault(kind, {})[key] = body
 
     def put_blind(self, kind: str, key: str, body: bytes | None) -> None:
         """Write (or with None delete) a record whatever its revision: last writer wins
@@ -186,9 +191,11 @@ class JetStreamRegistryStore(RegistryStore):
             if k in self._live:
                 self._revs[k] = self._call(self._delete(k))
                 self._live.discard(k)
+                self._snapshot.get(kind, {}).pop(key, None)
             return
         self._revs[k] = self._call(self._put(k, body))
         self._live.add(k)
+        self._snapshot.setdefault(kind, {})[key] = body
 
     async def _put(self, key: str, body: bytes) -> int:
         return int(await self._kv.put(key, body))
@@ -206,6 +213,7 @@ class JetStreamRegistryStore(RegistryStore):
         if k in self._live:
             self._revs[k] = self._call(self._delete(k))
             self._live.discard(k)
+            self._snapshot.get(kind, {}).pop(key, None)
 
     async def _delete(self, key: str) -> int:
         ack = await self.link.js.publish(f"$KV.{self.bucket}.{key}", b"", headers={"KV-Operation": "DEL"})
