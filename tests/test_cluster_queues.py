@@ -230,3 +230,32 @@ def test_kinesis_mapping_resumes_from_its_checkpoint_on_another_node(tmp_path: P
         # only the batches in flight at the kill (one per shard) are read again.
         assert again <= 2 * 10, again
         assert metric(survivor, "rapid_cluster_queues_takeovers_total") == 1
+
+
+def test_a_long_poll_through_another_node_holds_no_other_call_back(tmp_path: Path) -> None:
+    """Calls forwarded to the owner are answered side by side: a ReceiveMessage long-polling
+    an empty queue through the other node does not hold a SendMessage behind it."""
+    import threading
+
+    with nats_server() as nats, contextlib.ExitStack() as stack:
+        nodes = [stack.enter_context(run_server(["--cluster", nats.url, "--data-dir", str(tmp_path / f"n{i}")],
+                                                env=ENV)) for i in range(2)]
+        wait_until(lambda: len(owner(nodes)) == 1, timeout=20, what="one owner of the queues")
+        other = next(n for n in nodes if n not in owner(nodes))
+        sqs = aws(other, "sqs")
+        waiting = sqs.create_queue(QueueName=f"wait-{unique()}")["QueueUrl"]
+        busy = sqs.create_queue(QueueName=f"busy-{unique()}")["QueueUrl"]
+        got: list[dict] = []  # type: ignore[type-arg]
+        poll = threading.Thread(target=lambda: got.extend(aws(other, "sqs").receive_message(
+            QueueUrl=waiting, WaitTimeSeconds=20).get("Messages", [])))
+        poll.start()
+        try:
+            wait_until(lambda: metric(owner(nodes)[0], "rapid_cluster_queues_served_total") >= 3, timeout=10,
+                       what="the long poll to reach the owner")
+            sqs.send_message(QueueUrl=busy, MessageBody="not held back")
+            assert poll.is_alive(), "the long poll ended before the other call was answered"
+            assert [m["Body"] for m in sqs.receive_message(QueueUrl=busy).get("Messages", [])] == ["not held back"]
+            sqs.send_message(QueueUrl=waiting, MessageBody="the one it waited for")
+        finally:
+            poll.join(30)
+        assert [m["Body"] for m in got] == ["the one it waited for"]

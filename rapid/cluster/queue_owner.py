@@ -100,6 +100,7 @@ class QueueOwner:
         self._kv: Any = None
         self._sub: Any = None
         self._records_sub: Any = None
+        self._serving: set[asyncio.Task[None]] = set()  # calls from other nodes, being answered
         self.records_taken = 0  # records imported here, for any node
         self._task: asyncio.Task[None] | None = None
         self._becoming: asyncio.Task[None] | None = None
@@ -261,6 +262,14 @@ class QueueOwner:
             return Response(answer.status, answer.body, [(k, v) for k, v in answer.headers])
 
     async def _serve(self, msg: Any) -> None:
+        """On the link's loop: each call on a task of its own (nats-py waits for a
+        subscription's callback before it hands over the next message, so one long
+        ReceiveMessage would hold every other node's calls behind it)."""
+        task = asyncio.get_running_loop().create_task(self._respond(msg))
+        self._serving.add(task)
+        task.add_done_callback(self._serving.discard)
+
+    async def _respond(self, msg: Any) -> None:
         """On the link's loop: the call runs on the daemon's loop, through the App."""
         assert self._loop is not None
         try:
