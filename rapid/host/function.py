@@ -147,8 +147,11 @@ class Function:
         if self.host.log_store is not None:  # kept per log stream in the data dir (rapid.logs)
             self.host.log_store.function_line(self, text, request_id, instance)
 
-    def log_platform(self, inv: Invocation, text: str) -> None:
-        self.log_line(text, inv.request_id)
+    def log_platform(self, inv: Invocation, text: str, instance: Instance | None = None) -> None:
+        """A platform line of ``inv`` (START, END, REPORT): kept in the stream of
+        ``instance``, the one running it (None: the instance is found from the request id,
+        or, for an invocation that never reached a runtime, the version's platform stream)."""
+        self.log_line(text, inv.request_id, instance)
         if inv.log_lines is not None:
             inv.log_lines.append(text)
 
@@ -159,11 +162,12 @@ class Function:
 
     def report(
         self, inv: Invocation, outcome: Outcome, init_ms: float | None, peak_mb: int, include_start: bool,
-        restore_ms: float | None = None,
+        restore_ms: float | None = None, instance: Instance | None = None,
     ) -> report.Report:
         """The platform's lines for a finished invocation: END and REPORT (START too when
-        the invocation never reached a runtime)."""
+        the invocation never reached a runtime: then all three go where its START went)."""
         if include_start:
+            instance = None
             self.log_platform(inv, self.start_line(inv))
         r = report.Report(
             request_id=inv.request_id,
@@ -176,10 +180,10 @@ class Function:
             error_type=outcome.error_type if outcome.status != "success" else None,
         )
         if self.json_logs:
-            self.log_platform(inv, report.report_json(r))
+            self.log_platform(inv, report.report_json(r), instance)
         else:
-            self.log_platform(inv, report.end_text(inv.request_id))
-            self.log_platform(inv, report.report_text(r))
+            self.log_platform(inv, report.end_text(inv.request_id), instance)
+            self.log_platform(inv, report.report_text(r), instance)
         self.host.feed.invocation(
             self.name, self.version, inv.request_id, r.duration_ms, r.billed_ms, init_ms, peak_mb, r.status,
             error_type_of(outcome.body, r.error_type) if r.error_type else None,

@@ -50,6 +50,7 @@ from rapid.core.errors import MAX_RUNTIME_RESPONSE, FunctionError
 from rapid.core.instance_state import InstanceEvent, InstanceMachine
 from rapid.core.invocation import Invocation, InvocationEvent, Outcome
 from rapid.core.runtime_state import RuntimeEvent, RuntimeMachine
+from rapid.host.deadlines import Deadlines
 from rapid.host.extensions import Extensions, executables
 from rapid.host.idle_freeze import IdleFreeze
 from rapid.host.instance_end import InstanceEnd
@@ -103,8 +104,8 @@ class Instance(InstanceRestore, InstanceEnd):
         self._after: dict[str, tuple[Invocation, Outcome]] = {}
         self._cleaned = False
         self._streams: dict[str, RuntimeStream] = {}  # streaming /response bodies being read
-        self._timers: dict[str, asyncio.TimerHandle] = {}
         self._loop = asyncio.get_running_loop()
+        self._deadlines = Deadlines(self._loop, self._timed_out)  # every invocation's timeout, one timer
         self._freezer = IdleFreeze(self._loop, self._freeze, self._thaw)
 
     # -- the lifecycle, as the table keeps it -----------------------------------------------
@@ -324,7 +325,7 @@ class Instance(InstanceRestore, InstanceEnd):
         self.slots.dispatch(inv, slot)
         self.life.advance(InstanceEvent.DISPATCH)
         fn = self.function
-        fn.log_platform(inv, fn.start_line(inv))
+        fn.log_platform(inv, fn.start_line(inv), self)
         self.telemetry.start(inv, fn.version)
         if self.extensions.any:
             self.extensions.invoke(inv)
@@ -334,9 +335,9 @@ class Instance(InstanceRestore, InstanceEnd):
         """Start ``inv``'s clock: its deadline, and the timer that enforces it."""
         inv.started = time.monotonic()
         inv.deadline_epoch_ms = int((time.time() + inv.timeout) * 1000)
-        # uvloop's clock ticks in whole milliseconds: durations use time.monotonic(), and
-        # the timer is relative, armed at the same instant.
-        self._timers[inv.request_id] = self._loop.call_later(inv.timeout, self._timed_out, inv)
+        # uvloop's clock ticks in whole milliseconds: durations and deadlines use
+        # time.monotonic() (rapid.host.deadlines sets its one timer from it).
+        self._deadlines.arm(inv, inv.started + inv.timeout)
 
     def _became_idle(self) -> None:
         self.idle_since = time.monotonic()
@@ -358,9 +359,7 @@ class Instance(InstanceRestore, InstanceEnd):
         if entry is None or self.dead:
             return
         inv, outcome = entry
-        timer = self._timers.pop(request_id, None)
-        if timer is not None:
-            timer.cancel()
+        self._deadlines.disarm(request_id)
         self.answered_at = time.monotonic()
         self._report(inv, outcome)
         if self._after:

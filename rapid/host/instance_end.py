@@ -78,9 +78,7 @@ class InstanceEnd(_Base):
         self.finish(inv, InvocationEvent.FAIL, platform_failure(error, inv.request_id, _encode))
 
     def _settle(self, inv: Invocation, event: InvocationEvent, outcome: Outcome, include_start: bool = False) -> None:
-        timer = self._timers.pop(inv.request_id, None)
-        if timer is not None:
-            timer.cancel()
+        self._deadlines.disarm(inv.request_id)
         if self.process is not None:
             self.process.drain()  # while ``inv`` runs, so its lines join its log tail
         if inv.state is InvocationState.RUNNING:
@@ -102,11 +100,10 @@ class InstanceEnd(_Base):
         init_ms, self.init_duration_ms = self.init_duration_ms, None
         restore_ms, self.restore_duration_ms = self.restore_duration_ms, None
         peak = self.process.peak_memory_mb() if self.process is not None else 0
-        r = self.function.report(inv, outcome, init_ms, peak, include_start, restore_ms)
+        r = self.function.report(inv, outcome, init_ms, peak, include_start, restore_ms, self)
         self.telemetry.report(r)
 
     def _timed_out(self, inv: Invocation) -> None:
-        self._timers.pop(inv.request_id, None)
         if inv.request_id in self._after:  # answered, but its extensions ran out of time
             del self._after[inv.request_id]
             self._report(inv, platform_failure(timed_out(inv.timeout), inv.request_id, _encode))
@@ -237,10 +234,10 @@ class InstanceEnd(_Base):
             return
         self.life.advance(InstanceEvent.DIE)
         self._freezer.cancel()
-        for timer in (self._init_timer, *self._timers.values()):
-            if timer is not None:
-                timer.cancel()
+        if self._init_timer is not None:
+            self._init_timer.cancel()
         self._init_timer = None
+        self._deadlines.cancel()
         self.slots.cancel_parked()
         runtime_alive = self.process is not None and self.process.alive
         if self.extensions.any:
