@@ -160,17 +160,16 @@ class HttpConnection(asyncio.Protocol):
         body_before = self._size
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._fail()
-            return
-        except httptools.HttpParserError:
+        except (httptools.HttpParserUpgrade, httptools.HttpParserError):
             self._fail()
             return
         # httptools buffers a header (or trailer) until it is whole: bound what is not body
-        # here, as it grows. Chunk framing counts too (some 8 bytes a chunk).
-        self._head += len(data) - max(0, self._size - body_before)
-        if self.reading and self._head > self.limits.max_head:
-            self._fail(431)
+        # here, as it grows. Chunk framing counts too (some 8 bytes a chunk). (A request
+        # that completed in this read has nothing left to bound.)
+        if self.reading:
+            self._head += len(data) - max(0, self._size - body_before)
+            if self._head > self.limits.max_head:
+                self._fail(431)
 
     def eof_received(self) -> bool:
         """The peer will send nothing more: answer what it asked, then close."""
@@ -208,11 +207,12 @@ class HttpConnection(asyncio.Protocol):
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self._req is None:
-            self._req = Request(self.parser.get_method().decode(), self._url.decode("latin-1"))
+        req = self._req
+        if req is None:
+            req = self._req = Request(self.parser.get_method().decode(), self._url.decode("latin-1"))
         # llhttp reports trailer fields through the same callback after the headers are
         # complete: they belong to this request's trailers, never to the next request.
-        target = self._req.headers if self._in_headers else self._req.trailers
+        target = req.headers if self._in_headers else req.trailers
         key = name.decode("latin-1").lower()
         if key in target:  # a repeated field is the list of its values (RFC 9110 5.3; cookies: RFC 6265 5.4)
             target[key] += ("; " if key == "cookie" else ",") + value.decode("latin-1")
@@ -220,17 +220,19 @@ class HttpConnection(asyncio.Protocol):
             target[key] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
-        if self._req is None:
-            self._req = Request(self.parser.get_method().decode(), self._url.decode("latin-1"))
+        req = self._req
+        if req is None:
+            req = self._req = Request(self.parser.get_method().decode(), self._url.decode("latin-1"))
         self._in_headers = False
         # curl sends `Expect: 100-continue` with bodies over 1 MiB and waits a second for
         # the interim answer before sending the body: answer at once, as Go's server does.
-        if self._req.headers.get("expect", "").lower() == "100-continue" and self.transport is not None:
+        expect = req.headers.get("expect")
+        if expect is not None and expect.lower() == "100-continue" and self.transport is not None:
             if self._waiting is None and not self._pending and not self._closing:
                 self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         opener = self._opener
         if opener is not None and self._waiting is None and not self._pending and self._stream is None:
-            self._sink = opener(self._req, self)
+            self._sink = opener(req, self)
 
     def on_body(self, body: bytes) -> None:
         self._size += len(body)
