@@ -1,14 +1,20 @@
 """Where the daemon's time goes per invoke: the sequential 100 B load under cProfile.
 
     python -m benchmarks.profile [-n 3000] [--top 30] [--sort tottime|cumtime] [--callers NAME]
-                                 [--rapid-env KEY=VALUE ...]
+                                 [--clients C --instances K] [--rapid-env KEY=VALUE ...]
 
 It starts ``rapid serve -- <echo bootstrap>`` (drop-in mode, as the sequential scenario
 does, every isolation feature as configured) with a profiler that is off until the daemon
 gets SIGUSR1 and dumps what it saw on SIGUSR2, so start-up and warm-up are not counted.
 Then it sends warm-up invokes, switches the profiler on, sends ``-n`` invokes on one
 keep-alive connection, switches it off and prints the top functions with their *calls per
-invoke* and *microseconds per invoke* (own time and cumulative).
+invoke* and *microseconds per invoke* (own time and cumulative). With ``--clients C
+--instances K`` the load is the scaling scenario's instead: C closed-loop clients over
+exactly K instances (``--function echo=... --concurrency K --overflow queue``).
+
+The profiler counts each thread's CPU time (``time.thread_time``), not wall time, so a
+write that wakes the peer on this core is not charged with the peer's run;
+``PROFILE_CLOCK=wall`` counts wall time instead (less overhead per call).
 
 cProfile's own overhead inflates every figure (a call costs about a microsecond more), so
 the absolute microseconds are not the daemon's real CPU: read them as a ranking, and the
@@ -27,7 +33,7 @@ import tempfile
 import time
 
 from benchmarks import procs
-from benchmarks.client import Connection, request
+from benchmarks.client import ConcurrentClient, Connection, request
 from benchmarks.harness import make_function, runtime_python
 from benchmarks.scenarios import echo_event
 
@@ -82,6 +88,23 @@ def _drive(server: procs.Server, n: int, warm: int, before=None, after=None) -> 
     return (cpu1 - cpu0) / n * 1e6
 
 
+def _drive_concurrent(server: procs.Server, clients: int, n: int, warm: int, before=None, after=None) -> float:
+    with ConcurrentClient(server.port, clients) as load:
+        req = request(server.path(), echo_event(100))
+        load.run(req, warm)
+        if before:
+            before()
+        cpu0 = server.cpu()
+        res = load.run(req, n)
+        cpu1 = server.cpu()
+        if after:
+            after()
+    bad = [s for s in getattr(res, "statuses", []) if s != 200]
+    if bad:
+        raise SystemExit(f"profile: {len(bad)} invokes were not answered 200")
+    return (cpu1 - cpu0) / n * 1e6
+
+
 def main(argv: list[str] | None = None) -> int:
     if argv is None and len(sys.argv) > 2 and sys.argv[1] == "--child":
         return _child(sys.argv[2], sys.argv[3:])
@@ -92,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top", type=int, default=30)
     p.add_argument("--sort", choices=("tottime", "cumtime"), default="tottime")
     p.add_argument("--callers", metavar="NAME", help="also print who calls functions matching NAME")
+    p.add_argument("--clients", type=int, default=0, help="closed-loop clients (default: one connection)")
+    p.add_argument("--instances", type=int, default=4, help="with --clients: instances serving them")
     p.add_argument("--rapid-env", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--keep", metavar="PATH", help="keep the raw pstats file at PATH")
     args = p.parse_args(argv)
@@ -101,27 +126,39 @@ def main(argv: list[str] | None = None) -> int:
         folder, bootstrap = make_function(work, runtime_python(None))
         logs = os.path.join(work, "logs")
         os.mkdir(logs)
+        if args.clients:
+            serve = ["--function", f"echo={folder}", "--concurrency", str(args.instances), "--overflow", "queue"]
+            function = "echo"
+
+            def drive(server: procs.Server, before=None, after=None) -> float:
+                return _drive_concurrent(server, args.clients, args.invokes, args.warm, before, after)
+            load = f"{args.clients} clients over {args.instances} instances"
+        else:
+            serve, function = ["--", bootstrap], "function"
+
+            def drive(server: procs.Server, before=None, after=None) -> float:
+                return _drive(server, args.invokes, args.warm, before, after)
+            load = "sequential, one connection"
         # Unprofiled first: the real daemon CPU per invoke, for scale.
-        server = procs.launch_rapid(["--", bootstrap], cwd=folder, logs=logs, tag="plain", env=env)
+        server = procs.launch_rapid(serve, cwd=folder, logs=logs, tag="plain", env=env, function=function)
         try:
-            real = _drive(server, args.invokes, args.warm)
+            real = drive(server)
         finally:
             server.stop()
         stats_path = args.keep or os.path.join(work, "daemon.prof")
         port = procs.free_port()
         argv_ = [sys.executable, "-m", "benchmarks.profile", "--child", stats_path,
-                 "serve", "--port", str(port), "--", bootstrap]
+                 "serve", "--port", str(port), *serve]
         server = procs.launch(argv_, port, cwd=folder, logs=logs, tag="profiled",
-                              env={**procs.RAPID_ENV, **env, "PYTHONPATH": os.getcwd()})
+                              env={**procs.RAPID_ENV, **env, "PYTHONPATH": os.getcwd()}, function=function)
         try:
-            profiled = _drive(server, args.invokes, args.warm,
-                              before=lambda: os.kill(server.pid, signal.SIGUSR1),
-                              after=lambda: os.kill(server.pid, signal.SIGUSR2))
+            profiled = drive(server, before=lambda: os.kill(server.pid, signal.SIGUSR1),
+                             after=lambda: os.kill(server.pid, signal.SIGUSR2))
             _wait_file(stats_path)
         finally:
             server.stop()
         print(f"daemon CPU per invoke: {real:.0f} us unprofiled, {profiled:.0f} us under cProfile "
-              f"({args.invokes} sequential 100 B invokes, one connection)")
+              f"({args.invokes} invokes of 100 B, {load})")
         _print(stats_path, args.invokes, args.top, args.sort, args.callers)
     finally:
         procs.cleanup_all()

@@ -304,6 +304,11 @@ class Function:
             while queue:
                 idle.pop().deliver(queue.popleft())
             return
+        if not idle and self.host.config.overflow != "throttle" and self.limit <= len(self.instances):
+            # And all it decides with no idle slot, no room to start one and nothing to
+            # throttle (the queue waits): nothing. A pool at its limit under a queueing load
+            # meets this on every submit; the view is not built for it.
+            return
         actions = scheduler.plan(self._view())
         if any(isinstance(a, scheduler.Throttle) for a in actions) and self.reserved is None:
             # Before refusing work, take room back from other functions' idle instances.
