@@ -45,6 +45,7 @@ _TAIL_BYTES = 4096
 _INVOCATION_TYPES = ("Event", "RequestResponse", "DryRun")  # in the order AWS lists them
 _LOG_TYPES = ("None", "Tail")
 _MAX_CLIENT_CONTEXT = 3583
+_KEPT_TARGETS = 4096  # function names parsed and kept (their validation passed); past it, start again
 
 
 class InvokeAPI:
@@ -57,6 +58,9 @@ class InvokeAPI:
         # In a cluster (rapid.cluster.forwarding): asked before a sync invocation is queued
         # here; None runs it here, a future is its answer from elsewhere.
         self.placement: Placement | None = None
+        # (name, qualifier) -> its parsed Target: an invoker names the same few functions
+        # over and over (the region and account are the host's, fixed for its life).
+        self._targets: dict[tuple[str, str | None], Target] = {}
 
     def invoke(
         self, name: str, req: Request, rid: str, forced_type: str | None
@@ -64,12 +68,21 @@ class InvokeAPI:
         host = self.host
         if host.stopping:
             raise shutting_down()
-        qualifier = constraints.qualifier(parse_qs(req.query).get("Qualifier", [None])[0] if req.query else None)
-        target = parse_function_name(name, qualifier, host.region, host.config.account_id)
-        kind = forced_type or constraints.enum(
-            "invocationType", req.headers.get("x-amz-invocation-type") or "RequestResponse", _INVOCATION_TYPES
-        )
-        log_type = constraints.enum("logType", req.headers.get("x-amz-log-type") or "None", _LOG_TYPES)
+        query = req.query
+        qualifier = constraints.qualifier(parse_qs(query).get("Qualifier", [None])[0]) if query else None
+        target = self._targets.get((name, qualifier))
+        if target is None:
+            target = parse_function_name(name, qualifier, host.region, host.config.account_id)
+            if len(self._targets) >= _KEPT_TARGETS:
+                self._targets.clear()
+            self._targets[(name, qualifier)] = target
+        headers = req.headers
+        kind = forced_type or headers.get("x-amz-invocation-type") or "RequestResponse"
+        if kind not in _INVOCATION_TYPES:
+            constraints.enum("invocationType", kind, _INVOCATION_TYPES)  # raises AWS's validation error
+        log_type = headers.get("x-amz-log-type") or "None"
+        if log_type not in _LOG_TYPES:
+            constraints.enum("logType", log_type, _LOG_TYPES)
         fn = host.resolve(target)
 
         limit = MAX_ASYNC_REQUEST if kind == "Event" else MAX_SYNC_REQUEST
