@@ -84,7 +84,6 @@ class HttpConnection(asyncio.Protocol):
         "_eof",
         "_fail_after",
         "_fail_status",
-        "_fields",
         "_head",
         "_in_headers",
         "_on_close",
@@ -125,7 +124,6 @@ class HttpConnection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self._req: Request | None = None
         self._url = b""
-        self._fields: list[tuple[bytes, bytes]] = []  # this request's header fields, as they came
         self._body: list[bytes] = []
         self._size = 0
         self._in_headers = True
@@ -198,7 +196,6 @@ class HttpConnection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._url = b""
-        self._fields = []
         self._body = []
         self._size = 0
         self._head = 0
@@ -210,24 +207,22 @@ class HttpConnection(asyncio.Protocol):
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        # Kept raw until the head is complete, then decoded in one pass (one call per field
-        # is what the parser costs; the dict is built once). llhttp reports trailer fields
-        # through the same callback after the headers are complete: they belong to this
-        # request's trailers, never to the next request.
-        if self._in_headers:
-            self._fields.append((name, value))
+        req = self._req
+        if req is None:
+            req = self._req = Request(self.parser.get_method().decode(), self._url.decode("latin-1"))
+        # llhttp reports trailer fields through the same callback after the headers are
+        # complete: they belong to this request's trailers, never to the next request.
+        target = req.headers if self._in_headers else req.trailers
+        key = name.decode("latin-1").lower()
+        if key in target:  # a repeated field is the list of its values (RFC 9110 5.3; cookies: RFC 6265 5.4)
+            target[key] += ("; " if key == "cookie" else ",") + value.decode("latin-1")
         else:
-            _add_field(self._req.trailers, name, value)  # type: ignore[union-attr]
+            target[key] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
-        req = self._req = Request(self.parser.get_method().decode(), self._url.decode("latin-1"))
-        fields = self._fields
-        if fields:
-            headers = req.headers = {n.decode("latin-1").lower(): v.decode("latin-1") for n, v in fields}
-            if len(headers) < len(fields):  # a repeated field: the list of its values, in order
-                headers.clear()
-                for name, value in fields:
-                    _add_field(headers, name, value)
+        req = self._req
+        if req is None:
+            req = self._req = Request(self.parser.get_method().decode(), self._url.decode("latin-1"))
         self._in_headers = False
         # curl sends `Expect: 100-continue` with bodies over 1 MiB and waits a second for
         # the interim answer before sending the body: answer at once, as Go's server does.
@@ -443,16 +438,6 @@ class HttpConnection(asyncio.Protocol):
 
     def __repr__(self) -> str:
         return f"<HttpConnection peer={self.peer} waiting={self._waiting is not None} closed={self._closed}>"
-
-
-def _add_field(target: dict[str, str], name: bytes, value: bytes) -> None:
-    """A header or trailer field into ``target``; a repeated field is the list of its
-    values (RFC 9110 5.3; cookies: RFC 6265 5.4)."""
-    key = name.decode("latin-1").lower()
-    if key in target:
-        target[key] += ("; " if key == "cookie" else ",") + value.decode("latin-1")
-    else:
-        target[key] = value.decode("latin-1")
 
 
 def _refusal(status: int, max_head: int) -> Response:
