@@ -37,6 +37,7 @@ from rapid.events.dispatcher import Dispatcher
 from rapid.host.function import Function
 from rapid.host.host import Host
 from rapid.http.message import Request, Response
+from rapid.http.reply import Reply
 
 if TYPE_CHECKING:
     from rapid.cluster.forwarding import Placement
@@ -116,12 +117,13 @@ class InvokeAPI:
     def _run_here(self, fn: Function, target: Target, req: Request, rid: str, body: bytes,
                   client_context: str | None, tail: bool) -> asyncio.Future[Response]:
         inv = sync_invocation(self.host, fn, target, req, rid, body, client_context, tail)
-        fut: asyncio.Future[Response] = self._loop.create_future()
+        # A Reply: the invoker's answer is written the moment the invocation settles, before
+        # the runtime's 202 (rapid.http.reply); callers that await it still can.
+        fut = Reply(self._loop)
         version = fn.version
 
         def settled(inv: Invocation) -> None:
-            if not fut.done():
-                fut.set_result(_answer(inv, version))
+            fut.answer(_answer(inv, version))
 
         inv.on_settled = settled
         fn.submit(inv)

@@ -60,6 +60,7 @@ from rapid.host.slots import Slots
 from rapid.host.telemetry import Telemetry
 from rapid.http.message import Response
 from rapid.http.protocol import HttpConnection, serve
+from rapid.http.reply import Reply
 from rapid.supervisor.backend import RuntimeHandle
 from rapid.supervisor.peers import is_peer_of
 
@@ -281,9 +282,11 @@ class Instance(InstanceRestore, InstanceEnd):
     # -- parking and dispatching ------------------------------------------------------------
 
     def _park(self, slot: RuntimeMachine) -> asyncio.Future[Response]:
-        fut: asyncio.Future[Response] = self._loop.create_future()
+        # A Reply: the /next answer is written the moment an invocation is delivered, and a
+        # hang-up frees the slot at once (rapid.http.reply).
+        fut = Reply(self._loop)
         self.slots.park(slot, fut)
-        fut.add_done_callback(self._parked_done)
+        fut.when_answered(self._parked_done)
         return fut
 
     def _parked_done(self, fut: asyncio.Future[Response]) -> None:
@@ -298,7 +301,7 @@ class Instance(InstanceRestore, InstanceEnd):
         if self.bound is not None:
             inv, self.bound = self.bound, None
             slot, fut = self.slots.unpark()
-            fut.set_result(self._dispatch(inv, slot))
+            fut.answer(self._dispatch(inv, slot))
             return
         if self.retiring:
             self._die(False)
@@ -306,7 +309,7 @@ class Instance(InstanceRestore, InstanceEnd):
         queued = self.function.take()
         if queued is not None:
             slot, fut = self.slots.unpark()
-            fut.set_result(self._dispatch(queued, slot))
+            fut.answer(self._dispatch(queued, slot))
             return
         self.function.became_idle(self)
         if not self.running:
@@ -316,7 +319,7 @@ class Instance(InstanceRestore, InstanceEnd):
         """Hand ``inv`` to a parked ``/next`` (the function chose this instance as idle)."""
         slot, fut = self.slots.unpark()
         self._freezer.busy()
-        fut.set_result(self._dispatch(inv, slot))
+        fut.answer(self._dispatch(inv, slot))
 
     def _dispatch(self, inv: Invocation, slot: RuntimeMachine) -> Response:
         if inv.started == 0.0:

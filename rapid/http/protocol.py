@@ -2,7 +2,9 @@
 
 An *app* is a callable ``app(request, conn) -> Response | Future[Response]``. Handlers that
 can answer at once return a ``Response`` (no task, no coroutine: the hot path); handlers
-that must wait return a future, which is how ``/next`` long-polls without a task. Requests
+that must wait return a future, which is how ``/next`` long-polls without a task (a
+``rapid.http.reply.Reply`` is written the moment it is answered, any other future from its
+done callback). Requests
 on one connection are answered in order; a client that pipelines waits its turn. When the
 peer goes away while a future is pending, the future is cancelled so its owner knows
 nobody is listening any more.
@@ -34,6 +36,7 @@ from typing import Union
 import httptools
 
 from rapid.http.message import Request, Response, StreamingResponse
+from rapid.http.reply import Reply
 
 App = Callable[[Request, "HttpConnection"], Union[Response, "asyncio.Future[Response]"]]
 
@@ -285,7 +288,10 @@ class HttpConnection(asyncio.Protocol):
         else:
             self._waiting = result
             self._waiting_keep_alive = req.keep_alive
-            result.add_done_callback(self._on_done)
+            if result.__class__ is Reply:  # written the moment it is answered (rapid.http.reply)
+                result.when_answered(self._on_done)  # type: ignore[attr-defined]
+            else:
+                result.add_done_callback(self._on_done)
 
     def _on_done(self, fut: asyncio.Future[Response]) -> None:
         self._waiting = None
