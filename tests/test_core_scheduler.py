@@ -151,3 +151,13 @@ def test_with_no_idle_slot_no_room_and_a_queueing_overflow_nothing_follows(start
         over = PoolView([], starting, busy, queued, max(0, starting + busy + finishing - 1), resets, 2,
                         throttle=False, finishing=finishing)
         assert plan(over) == []
+
+
+@pytest.mark.parametrize("per_instance", [1, 2, 4])
+def test_a_finishing_instance_covers_a_queue_no_longer_than_its_slots(per_instance):
+    # rapid.host.function skips building the view when the instance that answered last is
+    # finishing and the queue fits its slots: whatever else the pool holds, nothing follows.
+    for busy, starting, resets, limit in itertools.product((0, 3), (0, 1), (0, 2), (1, 4, 9)):
+        for queued in range(1, per_instance + 1):
+            view = PoolView([], starting, busy, queued, limit, resets, per_instance, finishing=1)
+            assert plan(view) == []

@@ -63,6 +63,7 @@ class Function(FunctionLogs):
         self._next_id = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._regrace: asyncio.TimerHandle | None = None
+        self.last_answered: Instance | None = None  # the instance that finished an invocation last
         self.provisioned_failures = 0  # provisioned inits failed in a row: past PROVISIONED_TRIES, no more
         self.provisioned_error: str | None = None
         self.retired = False  # replaced or deleted: takes no new work, its instances drain
@@ -234,6 +235,14 @@ class Function(FunctionLogs):
             while queue:
                 idle.pop().deliver(queue.popleft())
             return
+        if not idle and len(queue) <= self.per_instance and self._finishing(self.last_answered):
+            # Rule 2 of ``scheduler.plan`` when an instance that just answered will take the
+            # queue head at its next /next (a sequential caller's next invoke, which often
+            # beats the runtime back): nothing starts, nothing is throttled. Only the
+            # re-plan for an instance that does not come back is armed, as ``_view`` does.
+            if self._regrace is None:
+                self._regrace = asyncio.get_running_loop().call_later(FINISHING_GRACE, self._regraced)
+            return
         if not idle and self.host.config.overflow != "throttle" and self.limit <= len(self.instances):
             # And all it decides with no idle slot, no room to start one and nothing to
             # throttle (the queue waits): nothing. A pool at its limit under a queueing load
@@ -257,6 +266,13 @@ class Function(FunctionLogs):
                 self._start(bound)
             else:
                 self._throttle(action.count)
+
+    def _finishing(self, inst: Instance | None) -> bool:
+        """Whether ``inst`` counts as *finishing* in ``_view`` (answered just now, expected
+        back at /next)."""
+        return (inst is not None and not inst.running and not inst.dead and not inst.retiring
+                and not inst.starting and inst.id in self.instances
+                and time.monotonic() - inst.answered_at < FINISHING_GRACE)
 
     def _regraced(self) -> None:
         self._regrace = None

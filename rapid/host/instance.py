@@ -329,7 +329,8 @@ class Instance(InstanceRestore, InstanceEnd):
         self.life.advance(InstanceEvent.DISPATCH)
         fn = self.function
         fn.log_platform(inv, fn.start_line(inv), self)
-        self.telemetry.start(inv, fn.version)
+        if self.telemetry.listening:
+            self.telemetry.start(inv, fn.version)
         if self.extensions.any:
             self.extensions.invoke(inv)
         return next_response(inv)
@@ -364,6 +365,7 @@ class Instance(InstanceRestore, InstanceEnd):
         inv, outcome = entry
         self._deadlines.disarm(request_id)
         self.answered_at = time.monotonic()
+        self.function.last_answered = self
         self._report(inv, outcome)
         if self._after:
             return

@@ -60,7 +60,7 @@ class InstanceEnd(_Base):
 
     def finish(self, inv: Invocation, event: InvocationEvent, outcome: Outcome) -> None:
         """The runtime answered ``inv``: settle it, and recycle a retiring instance."""
-        if self.extensions.holding(inv.request_id):
+        if self.extensions.all and self.extensions.holding(inv.request_id):
             if self.process is not None:
                 self.process.drain()
             self.telemetry.runtime_done(inv, outcome)
@@ -81,11 +81,12 @@ class InstanceEnd(_Base):
         self._deadlines.disarm(inv.request_id)
         if self.process is not None:
             self.process.drain()  # while ``inv`` runs, so its lines join its log tail
-        if inv.state is InvocationState.RUNNING:
+        if inv.state is InvocationState.RUNNING and self.telemetry.listening:
             self.telemetry.runtime_done(inv, outcome)
         self.running.pop(inv.request_id, None)
         self.invokes += 1
         self.answered_at = time.monotonic()
+        self.function.last_answered = self  # (rapid.host.function: the finishing shortcut)
         self._report(inv, outcome, include_start)
         self._maybe_settled()
         inv.settle(event, outcome)
@@ -101,7 +102,8 @@ class InstanceEnd(_Base):
         restore_ms, self.restore_duration_ms = self.restore_duration_ms, None
         peak = self.process.peak_memory_mb() if self.process is not None else 0
         r = self.function.report(inv, outcome, init_ms, peak, include_start, restore_ms, self)
-        self.telemetry.report(r)
+        if self.telemetry.listening:
+            self.telemetry.report(r)
 
     def _timed_out(self, inv: Invocation) -> None:
         if inv.request_id in self._after:  # answered, but its extensions ran out of time
