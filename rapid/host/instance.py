@@ -228,10 +228,11 @@ class Instance(InstanceRestore, InstanceEnd):
 
     def next(self) -> Response | asyncio.Future[Response]:
         """``GET /next``: the next event, now or when one comes (a parked future)."""
-        if self.dead:  # a /next already on its way when the instance ended: it waits for the kill
+        life = self.life
+        if life.dead:  # a /next already on its way when the instance ended: it waits for the kill
             return self._loop.create_future()
         slot = self.slots.for_next()
-        if not self.initialized:
+        if not life.initialized:
             if not self.extensions.init_ready():
                 self._init_waiting = True  # held: extensions_ready() goes on from here
                 return self._park(slot)
@@ -241,7 +242,7 @@ class Instance(InstanceRestore, InstanceEnd):
                 return self._dispatch(inv, slot)
         elif self._after:
             return self._park(slot)  # held: extensions_done() goes on from here
-        if self.retiring:  # recycled: this runtime takes no more work
+        if life.retiring:  # recycled: this runtime takes no more work
             self._loop.call_soon(self._die, False)
             return self._park(slot)
         queued = self.function.take()
@@ -249,7 +250,7 @@ class Instance(InstanceRestore, InstanceEnd):
             return self._dispatch(queued, slot)
         fut = self._park(slot)
         self.function.became_idle(self)
-        if not self.running:
+        if not self.slots.running:
             self._became_idle()
         return fut
 
@@ -331,7 +332,7 @@ class Instance(InstanceRestore, InstanceEnd):
         fn.log_platform(inv, fn.start_line(inv), self)
         if self.telemetry.listening:
             self.telemetry.start(inv, fn.version)
-        if self.extensions.any:
+        if self.extensions.all:
             self.extensions.invoke(inv)
         return next_response(inv)
 

@@ -70,7 +70,7 @@ class InstanceEnd(_Base):
             inv.settle(event, outcome)
             return
         self._settle(inv, event, outcome)
-        if self.retiring and not self.running and not self.dead and not self._after:
+        if self.life.retiring and not self.slots.running and not self.life.dead and not self._after:
             self._die(reset=False)
 
     def fail(self, inv: Invocation, error: FunctionError) -> None:
