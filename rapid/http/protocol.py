@@ -44,6 +44,10 @@ _JSON = [("Content-Type", "application/json")]
 _BAD_REQUEST = Response(400, b'{"message":"Bad Request"}', _JSON)
 _PIPELINE_DEPTH = 16  # requests queued behind a pending answer before reading pauses
 _LINGER_SECONDS = 2.0  # after a 431, how long to drain what the client still sends
+# Header names as they came -> decoded and lowercased: clients send the same few names on
+# every request, so one lookup replaces a decode and a lower per field.
+_NAMES: dict[bytes, str] = {}
+_NAMES_KEPT = 1024
 
 
 class Limits:
@@ -216,7 +220,11 @@ class HttpConnection(asyncio.Protocol):
         # llhttp reports trailer fields through the same callback after the headers are
         # complete: they belong to this request's trailers, never to the next request.
         target = req.headers if self._in_headers else req.trailers
-        key = name.decode("latin-1").lower()
+        key = _NAMES.get(name)
+        if key is None:
+            key = name.decode("latin-1").lower()
+            if len(_NAMES) < _NAMES_KEPT:
+                _NAMES[name] = key
         if key in target:  # a repeated field is the list of its values (RFC 9110 5.3; cookies: RFC 6265 5.4)
             target[key] += ("; " if key == "cookie" else ",") + value.decode("latin-1")
         else:
