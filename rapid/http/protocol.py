@@ -35,13 +35,14 @@ from typing import Union
 
 import httptools
 
+from rapid.http.limits import BAD_REQUEST, DEFAULT_LIMITS, Clock, Limits, refusal
 from rapid.http.message import Request, Response, StreamingResponse
 from rapid.http.reply import Reply
 
+__all__ = ["App", "Clock", "DEFAULT_LIMITS", "HttpConnection", "Limits", "serve"]
+
 App = Callable[[Request, "HttpConnection"], Union[Response, "asyncio.Future[Response]"]]
 
-_JSON = [("Content-Type", "application/json")]
-_BAD_REQUEST = Response(400, b'{"message":"Bad Request"}', _JSON)
 _PIPELINE_DEPTH = 16  # requests queued behind a pending answer before reading pauses
 _LINGER_SECONDS = 2.0  # after a 431, how long to drain what the client still sends
 # Header names as they came -> decoded and lowercased: clients send the same few names on
@@ -50,35 +51,6 @@ _NAMES: dict[bytes, str] = {}
 _NAMES_KEPT = 1024
 
 
-class Limits:
-    """What one connection may hold and how long it may dawdle (None: forever)."""
-
-    __slots__ = ("answer_after_eof", "header_timeout", "idle_timeout", "max_head")
-
-    def __init__(self, max_head: int = 1 << 20, header_timeout: float | None = None,
-                 idle_timeout: float | None = None, answer_after_eof: bool = False) -> None:
-        self.max_head = max_head  # request line and headers (and trailers), bytes
-        self.header_timeout = header_timeout  # a request must keep arriving, headers complete within
-        self.idle_timeout = idle_timeout  # a keep-alive connection with nothing to do
-        # An end of input is a half-close to answer (invokers), or a hang-up that cancels
-        # what is pending (runtimes: a parked /next whose client went away frees its slot).
-        self.answer_after_eof = answer_after_eof
-
-    def __repr__(self) -> str:
-        return (f"<Limits head={self.max_head} header={self.header_timeout}s idle={self.idle_timeout}s "
-                f"answer_after_eof={self.answer_after_eof}>")
-
-
-class Clock:
-    """A coarse clock the listener ticks, so connections note the time without a call."""
-
-    __slots__ = ("now",)
-
-    def __init__(self, now: float = 0.0) -> None:
-        self.now = now
-
-
-DEFAULT_LIMITS = Limits()
 _STOPPED = Clock()  # for connections nobody sweeps
 
 class HttpConnection(asyncio.Protocol):
@@ -408,7 +380,7 @@ class HttpConnection(asyncio.Protocol):
         self._closing = True
         transport = self.transport
         if transport is not None and not self._closed:
-            resp = _BAD_REQUEST if status == 400 else _refusal(status, self.limits.max_head)
+            resp = BAD_REQUEST if status == 400 else refusal(status, self.limits.max_head)
             transport.write(resp.head(False) + resp.body)
             if status == 431 and transport.can_write_eof():
                 # The client is most likely still sending its head: closing now would reset
@@ -452,14 +424,6 @@ class HttpConnection(asyncio.Protocol):
 
     def __repr__(self) -> str:
         return f"<HttpConnection peer={self.peer} waiting={self._waiting is not None} closed={self._closed}>"
-
-
-def _refusal(status: int, max_head: int) -> Response:
-    texts = {
-        408: "Request Timeout: the request did not arrive in time",
-        431: f"Request Header Fields Too Large: the request line and headers must be at most {max_head} bytes",
-    }
-    return Response.json(status, {"message": texts.get(status, "Bad Request")})
 
 
 async def serve(app: App, host: str, port: int, max_body: int) -> asyncio.Server:
