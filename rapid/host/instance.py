@@ -368,6 +368,7 @@ class Instance(InstanceRestore, InstanceEnd):
         self.answered_at = time.monotonic()
         self.function.last_answered = self
         self._report(inv, outcome)
+        self.function.host.logs.flush()
         if self._after:
             return
         self._maybe_settled()

@@ -5,7 +5,8 @@ Theory of operation
 Every way an invocation ends comes to ``_settle``: the runtime's answer (``finish``, which
 the Runtime API edge calls), a timeout, a crash, a failed init, an extension's failure.
 END and REPORT go out before the invoker is answered, so a log tail asked for with
-``X-Amz-Log-Type: Tail`` holds them. If extensions still work on the invocation, the
+``X-Amz-Log-Type: Tail`` holds them, and the log stream is flushed then, so they are on
+stdout before the answer too. If extensions still work on the invocation, the
 invoker is answered at once and END/REPORT wait for them (``extensions_done``); its timer
 keeps running: extensions count in the timeout.
 
@@ -88,6 +89,9 @@ class InstanceEnd(_Base):
         self.answered_at = time.monotonic()
         self.function.last_answered = self  # (rapid.host.function: the finishing shortcut)
         self._report(inv, outcome, include_start)
+        # The platform's lines are on stdout before the invoker has its answer (the log
+        # stream otherwise waits a moment for more lines: rapid.logs.sink).
+        self.function.host.logs.flush()
         self._maybe_settled()
         inv.settle(event, outcome)
 

@@ -1,10 +1,10 @@
-"""The daemon's log stream: one buffered writer, flushed about once a millisecond.
+"""The daemon's log stream: one buffered writer, flushed per invocation or within ~2 ms.
 
 Every line (platform lines and the functions' own output) goes through ``LogSink.line``,
-which appends to a buffer. A burst of lines costs one ``write`` syscall, and under load one
-write carries the START, END and REPORT lines of several invocations rather than two
-writes per invocation (a write to a file or a pipe costs about as much as the rest of a
-line's bookkeeping). Python's ``logging`` (about 21 us a record) stays off the hot path.
+which appends to a buffer. A burst of lines costs one ``write`` syscall, and an
+invocation's START, END and REPORT lines go out in one write rather than two (a write to a
+file or a pipe costs about as much as the rest of a line's bookkeeping). Python's
+``logging`` (about 21 us a record) stays off the hot path.
 
 When the buffer is written:
 
@@ -13,8 +13,10 @@ When the buffer is written:
   flush, and it costs no timer wake-up;
 - a line into an empty buffer arms one timer for ``2 * LINGER``, for when no other line
   follows (the last lines of a burst wait at most that long);
-- ``EAGER`` lines in the buffer, or ``flush`` (the host calls it when it closes), write at
-  once.
+- ``EAGER`` lines in the buffer, or ``flush``, write at once: an instance flushes when an
+  invocation settles (so its END and REPORT, and the START that waited for them, are on
+  stdout before the invoker has its answer: one write per invocation), the host when it
+  closes.
 """
 
 from __future__ import annotations
