@@ -122,7 +122,10 @@ class InvokeAPI:
         fut = Reply(self._loop)
         version = fn.version
 
+        logs = self.host.logs
+
         def settled(inv: Invocation) -> None:
+            logs.flush()  # whatever the platform wrote for it (INIT_REPORT too) is on stdout first
             fut.answer(_answer(inv, version))
 
         inv.on_settled = settled
