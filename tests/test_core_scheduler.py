@@ -138,3 +138,26 @@ def test_when_every_queued_invocation_has_an_idle_slot_only_dispatches_follow(qu
     # oldest queued invocation goes to the most recently used idle slot, and nothing else.
     view = PoolView(idle=[4, 7, 9], starting=2, busy=5, queued=queued, limit=3, resets=1)
     assert plan(view) == [Dispatch(i) for i in [9, 7, 4][:queued]]
+
+
+@pytest.mark.parametrize("starting,busy,finishing,resets", [(0, 4, 0, 0), (1, 2, 1, 0), (2, 0, 2, 3), (0, 5, 0, 1)])
+def test_with_no_idle_slot_no_room_and_a_queueing_overflow_nothing_follows(starting, busy, finishing, resets):
+    # rapid.host.function skips building the view in this case (a pool at its limit under
+    # a queueing load): whatever waits, starts or finishes, the plan is empty.
+    for queued in (1, 3, 20):
+        view = PoolView([], starting, busy, queued, starting + busy + finishing, resets, 1, throttle=False,
+                        finishing=finishing)
+        assert plan(view) == []
+        over = PoolView([], starting, busy, queued, max(0, starting + busy + finishing - 1), resets, 2,
+                        throttle=False, finishing=finishing)
+        assert plan(over) == []
+
+
+@pytest.mark.parametrize("per_instance", [1, 2, 4])
+def test_a_finishing_instance_covers_a_queue_no_longer_than_its_slots(per_instance):
+    # rapid.host.function skips building the view when the instance that answered last is
+    # finishing and the queue fits its slots: whatever else the pool holds, nothing follows.
+    for busy, starting, resets, limit in itertools.product((0, 3), (0, 1), (0, 2), (1, 4, 9)):
+        for queued in range(1, per_instance + 1):
+            view = PoolView([], starting, busy, queued, limit, resets, per_instance, finishing=1)
+            assert plan(view) == []

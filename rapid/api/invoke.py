@@ -38,6 +38,7 @@ from rapid.events.dispatcher import Dispatcher
 from rapid.host.function import Function
 from rapid.host.host import Host
 from rapid.http.message import Request, Response
+from rapid.http.reply import Reply
 
 if TYPE_CHECKING:
     from rapid.cluster.forwarding import Placement
@@ -46,6 +47,7 @@ _TAIL_BYTES = 4096
 _INVOCATION_TYPES = ("Event", "RequestResponse", "DryRun")  # in the order AWS lists them
 _LOG_TYPES = ("None", "Tail")
 _MAX_CLIENT_CONTEXT = 3583
+_KEPT_TARGETS = 4096  # function names parsed and kept (their validation passed); past it, start again
 
 
 class InvokeAPI:
@@ -58,6 +60,9 @@ class InvokeAPI:
         # In a cluster (rapid.cluster.forwarding): asked before a sync invocation is queued
         # here; None runs it here, a future is its answer from elsewhere.
         self.placement: Placement | None = None
+        # (name, qualifier) -> its parsed Target: an invoker names the same few functions
+        # over and over (the region and account are the host's, fixed for its life).
+        self._targets: dict[tuple[str, str | None], Target] = {}
 
     def invoke(
         self, name: str, req: Request, rid: str, forced_type: str | None
@@ -65,12 +70,21 @@ class InvokeAPI:
         host = self.host
         if host.stopping:
             raise shutting_down()
-        qualifier = constraints.qualifier(parse_qs(req.query).get("Qualifier", [None])[0] if req.query else None)
-        target = parse_function_name(name, qualifier, host.region, host.config.account_id)
-        kind = forced_type or constraints.enum(
-            "invocationType", req.headers.get("x-amz-invocation-type") or "RequestResponse", _INVOCATION_TYPES
-        )
-        log_type = constraints.enum("logType", req.headers.get("x-amz-log-type") or "None", _LOG_TYPES)
+        query = req.query
+        qualifier = constraints.qualifier(parse_qs(query).get("Qualifier", [None])[0]) if query else None
+        target = self._targets.get((name, qualifier))
+        if target is None:
+            target = parse_function_name(name, qualifier, host.region, host.config.account_id)
+            if len(self._targets) >= _KEPT_TARGETS:
+                self._targets.clear()
+            self._targets[(name, qualifier)] = target
+        headers = req.headers
+        kind = forced_type or headers.get("x-amz-invocation-type") or "RequestResponse"
+        if kind not in _INVOCATION_TYPES:
+            constraints.enum("invocationType", kind, _INVOCATION_TYPES)  # raises AWS's validation error
+        log_type = headers.get("x-amz-log-type") or "None"
+        if log_type not in _LOG_TYPES:
+            constraints.enum("logType", log_type, _LOG_TYPES)
         fn = host.resolve(target)
 
         limit = MAX_ASYNC_REQUEST if kind == "Event" else MAX_SYNC_REQUEST
@@ -105,12 +119,16 @@ class InvokeAPI:
     def _run_here(self, fn: Function, target: Target, req: Request, rid: str, body: bytes,
                   client_context: str | None, tail: bool) -> asyncio.Future[Response]:
         inv = sync_invocation(self.host, fn, target, req, rid, body, client_context, tail)
-        fut: asyncio.Future[Response] = self._loop.create_future()
+        # A Reply: the invoker's answer is written the moment the invocation settles, before
+        # the runtime's 202 (rapid.http.reply); callers that await it still can.
+        fut = Reply(self._loop)
         version = fn.version
 
+        logs = self.host.logs
+
         def settled(inv: Invocation) -> None:
-            if not fut.done():
-                fut.set_result(_answer(inv, version))
+            logs.flush()  # whatever the platform wrote for it (INIT_REPORT too) is on stdout first
+            fut.answer(_answer(inv, version))
 
         inv.on_settled = settled
         fn.submit(inv)

@@ -30,6 +30,7 @@ from rapid.core.invocation import Invocation, InvocationEvent, function_failure,
 from rapid.core.runtime_state import RuntimeEvent
 from rapid.http.message import Request, Response
 from rapid.http.protocol import HttpConnection
+from rapid.http.reply import Reply
 
 if TYPE_CHECKING:
     from rapid.host.instance import Instance
@@ -196,10 +197,9 @@ class TappedRuntimeAPI(RuntimeAPI):
         result = RuntimeAPI.__call__(self, req, conn)
         if isinstance(result, Response):
             tap.answered(record, result)
-        else:  # runs before the connection's own callback writes the answer
-            result.add_done_callback(
-                lambda fut: tap.answered(record, None if fut.cancelled() or fut.exception() else fut.result())
-            )
+        else:  # runs before the connection's own callback writes the answer (added after this)
+            listen = result.when_answered if isinstance(result, Reply) else result.add_done_callback
+            listen(lambda fut: tap.answered(record, None if fut.cancelled() or fut.exception() else fut.result()))
         return result
 
 

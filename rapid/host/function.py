@@ -17,12 +17,12 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING
 
-from rapid.core import report, scheduler
+from rapid.core import scheduler
 from rapid.core.errors import ServiceError, throttled
 from rapid.core.invocation import Invocation, InvocationEvent, Outcome
 from rapid.core.naming import LATEST, function_arn, log_stream_name
-from rapid.dashboard.feed import error_type_of
 from rapid.host.code import Code
+from rapid.host.function_logs import FunctionLogs
 from rapid.host.instance import Instance
 from rapid.host.snap_template import SnapTemplate
 
@@ -42,7 +42,7 @@ PROVISIONED_TRIES = 3
 _PASSED_THROUGH = ("PATH", "HOME", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
-class Function:
+class Function(FunctionLogs):
     def __init__(self, host: Host, name: str, config: FunctionConfig, code: Code, *, tagged: bool) -> None:
         self.host = host
         self.name = name
@@ -63,6 +63,7 @@ class Function:
         self._next_id = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._regrace: asyncio.TimerHandle | None = None
+        self.last_answered: Instance | None = None  # the instance that finished an invocation last
         self.provisioned_failures = 0  # provisioned inits failed in a row: past PROVISIONED_TRIES, no more
         self.provisioned_error: str | None = None
         self.retired = False  # replaced or deleted: takes no new work, its instances drain
@@ -131,72 +132,6 @@ class Function:
         env["AWS_LAMBDA_INITIALIZATION_TYPE"] = "snap-start"
         env["TMPDIR"] = "/tmp"
         return env
-
-    def report_template_init(self, ms: float, status: str, error_type: str | None) -> None:
-        """A SnapStart template's init: one INIT_REPORT, as when Lambda publishes a version."""
-        if self.json_logs:
-            self.log_line(report.init_report_json(ms, "init", status, error_type, "snap-start"))
-        else:
-            self.log_line(report.init_report_text(ms, "init", status, error_type))
-
-    # -- logs -----------------------------------------------------------------------------
-
-    def log_line(self, text: str, request_id: str | None = None, instance: Instance | None = None) -> None:
-        self.host.logs.line(self._prefix + text if self._prefix else text)
-        self.host.feed.line(self.name, request_id, text)
-        if self.host.log_store is not None:  # kept per log stream in the data dir (rapid.logs)
-            self.host.log_store.function_line(self, text, request_id, instance)
-
-    def log_platform(self, inv: Invocation, text: str) -> None:
-        self.log_line(text, inv.request_id)
-        if inv.log_lines is not None:
-            inv.log_lines.append(text)
-
-    def start_line(self, inv: Invocation) -> str:
-        if self.json_logs:
-            return report.start_json(inv.request_id, self.version, inv.function_arn)
-        return report.start_text(inv.request_id, self.version)
-
-    def report(
-        self, inv: Invocation, outcome: Outcome, init_ms: float | None, peak_mb: int, include_start: bool,
-        restore_ms: float | None = None,
-    ) -> report.Report:
-        """The platform's lines for a finished invocation: END and REPORT (START too when
-        the invocation never reached a runtime)."""
-        if include_start:
-            self.log_platform(inv, self.start_line(inv))
-        r = report.Report(
-            request_id=inv.request_id,
-            duration_ms=(time.monotonic() - inv.started) * 1000.0 if inv.started else 0.0,
-            memory_size_mb=self.memory,
-            max_memory_used_mb=peak_mb,
-            init_duration_ms=init_ms,
-            restore_duration_ms=restore_ms,
-            status=outcome.status,
-            error_type=outcome.error_type if outcome.status != "success" else None,
-        )
-        if self.json_logs:
-            self.log_platform(inv, report.report_json(r))
-        else:
-            self.log_platform(inv, report.end_text(inv.request_id))
-            self.log_platform(inv, report.report_text(r))
-        self.host.feed.invocation(
-            self.name, self.version, inv.request_id, r.duration_ms, r.billed_ms, init_ms, peak_mb, r.status,
-            error_type_of(outcome.body, r.error_type) if r.error_type else None,
-        )
-        return r
-
-    def report_init(self, instance: Instance, ms: float, phase: str, status: str, error_type: str | None) -> None:
-        if instance.provisioned:
-            if status == "success":
-                self.provisioned_failures, self.provisioned_error = 0, None
-            else:
-                self.provisioned_error = error_type or f"Init {status}"
-        if self.json_logs:
-            self.log_line(report.init_report_json(ms, phase, status, error_type, self.init_type(instance)),
-                          instance=instance)
-        else:
-            self.log_line(report.init_report_text(ms, phase, status, error_type), instance=instance)
 
     # -- scheduling -----------------------------------------------------------------------
 
@@ -300,6 +235,19 @@ class Function:
             while queue:
                 idle.pop().deliver(queue.popleft())
             return
+        if not idle and len(queue) <= self.per_instance and self._finishing(self.last_answered):
+            # Rule 2 of ``scheduler.plan`` when an instance that just answered will take the
+            # queue head at its next /next (a sequential caller's next invoke, which often
+            # beats the runtime back): nothing starts, nothing is throttled. Only the
+            # re-plan for an instance that does not come back is armed, as ``_view`` does.
+            if self._regrace is None:
+                self._regrace = asyncio.get_running_loop().call_later(FINISHING_GRACE, self._regraced)
+            return
+        if not idle and self.host.config.overflow != "throttle" and self.limit <= len(self.instances):
+            # And all it decides with no idle slot, no room to start one and nothing to
+            # throttle (the queue waits): nothing. A pool at its limit under a queueing load
+            # meets this on every submit; the view is not built for it.
+            return
         actions = scheduler.plan(self._view())
         if any(isinstance(a, scheduler.Throttle) for a in actions) and self.reserved is None:
             # Before refusing work, take room back from other functions' idle instances.
@@ -318,6 +266,13 @@ class Function:
                 self._start(bound)
             else:
                 self._throttle(action.count)
+
+    def _finishing(self, inst: Instance | None) -> bool:
+        """Whether ``inst`` counts as *finishing* in ``_view`` (answered just now, expected
+        back at /next)."""
+        return (inst is not None and not inst.running and not inst.dead and not inst.retiring
+                and not inst.starting and inst.id in self.instances
+                and time.monotonic() - inst.answered_at < FINISHING_GRACE)
 
     def _regraced(self) -> None:
         self._regrace = None

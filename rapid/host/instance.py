@@ -50,6 +50,7 @@ from rapid.core.errors import MAX_RUNTIME_RESPONSE, FunctionError
 from rapid.core.instance_state import InstanceEvent, InstanceMachine
 from rapid.core.invocation import Invocation, InvocationEvent, Outcome
 from rapid.core.runtime_state import RuntimeEvent, RuntimeMachine
+from rapid.host.deadlines import Deadlines
 from rapid.host.extensions import Extensions, executables
 from rapid.host.idle_freeze import IdleFreeze
 from rapid.host.instance_end import InstanceEnd
@@ -60,6 +61,7 @@ from rapid.host.slots import Slots
 from rapid.host.telemetry import Telemetry
 from rapid.http.message import Response
 from rapid.http.protocol import HttpConnection, serve
+from rapid.http.reply import Reply
 from rapid.supervisor.backend import RuntimeHandle
 from rapid.supervisor.peers import is_peer_of
 
@@ -105,8 +107,8 @@ class Instance(InstanceRestore, InstanceEnd):
         self._after: dict[str, tuple[Invocation, Outcome]] = {}
         self._cleaned = False
         self._streams: dict[str, RuntimeStream] = {}  # streaming /response bodies being read
-        self._timers: dict[str, asyncio.TimerHandle] = {}
         self._loop = asyncio.get_running_loop()
+        self._deadlines = Deadlines(self._loop, self._timed_out)  # every invocation's timeout, one timer
         self._freezer = IdleFreeze(self._loop, self._freeze, self._thaw)
 
     # -- the lifecycle, as the table keeps it -----------------------------------------------
@@ -228,10 +230,11 @@ class Instance(InstanceRestore, InstanceEnd):
 
     def next(self) -> Response | asyncio.Future[Response]:
         """``GET /next``: the next event, now or when one comes (a parked future)."""
-        if self.dead:  # a /next already on its way when the instance ended: it waits for the kill
+        life = self.life
+        if life.dead:  # a /next already on its way when the instance ended: it waits for the kill
             return self._loop.create_future()
         slot = self.slots.for_next()
-        if not self.initialized:
+        if not life.initialized:
             if not self.extensions.init_ready():
                 self._init_waiting = True  # held: extensions_ready() goes on from here
                 return self._park(slot)
@@ -241,7 +244,7 @@ class Instance(InstanceRestore, InstanceEnd):
                 return self._dispatch(inv, slot)
         elif self._after:
             return self._park(slot)  # held: extensions_done() goes on from here
-        if self.retiring:  # recycled: this runtime takes no more work
+        if life.retiring:  # recycled: this runtime takes no more work
             self._loop.call_soon(self._die, False)
             return self._park(slot)
         queued = self.function.take()
@@ -249,7 +252,7 @@ class Instance(InstanceRestore, InstanceEnd):
             return self._dispatch(queued, slot)
         fut = self._park(slot)
         self.function.became_idle(self)
-        if not self.running:
+        if not self.slots.running:
             self._became_idle()
         return fut
 
@@ -282,9 +285,11 @@ class Instance(InstanceRestore, InstanceEnd):
     # -- parking and dispatching ------------------------------------------------------------
 
     def _park(self, slot: RuntimeMachine) -> asyncio.Future[Response]:
-        fut: asyncio.Future[Response] = self._loop.create_future()
+        # A Reply: the /next answer is written the moment an invocation is delivered, and a
+        # hang-up frees the slot at once (rapid.http.reply).
+        fut = Reply(self._loop)
         self.slots.park(slot, fut)
-        fut.add_done_callback(self._parked_done)
+        fut.when_answered(self._parked_done)
         return fut
 
     def _parked_done(self, fut: asyncio.Future[Response]) -> None:
@@ -299,7 +304,7 @@ class Instance(InstanceRestore, InstanceEnd):
         if self.bound is not None:
             inv, self.bound = self.bound, None
             slot, fut = self.slots.unpark()
-            fut.set_result(self._dispatch(inv, slot))
+            fut.answer(self._dispatch(inv, slot))
             return
         if self.retiring:
             self._die(False)
@@ -307,7 +312,7 @@ class Instance(InstanceRestore, InstanceEnd):
         queued = self.function.take()
         if queued is not None:
             slot, fut = self.slots.unpark()
-            fut.set_result(self._dispatch(queued, slot))
+            fut.answer(self._dispatch(queued, slot))
             return
         self.function.became_idle(self)
         if not self.running:
@@ -317,7 +322,7 @@ class Instance(InstanceRestore, InstanceEnd):
         """Hand ``inv`` to a parked ``/next`` (the function chose this instance as idle)."""
         slot, fut = self.slots.unpark()
         self._freezer.busy()
-        fut.set_result(self._dispatch(inv, slot))
+        fut.answer(self._dispatch(inv, slot))
 
     def _dispatch(self, inv: Invocation, slot: RuntimeMachine) -> Response:
         if inv.started == 0.0:
@@ -326,9 +331,10 @@ class Instance(InstanceRestore, InstanceEnd):
         self.slots.dispatch(inv, slot)
         self.life.advance(InstanceEvent.DISPATCH)
         fn = self.function
-        fn.log_platform(inv, fn.start_line(inv))
-        self.telemetry.start(inv, fn.version)
-        if self.extensions.any:
+        fn.log_platform(inv, fn.start_line(inv), self)
+        if self.telemetry.listening:
+            self.telemetry.start(inv, fn.version)
+        if self.extensions.all:
             self.extensions.invoke(inv)
         return next_response(inv)
 
@@ -336,9 +342,9 @@ class Instance(InstanceRestore, InstanceEnd):
         """Start ``inv``'s clock: its deadline, and the timer that enforces it."""
         inv.started = time.monotonic()
         inv.deadline_epoch_ms = int((time.time() + inv.timeout) * 1000)
-        # uvloop's clock ticks in whole milliseconds: durations use time.monotonic(), and
-        # the timer is relative, armed at the same instant.
-        self._timers[inv.request_id] = self._loop.call_later(inv.timeout, self._timed_out, inv)
+        # uvloop's clock ticks in whole milliseconds: durations and deadlines use
+        # time.monotonic() (rapid.host.deadlines sets its one timer from it).
+        self._deadlines.arm(inv, inv.started + inv.timeout)
 
     def _became_idle(self) -> None:
         self.idle_since = time.monotonic()
@@ -360,11 +366,11 @@ class Instance(InstanceRestore, InstanceEnd):
         if entry is None or self.dead:
             return
         inv, outcome = entry
-        timer = self._timers.pop(request_id, None)
-        if timer is not None:
-            timer.cancel()
+        self._deadlines.disarm(request_id)
         self.answered_at = time.monotonic()
+        self.function.last_answered = self
         self._report(inv, outcome)
+        self.function.host.logs.flush()
         if self._after:
             return
         self._maybe_settled()

@@ -5,7 +5,8 @@ Theory of operation
 Every way an invocation ends comes to ``_settle``: the runtime's answer (``finish``, which
 the Runtime API edge calls), a timeout, a crash, a failed init, an extension's failure.
 END and REPORT go out before the invoker is answered, so a log tail asked for with
-``X-Amz-Log-Type: Tail`` holds them. If extensions still work on the invocation, the
+``X-Amz-Log-Type: Tail`` holds them, and the log stream is flushed then, so they are on
+stdout before the answer too. If extensions still work on the invocation, the
 invoker is answered at once and END/REPORT wait for them (``extensions_done``); its timer
 keeps running: extensions count in the timeout.
 
@@ -60,7 +61,7 @@ class InstanceEnd(_Base):
 
     def finish(self, inv: Invocation, event: InvocationEvent, outcome: Outcome) -> None:
         """The runtime answered ``inv``: settle it, and recycle a retiring instance."""
-        if self.extensions.holding(inv.request_id):
+        if self.extensions.all and self.extensions.holding(inv.request_id):
             if self.process is not None:
                 self.process.drain()
             self.telemetry.runtime_done(inv, outcome)
@@ -70,7 +71,7 @@ class InstanceEnd(_Base):
             inv.settle(event, outcome)
             return
         self._settle(inv, event, outcome)
-        if self.retiring and not self.running and not self.dead and not self._after:
+        if self.life.retiring and not self.slots.running and not self.life.dead and not self._after:
             self._die(reset=False)
 
     def fail(self, inv: Invocation, error: FunctionError) -> None:
@@ -78,17 +79,19 @@ class InstanceEnd(_Base):
         self.finish(inv, InvocationEvent.FAIL, platform_failure(error, inv.request_id, _encode))
 
     def _settle(self, inv: Invocation, event: InvocationEvent, outcome: Outcome, include_start: bool = False) -> None:
-        timer = self._timers.pop(inv.request_id, None)
-        if timer is not None:
-            timer.cancel()
+        self._deadlines.disarm(inv.request_id)
         if self.process is not None:
             self.process.drain()  # while ``inv`` runs, so its lines join its log tail
-        if inv.state is InvocationState.RUNNING:
+        if inv.state is InvocationState.RUNNING and self.telemetry.listening:
             self.telemetry.runtime_done(inv, outcome)
         self.running.pop(inv.request_id, None)
         self.invokes += 1
         self.answered_at = time.monotonic()
+        self.function.last_answered = self  # (rapid.host.function: the finishing shortcut)
         self._report(inv, outcome, include_start)
+        # The platform's lines are on stdout before the invoker has its answer (the log
+        # stream otherwise waits a moment for more lines: rapid.logs.sink).
+        self.function.host.logs.flush()
         self._maybe_settled()
         inv.settle(event, outcome)
 
@@ -102,11 +105,11 @@ class InstanceEnd(_Base):
         init_ms, self.init_duration_ms = self.init_duration_ms, None
         restore_ms, self.restore_duration_ms = self.restore_duration_ms, None
         peak = self.process.peak_memory_mb() if self.process is not None else 0
-        r = self.function.report(inv, outcome, init_ms, peak, include_start, restore_ms)
-        self.telemetry.report(r)
+        r = self.function.report(inv, outcome, init_ms, peak, include_start, restore_ms, self)
+        if self.telemetry.listening:
+            self.telemetry.report(r)
 
     def _timed_out(self, inv: Invocation) -> None:
-        self._timers.pop(inv.request_id, None)
         if inv.request_id in self._after:  # answered, but its extensions ran out of time
             del self._after[inv.request_id]
             self._report(inv, platform_failure(timed_out(inv.timeout), inv.request_id, _encode))
@@ -237,10 +240,10 @@ class InstanceEnd(_Base):
             return
         self.life.advance(InstanceEvent.DIE)
         self._freezer.cancel()
-        for timer in (self._init_timer, *self._timers.values()):
-            if timer is not None:
-                timer.cancel()
+        if self._init_timer is not None:
+            self._init_timer.cancel()
         self._init_timer = None
+        self._deadlines.cancel()
         self.slots.cancel_parked()
         runtime_alive = self.process is not None and self.process.alive
         if self.extensions.any:

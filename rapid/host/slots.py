@@ -14,8 +14,9 @@ from rapid.core.errors import invalid_request_id
 from rapid.core.invocation import Invocation
 from rapid.core.runtime_state import RuntimeEvent, RuntimeMachine, RuntimeState
 from rapid.http.message import Response
+from rapid.http.reply import Reply
 
-Parked = tuple[RuntimeMachine, "asyncio.Future[Response]"]
+Parked = tuple[RuntimeMachine, Reply]
 
 
 class Slots:
@@ -38,7 +39,7 @@ class Slots:
         self.machines[0].advance(RuntimeEvent.NEXT)  # raises: the machine words the 403
         raise AssertionError("unreachable")
 
-    def park(self, slot: RuntimeMachine, fut: asyncio.Future[Response]) -> None:
+    def park(self, slot: RuntimeMachine, fut: Reply) -> None:
         self.parked.append((slot, fut))
 
     def hung_up(self, fut: asyncio.Future[Response]) -> bool:

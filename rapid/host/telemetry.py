@@ -83,15 +83,14 @@ class Telemetry:
     def __init__(self) -> None:
         self.subscribers: dict[str, Subscriber] = {}  # by extension name
         self._recording = True  # init: keep events for late subscribers
+        # Whether anything would be kept or sent (recording, or a subscriber): a plain field
+        # the invoke path reads before it builds any record.
+        self.listening = True
         self._backlog: deque[tuple[str, str, bytes]] = deque()
         self._backlog_bytes = 0
         self._loop = asyncio.get_running_loop()
 
     # -- events in ------------------------------------------------------------------------
-
-    @property
-    def listening(self) -> bool:
-        return self._recording or bool(self.subscribers)
 
     def emit(self, category: str, kind: str, record: object) -> None:
         if not self._recording and not self.subscribers:
@@ -155,6 +154,7 @@ class Telemetry:
 
     def init_over(self) -> None:
         self._recording = False
+        self.listening = bool(self.subscribers)
         self._backlog.clear()
         self._backlog_bytes = 0
 
@@ -172,6 +172,7 @@ class Telemetry:
             self._stop(old)
         subscriber = Subscriber(name, sub)
         self.subscribers[name] = subscriber
+        self.listening = True
         now = self._loop.time()
         for category, kind, data in self._backlog:
             if subscriber.wants(category, kind):
@@ -193,6 +194,7 @@ class Telemetry:
             self._stop(sub)
         self.subscribers.clear()
         self._backlog.clear()
+        self.listening = self._recording
 
     def _stop(self, sub: Subscriber) -> None:
         if sub.task is not None:

@@ -64,14 +64,20 @@ class Response:
 
     def head(self, keep_alive: bool) -> bytes:
         status = self.status
-        lines = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n"]
-        lines += [f"{name}: {value}\r\n" for name, value in self.headers]
+        line = _STATUS_LINES.get(status) or f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n"
+        headers = self.headers
+        fields = ""
+        if headers:
+            try:  # one C-level join for the header lines (no Python frame per header)
+                fields = "\r\n".join(map(": ".join, headers)) + "\r\n"
+            except TypeError:  # a value that is not a str (a number)
+                fields = "".join(f"{name}: {value}\r\n" for name, value in headers)
         if status != 204 and status != 304:
-            lines.append(f"Content-Length: {len(self.body)}\r\n\r\n" if keep_alive
-                         else f"Content-Length: {len(self.body)}\r\nConnection: close\r\n\r\n")
+            end = (f"Content-Length: {len(self.body)}\r\n\r\n" if keep_alive
+                   else f"Content-Length: {len(self.body)}\r\nConnection: close\r\n\r\n")
         else:
-            lines.append("\r\n" if keep_alive else "Connection: close\r\n\r\n")
-        return "".join(lines).encode("latin-1")
+            end = "\r\n" if keep_alive else "Connection: close\r\n\r\n"
+        return (line + fields + end).encode("latin-1")
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {len(self.body)}B>"

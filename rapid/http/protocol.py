@@ -2,7 +2,9 @@
 
 An *app* is a callable ``app(request, conn) -> Response | Future[Response]``. Handlers that
 can answer at once return a ``Response`` (no task, no coroutine: the hot path); handlers
-that must wait return a future, which is how ``/next`` long-polls without a task. Requests
+that must wait return a future, which is how ``/next`` long-polls without a task (a
+``rapid.http.reply.Reply`` is written the moment it is answered, any other future from its
+done callback). Requests
 on one connection are answered in order; a client that pipelines waits its turn. When the
 peer goes away while a future is pending, the future is cancelled so its owner knows
 nobody is listening any more.
@@ -33,45 +35,22 @@ from typing import Union
 
 import httptools
 
+from rapid.http.limits import BAD_REQUEST, DEFAULT_LIMITS, Clock, Limits, refusal
 from rapid.http.message import Request, Response, StreamingResponse
+from rapid.http.reply import Reply
+
+__all__ = ["App", "Clock", "DEFAULT_LIMITS", "HttpConnection", "Limits", "serve"]
 
 App = Callable[[Request, "HttpConnection"], Union[Response, "asyncio.Future[Response]"]]
 
-_JSON = [("Content-Type", "application/json")]
-_BAD_REQUEST = Response(400, b'{"message":"Bad Request"}', _JSON)
 _PIPELINE_DEPTH = 16  # requests queued behind a pending answer before reading pauses
 _LINGER_SECONDS = 2.0  # after a 431, how long to drain what the client still sends
+# Header names as they came -> decoded and lowercased: clients send the same few names on
+# every request, so one lookup replaces a decode and a lower per field.
+_NAMES: dict[bytes, str] = {}
+_NAMES_KEPT = 1024
 
 
-class Limits:
-    """What one connection may hold and how long it may dawdle (None: forever)."""
-
-    __slots__ = ("answer_after_eof", "header_timeout", "idle_timeout", "max_head")
-
-    def __init__(self, max_head: int = 1 << 20, header_timeout: float | None = None,
-                 idle_timeout: float | None = None, answer_after_eof: bool = False) -> None:
-        self.max_head = max_head  # request line and headers (and trailers), bytes
-        self.header_timeout = header_timeout  # a request must keep arriving, headers complete within
-        self.idle_timeout = idle_timeout  # a keep-alive connection with nothing to do
-        # An end of input is a half-close to answer (invokers), or a hang-up that cancels
-        # what is pending (runtimes: a parked /next whose client went away frees its slot).
-        self.answer_after_eof = answer_after_eof
-
-    def __repr__(self) -> str:
-        return (f"<Limits head={self.max_head} header={self.header_timeout}s idle={self.idle_timeout}s "
-                f"answer_after_eof={self.answer_after_eof}>")
-
-
-class Clock:
-    """A coarse clock the listener ticks, so connections note the time without a call."""
-
-    __slots__ = ("now",)
-
-    def __init__(self, now: float = 0.0) -> None:
-        self.now = now
-
-
-DEFAULT_LIMITS = Limits()
 _STOPPED = Clock()  # for connections nobody sweeps
 
 class HttpConnection(asyncio.Protocol):
@@ -160,17 +139,16 @@ class HttpConnection(asyncio.Protocol):
         body_before = self._size
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._fail()
-            return
-        except httptools.HttpParserError:
+        except (httptools.HttpParserUpgrade, httptools.HttpParserError):
             self._fail()
             return
         # httptools buffers a header (or trailer) until it is whole: bound what is not body
-        # here, as it grows. Chunk framing counts too (some 8 bytes a chunk).
-        self._head += len(data) - max(0, self._size - body_before)
-        if self.reading and self._head > self.limits.max_head:
-            self._fail(431)
+        # here, as it grows. Chunk framing counts too (some 8 bytes a chunk). (A request
+        # that completed in this read has nothing left to bound.)
+        if self.reading:
+            self._head += len(data) - max(0, self._size - body_before)
+            if self._head > self.limits.max_head:
+                self._fail(431)
 
     def eof_received(self) -> bool:
         """The peer will send nothing more: answer what it asked, then close."""
@@ -208,29 +186,36 @@ class HttpConnection(asyncio.Protocol):
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self._req is None:
-            self._req = Request(self.parser.get_method().decode(), self._url.decode("latin-1"))
+        req = self._req
+        if req is None:
+            req = self._req = Request(self.parser.get_method().decode(), self._url.decode("latin-1"))
         # llhttp reports trailer fields through the same callback after the headers are
         # complete: they belong to this request's trailers, never to the next request.
-        target = self._req.headers if self._in_headers else self._req.trailers
-        key = name.decode("latin-1").lower()
+        target = req.headers if self._in_headers else req.trailers
+        key = _NAMES.get(name)
+        if key is None:
+            key = name.decode("latin-1").lower()
+            if len(_NAMES) < _NAMES_KEPT:
+                _NAMES[name] = key
         if key in target:  # a repeated field is the list of its values (RFC 9110 5.3; cookies: RFC 6265 5.4)
             target[key] += ("; " if key == "cookie" else ",") + value.decode("latin-1")
         else:
             target[key] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
-        if self._req is None:
-            self._req = Request(self.parser.get_method().decode(), self._url.decode("latin-1"))
+        req = self._req
+        if req is None:
+            req = self._req = Request(self.parser.get_method().decode(), self._url.decode("latin-1"))
         self._in_headers = False
         # curl sends `Expect: 100-continue` with bodies over 1 MiB and waits a second for
         # the interim answer before sending the body: answer at once, as Go's server does.
-        if self._req.headers.get("expect", "").lower() == "100-continue" and self.transport is not None:
+        expect = req.headers.get("expect")
+        if expect is not None and expect.lower() == "100-continue" and self.transport is not None:
             if self._waiting is None and not self._pending and not self._closing:
                 self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         opener = self._opener
         if opener is not None and self._waiting is None and not self._pending and self._stream is None:
-            self._sink = opener(self._req, self)
+            self._sink = opener(req, self)
 
     def on_body(self, body: bytes) -> None:
         self._size += len(body)
@@ -283,7 +268,10 @@ class HttpConnection(asyncio.Protocol):
         else:
             self._waiting = result
             self._waiting_keep_alive = req.keep_alive
-            result.add_done_callback(self._on_done)
+            if result.__class__ is Reply:  # written the moment it is answered (rapid.http.reply)
+                result.when_answered(self._on_done)  # type: ignore[attr-defined]
+            else:
+                result.add_done_callback(self._on_done)
 
     def _on_done(self, fut: asyncio.Future[Response]) -> None:
         self._waiting = None
@@ -392,7 +380,7 @@ class HttpConnection(asyncio.Protocol):
         self._closing = True
         transport = self.transport
         if transport is not None and not self._closed:
-            resp = _BAD_REQUEST if status == 400 else _refusal(status, self.limits.max_head)
+            resp = BAD_REQUEST if status == 400 else refusal(status, self.limits.max_head)
             transport.write(resp.head(False) + resp.body)
             if status == 431 and transport.can_write_eof():
                 # The client is most likely still sending its head: closing now would reset
@@ -436,14 +424,6 @@ class HttpConnection(asyncio.Protocol):
 
     def __repr__(self) -> str:
         return f"<HttpConnection peer={self.peer} waiting={self._waiting is not None} closed={self._closed}>"
-
-
-def _refusal(status: int, max_head: int) -> Response:
-    texts = {
-        408: "Request Timeout: the request did not arrive in time",
-        431: f"Request Header Fields Too Large: the request line and headers must be at most {max_head} bytes",
-    }
-    return Response.json(status, {"message": texts.get(status, "Bad Request")})
 
 
 async def serve(app: App, host: str, port: int, max_body: int) -> asyncio.Server:

@@ -1,9 +1,22 @@
-"""The daemon's log stream: one buffered writer, flushed once per event-loop tick.
+"""The daemon's log stream: one buffered writer, flushed per invocation or within ~2 ms.
 
 Every line (platform lines and the functions' own output) goes through ``LogSink.line``,
-which appends to a buffer and, the first time in a tick, schedules one flush. A burst of
-lines costs one ``write`` syscall, and Python's ``logging`` (about 21 us a record) stays off
-the hot path.
+which appends to a buffer. A burst of lines costs one ``write`` syscall, and an
+invocation's START, END and REPORT lines go out in one write rather than two (a write to a
+file or a pipe costs about as much as the rest of a line's bookkeeping). Python's
+``logging`` (about 21 us a record) stays off the hot path.
+
+When the buffer is written:
+
+- a line that finds the buffer ``LINGER`` old (by the loop's clock, which costs no call)
+  has it written on the next turn of the loop: while lines keep coming, that is the only
+  flush, and it costs no timer wake-up;
+- a line into an empty buffer arms one timer for ``2 * LINGER``, for when no other line
+  follows (the last lines of a burst wait at most that long);
+- ``EAGER`` lines in the buffer, or ``flush``, write at once: an instance flushes when an
+  invocation settles (so its END and REPORT, and the START that waited for them, are on
+  stdout before the invoker has its answer: one write per invocation), the host when it
+  closes.
 """
 
 from __future__ import annotations
@@ -12,31 +25,44 @@ import asyncio
 import os
 import sys
 
+LINGER = 0.001  # seconds a line may wait for company before it is written
+EAGER = 512  # lines buffered: written on the next turn of the loop, however young
+
 
 class LogSink:
-    __slots__ = ("_buf", "_fd", "_loop", "_scheduled")
+    __slots__ = ("_buf", "_fd", "_loop", "_since", "_soon", "_timer")
 
     def __init__(self, fd: int | None = None) -> None:
         self._fd = sys.stdout.fileno() if fd is None else fd
         self._buf: list[str] = []
-        self._scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._soon = False
+        self._since = 0.0  # the loop's time when the oldest buffered line came
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def line(self, text: str) -> None:
-        self._buf.append(text)
-        if not self._scheduled:
-            self._scheduled = True
-            loop = self._loop
-            if loop is None:
-                try:
-                    loop = self._loop = asyncio.get_running_loop()
-                except RuntimeError:
-                    self.flush()
-                    return
+        buf = self._buf
+        buf.append(text)
+        loop = self._loop
+        if loop is None:
+            try:
+                loop = self._loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+                return
+        if len(buf) == 1:
+            self._since = loop.time()
+            if self._timer is None:
+                self._timer = loop.call_later(2 * LINGER, self.flush)
+        elif not self._soon and (loop.time() - self._since >= LINGER or len(buf) >= EAGER):
+            self._soon = True
             loop.call_soon(self.flush)
 
     def flush(self) -> None:
-        self._scheduled = False
+        self._soon = False
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()  # (a no-op when it is the call that runs now)
         if not self._buf:
             return
         data = ("\n".join(self._buf) + "\n").encode("utf-8", "replace")
