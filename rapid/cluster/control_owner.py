@@ -3,12 +3,9 @@
 Theory of operation
 -------------------
 The right to run them is the KV key ``control`` in the bucket ``rapid-owner`` (beside the
-queues' key, ``queue_owner``), a lease with the same rules as every lease here
-(``lease_rules``): taken with a KV *create*, renewed every second with an update
-conditioned on the last revision, and counted valid by its holder only until
-``lease_rules.MARGIN`` before the server could expire it. So two nodes never both count
-it valid, and a node that dies (``kill -9``) loses it within ``lease_rules.TTL`` seconds,
-when another node's next round takes it.
+queues' key, ``queue_owner``), a lease one node at a time holds (``sole_lease``): two
+nodes never both count it valid, and a node that dies (``kill -9``) loses it within
+``lease_rules.TTL`` seconds, when another node's next round takes it.
 
 - Every node runs the autoscaler's loop, but ``Autoscaler.active`` is ``valid``: only the
   holder measures, decides and writes (activities, provisioned concurrency). It measures
@@ -40,15 +37,14 @@ import msgspec
 from msgspec import Struct
 
 from rapid.api import awsjson
-from rapid.cluster import lease_rules
 from rapid.cluster.link import Link
+from rapid.cluster.sole_lease import BUCKET as BUCKET, SoleLease  # (BUCKET: for readers of the key)
 from rapid.http.message import Request, Response
 
 if TYPE_CHECKING:
     from rapid.autoscaling.runner import Autoscaler
     from rapid.deployments.service import Deployments
 
-BUCKET = "rapid-owner"
 KEY = "control"
 SUBJECT = "rapid.control.owner"
 FORWARDED = "x-rapid-control-forwarded"
@@ -79,27 +75,21 @@ def _unavailable(rid: str, why: str) -> Response:
                          [("x-amzn-RequestId", rid), ("Content-Type", _CONTENT_TYPE)])
 
 
-class ControlOwner:
+class ControlOwner(SoleLease):
+    key, label, what = KEY, "cluster control", "the control lease"
+    right = "the autoscaler and the gradual deployments"
+
     def __init__(self, link: Link, node_id: str, autoscaler: Autoscaler, deployments: Deployments,
                  say: Callable[[str], None]) -> None:
-        self.link = link
-        self.node_id = node_id
+        super().__init__(link, node_id, say)
         self.autoscaler = autoscaler
         self.deployments = deployments
-        self.say = say
-        self.revision: int | None = None
-        self.sent = 0.0
         self.owner = False  # running the autoscaler and the deployments now
-        self.takeovers = 0
         self.forwarded = 0
         self.served = 0
         self._inner: Callable[[Request, str], Any] | None = None  # the CodeDeploy API of this node
-        self._kv: Any = None
         self._sub: Any = None
         self._serving: set[asyncio.Task[None]] = set()  # answers being made (the link's loop)
-        self._task: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopped = False
 
     def __repr__(self) -> str:
         role = "owner" if self.owner else "follower"
@@ -107,56 +97,18 @@ class ControlOwner:
 
     async def start(self, app: Any) -> None:
         """Route this node's CodeDeploy calls through ``handle``, then take part in the lease."""
-        self._loop = asyncio.get_running_loop()
         self._inner = inner = app.targets[TARGET]
         app.targets[TARGET] = lambda req, rid: self.handle(req, rid, inner)
         self.autoscaler.active = self.valid
-        self._kv = await self.link.run(self.link.js.create_key_value(
-            bucket=BUCKET, history=1, ttl=lease_rules.TTL, replicas=self.link.replicas))
-        await self._round()
-        self._task = self._loop.create_task(self._tending())
+        await self._open()
 
-    # -- the lease ------------------------------------------------------------------------
+    # -- the lease (rapid.cluster.sole_lease) ---------------------------------------------
 
     def valid(self) -> bool:
-        """The lease is this node's by its own clock."""
-        return self.owner and self.revision is not None and \
-            time.monotonic() < self.sent + lease_rules.TTL - lease_rules.MARGIN
+        """The lease is this node's by its own clock, and it runs them."""
+        return self.owner and super().valid()
 
-    async def _tending(self) -> None:
-        while not self._stopped:
-            await asyncio.sleep(lease_rules.RENEW)
-            try:
-                await self._round()
-            except Exception as exc:  # noqa: BLE001 - next round
-                self.say(f"warning: cluster control: {exc}")
-
-    async def _round(self) -> None:
-        from nats.js.errors import KeyWrongLastSequenceError
-
-        sent = time.monotonic()
-        if self.revision is None:
-            try:
-                rev = await asyncio.wait_for(self.link.run(self._kv.create(KEY, self.node_id.encode())),
-                                             lease_rules.RENEW)
-            except KeyWrongLastSequenceError:
-                return  # another node holds it
-            except Exception:  # noqa: BLE001 - NATS away: next round
-                return
-            self.revision, self.sent = int(rev), sent
-            await self._become()
-            return
-        try:
-            rev = await asyncio.wait_for(self.link.run(self._kv.update(KEY, self.node_id.encode(),
-                                                                       last=self.revision)), lease_rules.RENEW)
-            self.revision, self.sent = int(rev), sent
-        except KeyWrongLastSequenceError:
-            await self.lose("the control lease was taken by another node")
-        except Exception:  # noqa: BLE001 - NATS away: the deadline decides
-            if not self.valid():
-                await self.lose("the control lease could not be renewed in time")
-
-    async def _become(self) -> None:
+    async def _gained(self) -> None:
         self.owner = True
         self.takeovers += 1
         try:
@@ -168,14 +120,10 @@ class ControlOwner:
         self.say("cluster: this node runs the autoscaler and the gradual deployments"
                  + (f" (failed {len(ended)} left running by a node gone: {', '.join(ended)})" if ended else ""))
 
-    async def lose(self, why: str) -> None:
-        if not self.owner and self.revision is None:
-            return
-        self.say(f"cluster: gave up the autoscaler and the gradual deployments: {why}")
-        await self._give_back()
+    def _running(self) -> bool:
+        return self.owner
 
-    async def _give_back(self) -> None:
-        revision, self.revision = self.revision, None
+    async def _wind_down(self) -> None:
         self.owner = False
         if self._sub is not None:
             sub, self._sub = self._sub, None
@@ -183,19 +131,6 @@ class ControlOwner:
                 await self.link.run(sub.unsubscribe())
         with contextlib.suppress(Exception):  # their records may not be writable now (NATS away)
             await self.deployments.stop("this node no longer runs the gradual deployments")
-        if revision is not None:
-            headers = {"KV-Operation": "DEL", "Nats-Expected-Last-Subject-Sequence": str(revision)}
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.link.run(self.link.js.publish(f"$KV.{BUCKET}.{KEY}", b"",
-                                                                          headers=headers)), 2)
-
-    async def stop(self) -> None:
-        self._stopped = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-        await self._give_back()
 
     # -- CodeDeploy calls -----------------------------------------------------------------
 

@@ -3,11 +3,9 @@ mappings of a cluster; the others forward their API calls to it.
 
 Theory of operation
 -------------------
-Ownership is the KV key ``queues`` in the bucket ``rapid-owner``, whose entries expire
-``lease_rules.TTL`` seconds after their last write: taken with a KV *create* (one holder),
-renewed every second with an update conditioned on the last revision, and counted valid
-by the holder only until ``lease_rules.MARGIN`` before the server could expire it (the
-same argument as the reserved-concurrency leases, ``lease_rules``).
+Ownership is the KV key ``queues`` in the bucket ``rapid-owner``, a lease that one node at
+a time holds (``sole_lease``: the same rules and argument as the reserved-concurrency
+leases, ``lease_rules``).
 
 Taking it, a node rebuilds (``become``): its ``ClusterJournal`` replays the stream
 ``RAPID_QUEUES`` into a fresh local copy, the live queues and streams load from it, the
@@ -47,12 +45,11 @@ import msgspec
 from msgspec import Struct
 
 from rapid.api.errors import render
-from rapid.cluster import lease_rules
 from rapid.cluster.link import Link
+from rapid.cluster.sole_lease import BUCKET as BUCKET, SoleLease  # (BUCKET: for readers of the key)
 from rapid.core.errors import ServiceError
 from rapid.http.message import Request, Response
 
-BUCKET = "rapid-owner"
 KEY = "queues"
 SUBJECT = "rapid.queues.owner"
 RECORDS = "rapid.queues.records"  # async destination records for the built-in queues, to the owner
@@ -81,82 +78,38 @@ def unavailable(why: str) -> ServiceError:
                         "try again.", kind="Service")
 
 
-class QueueOwner:
+class QueueOwner(SoleLease):
     """``build(valid, on_lost)`` makes what the owner runs (an object with ``start()``,
     async ``stop()`` and the handlers), on the daemon's loop, after ``replay``."""
 
+    key, label, what, right = KEY, "cluster queues", "the queues' lease", "the built-in queues"
+
     def __init__(self, link: Link, node_id: str, build: Callable[..., Any], say: Callable[[str], None]) -> None:
-        self.link = link
-        self.node_id = node_id
+        super().__init__(link, node_id, say)
         self.build = build
-        self.say = say
         self.app: Any = None  # the daemon's App: forwarded calls run through it
         self.owned: Any = None  # set while this node owns and serves the queues
-        self.revision: int | None = None
-        self.sent = 0.0
-        self.takeovers = 0
         self.forwarded = 0
         self.served = 0
-        self._kv: Any = None
         self._sub: Any = None
         self._records_sub: Any = None
         self._serving: set[asyncio.Task[None]] = set()  # calls from other nodes, being answered
         self.records_taken = 0  # records imported here, for any node
-        self._task: asyncio.Task[None] | None = None
         self._becoming: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopped = False
 
     def __repr__(self) -> str:
         role = "owner" if self.owned is not None else ("taking" if self.revision is not None else "forwarding")
         return f"<QueueOwner {role} takeovers={self.takeovers} forwarded={self.forwarded} served={self.served}>"
 
-    # -- the lease ------------------------------------------------------------------------
+    # -- the lease (rapid.cluster.sole_lease) ---------------------------------------------
 
     async def start(self, app: Any) -> None:
         self.app = app
-        self._loop = asyncio.get_running_loop()
-        self._kv = await self.link.run(self.link.js.create_key_value(
-            bucket=BUCKET, history=1, ttl=lease_rules.TTL, replicas=self.link.replicas))
-        await self._round()
-        self._task = self._loop.create_task(self._tending())
+        await self._open()
 
-    def valid(self) -> bool:
-        """The lease is this node's by its own clock (from any thread)."""
-        return self.revision is not None and time.monotonic() < self.sent + lease_rules.TTL - lease_rules.MARGIN
-
-    async def _tending(self) -> None:
-        while not self._stopped:
-            await asyncio.sleep(lease_rules.RENEW)
-            try:
-                await self._round()
-            except Exception as exc:  # noqa: BLE001 - next round
-                self.say(f"warning: cluster queues: {exc}")
-
-    async def _round(self) -> None:
-        from nats.js.errors import KeyWrongLastSequenceError
-
-        sent = time.monotonic()
-        if self.revision is None:
-            try:
-                rev = await asyncio.wait_for(self.link.run(self._kv.create(KEY, self.node_id.encode())),
-                                             lease_rules.RENEW)
-            except KeyWrongLastSequenceError:
-                return  # another node owns them
-            except Exception:  # noqa: BLE001 - NATS away: next round
-                return
-            self.revision, self.sent = int(rev), sent
-            self._becoming = asyncio.get_running_loop().create_task(self._become())
-            return
-        try:
-            rev = await asyncio.wait_for(self.link.run(self._kv.update(KEY, self.node_id.encode(),
-                                                                       last=self.revision)), lease_rules.RENEW)
-            self.revision, self.sent = int(rev), sent
-        except KeyWrongLastSequenceError:
-            await self.lose("the queues' lease was taken by another node")
-        except Exception:  # noqa: BLE001 - NATS away: the deadline decides
-            if not self.valid():
-                await self.lose("the queues' lease could not be renewed in time")
+    async def _gained(self) -> None:
+        # The replay can take seconds: on a task of its own, so the lease keeps being renewed.
+        self._becoming = asyncio.get_running_loop().create_task(self._become())
 
     async def _become(self) -> None:
         try:
@@ -180,14 +133,10 @@ class QueueOwner:
         assert self._loop is not None
         self._loop.create_task(self.lose(why))
 
-    async def lose(self, why: str) -> None:
-        if self.revision is None and self.owned is None:
-            return
-        self.say(f"cluster: gave up the built-in queues: {why}")
-        await self._give_back()
+    def _running(self) -> bool:
+        return self.owned is not None
 
-    async def _give_back(self) -> None:
-        revision, self.revision = self.revision, None
+    async def _wind_down(self) -> None:
         if self._becoming is not None and self._becoming is not asyncio.current_task():
             self._becoming.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -202,20 +151,6 @@ class QueueOwner:
         owned, self.owned = self.owned, None
         if owned is not None:
             await owned.stop()
-        if revision is not None:
-            headers = {"KV-Operation": "DEL", "Nats-Expected-Last-Subject-Sequence": str(revision)}
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.link.run(self.link.js.publish(f"$KV.{BUCKET}.{KEY}", b"",
-                                                                          headers=headers)), 2)
-
-    async def stop(self) -> None:
-        """Stopping: the pollers stop, the lease goes back at once (another node takes over)."""
-        self._stopped = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-        await self._give_back()
 
     # -- serving and forwarding ----------------------------------------------------------
 
