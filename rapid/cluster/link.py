@@ -94,6 +94,16 @@ class Link:
         """Run ``coro`` on the link's loop, awaited from another loop."""
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
 
+    async def pull_own(self, stream: str, subject: str, durable: str, ack_wait: float) -> Any:
+        """On the link's loop: a pull subscription on a node's own durable consumer of
+        ``stream`` (made if missing): explicit acks, redelivered after ``ack_wait``, never
+        given up on (``max_deliver`` unlimited), only ``subject``."""
+        from nats.js import api
+
+        config = api.ConsumerConfig(durable_name=durable, ack_policy=api.AckPolicy.EXPLICIT, ack_wait=ack_wait,
+                                    max_deliver=-1, max_ack_pending=-1, filter_subject=subject)
+        return await self.js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
+
     def close(self) -> None:
         if self.nc is not None and self.loop.is_running():
             try:

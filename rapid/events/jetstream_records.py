@@ -117,14 +117,7 @@ class RecordStream:
 
     async def pull(self, node_id: str) -> Any:
         """A pull subscription on ``node_id``'s durable consumer (made if missing)."""
-        from nats.js import api
-
-        config = api.ConsumerConfig(
-            durable_name=consumer(node_id), ack_policy=api.AckPolicy.EXPLICIT, ack_wait=self.ack_wait,
-            max_deliver=-1, max_ack_pending=-1, filter_subject=subject(node_id),
-        )
-        return await self.link.js.pull_subscribe(subject(node_id), durable=consumer(node_id), stream=STREAM,
-                                                 config=config)
+        return await self.link.pull_own(STREAM, subject(node_id), consumer(node_id), self.ack_wait)
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
