@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import faulthandler
 import os
 import resource
 import shutil
@@ -343,6 +344,9 @@ def tune_malloc() -> None:
 
 
 def run(config: Config) -> int:
+    # A crash in native code (the event loop, NATS's thread, SQLite) prints every thread's
+    # Python stack on stderr before the process dies, so it can be told where it was.
+    faulthandler.enable(all_threads=True)
     split_if_pid1()  # in a container: PID 1 stays a reaper of orphans, the daemon runs as its child
     tune_malloc()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
