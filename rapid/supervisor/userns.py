@@ -38,7 +38,6 @@ import subprocess
 import sys
 
 
-
 class NotAChild(OSError):
     """The pid is not the template's own child (or has left its uid): it is not mapped."""
 
@@ -66,41 +65,9 @@ def map_ids(pid: int, uid: int, parent: int, parent_uid: int) -> None:
             os.close(fd)
 
 
-# The probe, in a fresh interpreter (the daemon has threads: it does not fork itself): a
-# child drops to nobody and unshares; the parent maps it onto another id; the child must
-# then be able to become that id.
-_PROBE = """
-import ctypes, os, sys
-libc = ctypes.CDLL(None, use_errno=True)
-ready_r, ready_w = os.pipe()
-go_r, go_w = os.pipe()
-pid = os.fork()
-if pid == 0:
-    code = 1
-    try:
-        os.setgroups([]); os.setgid(65534); os.setuid(65534)
-        if libc.unshare(0x10000000 | 0x20000) == 0:
-            os.write(ready_w, b"u")
-            if os.read(go_r, 1) == b"1":
-                os.setgid(65533); os.setuid(65533)
-                code = 0 if os.getuid() == 65533 else 1
-    finally:
-        os._exit(code)
-os.close(ready_w); os.close(go_r)
-ok = False
-try:
-    if os.read(ready_r, 1) == b"u":
-        for name in ("uid_map", "gid_map"):
-            with open(f"/proc/{pid}/{name}", "w") as f:
-                f.write("65533 65533 1\\n")
-        os.write(go_w, b"1")
-        ok = True
-except OSError:
-    pass
-os.close(go_w)
-_, status = os.waitpid(pid, 0)
-sys.exit(0 if ok and os.waitstatus_to_exitcode(status) == 0 else 1)
-"""
+# The probe is a stand-alone script (CI runs it too, before rapid is installed), run in a
+# fresh interpreter: the daemon has threads, so it does not fork itself.
+_PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "userns_probe.py")
 
 
 @functools.cache
@@ -110,6 +77,6 @@ def available() -> bool:
     if os.geteuid() != 0:
         return False
     try:
-        return subprocess.run([sys.executable, "-I", "-S", "-c", _PROBE], timeout=10).returncode == 0
+        return subprocess.run([sys.executable, "-I", "-S", _PROBE], timeout=10).returncode == 0
     except (OSError, subprocess.SubprocessError):
         return False
