@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from rapid.core.admission import Decision, Ledger, Limits, Usage, Work, decide, room
+from rapid.core.admission import Decision, Ledger, Limits, Usage, Work, admits_sync, decide, room
 
 SYNC, ASYNC, POLL = Work.SYNC, Work.ASYNC, Work.POLL
 
@@ -103,3 +103,12 @@ def test_the_ledger_counts_by_function_kind_and_pool() -> None:
 def test_room_is_never_negative(work: Work) -> None:
     assert room(work, Usage(50, 50, 5000), reserved(3)) == 0
     assert room(work, Usage(50, 50, 5000), Limits(None, 100)) == 0
+
+
+def test_admits_sync_is_decide_for_a_synchronous_invoke() -> None:
+    """The gate's shortcut gives the table's answer for every mix of limits and counts."""
+    for reserved, unreserved, in_flight, pool_used, queue_sync in itertools.product(
+            (None, 0, 1, 3), (0, 1, 4), (0, 1, 3, 4), (0, 1, 4, 5), (False, True)):
+        usage, limits = Usage(in_flight, 0, pool_used), Limits(reserved, unreserved, 16, queue_sync)
+        expected = decide(Work.SYNC, usage, limits) is Decision.ADMIT
+        assert admits_sync(reserved, unreserved, in_flight, pool_used, queue_sync) is expected, (usage, limits)

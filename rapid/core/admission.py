@@ -89,6 +89,15 @@ def room(work: Work, usage: Usage, limits: Limits) -> int:
     return free
 
 
+def admits_sync(reserved: int | None, unreserved: int, in_flight: int, unreserved_in_flight: int,
+                queue_sync: bool) -> bool:
+    """``decide(Work.SYNC, ...) is Decision.ADMIT`` from the plain counts (``Limits`` and
+    ``Usage``'s fields), for the gate's every synchronous invoke: no object is built."""
+    if reserved is not None:
+        return reserved != 0 and (in_flight < reserved or queue_sync)
+    return unreserved_in_flight < unreserved or queue_sync
+
+
 def decide(work: Work, usage: Usage, limits: Limits) -> Decision:
     """Admit one more invocation of ``work``, make it wait, or throttle it (the table above)."""
     if limits.reserved == 0:

@@ -57,23 +57,38 @@ class Feed:
 
     def invocation(
         self, function: str, version: str, request_id: str, duration_ms: float, billed_ms: int,
-        init_ms: float | None, peak_mb: int, status: str, error_type: str | None,
+        init_ms: float | None, peak_mb: int, status: str, error_type: str | None, now: float | None = None,
     ) -> None:
+        """A finished invocation (``now``: the epoch time of its REPORT, if the caller read it)."""
+        if now is None:
+            now = time.time()
         self._seq += 1
-        record = (self._seq, time.time(), function, version, request_id, duration_ms, billed_ms, init_ms, peak_mb,
+        record = (self._seq, now, function, version, request_id, duration_ms, billed_ms, init_ms, peak_mb,
                   status, error_type)
         self.invocations.append(record)
-        self._count(function, 0 if status == "success" else 1)
+        bucket = self._bucket(function, now)
+        bucket[0] += 1
+        if status != "success":
+            bucket[1] += 1
         if self._subscribers:
             self._publish("invocations", record)
 
-    def line(self, function: str, request_id: str | None, text: str) -> None:
+    def line(self, function: str, request_id: str | None, text: str, now: float | None = None) -> None:
         """Called for every line the host writes: a tuple appended, nothing more."""
         self._seq += 1
-        entry = (self._seq, time.time(), function, request_id, text)
+        entry = (self._seq, time.time() if now is None else now, function, request_id, text)
         self.lines.append(entry)
         if self._subscribers:
             self._publish("logs", entry)
+
+    def many_lines(self, function: str, request_id: str | None, texts: tuple[str, ...], now: float) -> None:
+        """``line`` for several lines written at ``now`` (an invocation's END and REPORT)."""
+        for text in texts:
+            self._seq += 1
+            entry = (self._seq, now, function, request_id, text)
+            self.lines.append(entry)
+            if self._subscribers:
+                self._publish("logs", entry)
 
     def throttle(self, function: str, count: int = 1, version: str = "") -> None:
         bucket = self._bucket(function)
@@ -81,13 +96,8 @@ class Feed:
         if self._subscribers:
             self._publish("throttles", (function, count, time.time(), version))
 
-    def _count(self, function: str, errors: int) -> None:
-        bucket = self._bucket(function)
-        bucket[0] += 1
-        bucket[1] += errors
-
-    def _bucket(self, function: str) -> list[int]:
-        minute = int(time.time() // 60)
+    def _bucket(self, function: str, now: float | None = None) -> list[int]:
+        minute = int((time.time() if now is None else now) // 60)
         minutes = self.per_minute.setdefault(function, {})
         bucket = minutes.get(minute)
         if bucket is None:

@@ -53,16 +53,22 @@ class FunctionLogs(_Base):
         or, for an invocation that never reached a runtime, the version's platform stream)."""
         self.log_platform_lines(inv, (text,), instance)
 
-    def log_platform_lines(self, inv: Invocation, texts: tuple[str, ...], instance: Instance | None = None) -> None:
-        """``log_platform`` for several lines at once (END and REPORT)."""
+    def log_platform_lines(self, inv: Invocation, texts: tuple[str, ...], instance: Instance | None = None,
+                           now: float | None = None) -> None:
+        """``log_platform`` for several lines at once (END and REPORT): each sink is called
+        once for all of them, with one reading of the clock (``now``, epoch seconds)."""
         host = self.host
-        logs, feed, store = host.logs, host.feed, host.log_store
-        prefix, name, request_id = self._prefix, self.name, inv.request_id
-        for text in texts:
-            logs.line(prefix + text if prefix else text)
-            feed.line(name, request_id, text)
-            if store is not None:  # kept per log stream in the data dir (rapid.logs)
-                store.function_line(self, text, request_id, instance)
+        if now is None:
+            now = time.time()
+        prefix = self._prefix
+        if len(texts) == 1:
+            host.logs.line(prefix + texts[0] if prefix else texts[0])
+        else:
+            host.logs.write_lines(tuple(prefix + text for text in texts) if prefix else texts)
+        host.feed.many_lines(self.name, inv.request_id, texts, now)
+        store = host.log_store
+        if store is not None:  # kept per log stream in the data dir (rapid.logs)
+            store.function_lines(self, texts, inv.request_id, instance, now)
         if inv.log_lines is not None:
             inv.log_lines.extend(texts)
 
@@ -77,9 +83,10 @@ class FunctionLogs(_Base):
     ) -> report.Report:
         """The platform's lines for a finished invocation: END and REPORT (START too when
         the invocation never reached a runtime: then all three go where its START went)."""
+        now = time.time()  # the REPORT's time, for every sink and the feed
         if include_start:
             instance = None
-            self.log_platform(inv, self.start_line(inv))
+            self.log_platform_lines(inv, (self.start_line(inv),), None, now)
         r = report.Report(
             request_id=inv.request_id,
             duration_ms=(time.monotonic() - inv.started) * 1000.0 if inv.started else 0.0,
@@ -91,12 +98,12 @@ class FunctionLogs(_Base):
             error_type=outcome.error_type if outcome.status != "success" else None,
         )
         if self.json_logs:
-            self.log_platform(inv, report.report_json(r), instance)
+            self.log_platform_lines(inv, (report.report_json(r),), instance, now)
         else:
-            self.log_platform_lines(inv, (report.end_text(inv.request_id), report.report_text(r)), instance)
+            self.log_platform_lines(inv, (report.end_text(inv.request_id), report.report_text(r)), instance, now)
         self.host.feed.invocation(
             self.name, self.version, inv.request_id, r.duration_ms, r.billed_ms, init_ms, peak_mb, r.status,
-            error_type_of(outcome.body, r.error_type) if r.error_type else None,
+            error_type_of(outcome.body, r.error_type) if r.error_type else None, now,
         )
         return r
 

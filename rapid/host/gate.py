@@ -27,7 +27,7 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from rapid.core.admission import Decision, Ledger, Limits, Ticket, Work, decide, room
+from rapid.core.admission import Decision, Ledger, Limits, Ticket, Work, admits_sync, decide, room
 from rapid.core.errors import throttled
 from rapid.core.invocation import Invocation, InvocationEvent, Outcome
 
@@ -88,7 +88,9 @@ class Gate:
         ticket is synchronous: admitted, or throttled here (False: it is settled)."""
         if inv in self.bound:
             return True
-        if self.decide(fn, Work.SYNC) is Decision.THROTTLE:
+        ledger, host = self.ledger, self.host
+        if not admits_sync(fn.reserved, host.unreserved_total, ledger.by_function.get(fn.name, 0), ledger.unreserved,
+                           host.config.overflow == "queue"):
             reason = ("ReservedFunctionConcurrentInvocationLimitExceeded" if fn.reserved is not None
                       else "ConcurrentInvocationLimitExceeded")
             self.host.feed.throttle(fn.name, 1)

@@ -12,21 +12,18 @@ _STATUS_LINES = {s: f"HTTP/1.1 {s} {_REASONS[s]}\r\n" for s in (200, 202, 400, 4
 
 
 class Request:
-    __slots__ = ("body", "headers", "keep_alive", "method", "streamed", "target", "too_large", "trailers")
+    __slots__ = ("body", "headers", "keep_alive", "method", "path", "streamed", "target", "too_large", "trailers")
 
     def __init__(self, method: str, target: str) -> None:
         self.method = method
         self.target = target  # path and query, undecoded
+        self.path = target.partition("?")[0]  # read by every router on the way: made once
         self.headers: dict[str, str] = {}  # names lowercased; a repeated header's values joined by commas
         self.trailers: dict[str, str] = {}
         self.body: bytes | bytearray = b""
         self.too_large = False  # the body passed the protocol's limit and was dropped
         self.keep_alive = True
         self.streamed = False  # the body went to a sink as it arrived (``body`` is empty)
-
-    @property
-    def path(self) -> str:
-        return self.target.partition("?")[0]
 
     @property
     def query(self) -> str:

@@ -285,7 +285,8 @@ class HttpConnection(asyncio.Protocol):
             self._write(Response(500, b'{"message":"Internal error"}', [("Content-Type", "application/json")]), False)
         else:
             self._write(fut.result(), self._waiting_keep_alive)
-        self._continue()
+        if self._pending or self._paused or self._fail_after:  # (nothing else to go on with)
+            self._continue()
 
     def _continue(self) -> None:
         """An answer is out: handle what was pipelined behind it."""

@@ -58,6 +58,21 @@ class LogSink:
             self._soon = True
             loop.call_soon(self.flush)
 
+    def write_lines(self, texts: tuple[str, ...]) -> None:
+        """``line`` for each of ``texts`` (an invocation's END and REPORT), in one call. (A
+        subclass that overrides ``line`` and keeps the buffer empty gets every text through
+        its ``line``.)"""
+        buf = self._buf
+        if not buf or len(texts) == 1:
+            for text in texts:
+                self.line(text)
+            return
+        buf.extend(texts)  # a buffer with lines in it has its flush on the way
+        loop = self._loop
+        if loop is not None and not self._soon and (loop.time() - self._since >= LINGER or len(buf) >= EAGER):
+            self._soon = True
+            loop.call_soon(self.flush)
+
     def flush(self) -> None:
         self._soon = False
         timer, self._timer = self._timer, None

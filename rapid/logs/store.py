@@ -76,10 +76,24 @@ class LogStore:
                 self._sizes[function] = sum(
                     os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder) if f.endswith(SUFFIX))
 
-    def function_line(self, fn: Any, text: str, request_id: str | None, instance: Any) -> None:
+    def function_line(self, fn: Any, text: str, request_id: str | None, instance: Any,
+                      now: float | None = None) -> None:
         """A line of ``fn`` (a ``rapid.host.function.Function``): its stream is the
         instance's, or that of the instance running ``request_id`` (learnt at START and
-        kept until REPORT), or else the version's ``platform`` stream."""
+        kept until REPORT), or else the version's ``platform`` stream. ``now``: the epoch
+        time it was written, if the caller read it."""
+        self.lines(fn.name, self._stream_of(fn, text, request_id, instance), (text,), now)
+
+    def function_lines(self, fn: Any, texts: tuple[str, ...], request_id: str | None, instance: Any,
+                       now: float) -> None:
+        """``function_line`` for several lines of one invocation, written at ``now`` (END
+        and REPORT: the stream is found once, for the last of them)."""
+        stream = self._instance_streams.get(instance.hex) if instance is not None else None
+        if stream is None:
+            stream = self._stream_of(fn, texts[-1], request_id, instance)
+        self.lines(fn.name, stream, texts, now)
+
+    def _stream_of(self, fn: Any, text: str, request_id: str | None, instance: Any) -> str:
         if instance is not None:
             stream = self._instance_streams.get(instance.hex)
             if stream is None:
@@ -94,25 +108,30 @@ class LogStore:
                     if request_id in inst.running:
                         stream = self._instance_streams.get(inst.hex) or log_stream_name(inst.hex, fn.version)
                         break
-                if len(self._request_streams) > 4096:
-                    self._request_streams.clear()
-                self._request_streams[request_id] = stream
+                if not text.startswith("REPORT "):  # (a REPORT is the request's last line)
+                    if len(self._request_streams) > 4096:
+                        self._request_streams.clear()
+                    self._request_streams[request_id] = stream
             elif text.startswith("REPORT "):
                 del self._request_streams[request_id]
         else:
             stream = log_stream_name("platform", fn.version)
-        self.line(fn.name, stream, text)
+        return stream
 
     def line(self, function: str, stream: str, text: str) -> None:
+        self.lines(function, stream, (text,))
+
+    def lines(self, function: str, stream: str, texts: tuple[str, ...], now: float | None = None) -> None:
+        """Lines of one stream, written at ``now`` (epoch seconds; None: the clock now)."""
         key = (function, stream)
-        if "\\" in text or "\n" in text:
-            text = _escape(text)
-        entry = f"{int(time.time() * 1000)}\t{text}\n"
+        stamp = f"{int((time.time() if now is None else now) * 1000)}\t"
         pending = self._pending.get(key)
         if pending is None:
-            self._pending[key] = [entry]
-        else:
-            pending.append(entry)
+            pending = self._pending[key] = []
+        for text in texts:
+            if "\\" in text or "\n" in text:
+                text = _escape(text)
+            pending.append(f"{stamp}{text}\n")
         if self._timer is None:
             try:
                 self._timer = asyncio.get_running_loop().call_later(self.flush_interval, self.flush)

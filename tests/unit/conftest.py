@@ -32,6 +32,9 @@ class Lines:
     def line(self, text: str) -> None:
         self.lines.append(text)
 
+    def write_lines(self, texts: tuple[str, ...]) -> None:
+        self.lines.extend(texts)
+
     def flush(self) -> None:
         pass
 
