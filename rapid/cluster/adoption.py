@@ -18,6 +18,7 @@ sent to the queues' owner from here, a file or HTTP delivery is put in this node
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -134,8 +135,12 @@ class Adoption:
         return got
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        """No more rounds: the one under way is cancelled, and waited for."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     def __repr__(self) -> str:
         return f"<Adoption adopted={self.adopted} redelivered={self.redelivered} records={self.records}>"
