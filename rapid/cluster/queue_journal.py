@@ -36,6 +36,8 @@ A replay runs on a worker thread and can take seconds; a node that stops meanwhi
 loses the lease) calls ``stop_replay`` from its loop: the wait for the stream's next
 batch is cancelled, the replay ends with ``Fenced`` at once, and the caller waits for the
 worker to be done with the database before it closes it (``rapid.cluster.owned_queues``).
+``close`` itself does the same (a SQLite connection closed under a statement another
+thread is running on it crashes the process: SIGSEGV), whichever thread calls it.
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ class ClusterJournal(Journal):
         self.snapshots = 0
         self._stop_replay = threading.Event()
         self._waiting: Future[Any] | None = None  # the replay's wait on the link's loop
+        self._replaying = threading.Lock()  # held by the thread replaying: close() waits for it
 
     def __repr__(self) -> str:
         return (f"<ClusterJournal {STREAM} last={self.last_seq} replayed={self.replayed} "
@@ -107,6 +110,16 @@ class ClusterJournal(Journal):
 
     def replay(self) -> int:
         """Apply every journaled change in order; the number of messages read."""
+        with self._replaying:
+            return self._replay()
+
+    def close(self) -> None:
+        """From any thread: a replay under way stops, and is waited for, before the database closes."""
+        self.stop_replay()
+        with self._replaying:
+            super().close()
+
+    def _replay(self) -> int:
         info = self._wait(open_stream(self.link))
         last = int(info.state.last_seq)
         if int(info.state.messages) == 0:
