@@ -39,7 +39,7 @@ from msgspec import Struct
 
 from rapid.api import awsjson
 from rapid.cluster.link import Link
-from rapid.cluster.request_reply import MOVING, Responder, answer, passed_on, settled, to_owner
+from rapid.cluster.request_reply import HOP_BY_HOP, MOVING, Responder, answer, passed_on, settled, to_owner
 from rapid.cluster.sole_lease import BUCKET as BUCKET, SoleLease  # (BUCKET: for readers of the key)
 from rapid.http.message import Request, Response
 
@@ -55,7 +55,6 @@ RUN_BY_OWNER = frozenset({"CreateDeployment", "StopDeployment", "PutLifecycleEve
 WAIT_FOR_OWNER = 20.0
 CALL_TIMEOUT = 30.0
 _CONTENT_TYPE = "application/x-amz-json-1.1"
-_HOP_BY_HOP = frozenset({"content-length", "connection", "transfer-encoding", "keep-alive", "expect"})
 
 
 class Call(Struct, array_like=True):
@@ -151,7 +150,7 @@ class ControlOwner(SoleLease):
         return isinstance(did, str) and did.startswith("d-") and did not in self.deployments.records
 
     async def _forward(self, req: Request, rid: str) -> Response:
-        headers = passed_on(req.headers, _HOP_BY_HOP)
+        headers = passed_on(req.headers, HOP_BY_HOP)
         headers.append((FORWARDED, self.node_id))
         data = msgspec.msgpack.encode(Call(rid, req.target, headers, bytes(req.body)))
 

@@ -40,7 +40,7 @@ from msgspec import Struct
 from rapid.api.errors import render
 from rapid.cluster import status as status_rules
 from rapid.cluster.link import Link
-from rapid.cluster.request_reply import Responder, Unanswered, answer, passed_on, request, response, settled
+from rapid.cluster.request_reply import HOP_BY_HOP, Responder, Unanswered, answer, passed_on, request, response, settled
 from rapid.core.errors import ServiceError, throttled
 from rapid.host.function import FINISHING_GRACE
 from rapid.http.message import Request, Response
@@ -56,7 +56,7 @@ FORWARDED = "x-rapid-forwarded"
 FORWARD_GRACE = 10.0  # seconds past the function's timeout a forwarded invoke waits for its answer
 Ask = Callable[[str, Request, str, float], Awaitable["Response | None"]]  # (peer, request, rid, timeout)
 Refuse = Callable[[ServiceError, str], Response]
-_HOP_BY_HOP = frozenset({"content-length", "connection", "host", "transfer-encoding", "keep-alive", "expect"})
+_HOP_BY_HOP = HOP_BY_HOP | {"host"}  # an invocation's Host is this node's, not the peer's
 
 
 class Forwarded(Struct, array_like=True):

@@ -254,6 +254,11 @@ class LinkTasks:
         finally:
             self.running.discard(task)
 
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """On the link's loop: run ``coro`` as one more task of these (even once stopped:
+        ``end`` waits for it too)."""
+        asyncio.get_running_loop().create_task(self._tracked(coro))
+
     def stop(self, grace: float = 0.0) -> None:
         """From any thread but the link's: no new work; what runs gets ``grace`` seconds to
         end, then is cancelled; returns once all of it has ended (or ``JOIN_TIMEOUT`` more
@@ -262,11 +267,12 @@ class LinkTasks:
         if self.link.closed:
             return
         try:
-            self.link.call(self._stop(grace), timeout=grace + JOIN_TIMEOUT + 1)
+            self.link.call(self.end(grace), timeout=grace + JOIN_TIMEOUT + 1)
         except Exception:  # noqa: BLE001 - closing: the link's loop stops anyway
             pass
 
-    async def _stop(self, grace: float) -> None:
+    async def end(self, grace: float) -> None:
+        """On the link's loop: what runs gets ``grace`` seconds, then is cancelled and waited for."""
         if grace > 0 and self.running:
             await asyncio.wait(set(self.running), timeout=grace)
         running = set(self.running)

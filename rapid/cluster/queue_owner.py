@@ -47,7 +47,7 @@ from msgspec import Struct
 
 from rapid.api.errors import render
 from rapid.cluster.link import Link
-from rapid.cluster.request_reply import MOVING, Responder, answer, passed_on, request, settled, to_owner
+from rapid.cluster.request_reply import HOP_BY_HOP, MOVING, Responder, answer, passed_on, request, settled, to_owner
 from rapid.cluster.sole_lease import BUCKET as BUCKET, SoleLease  # (BUCKET: for readers of the key)
 from rapid.core.errors import ServiceError
 from rapid.http.message import Request, Response
@@ -59,7 +59,6 @@ RECORDS_TIMEOUT = 10.0  # an import is one journal commit: a silent owner is lik
 FORWARDED = "x-rapid-queues-forwarded"
 WAIT_FOR_OWNER = 20.0  # seconds a forwarded call waits for an owner during a takeover
 CALL_TIMEOUT = 45.0  # a forwarded call's answer (a ReceiveMessage may wait 20 s)
-_HOP_BY_HOP = frozenset({"content-length", "connection", "transfer-encoding", "keep-alive", "expect"})
 
 
 class Call(Struct, array_like=True):
@@ -166,7 +165,7 @@ class QueueOwner(SoleLease):
         return asyncio.ensure_future(self._forward(req, rid))
 
     async def _forward(self, req: Request, rid: str) -> Response:
-        headers = passed_on(req.headers, _HOP_BY_HOP)
+        headers = passed_on(req.headers, HOP_BY_HOP)
         headers.append((FORWARDED, self.node_id))
         data = msgspec.msgpack.encode(Call(req.method, req.target, headers, bytes(req.body)))
 

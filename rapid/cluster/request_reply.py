@@ -42,12 +42,14 @@ from typing import Any
 import msgspec
 from msgspec import Struct
 
-from rapid.cluster.link import JOIN_TIMEOUT, Link
+from rapid.cluster.link import Link
 from rapid.http.message import Response
 
 RETRY = 0.25  # seconds between two asks of a right's holder during a takeover
 MOVING = "moving to another node"  # in a 503 of a node giving a right up: the caller asks again
 DRAIN_GRACE = 1.0  # seconds the answers under way get once a right is given up
+# Request headers that are the connection's own, not the call's.
+HOP_BY_HOP = frozenset({"content-length", "connection", "transfer-encoding", "keep-alive", "expect"})
 
 
 class Answer(Struct, array_like=True):
@@ -148,7 +150,7 @@ class Responder:
         self.failed = failed
         self.stopping = stopping or (lambda: failed(RuntimeError("the node is stopping")))
         self._sub: Any = None
-        self._serving: set[asyncio.Task[None]] = set()  # answers being made (the link's loop)
+        self._serving = link.tasks()  # answers being made (on the link's loop)
         self._loop: asyncio.AbstractEventLoop | None = None  # the daemon's
 
     async def start(self) -> None:
@@ -167,22 +169,11 @@ class Responder:
         """From the daemon's loop, after ``stop``: the answers under way get ``grace``
         seconds; the rest answer ``stopping()`` at once; returns once all have ended."""
         with contextlib.suppress(Exception):
-            await self.link.run(self._drain(grace))
-
-    async def _drain(self, grace: float) -> None:
-        if self._serving and grace > 0:
-            await asyncio.wait(set(self._serving), timeout=grace)
-        late = set(self._serving)
-        for task in late:
-            task.cancel()
-        if late:
-            await asyncio.wait(late, timeout=JOIN_TIMEOUT)
+            await self.link.run(self._serving.end(grace))
 
     async def _serve(self, msg: Any) -> None:
         """On the link's loop: each call on a task of its own."""
-        task = asyncio.get_running_loop().create_task(self._respond(msg))
-        self._serving.add(task)
-        task.add_done_callback(self._serving.discard)
+        self._serving.spawn(self._respond(msg))
 
     async def _respond(self, msg: Any) -> None:
         """On the link's loop: the answer is made on the daemon's loop, then sent."""
@@ -210,4 +201,4 @@ class Responder:
     @property
     def serving(self) -> int:
         """Calls being answered now."""
-        return len(self._serving)
+        return len(self._serving.running)

@@ -42,7 +42,7 @@ import msgspec
 
 from rapid.api.errors import render
 from rapid.cluster.link import Link
-from rapid.cluster.request_reply import Responder, Unanswered, passed_on, request, settled
+from rapid.cluster.request_reply import HOP_BY_HOP, Responder, Unanswered, passed_on, request, settled
 from rapid.cluster.stream_frames import (
     BEAT, BROKEN_AFTER, Ack, Broken, Frame, Head, Kind, Receiver, StreamCall, Window,
 )
@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 
 FORWARDED = "x-rapid-forwarded"
 FORWARD_GRACE = 10.0
-_HOP_BY_HOP = frozenset({"content-length", "connection", "host", "transfer-encoding", "keep-alive", "expect"})
+_HOP_BY_HOP = HOP_BY_HOP | {"host"}  # an invocation's Host is this node's, not the peer's
 # A URL's request goes whole: its Host may name the URL, its headers are the event's and may
 # be signed (AWS_IAM); the peer reads no HTTP from them.
 _URL_HOP_BY_HOP: frozenset[str] = frozenset()
