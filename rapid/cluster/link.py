@@ -27,15 +27,30 @@ closed afterwards.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from typing import Any, TypeVar
 
 import uvloop
 
 T = TypeVar("T")
 JOIN_TIMEOUT = 5.0  # seconds the closing thread waits for the link's thread to end
+CANCEL_TIMEOUT = 1.0  # seconds a part waits for its cancelled tasks to end (they end in ms; bounded anyway)
+
+
+def _settle(task: asyncio.Task[T], fut: Future[T]) -> None:
+    """On the link's loop: ``task``'s outcome into ``fut``, retrieved even if nobody waits."""
+    if task.cancelled():
+        fut.cancel()
+        return
+    exc = task.exception()  # retrieved here, whoever still waits
+    with contextlib.suppress(InvalidStateError):  # cancelled by its waiter meanwhile
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(task.result())
 
 
 class LinkError(Exception):
@@ -105,15 +120,37 @@ class Link:
         return self.submit(coro).result(timeout if timeout is not None else self.timeout + 5)
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
-        """Run ``coro`` on the link's loop (from any thread); LinkError once it is closed."""
+        """Run ``coro`` on the link's loop (from any thread); LinkError once it is closed.
+
+        As ``asyncio.run_coroutine_threadsafe``, but a task whose waiter gave up on it (a
+        ``wait_for`` that timed out, a caller cancelled while stopping) has its outcome
+        retrieved all the same, so a failure nobody waits for any more (a lease another
+        node holds) is not logged as "Task exception was never retrieved"; and a
+        coroutine cancelled before it started is closed, not left never awaited."""
         if self.closed:
             coro.close()
             raise LinkError(f"the link to {self.url} is closed")
+        fut: Future[T] = Future()
+
+        def start() -> None:
+            if fut.cancelled():
+                coro.close()
+                return
+            task = self.loop.create_task(coro)
+            task.add_done_callback(lambda t: _settle(t, fut))
+            fut.add_done_callback(lambda f: self._cancel(task) if f.cancelled() else None)
+
         try:
-            return asyncio.run_coroutine_threadsafe(coro, self.loop)
+            self.loop.call_soon_threadsafe(start)
         except RuntimeError:  # closed meanwhile
             coro.close()
             raise LinkError(f"the link to {self.url} is closed") from None
+        return fut
+
+    def _cancel(self, task: asyncio.Task[Any]) -> None:
+        """From any thread: cancel a task on the link's loop (nothing once the loop is closed)."""
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(task.cancel)
 
     async def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on the link's loop, awaited from another loop."""
@@ -261,13 +298,13 @@ class LinkTasks:
 
     def stop(self, grace: float = 0.0) -> None:
         """From any thread but the link's: no new work; what runs gets ``grace`` seconds to
-        end, then is cancelled; returns once all of it has ended (or ``JOIN_TIMEOUT`` more
+        end, then is cancelled; returns once all of it has ended (or ``CANCEL_TIMEOUT`` more
         seconds passed)."""
         self.stopped = True
         if self.link.closed:
             return
         try:
-            self.link.call(self.end(grace), timeout=grace + JOIN_TIMEOUT + 1)
+            self.link.call(self.end(grace), timeout=grace + CANCEL_TIMEOUT + 1)
         except Exception:  # noqa: BLE001 - closing: the link's loop stops anyway
             pass
 
@@ -279,4 +316,4 @@ class LinkTasks:
         for task in running:
             task.cancel()
         if running:
-            await asyncio.wait(running, timeout=JOIN_TIMEOUT)
+            await asyncio.wait(running, timeout=CANCEL_TIMEOUT)

@@ -60,7 +60,7 @@ from rapid.events.store import Delivery, Done, Entry, Finish, Finished, Recovery
 STREAM = "RAPID_EVENTS"
 BACKLOG = "rapid-backlog"  # a consumer nobody pulls from: its num_pending is every unfinished event
 ACK_WAIT = 10.0  # seconds without AckProgress before a node's messages go to another node
-CLOSE_GRACE = 3.0  # seconds a stopping node lets its publishes and acknowledgements under way finish
+CLOSE_GRACE = 1.5  # seconds a stopping node lets its publishes and acknowledgements under way finish
 
 
 class Event(msgspec.Struct, array_like=True):
