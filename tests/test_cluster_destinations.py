@@ -395,6 +395,9 @@ class SilentOwner:
             self.revision = self.link.call(self.kv.update(self.key, b"silent", last=self.revision))
 
     def release(self) -> None:
+        """Once (again, at the test's end: nothing): the lease deleted, the link closed."""
+        if self.link.closed:
+            return
         self.stop.set()
         self.thread.join(5)
         with contextlib.suppress(Exception):

@@ -111,3 +111,48 @@ def test_snapshots_compact_the_stream(tmp_path: Path) -> None:
         finally:
             for link in links:
                 link.close()
+
+
+def test_closing_a_journal_during_its_replay_stops_the_replay_first(tmp_path: Path) -> None:
+    """A node that stops (or loses the queues) while it replays the journal closes it from
+    another thread: the replay ends (Fenced) before the database is closed, rather than
+    running its statements on a closed connection (which killed a node with SIGSEGV)."""
+    import threading
+
+    with nats_server() as nats:
+        link = Link(nats.url, "journal-close-test")
+        link.open()
+        try:
+            async def fill() -> None:
+                from rapid.cluster.queue_journal import SUBJECT, STREAM, _encode, open_stream
+
+                await open_stream(link)
+                for i in range(3000):
+                    await link.js.publish(SUBJECT, _encode([insert(f"s{i}.{k}") for k in range(20)]), stream=STREAM)
+
+            link.call(fill(), timeout=300)
+            outcomes = []
+            for round_ in range(6):
+                folder = tmp_path / f"r{round_}"
+                folder.mkdir()
+                journal = ClusterJournal(folder, link, lambda: True, lambda why: None)
+                got: list[object] = []
+
+                def replay(journal: ClusterJournal = journal, got: list[object] = got) -> None:
+                    try:
+                        got.append(journal.replay())
+                    except Exception as exc:  # noqa: BLE001 - what the replay ended with
+                        got.append(exc)
+
+                thread = threading.Thread(target=replay)
+                thread.start()
+                threading.Event().wait(0.05 * round_)  # closed at another point of the replay each round
+                journal.close()  # returns once the replay is done with the database
+                thread.join(10)
+                assert not thread.is_alive()
+                assert len(got) == 1
+                outcomes.append(got[0])
+                assert got[0] == 3000 or isinstance(got[0], Fenced), got[0]
+            assert any(isinstance(o, Fenced) for o in outcomes), outcomes  # at least one was cut short
+        finally:
+            link.close()

@@ -18,10 +18,12 @@ sent to the queues' owner from here, a file or HTTP delivery is put in this node
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
+from rapid.cluster.link import Link
 from rapid.events import jetstream_records
 from rapid.events.jetstream_store import STREAM, JetStreamEventStore
 from rapid.events.store import Entry
@@ -89,53 +91,59 @@ class Adoption:
 
     async def _drain(self, node: str) -> tuple[int, int]:
         """On the link's loop: pull what ``node``'s consumer may hand out now."""
-        sub = await self.store.pull(node)
         got = again = 0
-        try:
-            while True:
-                try:
-                    msgs = await sub.fetch(512, timeout=0.5)
-                except Exception:  # noqa: BLE001 - nothing (more) to hand out
-                    break
-                for msg in msgs:
-                    event = self.store.decode(msg.data)
-                    got += 1
-                    again += msg.metadata.num_delivered > 1
-                    self.adopted += 1  # counted as taken (the event may finish before this drain ends)
-                    self.redelivered += msg.metadata.num_delivered > 1
-                    await self.store.hold_adopted(event, msg, lambda entry: self.offer([entry]))
-            info = await sub.consumer_info()
-            if info.num_pending == 0 and info.num_ack_pending == 0:
-                await self.link.js.delete_consumer(STREAM, info.name)
-        finally:
-            await sub.unsubscribe()
+
+        async def take(msg: Any) -> None:
+            nonlocal got, again
+            event = self.store.decode(msg.data)
+            got += 1
+            again += msg.metadata.num_delivered > 1
+            self.adopted += 1  # counted as taken (the event may finish before this drain ends)
+            self.redelivered += msg.metadata.num_delivered > 1
+            await self.store.hold_adopted(event, msg, lambda entry: self.offer([entry]))
+
+        await _emptied(self.link, await self.store.pull(node), STREAM, 512, take)
         return got, again
 
     async def _drain_records(self, node: str) -> int:
         """On the link's loop: hold what ``node``'s record consumer may hand out now."""
         records = self.store.records
-        sub = await records.pull(node)
         got = 0
-        try:
-            while True:
-                try:
-                    msgs = await sub.fetch(256, timeout=0.5)
-                except Exception:  # noqa: BLE001 - nothing (more) to hand out
-                    break
-                for msg in msgs:
-                    if await records.take(msg, adopted=True):
-                        got += 1
-                        self.records += 1
-            info = await sub.consumer_info()
-            if info.num_pending == 0 and info.num_ack_pending == 0:
-                await self.link.js.delete_consumer(jetstream_records.STREAM, info.name)
-        finally:
-            await sub.unsubscribe()
+
+        async def take(msg: Any) -> None:
+            nonlocal got
+            if await records.take(msg, adopted=True):
+                got += 1
+                self.records += 1
+
+        await _emptied(self.link, await records.pull(node), jetstream_records.STREAM, 256, take)
         return got
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        """No more rounds: the one under way is cancelled, and waited for."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     def __repr__(self) -> str:
         return f"<Adoption adopted={self.adopted} redelivered={self.redelivered} records={self.records}>"
+
+
+async def _emptied(link: Link, sub: Any, stream: str, batch: int, take: Callable[[Any], Awaitable[None]]) -> None:
+    """On the link's loop: each message a dead node's consumer hands out now to ``take``; the
+    consumer is deleted once nothing is pending or unacknowledged on it."""
+    try:
+        while True:
+            try:
+                msgs = await sub.fetch(batch, timeout=0.5)
+            except Exception:  # noqa: BLE001 - nothing (more) to hand out
+                break
+            for msg in msgs:
+                await take(msg)
+        info = await sub.consumer_info()
+        if info.num_pending == 0 and info.num_ack_pending == 0:
+            await link.js.delete_consumer(stream, info.name)
+    finally:
+        await sub.unsubscribe()

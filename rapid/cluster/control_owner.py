@@ -23,13 +23,14 @@ nodes never both count it valid, and a node that dies (``kill -9``) loses it wit
   its own runs (their node died): rolled back if traffic had moved, Failed, as a single
   node does at start-up for a deployment it was killed during. Giving it up (stopping,
   or the lease lapsed), its running deployments roll back and stop.
+
+The calls travel as every call between nodes does (``request_reply``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,7 @@ from msgspec import Struct
 
 from rapid.api import awsjson
 from rapid.cluster.link import Link
+from rapid.cluster.request_reply import HOP_BY_HOP, MOVING, Responder, answer, passed_on, settled, to_owner
 from rapid.cluster.sole_lease import BUCKET as BUCKET, SoleLease  # (BUCKET: for readers of the key)
 from rapid.http.message import Request, Response
 
@@ -53,7 +55,6 @@ RUN_BY_OWNER = frozenset({"CreateDeployment", "StopDeployment", "PutLifecycleEve
 WAIT_FOR_OWNER = 20.0
 CALL_TIMEOUT = 30.0
 _CONTENT_TYPE = "application/x-amz-json-1.1"
-_HOP_BY_HOP = frozenset({"content-length", "connection", "transfer-encoding", "keep-alive", "expect"})
 
 
 class Call(Struct, array_like=True):
@@ -63,16 +64,14 @@ class Call(Struct, array_like=True):
     body: bytes
 
 
-class Answer(Struct, array_like=True):
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-
-
 def _unavailable(rid: str, why: str) -> Response:
     return Response.json(503, {"__type": "ServiceUnavailableException",
-                               "message": f"The deployments are moving to another node: {why}; try again."},
+                               "message": f"The deployments are {MOVING}: {why}; try again."},
                          [("x-amzn-RequestId", rid), ("Content-Type", _CONTENT_TYPE)])
+
+
+def _failed(exc: Exception) -> bytes:
+    return answer(awsjson.refusal("InternalFailure", str(exc), "", _CONTENT_TYPE))
 
 
 class ControlOwner(SoleLease):
@@ -88,8 +87,8 @@ class ControlOwner(SoleLease):
         self.forwarded = 0
         self.served = 0
         self._inner: Callable[[Request, str], Any] | None = None  # the CodeDeploy API of this node
-        self._sub: Any = None
-        self._serving: set[asyncio.Task[None]] = set()  # answers being made (the link's loop)
+        self.calls = Responder(link, SUBJECT, self._run, _failed,
+                               lambda: answer(_unavailable("", "the node running them is stopping")))
 
     def __repr__(self) -> str:
         role = "owner" if self.owner else "follower"
@@ -116,7 +115,7 @@ class ControlOwner(SoleLease):
         except Exception as exc:  # noqa: BLE001 - the records stay as they are; said once
             self.say(f"warning: cluster: deployments left by another node: {exc}")
             ended = []
-        self._sub = await self.link.run(self.link.nc.subscribe(SUBJECT, cb=self._serve))
+        await self.calls.start()
         self.say("cluster: this node runs the autoscaler and the gradual deployments"
                  + (f" (failed {len(ended)} left running by a node gone: {', '.join(ended)})" if ended else ""))
 
@@ -125,10 +124,8 @@ class ControlOwner(SoleLease):
 
     async def _wind_down(self) -> None:
         self.owner = False
-        if self._sub is not None:
-            sub, self._sub = self._sub, None
-            with contextlib.suppress(Exception):
-                await self.link.run(sub.unsubscribe())
+        await self.calls.stop()  # no more calls; those under way end before the deployments stop
+        await self.calls.drain()
         with contextlib.suppress(Exception):  # their records may not be writable now (NATS away)
             await self.deployments.stop("this node no longer runs the gradual deployments")
 
@@ -153,57 +150,24 @@ class ControlOwner(SoleLease):
         return isinstance(did, str) and did.startswith("d-") and did not in self.deployments.records
 
     async def _forward(self, req: Request, rid: str) -> Response:
-        from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
-
-        headers = [(k, v) for k, v in req.headers.items() if k not in _HOP_BY_HOP]
+        headers = passed_on(req.headers, HOP_BY_HOP)
         headers.append((FORWARDED, self.node_id))
         data = msgspec.msgpack.encode(Call(rid, req.target, headers, bytes(req.body)))
-        give_up = time.monotonic() + WAIT_FOR_OWNER
-        while True:
-            if self.valid():  # this node took over meanwhile
-                assert self._inner is not None
-                result = self._inner(req, rid)
-                return await result if isinstance(result, asyncio.Future) else result  # type: ignore[no-any-return]
-            try:
-                msg = await self.link.run(self.link.nc.request(SUBJECT, data, timeout=CALL_TIMEOUT))
-            except NoRespondersError:
-                if time.monotonic() >= give_up:
-                    return _unavailable(rid, "no node runs them now")
-                await asyncio.sleep(0.25)
-                continue
-            except NatsTimeout:
-                return _unavailable(rid, "the node running them did not answer")
-            except Exception as exc:  # noqa: BLE001 - NATS away
-                if time.monotonic() >= give_up:
-                    return _unavailable(rid, f"NATS: {exc or type(exc).__name__}")
-                await asyncio.sleep(0.25)
-                continue
-            answer = msgspec.msgpack.decode(msg.data, type=Answer)
-            if answer.status == 503 and time.monotonic() < give_up and b"moving to another node" in answer.body:
-                await asyncio.sleep(0.25)
-                continue
-            self.forwarded += 1
-            return Response(answer.status, answer.body, [(k, v) for k, v in answer.headers])
 
-    async def _serve(self, msg: Any) -> None:
-        """On the link's loop: each call on a task of its own (a CreateDeployment waits for
-        its start; nats-py hands a subscription its next message only after the callback)."""
-        task = asyncio.get_running_loop().create_task(self._respond(msg))
-        self._serving.add(task)
-        task.add_done_callback(self._serving.discard)
+        def here() -> Any:
+            if not self.valid():
+                return None
+            assert self._inner is not None  # this node took over meanwhile
+            return settled(self._inner(req, rid))
 
-    async def _respond(self, msg: Any) -> None:
-        """On the link's loop: the call runs on the daemon's loop, through the CodeDeploy API."""
-        assert self._loop is not None
-        try:
-            data = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._run(msg.data), self._loop))
-        except Exception as exc:  # noqa: BLE001 - the caller must get an answer
-            failed = awsjson.refusal("InternalFailure", str(exc), "", _CONTENT_TYPE)
-            data = msgspec.msgpack.encode(Answer(failed.status, list(failed.headers), bytes(failed.body)))
-        with contextlib.suppress(Exception):
-            await msg.respond(data)
+        got, forwarded = await to_owner(self.link, SUBJECT, data, timeout=CALL_TIMEOUT, wait=WAIT_FOR_OWNER, here=here,
+                                        unavailable=lambda why: _unavailable(rid, why),
+                                        nobody="no node runs them now", silent="the node running them did not answer")
+        self.forwarded += forwarded
+        return got
 
     async def _run(self, data: bytes) -> bytes:
+        """On the daemon's loop: another node's call, through this node's CodeDeploy API."""
         call = msgspec.msgpack.decode(data, type=Call)
         req = Request("POST", call.target)
         req.headers = dict(call.headers)
@@ -211,9 +175,6 @@ class ControlOwner(SoleLease):
         rid = call.rid
         self.served += 1
         if not self.valid():
-            response: Response = _unavailable(rid, "this node no longer runs them")
-        else:
-            assert self._inner is not None
-            result = self._inner(req, rid)
-            response = await result if isinstance(result, asyncio.Future) else result
-        return msgspec.msgpack.encode(Answer(response.status, list(response.headers), bytes(response.body)))
+            return answer(_unavailable(rid, "this node no longer runs them"))
+        assert self._inner is not None
+        return answer(await settled(self._inner(req, rid)))

@@ -19,7 +19,8 @@ the peer runs it through its own Invoke API, marked ``x-rapid-forwarded`` so it 
 forwarded again (one hop), and sends back the status, headers and body unchanged (the log
 tail, ``X-Amz-Function-Error`` and ``X-Amz-Executed-Version`` included). A peer that answers
 429 (no room after all: its status was up to a second old) is skipped for the next one.
-Payloads larger than what NATS accepts (``max_payload``) are not forwarded.
+Payloads larger than what NATS accepts (``max_payload``) are not forwarded. The call
+travels as every call between nodes does (``request_reply``).
 
 InvokeWithResponseStream and function URLs are placed by the same rules; they reach the
 peer through ``StreamRelay`` (``stream_forwarding``), whose answer streams back as it is
@@ -31,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 from msgspec import Struct
@@ -39,6 +40,7 @@ from msgspec import Struct
 from rapid.api.errors import render
 from rapid.cluster import status as status_rules
 from rapid.cluster.link import Link
+from rapid.cluster.request_reply import HOP_BY_HOP, Responder, Unanswered, answer, passed_on, request, response, settled
 from rapid.core.errors import ServiceError, throttled
 from rapid.host.function import FINISHING_GRACE
 from rapid.http.message import Request, Response
@@ -54,7 +56,7 @@ FORWARDED = "x-rapid-forwarded"
 FORWARD_GRACE = 10.0  # seconds past the function's timeout a forwarded invoke waits for its answer
 Ask = Callable[[str, Request, str, float], Awaitable["Response | None"]]  # (peer, request, rid, timeout)
 Refuse = Callable[[ServiceError, str], Response]
-_HOP_BY_HOP = frozenset({"content-length", "connection", "host", "transfer-encoding", "keep-alive", "expect"})
+_HOP_BY_HOP = HOP_BY_HOP | {"host"}  # an invocation's Host is this node's, not the peer's
 
 
 class Forwarded(Struct, array_like=True):
@@ -65,10 +67,9 @@ class Forwarded(Struct, array_like=True):
     origin: str
 
 
-class Answer(Struct, array_like=True):
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
+def _failed(exc: Exception) -> bytes:
+    return answer(Response.json(500, {"Type": "Service", "message": str(exc)},
+                                [("x-amzn-ErrorType", "ServiceException")]))
 
 
 def subject(node_id: str) -> str:
@@ -107,17 +108,13 @@ class Placement:
         self.out = 0  # forwarded to a peer and answered by it
         self.into = 0  # run here for a peer
         self.refused = 0  # throttled cluster-wide
-        self._sub: Any = None
-        self._serving: set[asyncio.Task[None]] = set()  # answers being made (the link's loop)
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.responder = Responder(link, subject(node_id), self._run, _failed)
         self._encode = msgspec.msgpack.Encoder().encode
         self._forwarded = msgspec.msgpack.Decoder(Forwarded).decode
-        self._answer = msgspec.msgpack.Decoder(Answer).decode
 
     async def start(self, invoke_api: InvokeAPI) -> None:
         self.invoke_api = invoke_api
-        self._loop = asyncio.get_running_loop()
-        self._sub = await self.link.run(self.link.nc.subscribe(subject(self.node_id), cb=self._serve))
+        await self.responder.start()
 
     # -- the Invoke API's question --------------------------------------------------------
 
@@ -192,42 +189,20 @@ class Placement:
         """The peer's answer; None if it never got the invocation (gone, or NATS away: the
         next peer may run it). A peer that took it and then stopped answering within the
         function's timeout is not retried elsewhere (it may have run): 502."""
-        from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
-
-        headers = [(k, v) for k, v in req.headers.items() if k not in _HOP_BY_HOP]
-        data = self._encode(Forwarded(req.target, headers, bytes(req.body), rid, self.node_id))
+        data = self._encode(Forwarded(req.target, passed_on(req.headers, _HOP_BY_HOP), bytes(req.body), rid,
+                                      self.node_id))
         try:
-            msg = await self.link.run(self.link.nc.request(subject(peer), data, timeout=timeout + FORWARD_GRACE))
-        except NoRespondersError:
-            return None
-        except NatsTimeout:
+            return response(await request(self.link, subject(peer), data, timeout + FORWARD_GRACE))
+        except Unanswered as exc:
+            if not exc.delivered:
+                return None  # no responder, or NATS away: not sent
             return render(ServiceError(502, "ServiceException", "The node running the invocation stopped "
                                        "answering; it may have run.", kind="Service"), rid)
-        except Exception:  # noqa: BLE001 - NATS away: not sent
-            return None
-        answer = self._answer(msg.data)
-        return Response(answer.status, answer.body, [(k, v) for k, v in answer.headers])
 
     # -- a peer's invocation, run here ----------------------------------------------------
 
-    async def _serve(self, msg: Any) -> None:
-        """On the link's loop: each invocation on a task of its own (nats-py waits for a
-        subscription's callback before it hands over the next message)."""
-        task = asyncio.get_running_loop().create_task(self._respond(msg))
-        self._serving.add(task)
-        task.add_done_callback(self._serving.discard)
-
-    async def _respond(self, msg: Any) -> None:
-        """On the link's loop: run the invocation on the daemon's loop, answer with it."""
-        assert self._loop is not None
-        try:
-            answer = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._run(msg.data), self._loop))
-        except Exception as exc:  # noqa: BLE001 - the invoker must get an answer
-            answer = self._encode(Answer(500, [("x-amzn-ErrorType", "ServiceException")],
-                                         msgspec.json.encode({"Type": "Service", "message": str(exc)})))
-        await msg.respond(answer)
-
     async def _run(self, data: bytes) -> bytes:
+        """On the daemon's loop: a peer's invocation through this node's Invoke API."""
         fwd = self._forwarded(data)
         req = Request("POST", fwd.target)
         req.headers = dict(fwd.headers)
@@ -239,18 +214,18 @@ class Placement:
         from urllib.parse import unquote
 
         try:
-            result = self.invoke_api.invoke(unquote(name), req, fwd.rid, None)
-            response = await result if isinstance(result, asyncio.Future) else result
+            got = await settled(self.invoke_api.invoke(unquote(name), req, fwd.rid, None))
         except ServiceError as exc:  # rendered as the edge would
-            response = render(exc, fwd.rid)
-        return self._encode(Answer(response.status, list(response.headers), bytes(response.body)))
+            got = render(exc, fwd.rid)
+        return answer(got)
 
     async def stop(self) -> None:
-        if self._sub is not None:
-            try:
-                await self.link.run(self._sub.unsubscribe())
-            except Exception:  # noqa: BLE001
-                pass
+        """No more invocations from peers (those under way end in ``drain``)."""
+        await self.responder.stop()
+
+    async def drain(self) -> None:
+        """Once the host has shut down: the answers to peers still under way end."""
+        await self.responder.drain()
 
     def __repr__(self) -> str:
         return f"<Placement out={self.out} in={self.into} refused={self.refused}>"

@@ -12,6 +12,7 @@ stops the instances it covered.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,7 @@ class Leases:
         self.lost = 0
         self._kv: Any = None
         self._task: asyncio.Task[None] | None = None
+        self.stopped = False
 
     async def start(self) -> None:
         self._kv = await self.link.run(self.link.js.create_key_value(
@@ -59,12 +61,17 @@ class Leases:
         reserved = self.reserved_of(name)
         if reserved is None:
             return True
+        if self.stopped:
+            return False  # stopping: the leases are being given back
         self.acquiring[name] = self.acquiring.get(name, 0) + 1
         try:
             held = self.held.setdefault(name, {})
             for slot in lease_rules.free_slots(reserved, set(held)):
                 sent = time.monotonic()
                 revision = await self.link.run(self._create(f"{name}.{slot}"))
+                if revision is not None and self.stopped:  # taken while stop() gave them back
+                    await self.link.run(self._release(f"{name}.{slot}", revision))
+                    return False
                 if revision is not None and slot not in held:
                     held[slot] = Lease(slot, revision, sent)
                     self.taken += 1
@@ -175,15 +182,22 @@ class Leases:
         self.say(f"cluster: {name}: {extra} instance(s) stopped, their reserved-concurrency lease lapsed")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-        for name, held in self.held.items():
-            for lease in held.values():
+        """Every lease held goes back at once. The renewing round is cancelled and waited
+        for first, and no lease is taken from now on (``acquire`` says False), so what is
+        given back cannot change while it is (each give-back awaits NATS)."""
+        self.stopped = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        held, self.held = self.held, {}
+        for name, leases in held.items():
+            for lease in list(leases.values()):
                 try:
                     await asyncio.wait_for(self.link.run(self._release(f"{name}.{lease.slot}", lease.revision)), 2)
                 except Exception:  # noqa: BLE001 - it expires anyway
                     pass
-        self.held.clear()
 
     def __repr__(self) -> str:
         held = {name: len(h) for name, h in self.held.items()}

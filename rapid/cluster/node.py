@@ -6,6 +6,13 @@ and Invoke API) fetches the packages this node lacks, then starts following the 
 the membership heartbeat, the leases and the forwarding subscription; ``close`` gives it
 all back (a stopping node deletes its heartbeat and its leases at once, so the others
 need not wait for them to expire).
+
+Shutdown is ordered so that no thread uses what another has closed: the daemon stops the
+producers first (``stop``: the subscriptions, the leases' and membership's rounds, the
+adoption), the host, then ``release`` (the answers to peers under way, the leases); the
+events store stops its own tasks on the link's loop and waits for them before it closes
+its SQLite databases; ``close`` last ends the registry's watch and the link, whose thread
+is joined (bounded) before its loop is closed, while the daemon's loop is still open.
 """
 
 from __future__ import annotations
@@ -211,11 +218,19 @@ class Node:
         self.parts.clear()
 
     async def release(self) -> None:
-        """After the host shut its instances down: the leases they held go back at once."""
+        """After the host shut its instances down: the answers to peers still under way end
+        (their invocations did, with the host), and the leases the instances held go back
+        at once."""
+        for responder in (self.placement, self.streams):
+            if responder is not None:
+                await responder.drain()
         if self.leases is not None:
             await self.leases.stop()
 
     def close(self) -> None:
+        """Last, once every part has stopped its own work on the link's loop (the events
+        store before it closed its databases): the registry's watch ends, then the link
+        (its thread joined, bounded)."""
         self.store.close()
         self.link.close()
 

@@ -17,6 +17,7 @@ was lost, lands once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections import OrderedDict
@@ -128,17 +129,31 @@ class OwnedQueues:
         return f"<OwnedQueues {self.journal!r} {self.mappings!r} {self.pollers!r}>"
 
 
+async def _ended(fut: asyncio.Future[Any]) -> None:
+    """Wait until ``fut`` is done, whatever it raises, even if this task is cancelled again."""
+    while not fut.done():
+        with contextlib.suppress(BaseException):
+            await asyncio.shield(fut)
+    if not fut.cancelled():
+        fut.exception()  # retrieved: its failure is the replay's, already told by what the caller raises
+
+
 def owner_for(node: Any, ctx: Any, events: Any, data_dir: str, account: str, say: Callable[[str], None]) -> QueueOwner:
     link = node.link
 
     async def build(valid: Callable[[], bool], on_lost: Callable[[str], None]) -> OwnedQueues:
         journal = ClusterJournal(data_dir, link, valid, on_lost)
+        replaying = asyncio.ensure_future(asyncio.to_thread(journal.replay))
         try:
-            await asyncio.to_thread(journal.replay)
+            await asyncio.shield(replaying)
             kv = JetStreamRegistryStore(link, MAPPINGS_BUCKET)
             kv.open()
             return OwnedQueues(journal, kv, ctx, events, say, account, node.leases)
         except BaseException:
+            # Cancelled (the node stops, or lost the lease) while the worker thread replays:
+            # it stops at its next wait, and the database is closed only once it is done with it.
+            journal.stop_replay()
+            await _ended(replaying)
             await asyncio.to_thread(journal.close)
             raise
 

@@ -31,12 +31,21 @@ and once the last part is acknowledged purges everything before the first part. 
 keeps the parts of a snapshot until its last one arrives, then empties the tables and
 applies them: a snapshot cut short (the owner died before its last part) is ignored, and
 the history before it, not yet purged, stands.
+
+A replay runs on a worker thread and can take seconds; a node that stops meanwhile (or
+loses the lease) calls ``stop_replay`` from its loop: the wait for the stream's next
+batch is cancelled, the replay ends with ``Fenced`` at once, and the caller waits for the
+worker to be done with the database before it closes it (``rapid.cluster.owned_queues``).
+``close`` itself does the same (a SQLite connection closed under a statement another
+thread is running on it crashes the process: SIGSEGV), whichever thread calls it.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import threading
+from concurrent.futures import CancelledError, Future
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -89,6 +98,9 @@ class ClusterJournal(Journal):
         self.snapshot_every = SNAPSHOT_EVERY
         self.since_snapshot = 0
         self.snapshots = 0
+        self._stop_replay = threading.Event()
+        self._waiting: Future[Any] | None = None  # the replay's wait on the link's loop
+        self._replaying = threading.Lock()  # held by the thread replaying: close() waits for it
 
     def __repr__(self) -> str:
         return (f"<ClusterJournal {STREAM} last={self.last_seq} replayed={self.replayed} "
@@ -98,16 +110,26 @@ class ClusterJournal(Journal):
 
     def replay(self) -> int:
         """Apply every journaled change in order; the number of messages read."""
-        info = self.link.call(open_stream(self.link))
+        with self._replaying:
+            return self._replay()
+
+    def close(self) -> None:
+        """From any thread: a replay under way stops, and is waited for, before the database closes."""
+        self.stop_replay()
+        with self._replaying:
+            super().close()
+
+    def _replay(self) -> int:
+        info = self._wait(open_stream(self.link))
         last = int(info.state.last_seq)
         if int(info.state.messages) == 0:
             self.last_seq = last
             return 0
-        sub = self.link.call(self._subscribe())
+        sub = self._wait(self._subscribe())
         parts: list[bytes] = []
         try:
             while self.last_seq < last:
-                batch = self.link.call(self._next(sub, last), timeout=60)
+                batch = self._wait(self._next(sub, last), timeout=60)
                 if not batch:
                     raise Fenced(f"{STREAM}: replay stopped at {self.last_seq} of {last}")
                 self.db.execute("BEGIN IMMEDIATE")
@@ -132,6 +154,28 @@ class ClusterJournal(Journal):
         finally:
             self.link.call(self._unsubscribe(sub))
         return self.replayed
+
+    def _wait(self, coro: Any, timeout: float | None = None) -> Any:
+        """The replay's wait for the link's loop; ``Fenced`` once ``stop_replay`` was called."""
+        if self._stop_replay.is_set():
+            coro.close()
+            raise Fenced(f"{STREAM}: replay stopped: the node gives the queues up")
+        fut = self._waiting = self.link.submit(coro)
+        if self._stop_replay.is_set():  # called between the check and the submit
+            fut.cancel()
+        try:
+            return fut.result(timeout if timeout is not None else self.link.timeout + 5)
+        except CancelledError:
+            raise Fenced(f"{STREAM}: replay stopped: the node gives the queues up") from None
+        finally:
+            self._waiting = None
+
+    def stop_replay(self) -> None:
+        """From any thread: the replay under way ends (``Fenced``) at its next wait, at once."""
+        self._stop_replay.set()
+        fut = self._waiting
+        if fut is not None:
+            fut.cancel()
 
     def _replay_one(self, statements: list[list[Any]]) -> None:
         db = self.db

@@ -27,6 +27,8 @@ destinations) reach the owner through ``take_records``, from whichever node made
 sends them on ``rapid.queues.records`` and hears ``ok`` only once the owner's journal
 has them; anything else, and the sender tries again.
 
+Both travel as every call between nodes does (``request_reply``).
+
 Losing ownership (the lease lapsed, or the journal refused a change): the node stops its
 pollers and its queues at once and forwards again. Messages received but not deleted
 on a node that died come back after their visibility timeout (at least once); a Kinesis
@@ -37,7 +39,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -46,6 +47,7 @@ from msgspec import Struct
 
 from rapid.api.errors import render
 from rapid.cluster.link import Link
+from rapid.cluster.request_reply import HOP_BY_HOP, MOVING, Responder, answer, passed_on, request, settled, to_owner
 from rapid.cluster.sole_lease import BUCKET as BUCKET, SoleLease  # (BUCKET: for readers of the key)
 from rapid.core.errors import ServiceError
 from rapid.http.message import Request, Response
@@ -57,7 +59,6 @@ RECORDS_TIMEOUT = 10.0  # an import is one journal commit: a silent owner is lik
 FORWARDED = "x-rapid-queues-forwarded"
 WAIT_FOR_OWNER = 20.0  # seconds a forwarded call waits for an owner during a takeover
 CALL_TIMEOUT = 45.0  # a forwarded call's answer (a ReceiveMessage may wait 20 s)
-_HOP_BY_HOP = frozenset({"content-length", "connection", "transfer-encoding", "keep-alive", "expect"})
 
 
 class Call(Struct, array_like=True):
@@ -67,15 +68,18 @@ class Call(Struct, array_like=True):
     body: bytes
 
 
-class Answer(Struct, array_like=True):
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-
-
 def unavailable(why: str) -> ServiceError:
-    return ServiceError(503, "ServiceUnavailable", f"The built-in queues are moving to another node: {why}; "
-                        "try again.", kind="Service")
+    return ServiceError(503, "ServiceUnavailable", f"The built-in queues are {MOVING}: {why}; try again.",
+                        kind="Service")
+
+
+def _failed(exc: Exception) -> bytes:
+    return answer(Response.json(500, {"__type": "ServiceException", "message": str(exc)},
+                                [("x-amzn-ErrorType", "ServiceException")]))
+
+
+def _stopping() -> bytes:
+    return answer(render(unavailable("the owning node is stopping"), ""))
 
 
 class QueueOwner(SoleLease):
@@ -91,9 +95,8 @@ class QueueOwner(SoleLease):
         self.owned: Any = None  # set while this node owns and serves the queues
         self.forwarded = 0
         self.served = 0
-        self._sub: Any = None
-        self._records_sub: Any = None
-        self._serving: set[asyncio.Task[None]] = set()  # calls from other nodes, being answered
+        self.calls = Responder(link, SUBJECT, self._run, _failed, _stopping)  # while this node owns them
+        self.records = Responder(link, RECORDS, self._take_sent, lambda exc: f"not taken: {exc or type(exc).__name__}".encode())
         self.records_taken = 0  # records imported here, for any node
         self._becoming: asyncio.Task[None] | None = None
 
@@ -124,8 +127,8 @@ class QueueOwner(SoleLease):
             return
         self.owned = owned
         owned.start()
-        self._sub = await self.link.run(self.link.nc.subscribe(SUBJECT, cb=self._serve))
-        self._records_sub = await self.link.run(self.link.nc.subscribe(RECORDS, cb=self._serve_records))
+        await self.calls.start()
+        await self.records.start()
         self.takeovers += 1
         self.say(f"cluster: this node owns the built-in queues, streams and mappings ({owned.describe()})")
 
@@ -142,12 +145,10 @@ class QueueOwner(SoleLease):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._becoming
         self._becoming = None
-        for attr in ("_sub", "_records_sub"):
-            sub = getattr(self, attr)
-            setattr(self, attr, None)
-            if sub is not None:
-                with contextlib.suppress(Exception):
-                    await self.link.run(sub.unsubscribe())
+        for responder in (self.calls, self.records):  # no more calls; those under way end before the queues stop
+            await responder.stop()
+        for responder in (self.calls, self.records):
+            await responder.drain()
         owned, self.owned = self.owned, None
         if owned is not None:
             await owned.stop()
@@ -164,67 +165,30 @@ class QueueOwner(SoleLease):
         return asyncio.ensure_future(self._forward(req, rid))
 
     async def _forward(self, req: Request, rid: str) -> Response:
-        from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
-
-        headers = [(k, v) for k, v in req.headers.items() if k not in _HOP_BY_HOP]
+        headers = passed_on(req.headers, HOP_BY_HOP)
         headers.append((FORWARDED, self.node_id))
         data = msgspec.msgpack.encode(Call(req.method, req.target, headers, bytes(req.body)))
-        give_up = time.monotonic() + WAIT_FOR_OWNER
-        while True:
-            if self.owned is not None:  # this node took over meanwhile
-                req.headers[FORWARDED] = self.node_id
-                result = self.app(req, None)
-                return await result if isinstance(result, asyncio.Future) else result
-            try:
-                msg = await self.link.run(self.link.nc.request(SUBJECT, data, timeout=CALL_TIMEOUT))
-            except NoRespondersError:
-                if time.monotonic() >= give_up:
-                    return render(unavailable("no node owns them now"), rid)
-                await asyncio.sleep(0.25)
-                continue
-            except NatsTimeout:
-                return render(unavailable("the owning node did not answer"), rid)
-            except Exception as exc:  # noqa: BLE001 - NATS away
-                if time.monotonic() >= give_up:
-                    return render(unavailable(f"NATS: {exc or type(exc).__name__}"), rid)
-                await asyncio.sleep(0.25)
-                continue
-            answer = msgspec.msgpack.decode(msg.data, type=Answer)
-            if answer.status == 503 and time.monotonic() < give_up and b"moving to another node" in answer.body:
-                await asyncio.sleep(0.25)  # it was losing them: ask the next owner
-                continue
-            self.forwarded += 1
-            return Response(answer.status, answer.body, [(k, v) for k, v in answer.headers])
 
-    async def _serve(self, msg: Any) -> None:
-        """On the link's loop: each call on a task of its own (nats-py waits for a
-        subscription's callback before it hands over the next message, so one long
-        ReceiveMessage would hold every other node's calls behind it)."""
-        task = asyncio.get_running_loop().create_task(self._respond(msg))
-        self._serving.add(task)
-        task.add_done_callback(self._serving.discard)
+        def here() -> Any:
+            if self.owned is None:
+                return None
+            req.headers[FORWARDED] = self.node_id  # this node took over meanwhile
+            return settled(self.app(req, None))
 
-    async def _respond(self, msg: Any) -> None:
-        """On the link's loop: the call runs on the daemon's loop, through the App."""
-        assert self._loop is not None
-        try:
-            data = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._run(msg.data), self._loop))
-        except Exception as exc:  # noqa: BLE001 - the caller must get an answer
-            data = msgspec.msgpack.encode(Answer(500, [("x-amzn-ErrorType", "ServiceException")],
-                                                 msgspec.json.encode({"__type": "ServiceException",
-                                                                      "message": str(exc)})))
-        with contextlib.suppress(Exception):
-            await msg.respond(data)
+        got, forwarded = await to_owner(self.link, SUBJECT, data, timeout=CALL_TIMEOUT, wait=WAIT_FOR_OWNER, here=here,
+                                        unavailable=lambda why: render(unavailable(why), rid),
+                                        nobody="no node owns them now", silent="the owning node did not answer")
+        self.forwarded += forwarded
+        return got
 
     async def _run(self, data: bytes) -> bytes:
+        """On the daemon's loop: another node's call, through this node's App."""
         call = msgspec.msgpack.decode(data, type=Call)
         req = Request(call.method, call.target)
         req.headers = dict(call.headers)
         req.body = call.body
         self.served += 1
-        result = self.app(req, None)
-        response = await result if isinstance(result, asyncio.Future) else result
-        return msgspec.msgpack.encode(Answer(response.status, list(response.headers), bytes(response.body)))
+        return answer(await settled(self.app(req, None)))
 
     # -- records of the async destinations ------------------------------------------------
 
@@ -237,26 +201,17 @@ class QueueOwner(SoleLease):
             taken = await owned.take(rows)  # (not `+= await`: that reads the count before the wait)
             self.records_taken += taken
             return
-        msg = await self.link.run(self.link.nc.request(RECORDS, msgspec.msgpack.encode(rows),
-                                                              timeout=RECORDS_TIMEOUT))
-        if msg.data != b"ok":
-            raise RuntimeError(bytes(msg.data).decode("utf-8", "replace"))
+        reply = await request(self.link, RECORDS, msgspec.msgpack.encode(rows), RECORDS_TIMEOUT)
+        if reply != b"ok":
+            raise RuntimeError(reply.decode("utf-8", "replace"))
 
-    async def _serve_records(self, msg: Any) -> None:
-        """On the link's loop: records another node sends, imported on the daemon's loop."""
-        assert self._loop is not None
-        try:
-            rows = msgspec.msgpack.decode(msg.data, type=list[tuple[str, str, bytes, str, float]])
-            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._take_here(rows), self._loop))
-            answer = b"ok"
-        except Exception as exc:  # noqa: BLE001 - the sender tries again
-            answer = f"not taken: {exc or type(exc).__name__}".encode()
-        with contextlib.suppress(Exception):
-            await msg.respond(answer)
-
-    async def _take_here(self, rows: list[tuple[str, str, bytes, str, float]]) -> None:
+    async def _take_sent(self, data: bytes) -> bytes:
+        """On the daemon's loop: records another node sent, imported here; ``ok`` once the
+        journal has them (anything else, and the sender sends them again)."""
+        rows = msgspec.msgpack.decode(data, type=list[tuple[str, str, bytes, str, float]])
         owned = self.owned
         if owned is None:
             raise RuntimeError("this node no longer owns the built-in queues")
         taken = await owned.take(rows)
         self.records_taken += taken
+        return b"ok"

@@ -26,6 +26,8 @@ which asks a peer this way (the frames and their rules are ``stream_frames``):
    ``InvokeComplete`` with ``ErrorCode: ServiceException``; a URL's connection is closed
    without the body's last chunk, so the client sees the body cut short. An invoker that
    goes away is told to the peer, which stops sending.
+
+The call and its head travel as every call between nodes does (``request_reply``).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import msgspec
 
 from rapid.api.errors import render
 from rapid.cluster.link import Link
+from rapid.cluster.request_reply import HOP_BY_HOP, Responder, Unanswered, passed_on, request, settled
 from rapid.cluster.stream_frames import (
     BEAT, BROKEN_AFTER, Ack, Broken, Frame, Head, Kind, Receiver, StreamCall, Window,
 )
@@ -53,7 +56,7 @@ if TYPE_CHECKING:
 
 FORWARDED = "x-rapid-forwarded"
 FORWARD_GRACE = 10.0
-_HOP_BY_HOP = frozenset({"content-length", "connection", "host", "transfer-encoding", "keep-alive", "expect"})
+_HOP_BY_HOP = HOP_BY_HOP | {"host"}  # an invocation's Host is this node's, not the peer's
 # A URL's request goes whole: its Host may name the URL, its headers are the event's and may
 # be signed (AWS_IAM); the peer reads no HTTP from them.
 _URL_HOP_BY_HOP: frozenset[str] = frozenset()
@@ -79,8 +82,7 @@ class StreamRelay:
         self.out = 0  # streams answered by a peer
         self.into = 0  # streams run here for a peer
         self.broken = 0  # streams given up as broken
-        self._sub: Any = None
-        self._serving: set[asyncio.Task[None]] = set()  # answers being made (the link's loop)
+        self.responder = Responder(link, subject(node_id), self._run, self._failed)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._encode = msgspec.msgpack.Encoder().encode
         self._frame = msgspec.msgpack.Decoder(Frame).decode
@@ -92,14 +94,18 @@ class StreamRelay:
     async def start(self, invoke_api: InvokeAPI, urls: UrlServer | None) -> None:
         self.invoke_api, self.urls = invoke_api, urls
         self._loop = asyncio.get_running_loop()
-        self._sub = await self.link.run(self.link.nc.subscribe(subject(self.node_id), cb=self._serve))
+        await self.responder.start()
 
     async def stop(self) -> None:
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self.link.run(self._sub.unsubscribe())
+        """No more streams from peers (the heads under way end in ``drain``); the streams
+        relayed from peers end here (broken)."""
+        await self.responder.stop()
         for task in list(self._tasks):
             task.cancel()
+
+    async def drain(self) -> None:
+        """Once the host has shut down: the heads still being made for peers end."""
+        await self.responder.drain()
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -116,8 +122,6 @@ class StreamRelay:
 
     async def _ask(self, mode: str, peer: str, req: Request, rid: str, timeout: float,
                    peer_ip: str, port: int) -> Response | None:
-        from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
-
         nc = self.link.nc
         try:
             inbox = nc.new_inbox()
@@ -125,21 +129,14 @@ class StreamRelay:
         except Exception:  # noqa: BLE001 - NATS away: not sent
             return None
         hop = _URL_HOP_BY_HOP if mode == "url" else _HOP_BY_HOP
-        headers = [(k, v) for k, v in req.headers.items() if k not in hop]
-        call = StreamCall(mode, req.method, req.target, headers, bytes(req.body), rid, self.node_id, inbox,
-                          peer_ip, port)
+        call = StreamCall(mode, req.method, req.target, passed_on(req.headers, hop), bytes(req.body), rid,
+                          self.node_id, inbox, peer_ip, port)
         try:
-            msg = await self.link.run(nc.request(subject(peer), self._encode(call), timeout=timeout + FORWARD_GRACE))
-        except NoRespondersError:
+            reply = await request(self.link, subject(peer), self._encode(call), timeout + FORWARD_GRACE)
+        except Unanswered as exc:
             await self._drop(sub)
-            return None
-        except NatsTimeout:
-            await self._drop(sub)
-            return _stopped(rid)
-        except Exception:  # noqa: BLE001 - NATS away: not sent
-            await self._drop(sub)
-            return None
-        head = self._head(msg.data)
+            return _stopped(rid) if exc.delivered else None  # not delivered: the next peer is asked
+        head = self._head(reply)
         if not head.streaming:
             await self._drop(sub)
             return Response(head.status, head.body, [(k, v) for k, v in head.headers])
@@ -218,25 +215,12 @@ class StreamRelay:
 
     # -- the peer: run it here, send the stream back --------------------------------------
 
-    async def _serve(self, msg: Any) -> None:
-        """On the link's loop: each stream on a task of its own (nats-py waits for a
-        subscription's callback before it hands over the next message)."""
-        task = asyncio.get_running_loop().create_task(self._respond(msg))
-        self._serving.add(task)
-        task.add_done_callback(self._serving.discard)
-
-    async def _respond(self, msg: Any) -> None:
-        """On the link's loop: the head is the first answer; the frames follow."""
-        assert self._loop is not None
-        try:
-            head = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._run(msg.data), self._loop))
-        except Exception as exc:  # noqa: BLE001 - the origin must get an answer
-            head = self._encode(Head(500, [("x-amzn-ErrorType", "ServiceException")],
-                                     msgspec.json.encode({"Type": "Service", "message": str(exc)})))
-        with contextlib.suppress(Exception):
-            await msg.respond(head)
+    def _failed(self, exc: Exception) -> bytes:
+        return self._encode(Head(500, [("x-amzn-ErrorType", "ServiceException")],
+                                 msgspec.json.encode({"Type": "Service", "message": str(exc)})))
 
     async def _run(self, data: bytes) -> bytes:
+        """On the daemon's loop: the head is the first answer; the frames follow."""
         call = self._call(data)
         req = Request(call.method, call.target)
         req.headers = dict(call.headers)
@@ -253,7 +237,7 @@ class StreamRelay:
                 assert self.invoke_api is not None
                 name = unquote(call.target.partition("?")[0].split("/")[3])
                 result = stream.invoke(self.invoke_api, name, req, call.rid)
-            response = await result if isinstance(result, asyncio.Future) else result
+            response = await settled(result)
         except ServiceError as exc:
             response = render(exc, call.rid)
         if not isinstance(response, StreamingResponse):

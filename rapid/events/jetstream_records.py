@@ -36,13 +36,14 @@ record goes into JetStream before the event that made it is acknowledged
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 
-from rapid.cluster.link import Link
+from rapid.cluster.link import Link, LinkError
 
 STREAM = "RAPID_RECORDS"
 RETRY = 0.5  # seconds before a publish or a send to the owner is tried again
@@ -87,7 +88,9 @@ class RecordStream:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._to_send: dict[str, Record] = {}  # the daemon's loop: queue records not yet taken
         self._wake: asyncio.Event | None = None
-        self._tasks: list[Any] = []
+        self._sending_task: asyncio.Task[None] | None = None  # the daemon's loop
+        self._loops = link.tasks()  # fetching and progressing, on the link's loop
+        self.work = link.tasks()  # publishes, acknowledgements, give-backs (the link's loop)
         self._encode = msgspec.msgpack.Encoder().encode
         self.decode = msgspec.msgpack.Decoder(Record).decode
         self.sub: Any = None
@@ -122,18 +125,20 @@ class RecordStream:
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._wake = asyncio.Event()
-        self._tasks.append(self.link.submit(self._fetching()))
-        self._tasks.append(self.link.submit(self._progressing()))
-        self._tasks.append(loop.create_task(self._sending()))
+        self._loops.submit(self.link.fetching(self.sub, 256, lambda msg: self.take(msg, adopted=False)))
+        self._loops.submit(self.link.progressing(lambda: self.held, self.ack_wait))
+        self._sending_task = loop.create_task(self._sending())
 
-    def close(self) -> None:
-        """From any thread: stop, and give the held records back (Nak) for another node."""
-        for task in self._tasks:
-            if isinstance(task, asyncio.Task):
-                if self._loop is not None and not self._loop.is_closed():
-                    self._loop.call_soon_threadsafe(task.cancel)
-            else:
-                task.cancel()
+    def close(self, grace: float = 0.0) -> None:
+        """From any thread but the link's, in order: nothing more is fetched; the publishes
+        and acknowledgements under way get ``grace`` seconds, then are cancelled and waited
+        for; the held records go back (Nak) for another node."""
+        task = self._sending_task
+        if task is not None and self._loop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the daemon's loop closed meanwhile
+                self._loop.call_soon_threadsafe(task.cancel)
+        self._loops.stop()
+        self.work.stop(grace)
         try:
             self.link.call(self._give_back(), timeout=5)
         except Exception:  # noqa: BLE001 - AckWait hands them over anyway
@@ -141,11 +146,7 @@ class RecordStream:
 
     async def _give_back(self) -> None:
         held, self.held = self.held, {}
-        for msg in held.values():
-            try:
-                await msg.nak()
-            except Exception:  # noqa: BLE001
-                pass
+        await self.link.give_back(held)
 
     # -- publishing (the link's loop) -----------------------------------------------------
 
@@ -169,18 +170,6 @@ class RecordStream:
             self.published += 1
 
     # -- records back from the stream (the link's loop) -----------------------------------
-
-    async def _fetching(self) -> None:
-        while True:
-            try:
-                msgs = await self.sub.fetch(256, timeout=1.0)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - nothing yet (timeout), or NATS away
-                await asyncio.sleep(0.05)
-                continue
-            for msg in msgs:
-                await self.take(msg, adopted=False)
 
     async def take(self, msg: Any, adopted: bool) -> bool:
         """Hold a record handed out by a consumer (this node's, or a dead node's when
@@ -206,15 +195,6 @@ class RecordStream:
             self._loop.call_soon_threadsafe(self._queued, rec)
         return True
 
-    async def _progressing(self) -> None:
-        while True:
-            await asyncio.sleep(self.ack_wait / 3)
-            for msg in list(self.held.values()):
-                try:
-                    await msg.in_progress()
-                except Exception:  # noqa: BLE001 - NATS away: the next round
-                    break
-
     async def ack(self, keys: list[str]) -> None:
         for key in keys:
             self._finished[key] = None
@@ -227,16 +207,18 @@ class RecordStream:
             await self._done_with(msg)
 
     async def _done_with(self, msg: Any) -> None:
-        try:
-            await msg.ack()
-            await self.link.js.delete_msg(STREAM, msg.metadata.sequence.stream)
+        if await self.link.done_with(msg, STREAM):
             self.delivered += 1
-        except Exception:  # noqa: BLE001 - handed out again later: skipped by its key, or a duplicate
-            pass
 
     def done(self, key: str) -> None:
         """From any thread: the record ``key`` was delivered (or dropped for good)."""
-        self.link.submit(self.ack([key]))
+        self._submit(self.ack([key]))
+
+    def _submit(self, coro: Any) -> None:
+        """Work on the link's loop, stopped in order by ``close``; once closed: not done
+        here (what it would have acknowledged is handed out again, skipped by its key)."""
+        with contextlib.suppress(LinkError):
+            self.work.submit(coro)
 
     # -- the daemon's loop: queue records to the owner, adopted deliveries to the outbox ----
 
@@ -252,7 +234,7 @@ class RecordStream:
 
     def give_back(self, key: str) -> None:
         """From any thread: this node will not deliver ``key``: handed out again (Nak)."""
-        self.link.submit(self._nak(key))
+        self._submit(self._nak(key))
 
     async def _nak(self, key: str) -> None:
         msg = self.held.pop(key, None)
@@ -280,7 +262,7 @@ class RecordStream:
                     continue
                 for rec in batch:
                     self._to_send.pop(rec.key, None)
-                self.link.submit(self.ack([rec.key for rec in batch]))
+                self._submit(self.ack([rec.key for rec in batch]))
 
     async def _send(self, batch: list[Record]) -> bool:
         if self.sink is None:

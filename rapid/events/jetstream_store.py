@@ -40,6 +40,8 @@ records are delivered by a survivor.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -47,7 +49,7 @@ from typing import Any
 
 import msgspec
 
-from rapid.cluster.link import Link
+from rapid.cluster.link import Link, LinkError
 from rapid.events.destinations import Response
 from rapid.events.jetstream_records import Record, RecordStream
 from rapid.events.say import say
@@ -58,6 +60,7 @@ from rapid.events.store import Delivery, Done, Entry, Finish, Finished, Recovery
 STREAM = "RAPID_EVENTS"
 BACKLOG = "rapid-backlog"  # a consumer nobody pulls from: its num_pending is every unfinished event
 ACK_WAIT = 10.0  # seconds without AckProgress before a node's messages go to another node
+CLOSE_GRACE = 1.5  # seconds a stopping node lets its publishes and acknowledgements under way finish
 
 
 class Event(msgspec.Struct, array_like=True):
@@ -91,13 +94,16 @@ class JetStreamEventStore:
         self._ack_when_fetched: set[str] = set()
         self._finished: OrderedDict[str, None] = OrderedDict()  # recently acknowledged request ids
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._tasks: list[asyncio.Future[Any]] = []
+        self._loops = link.tasks()  # fetching and progressing, on the link's loop
+        self._work = link.tasks()  # publishes and acknowledgements under way (the link's loop)
+        self._reader_lock = threading.Lock()  # the reader: the daemon's loop reads, close() closes
         self._encode = msgspec.msgpack.Encoder().encode
         self.decode = msgspec.msgpack.Decoder(Event).decode
         self.published = 0
         self.acked = 0
         self.shared: Any = None  # the registry's JetStream store: event invoke configs for every node
         self._reader: Any = None  # a read-only connection to the working copy
+        self._closed = False
         self.records = RecordStream(link, node_id, ack_wait, say)
         self.records.on_delivery = self._adopt_delivery
         self.delivery_keys: dict[int, str] = {}  # outbox row id -> its record's key (the daemon's loop)
@@ -153,43 +159,43 @@ class JetStreamEventStore:
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self.local.start(loop)
-        self._tasks.append(self.link.submit(self._fetching()))
-        self._tasks.append(self.link.submit(self._progressing()))
+        self._loops.submit(self.link.fetching(self.sub, 512, self.hold))
+        self._loops.submit(self.link.progressing(lambda: self.held, self.ack_wait))
         self.records.start(loop)
 
     def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        self.records.close()
+        """From a worker thread (the dispatcher's close), in order: nothing more is fetched
+        from the stream; the publishes and acknowledgements under way on the link's loop
+        get ``CLOSE_GRACE`` seconds, then are cancelled and waited for (the records' too);
+        the messages still held go back (Nak) for another node; only then are the working
+        copy and its reader closed, so no thread is still using them."""
+        self._loops.stop()
+        self._work.stop(CLOSE_GRACE)
+        self.records.close(CLOSE_GRACE)
         try:
             self.link.call(self._give_back(), timeout=5)
         except Exception:  # noqa: BLE001 - AckWait hands them over anyway
             pass
-        if self._reader is not None:
-            self._reader.close()
+        with self._reader_lock:
+            reader, self._reader = self._reader, None
+            self._closed = True
+            if reader is not None:
+                reader.close()
         self.local.close()
 
     async def _give_back(self) -> None:
         held, self.held = self.held, {}
-        for msg in held.values():
-            try:
-                await msg.nak()
-            except Exception:  # noqa: BLE001
-                pass
+        await self.link.give_back(held)
+
+    def _submit(self, coro: Any) -> Any:
+        """Work on the link's loop, stopped in order by ``close``; None once closed (the
+        event is then handed out again: its possible duplicate is counted)."""
+        try:
+            return self._work.submit(coro)
+        except LinkError:
+            return None
 
     # -- the link's loop: messages back from the stream -----------------------------------
-
-    async def _fetching(self) -> None:
-        while True:
-            try:
-                msgs = await self.sub.fetch(512, timeout=1.0)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - nothing yet (timeout), or NATS away
-                await asyncio.sleep(0.05)
-                continue
-            for msg in msgs:
-                await self.hold(msg)
 
     async def hold(self, msg: Any) -> None:
         rid = msg.headers.get("Nats-Msg-Id") if msg.headers else None
@@ -202,15 +208,6 @@ class JetStreamEventStore:
             await self._done_with(msg)
             return
         self.held[rid] = msg
-
-    async def _progressing(self) -> None:
-        while True:
-            await asyncio.sleep(self.ack_wait / 3)
-            for msg in list(self.held.values()):
-                try:
-                    await msg.in_progress()
-                except Exception:  # noqa: BLE001 - NATS away: the next round
-                    break
 
     async def _publish(self, entry: Entry, payload: bytes) -> None:
         body = self._encode(Event(entry.request_id, entry.function, entry.qualifier, entry.trace_id,
@@ -231,20 +228,20 @@ class JetStreamEventStore:
     async def _done_with(self, msg: Any) -> None:
         """Acknowledge the message and delete it from the stream (limits retention: the
         stream holds exactly the unfinished events, which the backlog consumer counts)."""
-        try:
-            await msg.ack()
-            await self.link.js.delete_msg(STREAM, msg.metadata.sequence.stream)
+        if await self.link.done_with(msg, STREAM):  # else redelivered and counted: a possible duplicate
             self.acked += 1
-        except Exception:  # noqa: BLE001 - it is redelivered and counted: a possible duplicate
-            pass
 
     # -- the EventStore interface (the daemon's loop) -------------------------------------
 
     def enqueue(self, entry: Entry, payload: bytes, running: bool, done: Done) -> None:
-        fut = self.link.submit(self._publish(entry, payload))
+        fut = self._submit(self._publish(entry, payload))
+        if fut is None:
+            assert self._loop is not None
+            self._loop.call_soon(done, None, StoreError("the node is stopping"))
+            return
 
         def published(f: Any) -> None:
-            error = f.exception()
+            error = StoreError("the node is stopping") if f.cancelled() else f.exception()
             if error is not None:
                 done(None, error)
             else:
@@ -254,7 +251,8 @@ class JetStreamEventStore:
 
     def _on_loop(self, fn: Callable[[Any], None], arg: Any) -> None:
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(fn, arg)
+        with contextlib.suppress(RuntimeError):  # the daemon's loop is closed: nobody waits any more
+            self._loop.call_soon_threadsafe(fn, arg)
 
     async def hold_adopted(self, event: Event, msg: Any, done: Callable[[Entry], None]) -> None:
         """On the link's loop: an event pulled from a dead node's consumer is held here now,
@@ -287,9 +285,9 @@ class JetStreamEventStore:
                 records = self._records_of(plan.entry.function, result) if result is not None else []
                 if records:
                     assert result is not None
-                    self.link.submit(self._publish_records(rid, records, [r[0] for r in result.records]))
+                    self._submit(self._publish_records(rid, records, [r[0] for r in result.records]))
                 else:
-                    self.link.submit(self._ack(rid))
+                    self._submit(self._ack(rid))
                 if result is not None and result.new_entries:
                     self._publish_new(result.new_entries)
             done(result, error)
@@ -314,12 +312,16 @@ class JetStreamEventStore:
 
     def _publish_new(self, entries: list[Entry]) -> None:
         """Events for destination functions, made by the working copy: into the stream too."""
-        if self._reader is None:  # the writer thread owns the store's connection
-            self._reader = connect(self.local.path, readonly=True)
-        for entry in entries:
-            row = self._reader.execute("SELECT payload FROM events WHERE id = ?", (entry.id,)).fetchone()
+        with self._reader_lock:  # close() may run on a worker thread meanwhile
+            if self._closed:
+                return
+            if self._reader is None:  # the writer thread owns the store's connection
+                self._reader = connect(self.local.path, readonly=True)
+            rows = [(entry, self._reader.execute("SELECT payload FROM events WHERE id = ?",
+                                                 (entry.id,)).fetchone()) for entry in entries]
+        for entry, row in rows:
             if row is not None:
-                self.link.submit(self._publish(entry, bytes(row[0])))
+                self._submit(self._publish(entry, bytes(row[0])))
 
     def release_running(self, cut: dict[str, int], done: Done) -> None:
         self.local.release_running(cut, done)
