@@ -171,6 +171,50 @@ def test_a_child_readied_with_a_namespace_gives_it_only_to_runtimes_that_ask(tmp
     asyncio.run(scenario())
 
 
+def test_a_child_readied_with_the_last_mounts_gives_each_runtime_its_own(tmp_path):
+    """The spawner readies its next child with the last request's mounts already made (its
+    tmpfs on /tmp, its binds); a request that wants other mounts still gets exactly its own."""
+    from tests.capabilities import need
+
+    need("root", "mount_namespace")
+    from rapid.supervisor.spawner import Spawner
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    for folder in (one, two):
+        folder.mkdir()
+        (folder / "mark").write_text(folder.name)
+    plans = {
+        name: {"rlimit": 1024, "namespace": True, "tmp_mb": mb, "hidden": [str(folder)], "readonly": [str(folder)],
+               "opt": "", "task_root": str(folder), "uid": None, "last_cap": 40}
+        for name, mb, folder in (("one", 1, one), ("two", 2, two))
+    }
+    script = f"grep ' /tmp ' /proc/self/mounts | grep -o 'size=[0-9]*k'; pwd; cat {one}/mark {two}/mark 2>/dev/null"
+
+    async def seen(plan: dict) -> list[str]:
+        r, w = os.pipe()
+        try:
+            _, pidfd = spawner.spawn(["sh", "-c", script], {"PATH": os.environ["PATH"]}, plan["task_root"], w, plan)
+            os.close(pidfd)
+        finally:
+            os.close(w)
+        out = b""
+        while chunk := os.read(r, 100):
+            out += chunk
+        os.close(r)
+        return out.decode().split()
+
+    async def scenario() -> None:
+        for name in ("one", "one", "two", "two", "one"):  # readied as the last: same, then other mounts
+            size = "size=1024k" if name == "one" else "size=2048k"
+            assert await seen(plans[name]) == [size, str(tmp_path / name), name], name
+
+    spawner = Spawner(namespaces=True)
+    try:
+        asyncio.run(scenario())
+    finally:
+        spawner.close()
+
+
 def test_a_runtime_starts_from_a_daemon_holding_over_1024_descriptors():
     """With some 170 instances the daemon holds more than 1,024 descriptors, and a child it
     forks (the fallback path) holds them until it execs: the sandbox must open nothing

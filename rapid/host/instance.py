@@ -159,7 +159,9 @@ class Instance(InstanceRestore, InstanceEnd):
         self.address = f"127.0.0.1:{port}"
         code = fn.code
         try:
-            sandbox = host.sandbox.prepare(self.hex, fn.name, code, fn.memory, fn.config.ephemeral_storage)
+            # (its cgroup folders are made off the loop, just before the runtime joins them)
+            sandbox = host.sandbox.prepare(self.hex, fn.name, code, fn.memory, fn.config.ephemeral_storage,
+                                           deferred=True)
         except OSError as exc:  # no uid left, or its TMPDIR could not be made
             self._init_failed(FunctionError("Sandbox.Failure", str(exc)), None, "failure")
             return

@@ -5,11 +5,20 @@ Works with cgroup v2 (one tree: ``memory.max``, ``memory.peak``, ``cgroup.freeze
 (a tree per controller: ``memory.limit_in_bytes``, ``memory.max_usage_in_bytes``;
 ``freezer.state``). Each tree gets a folder of the daemon's own under the daemon's cgroup
 (``.../rapid-<pid>``), removed at exit.
+
+An instance's folders can be made later than they are named (``make(..., now=False)``,
+then ``ensure`` from the worker thread that moves the runtime in): on cgroup v1 a
+``mkdir`` takes the hierarchy's lock, which another instance's join holds through an RCU
+grace period (up to ~15 ms, measured), so made on the event loop it stalled every cold
+start behind the last one. Until ``ensure`` has run, the instance's runtime is merely not
+limited yet, as before its join; its peak (``PeakMemory``) and freezer (``Freezer``) open
+their files once they exist.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 
 _ROOT = "/sys/fs/cgroup"
 
@@ -79,6 +88,11 @@ class Cgroups:
     """Memory and freezer cgroups for instances, as far as this host allows each."""
 
     def __init__(self, memory: bool, freezer: bool) -> None:
+        self._lock = threading.Lock()
+        self._maker = threading.Lock()
+        self._pending: dict[str, int] = {}  # named, not made yet: memory size in MB
+        self._making: set[str] = set()  # being made by ``ensure`` right now
+        self._doomed: set[str] = set()  # removed while being made: ``ensure`` removes them after
         self.memory: CgroupTree | None = None
         if memory:
             self.memory = CgroupTree.create("memory", "memory.max") or CgroupTree.create(
@@ -91,9 +105,43 @@ class Cgroups:
                 self.freezer = CgroupTree.create("freezer", "freezer.state") or CgroupTree.create(
                     "freezer", "cgroup.freeze")
 
-    def make(self, name: str, memory_mb: int) -> tuple[str | None, str | None]:
-        """Folders for a new instance: (memory cgroup, freezer cgroup)."""
-        mem = frz = None
+    def make(self, name: str, memory_mb: int, now: bool = True) -> tuple[str | None, str | None]:
+        """Folders for a new instance: (memory cgroup, freezer cgroup). ``now=False``: only
+        named; ``ensure(name)`` makes them (off the event loop)."""
+        mem = os.path.join(self.memory.base, name) if self.memory is not None else None
+        frz = None
+        if self.freezer is not None:
+            frz = mem if self.freezer is self.memory else os.path.join(self.freezer.base, name)
+        if now:
+            self._create(name, memory_mb)
+        elif mem is not None or frz is not None:
+            with self._lock:
+                self._pending[name] = memory_mb
+        return mem, frz
+
+    def ensure(self, name: str) -> None:
+        """Make the folders ``make(name, ..., now=False)`` named, if not made yet. Blocking
+        (on v1 it may wait behind another join): run it off the loop. Thread-safe."""
+        # One maker at a time (the kernel takes them one at a time anyway): a second join of
+        # the same instance (an extension's, from another worker) waits here until the
+        # folders it joins exist. ``remove`` on the loop never waits for it.
+        with self._maker:
+            with self._lock:
+                memory_mb = self._pending.pop(name, None)
+                if memory_mb is None:
+                    return
+                self._making.add(name)
+            try:
+                self._create(name, memory_mb)
+            finally:
+                with self._lock:
+                    self._making.discard(name)
+                    doomed = name in self._doomed
+                    self._doomed.discard(name)
+                if doomed:
+                    self._remove(name)
+
+    def _create(self, name: str, memory_mb: int) -> None:
         if self.memory is not None:
             mem = self.memory.make(name)
             limit = str(memory_mb * 1024 * 1024)
@@ -104,11 +152,19 @@ class Cgroups:
                 _write(os.path.join(mem, "memory.limit_in_bytes"), limit)
                 # Without this, a v1 group over its limit swaps instead of being killed.
                 _write(os.path.join(mem, "memory.memsw.limit_in_bytes"), limit, quiet=True)
-        if self.freezer is not None:
-            frz = mem if self.freezer is self.memory else self.freezer.make(name)
-        return mem, frz
+        if self.freezer is not None and self.freezer is not self.memory:
+            self.freezer.make(name)
 
     def remove(self, name: str) -> None:
+        with self._lock:
+            if self._pending.pop(name, None) is not None:
+                return  # never made
+            if name in self._making:
+                self._doomed.add(name)  # ``ensure`` removes it once made
+                return
+        self._remove(name)
+
+    def _remove(self, name: str) -> None:
         for tree in self._trees():
             tree.remove(name)
 
@@ -124,27 +180,42 @@ class Cgroups:
 
 
 class Freezer:
-    """Freeze and thaw one instance's cgroup: one ``pwrite`` each."""
+    """Freeze and thaw one instance's cgroup: one ``pwrite`` each. Its file is opened once
+    the folder exists (it may be made just after the runtime starts: ``Cgroups.ensure``);
+    before that there is nothing in it to freeze."""
 
-    __slots__ = ("_fd", "_frozen", "_thawed")
+    __slots__ = ("_fd", "_frozen", "_path", "_thawed")
 
     def __init__(self, path: str) -> None:
-        v2 = os.path.join(path, "cgroup.freeze")
-        if os.path.exists(v2):
-            self._fd = os.open(v2, os.O_WRONLY)
-            self._frozen, self._thawed = b"1", b"0"
-        else:
-            self._fd = os.open(os.path.join(path, "freezer.state"), os.O_WRONLY)
-            self._frozen, self._thawed = b"FROZEN", b"THAWED"
+        self._path = path
+        self._fd: int | None = None
+        self._frozen, self._thawed = b"1", b"0"
+        self._open()
+
+    def _open(self) -> bool:
+        v2 = os.path.join(self._path, "cgroup.freeze")
+        try:
+            if os.path.exists(v2):
+                self._fd = os.open(v2, os.O_WRONLY)
+            else:
+                self._fd = os.open(os.path.join(self._path, "freezer.state"), os.O_WRONLY)
+                self._frozen, self._thawed = b"FROZEN", b"THAWED"
+        except OSError:
+            return False
+        return True
 
     def freeze(self) -> None:
-        os.pwrite(self._fd, self._frozen, 0)
+        if self._fd is not None or self._open():
+            os.pwrite(self._fd, self._frozen, 0)  # type: ignore[arg-type]
 
     def thaw(self) -> None:
-        os.pwrite(self._fd, self._thawed, 0)
+        if self._fd is not None or self._open():
+            os.pwrite(self._fd, self._thawed, 0)  # type: ignore[arg-type]
 
     def close(self) -> None:
-        os.close(self._fd)
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _own_path(controller: str | None) -> str | None:

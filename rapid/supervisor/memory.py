@@ -32,24 +32,34 @@ _PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 
 class PeakMemory:
-    __slots__ = ("_cgroup", "_cgroup_kb", "_hwm_kb", "_skipped", "_statm", "_status", "peak_kb")
+    __slots__ = ("_cgroup", "_cgroup_kb", "_folder", "_hwm_kb", "_pid", "_skipped", "_statm", "_status", "peak_kb")
 
     def __init__(self, pid: int, cgroup: str | None = None) -> None:
+        self._pid = pid
         self._status = _open(f"/proc/{pid}/status")
         self._statm = None
         self._cgroup = None
-        if cgroup is not None:
-            v2 = os.path.join(cgroup, "memory.peak")
-            self._cgroup = _open(v2 if os.path.exists(v2) else os.path.join(cgroup, "memory.max_usage_in_bytes"))
-            if self._cgroup is not None:
-                self._statm = _open(f"/proc/{pid}/statm")
+        self._folder = cgroup  # until its peak file is open (the folder may be made a moment later)
+        self._open_cgroup()
         self.peak_kb = 0
         self._hwm_kb = -1  # VmHWM as last read; -1: never
         self._cgroup_kb = 0
         self._skipped = 0
 
+    def _open_cgroup(self) -> None:
+        cgroup = self._folder
+        if cgroup is None:
+            return
+        v2 = os.path.join(cgroup, "memory.peak")
+        self._cgroup = _open(v2 if os.path.exists(v2) else os.path.join(cgroup, "memory.max_usage_in_bytes"))
+        if self._cgroup is not None:
+            self._folder = None
+            self._statm = _open(f"/proc/{self._pid}/statm")
+
     def sample(self) -> int:
         """Read the peak now; returns it in MB (Lambda's MB: MiB), at least 1."""
+        if self._folder is not None:
+            self._open_cgroup()
         kb = self.peak_kb
         look = True
         if self._cgroup is not None:
@@ -85,7 +95,7 @@ class PeakMemory:
         for fd in (self._status, self._statm, self._cgroup):
             if fd is not None:
                 os.close(fd)
-        self._status = self._statm = self._cgroup = None
+        self._status = self._statm = self._cgroup = self._folder = None
 
     def __repr__(self) -> str:
         return f"<PeakMemory {self.peak_kb} kB>"

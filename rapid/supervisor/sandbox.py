@@ -38,7 +38,6 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -47,6 +46,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rapid.supervisor.cgroups import Cgroups
+from rapid.supervisor.needed_paths import needed_paths as _needed_paths
+from rapid.supervisor.needed_paths import shebang as _shebang
+from rapid.supervisor.needed_paths import under as _under
 from rapid.supervisor.spawn_sandbox import LAMBDA_RLIMITS, Plan, enter, join
 
 if TYPE_CHECKING:
@@ -70,11 +72,19 @@ class SandboxSpec:
     # What ``preexec`` does, as plain values: for the spawner (rapid.supervisor.spawner),
     # which carries it out in its own child instead of the daemon's.
     plan: Plan | None = None
+    # Makes the cgroup folders if ``prepare(..., deferred=True)`` only named them.
+    ensure: Callable[[], None] | None = None
 
     def attach(self, pid: int) -> None:
-        """Move a spawned runtime into its cgroups. Blocking, and slow on cgroup v1 (each
-        write waits for an RCU grace period, some 5 ms): run it off the event loop, while
-        the runtime starts up. Until it lands, the runtime is merely unlimited."""
+        """Move a spawned runtime into its cgroups (made first, if they were deferred).
+        Blocking, and slow on cgroup v1 (each write waits for an RCU grace period, some
+        5 ms): run it off the event loop, while the runtime starts up. Until it lands, the
+        runtime is merely unlimited."""
+        if self.ensure is not None:
+            try:
+                self.ensure()
+            except OSError:
+                return  # no folder: the runtime runs unlimited, as where cgroups cannot be written
         for folder in dict.fromkeys(f for f in (self.cgroup, self.freezer) if f):
             try:
                 with open(os.path.join(folder, "cgroup.procs"), "w") as f:
@@ -129,16 +139,19 @@ class Sandbox:
 
     # -- per instance ---------------------------------------------------------------------
 
-    def prepare(self, key: str, function: str, code: Code, memory_mb: int, tmp_mb: int) -> SandboxSpec:
+    def prepare(self, key: str, function: str, code: Code, memory_mb: int, tmp_mb: int,
+                deferred: bool = False) -> SandboxSpec:
         """A sandbox for one instance (``key``: its hex id, naming its cgroups and TMPDIR)
-        of ``function``, whose code is ``code``; plain values only, never the instance."""
+        of ``function``, whose code is ``code``; plain values only, never the instance.
+        ``deferred``: its cgroup folders are only named, and made by ``attach`` (off the
+        event loop) just before the runtime joins them."""
         uid = None
         if self.drop and function not in self._runs_as_root:
             uid = next((u for u in self._uids if u not in self._taken), None)
             if uid is None:
                 raise OSError(f"every uid of user_range {self.config.user_range} is taken by a running instance")
             self._taken.add(uid)
-        cgroup, freezer = self.cgroups.make(key, memory_mb)
+        cgroup, freezer = self.cgroups.make(key, memory_mb, now=not deferred)
         tmpdir_on_host = ""
         if self.namespaces:
             tmpdir = "/tmp"
@@ -149,7 +162,8 @@ class Sandbox:
                 os.chown(tmpdir, uid, uid)
         plan = self.plan(code, tmp_mb, uid)
         preexec = functools.partial(enter, plan, self._libc)
-        return SandboxSpec(tmpdir, tmpdir_on_host, uid, preexec, cgroup, freezer, self._joiner(uid), plan)
+        ensure = functools.partial(self.cgroups.ensure, key) if deferred and (cgroup or freezer) else None
+        return SandboxSpec(tmpdir, tmpdir_on_host, uid, preexec, cgroup, freezer, self._joiner(uid), plan, ensure)
 
     def release(self, key: str, uid: int | None) -> None:
         """The instance ``key`` is gone: its uid is free again, its cgroups are removed."""
@@ -213,63 +227,6 @@ def _last_capability() -> int:
             return int(f.read())
     except (OSError, ValueError):
         return 40  # CAP_CHECKPOINT_RESTORE, the last one as of Linux 5.9
-
-
-def _under(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
-
-
-def _needed_paths(code: Code) -> list[str]:
-    paths = [code.task_root, code.runtime_dir, sys.prefix, sys.base_prefix, *([code.opt] if code.opt else []),
-             *([code.extensions] if code.extensions else [])]  # a declared function's extensions folder
-    if code.argv:
-        exe = os.path.realpath(code.argv[0])
-        paths += [os.path.dirname(code.argv[0]), os.path.dirname(exe)]
-        interpreter = _shebang(exe)
-        if interpreter:
-            paths.append(os.path.dirname(os.path.realpath(interpreter)))
-        paths += [a for a in code.argv[1:] if os.path.isabs(a) and os.path.exists(a)]
-        # A runtime installed by npm under /tmp outside the function's own folders needs its
-        # package and their dependencies, not only its entry script's folder: the whole
-        # node_modules folder it lives in is bound in (read-only, like every bind here).
-        own = (code.task_root, code.runtime_dir)
-        for entry in [exe, *(os.path.realpath(a) for a in code.argv[1:] if os.path.isabs(a))]:
-            at = entry.find("/node_modules/")
-            if at >= 0 and _under(entry, "/tmp") and not any(_under(entry, o) for o in own):
-                paths.append(entry[: at + len("/node_modules")])
-    # Links at the top of the task root (`node_modules -> ...`, a shared folder) that point
-    # under /tmp elsewhere: their targets too.
-    try:
-        with os.scandir(code.task_root) as entries:
-            for item in entries:
-                if item.is_symlink():
-                    target = os.path.realpath(item.path)
-                    if _under(target, "/tmp") and os.path.exists(target):
-                        paths.append(target)
-    except OSError:
-        pass
-    out: list[str] = []
-    for p in paths:
-        p = os.path.abspath(p)
-        if p not in out and not any(_under(p, q) for q in out):
-            out = [q for q in out if not _under(q, p)] + [p]
-    return out
-
-
-def _shebang(path: str) -> str | None:
-    try:
-        with open(path, "rb") as f:
-            head = f.readline(256)
-    except OSError:
-        return None
-    if not head.startswith(b"#!"):
-        return None
-    parts = head[2:].decode(errors="replace").split()
-    if not parts:
-        return None
-    if os.path.basename(parts[0]) == "env" and len(parts) > 1:
-        return shutil.which(parts[1])
-    return parts[0]
 
 
 def _blocked_for_others(code: Code, namespaces: bool) -> str | None:
