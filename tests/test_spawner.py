@@ -51,6 +51,21 @@ def _spawner_of(daemon: int) -> int | None:
     return None
 
 
+def _output_of(spawner, script: str, cwd: str, plan: dict | None) -> str:
+    """Spawn ``sh -c script`` through ``spawner`` with ``plan`` and return all it printed."""
+    r, w = os.pipe()
+    try:
+        _, pidfd = spawner.spawn(["sh", "-c", script], {"PATH": os.environ["PATH"]}, cwd, w, plan)
+        os.close(pidfd)
+    finally:
+        os.close(w)
+    out = b""
+    while chunk := os.read(r, 100):
+        out += chunk
+    os.close(r)
+    return out.decode()
+
+
 def test_runtimes_are_forked_by_the_spawner_in_their_own_session(behave_fn):
     with run_server(fn_args(behave_fn)) as d:
         pid = d.invoke("fn", {"pid": True}).json()
@@ -145,18 +160,7 @@ def test_a_child_readied_with_a_namespace_gives_it_only_to_runtimes_that_ask(tmp
             "task_root": "/", "uid": None, "last_cap": 40}
 
     async def namespace_of(spawner: Spawner, plan: dict | None) -> str:
-        r, w = os.pipe()
-        try:
-            _, pidfd = spawner.spawn(["sh", "-c", "readlink /proc/self/ns/mnt"], {"PATH": os.environ["PATH"]}, "/",
-                                     w, plan)
-            os.close(pidfd)
-        finally:
-            os.close(w)
-        out = b""
-        while chunk := os.read(r, 100):
-            out += chunk
-        os.close(r)
-        return out.decode().strip()
+        return _output_of(spawner, "readlink /proc/self/ns/mnt", "/", plan).strip()
 
     async def scenario() -> None:
         spawner = Spawner(namespaces=True)
@@ -191,17 +195,7 @@ def test_a_child_readied_with_the_last_mounts_gives_each_runtime_its_own(tmp_pat
     script = f"grep ' /tmp ' /proc/self/mounts | grep -o 'size=[0-9]*k'; pwd; cat {one}/mark {two}/mark 2>/dev/null"
 
     async def seen(plan: dict) -> list[str]:
-        r, w = os.pipe()
-        try:
-            _, pidfd = spawner.spawn(["sh", "-c", script], {"PATH": os.environ["PATH"]}, plan["task_root"], w, plan)
-            os.close(pidfd)
-        finally:
-            os.close(w)
-        out = b""
-        while chunk := os.read(r, 100):
-            out += chunk
-        os.close(r)
-        return out.decode().split()
+        return _output_of(spawner, script, plan["task_root"], plan).split()
 
     async def scenario() -> None:
         for name in ("one", "one", "two", "two", "one"):  # readied as the last: same, then other mounts
