@@ -76,13 +76,7 @@ def random_hex(n: int) -> str:
 
 def request_id() -> str:
     """A random (version 4) UUID, as Lambda's request ids are."""
-    global _hex, _at
-    with _lock:  # random_hex(32), without the call (one per invoke)
-        at = _at
-        if at + 32 > len(_hex):
-            _hex, at = os.urandom(_HEX_BATCH).hex(), 0
-        _at = at + 32
-        h = _hex[at : at + 32]
+    h = random_hex(32)
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
