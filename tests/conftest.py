@@ -31,6 +31,23 @@ def public_dir():
     shutil.rmtree(path, ignore_errors=True)
 
 
+def pytest_sessionfinish(session):
+    """On a pytest-xdist worker: hand what this worker exercised and probed to the controller,
+    which prints the one summary below for the whole run."""
+    out = getattr(session.config, "workeroutput", None)
+    if out is not None:
+        out["exercised"] = sorted(capabilities.EXERCISED)
+        out["probed"] = sorted(capabilities.PROBED)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """On the pytest-xdist controller: gather a finished worker's paths (see above)."""
+    out = getattr(node, "workeroutput", {})
+    capabilities.EXERCISED.update(out.get("exercised", ()))
+    capabilities.PROBED.update(out.get("probed", ()))
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """Say once which isolation paths this run checked for real (coverage depends on the
     machine: root, cgroups, /usr/bin/python3), and why the others were not."""

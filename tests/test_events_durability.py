@@ -151,7 +151,7 @@ def test_an_attempt_cut_short_by_sigterm_runs_again_and_is_counted(tmp_path):
 
 
 def test_kill_9_loses_nothing_and_counts_duplicates(tmp_path):
-    args = setup(tmp_path, delay=0.01)
+    args = setup(tmp_path, delay=0.05)  # some 5 s of work: the kill comes well before the end
     n = 1000
     with run_server(args, expect_exit=None) as d:
         rids = send_events(d, n)

@@ -41,10 +41,11 @@ class Held:
     def __init__(self, d, name, folder):
         self.flag = folder / f"release-{time.monotonic_ns()}"
         self.reply = None
-        starts = _starts(d)
         self._thread = threading.Thread(target=self._run, args=(d, name))
         self._thread.start()
-        wait_until(lambda: _starts(d) > starts, 20, "the held invoke to start")
+        # The daemon's own view, not its log: a START line read late from the pipe may be the
+        # previous invoke's, and the next invoke would then find the first instance idle.
+        wait_until(lambda: _busy(d, name), 20, "the held invoke to start")
 
     def _run(self, d, name):
         self.reply = d.invoke(name, {"wait_for": str(self.flag)}, timeout=90)
@@ -55,8 +56,11 @@ class Held:
         assert self.reply is not None and self.reply.json() == "released"
 
 
-def _starts(d):
-    return sum(1 for line in list(d.lines) if "START RequestId:" in line)
+def _busy(d, name):
+    """Whether an instance of ``name`` is running an invocation (the dashboard's host view)."""
+    view = d.request("GET", "/_rapid/api/host").json()
+    return any(inst["state"] == "busy" for fn in view["functions"] if fn["name"] == name
+               for inst in fn["instances"])
 
 
 def isolation_line(d):
