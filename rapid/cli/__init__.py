@@ -40,11 +40,12 @@ def _parser(only: str | None = None) -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="rapid", description="A fast, faithful host for AWS Lambda functions.")
     p.add_argument("--version", action="version", version=f"rapid {__version__}")
-    # the metavar argparse would make from every name, so usage and errors read the same
-    sub = p.add_subparsers(dest="command_name", required=True, metavar="{" + ",".join(COMMANDS) + "}")
+    sub = p.add_subparsers(dest="command_name", required=True)
     for name, module in COMMANDS.items():
         if only is None or name == only:
             importlib.import_module(module).add_parser(sub)
+        else:  # a bare entry: usage and errors name every subcommand, as with the whole parser
+            sub.add_parser(name)
     return p
 
 

@@ -266,13 +266,13 @@ class Host:
         cgroups, the TMPDIR folder. Safe to call twice, and on a host that never started.
         Both helper processes are told first and waited for after, so their exits (some
         20 ms each) overlap instead of adding up on every daemon's shutdown."""
-        real = isinstance(self.processes, Processes)
+        processes = self.processes if isinstance(self.processes, Processes) else None  # not a test's fake
         self.guardian.end()
-        if real:
-            self.processes.end()  # the spawner (rapid.supervisor.spawner)
+        if processes is not None:
+            processes.end()  # the spawner (rapid.supervisor.spawner)
         self.guardian.close()
-        if real:
-            self.processes.close()
+        if processes is not None:
+            processes.close()
         self.sandbox.close()
         shutil.rmtree(self.tmp_root, ignore_errors=True)
         self.logs.flush()
