@@ -13,7 +13,6 @@ function declared in the TOML file carries its own settings in its own table.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -303,6 +302,8 @@ def _dropin(command: list[str] | None, environ: Mapping[str, str], shared: dict[
 
 
 def _read_toml(path: str, cwd: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    import tomllib  # here, not at the top: most daemons start without a rapid.toml (some 8 ms)
+
     file = Path(cwd, path)
     try:
         data = tomllib.loads(file.read_text())

@@ -18,7 +18,6 @@ how to enable it; Invoke and the Runtime API stay open, as a drop-in container n
 from __future__ import annotations
 
 import calendar
-import configparser
 import hashlib
 import hmac
 import ipaddress
@@ -48,6 +47,8 @@ def is_loopback(host: str) -> bool:
 
 def read_credentials(path: str) -> dict[str, str]:
     """``{access key id: secret}`` from an AWS credentials file; ValueError if none."""
+    import configparser  # only with --credentials: not on every daemon's start
+
     parser = configparser.ConfigParser()
     try:
         with open(path) as f:

@@ -14,28 +14,38 @@ from collections.abc import Sequence
 from rapid import __version__
 
 
-def _parser() -> argparse.ArgumentParser:
-    from rapid.cli import bench, check, cluster, serve
-    from rapid.events.cli import add_parser as add_queue
+# Each subcommand's module and the function that adds its parser, in the order ``--help``
+# lists them. A module is imported only to add its parser: ``rapid serve ...`` builds the
+# parser of ``serve`` alone, so the daemon does not import the lab, the YAML loader or the
+# deploy client before it starts (a few hundred milliseconds of every daemon start).
+COMMANDS = {
+    "serve": "rapid.cli.serve",
+    "check": "rapid.cli.check",
+    "bench": "rapid.cli.bench",
+    "queue": "rapid.events.cli",
+    "cluster": "rapid.cli.cluster",  # rapid cluster status
+    "init": "rapid.cli.init",  # blueprints (rapid.blueprints)
+    "event": "rapid.cli.event",  # sample events
+    "logs": "rapid.cli.logs",  # the logs kept per function (rapid.logs)
+    "deployments": "rapid.cli.deployments",
+    "deploy": "rapid.cli.deploy",
+    "pipeline": "rapid.cli.pipeline",  # rapid pipeline run
+}
+
+
+def _parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand, or of ``only`` (a name in ``COMMANDS``): the same
+    answer for that subcommand's arguments, without importing the others."""
+    import importlib
 
     p = argparse.ArgumentParser(prog="rapid", description="A fast, faithful host for AWS Lambda functions.")
     p.add_argument("--version", action="version", version=f"rapid {__version__}")
     sub = p.add_subparsers(dest="command_name", required=True)
-    serve.add_parser(sub)
-    check.add_parser(sub)
-    bench.add_parser(sub)
-    add_queue(sub)  # rapid queue
-    cluster.add_parser(sub)  # rapid cluster status
-    from rapid.cli import event, init, logs
-
-    init.add_parser(sub)  # rapid init: blueprints (rapid.blueprints)
-    event.add_parser(sub)  # rapid event: sample events
-    logs.add_parser(sub)  # rapid logs: the logs kept per function (rapid.logs)
-    from rapid.cli import deploy, deployments, pipeline
-
-    deployments.add_parser(sub)  # rapid deployments
-    deploy.add_parser(sub)  # rapid deploy
-    pipeline.add_parser(sub)  # rapid pipeline run
+    for name, module in COMMANDS.items():
+        if only is None or name == only:
+            importlib.import_module(module).add_parser(sub)
+        else:  # a bare entry: usage and errors name every subcommand, as with the whole parser
+            sub.add_parser(name)
     return p
 
 
@@ -45,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "--" in args:
         at = args.index("--")
         args, command = args[:at], args[at + 1 :]
-    ns = _parser().parse_args(args)
+    ns = _parser(args[0] if args and args[0] in COMMANDS else None).parse_args(args)
     name = ns.command_name
     if name == "queue":
         from rapid.events.cli import main as queue_main

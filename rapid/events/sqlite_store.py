@@ -109,7 +109,7 @@ class SQLiteStore:
 
     def _open(self) -> Recovery:
         db = self._db = connect(self.path)
-        db.executescript(_SCHEMA)
+        db.executescript("BEGIN;" + _SCHEMA + "COMMIT;")  # one WAL sync, not one per statement
         db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
         db.execute("BEGIN IMMEDIATE")
         redelivered = dict(db.execute(

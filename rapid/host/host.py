@@ -263,10 +263,16 @@ class Host:
 
     def close(self) -> None:
         """Give back what the host holds: the guardian (which kills any runtime left), the
-        cgroups, the TMPDIR folder. Safe to call twice, and on a host that never started."""
+        cgroups, the TMPDIR folder. Safe to call twice, and on a host that never started.
+        Both helper processes are told first and waited for after, so their exits (some
+        20 ms each) overlap instead of adding up on every daemon's shutdown."""
+        processes = self.processes if isinstance(self.processes, Processes) else None  # not a test's fake
+        self.guardian.end()
+        if processes is not None:
+            processes.end()  # the spawner (rapid.supervisor.spawner)
         self.guardian.close()
-        if isinstance(self.processes, Processes):
-            self.processes.close()  # the spawner (rapid.supervisor.spawner)
+        if processes is not None:
+            processes.close()
         self.sandbox.close()
         shutil.rmtree(self.tmp_root, ignore_errors=True)
         self.logs.flush()

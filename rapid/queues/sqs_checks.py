@@ -17,7 +17,10 @@ _FIFO_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,75}\.fifo")
 _BATCH_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,80}")
 _ATTR_NAME_RE = re.compile(r"(?!\.)(?!.*\.\.)(?!.*\.$)[A-Za-z0-9_.-]{1,256}")
 _DLQ_ARN_RE = re.compile(r"arn:aws[a-zA-Z-]*:sqs:[a-z0-9-]+:\d{12}:([A-Za-z0-9_.-]{1,80})")
-_INVALID_CHARS = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# What SQS refuses in a body: every character outside #x9 | #xA | #xD | #x20-#xD7FF |
+# #xE000-#xFFFD | #x10000-#x10FFFF, written as the small set it is (the negated class took
+# 5 ms to compile on every daemon start; the same matches, checked over every code point).
+_INVALID_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 # name -> (default, low, high) for the integer attributes
 INT_ATTRIBUTES = {

@@ -27,13 +27,19 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 from urllib.parse import parse_qsl
-from xml.sax.saxutils import escape
 
 import msgspec
 
 from rapid.http.message import Request, Response
 from rapid.queues import sqs_errors as err
 from rapid.queues.sqs_api import SqsAPI
+
+
+def escape(text: str) -> str:
+    """``&``, ``<`` and ``>`` as XML entities: ``xml.sax.saxutils.escape``, whose module would
+    import ``urllib.request`` (and ``http.client``, ``email``) on every daemon's start."""
+    return text.replace("&", "&amp;").replace(">", "&gt;").replace("<", "&lt;")
+
 
 NAMESPACE = "http://queue.amazonaws.com/doc/2012-11-05/"
 CONTENT_TYPE = "text/xml"

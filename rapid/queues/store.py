@@ -69,7 +69,8 @@ class Journal:
         self.path = Path(data_dir) / name
         self.events_path = Path(data_dir) / "events.db"
         self.db = connect(self.path)
-        self.db.executescript(SCHEMA)
+        # one transaction: one WAL sync for the whole schema instead of one per statement
+        self.db.executescript("BEGIN;" + SCHEMA + "COMMIT;")
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

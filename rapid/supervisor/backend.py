@@ -108,6 +108,11 @@ class Processes:
             asyncio.get_running_loop().run_in_executor(None, sandbox.attach, process.pid)
         return process
 
+    def end(self) -> None:
+        """Tell the spawner to exit, without waiting (``close`` waits)."""
+        if self.spawner is not None:
+            self.spawner.end()
+
     def close(self) -> None:
         """Stop the spawner (once the runtimes are gone)."""
         if self.spawner is not None:

@@ -14,6 +14,8 @@ import os
 import subprocess
 import sys
 
+from rapid.supervisor.exits import wait_exited
+
 _PROGRAM = r"""
 import os, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -64,9 +66,26 @@ for _ in range(50):
     if not folders:
         break
     time.sleep(0.05)
-import shutil
+def rmtree(path):  # shutil.rmtree(path, ignore_errors=True), without importing shutil (~10 ms here)
+    try:
+        with os.scandir(path) as entries:
+            found = list(entries)
+    except OSError:
+        found = []
+    for entry in found:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
 for path in scratch:
-    shutil.rmtree(path, ignore_errors=True)
+    rmtree(path)
 """
 
 
@@ -102,13 +121,16 @@ class Guardian:
         except OSError:
             pass
 
-    def close(self) -> None:
-        """Kill whatever is still registered and wait for the guardian to finish."""
+    def end(self) -> None:
+        """Tell the guardian to finish (kill what is registered, remove the folders) without
+        waiting for it: the host ends the spawner meanwhile. Safe to call twice."""
         if self._proc.stdin is not None and not self._proc.stdin.closed:
             self._proc.stdin.close()
-        try:
-            self._proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
+
+    def close(self) -> None:
+        """Kill whatever is still registered and wait for the guardian to finish."""
+        self.end()
+        if not wait_exited(self._proc, 5):
             self._proc.kill()
             self._proc.wait()
 

@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from rapid.supervisor.exits import wait_exited
 from rapid.supervisor.guardian import Guardian
 from rapid.supervisor.process import RuntimeProcess
 
@@ -204,16 +205,18 @@ class Spawner:
             process.orphaned()
         self._processes.clear()
 
-    def close(self) -> None:
-        """Stop the spawner (after the runtimes are ended: their exits come from it)."""
+    def end(self) -> None:
+        """Tell the spawner to exit (EOF on its socket) without waiting for it. Twice is safe."""
         if self._loop is not None and self.failed is None:
             self._loop.remove_reader(self._sock.fileno())
         self.failed = self.failed or "closed"
         self._sock.close()
+
+    def close(self) -> None:
+        """Stop the spawner (after the runtimes are ended: their exits come from it)."""
+        self.end()
         if self._proc is not None:
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
+            if not wait_exited(self._proc, 5):
                 self._proc.kill()
                 self._proc.wait()
 
