@@ -349,7 +349,7 @@ class Scaling(Scenario):
                 with ConcurrentClient(server.port, self.clients) as load:
                     req = request(server.path(), payload)
                     _check_load(load.run(req, s.scaling_warm))
-                    instances = len(server.runtimes()) if rapid else 0
+                    instances = len(server.runtimes()) if rapid else n_inst  # (the relay: its runtimes)
                     meter = Meter(server)
                     meter.start()
                     res = load.run(req, s.scaling,
