@@ -22,7 +22,8 @@ Scenarios (``--only`` takes these names, comma-separated):
               the scenarios where that means something (sequential, scaling, large)
   relay       the relay floor (benchmarks/relay.py): the smallest host, one invoke port, one
               Runtime API port, one runtime, bodies forwarded with no bookkeeping
-              (sequential, large)
+              (sequential, large; scaling with 4 runtimes, the row issue 10's
+              8-client budget reads, to show what the floor itself reaches there)
 
 ``--against-rie [PATH]`` puts the AWS Runtime Interface Emulator (classic mode; default
 ../shared/peers/aws-lambda-rie beside the repo) and the relay floor beside rapid on the
@@ -72,7 +73,7 @@ HERE = Path(__file__).resolve().parent
 SCENARIOS = (*BASE_SCENARIOS, Scale(), SnapStart())
 NAMES = [s.name for s in SCENARIOS] + ["floor", "relay"]
 FLOOR_SCENARIOS = ("sequential", "scaling", "large")
-RELAY_SCENARIOS = ("sequential", "large")
+RELAY_SCENARIOS = ("sequential", "scaling", "large")
 RIE_SCENARIOS = ("sequential", "large", "cold")
 RIE_NO_CONCURRENCY = ("RIE serves one invocation at a time: a second concurrent invoke makes it panic "
                       "(nil pointer dereference in rapidcore/server.go, upstream issues #97 and #131)")

@@ -221,10 +221,10 @@ def launch_rie(path: str, bootstrap: str, *, cwd: str, logs: str, tag: str) -> S
         raise HostError(f"cannot run {path!r}: {exc.strerror}") from None
 
 
-def launch_relay(bootstrap: str, *, cwd: str, logs: str, tag: str) -> Server:
-    """The relay floor (benchmarks/relay.py) serving ``bootstrap``."""
+def launch_relay(bootstrap: str, *, cwd: str, logs: str, tag: str, runtimes: int = 1) -> Server:
+    """The relay floor (benchmarks/relay.py) serving ``bootstrap`` with ``runtimes`` runtimes."""
     port = free_port()
-    argv = [sys.executable, str(HERE / "relay.py"), str(port), bootstrap]
+    argv = [sys.executable, str(HERE / "relay.py"), str(port), bootstrap, str(runtimes)]
     return launch(argv, port, cwd=cwd, logs=logs, tag=tag)
 
 

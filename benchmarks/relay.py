@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """The relay floor: the smallest host a Lambda runtime can run under, for the benchmark.
 
-    python benchmarks/relay.py PORT BOOTSTRAP
+    python benchmarks/relay.py PORT BOOTSTRAP [RUNTIMES]
 
 One invoke port (PORT), one Runtime API port (a free one), one runtime (BOOTSTRAP, spawned
-at start with ``AWS_LAMBDA_RUNTIME_API`` pointing at it). An invoke's body is handed to
+at start with ``AWS_LAMBDA_RUNTIME_API`` pointing at it; RUNTIMES of them for the
+concurrent scenario, all on the same Runtime API port). An invoke's body is handed to
 the runtime's parked ``GET /next``; the runtime's ``POST .../response`` body goes back to
 the invoker. Nothing else: no logs, no timers, no real request ids (a counter), no
 deadline arithmetic, no memory reads, no isolation, no freeze, no checks of who calls.
@@ -12,8 +13,8 @@ deadline arithmetic, no memory reads, no isolation, no freeze, no checks of who 
 It answers "what do two HTTP exchanges cost in Python on uvloop on this machine?": the
 same load client against rapid and against the relay gives what rapid's features cost
 (``rapid / relay``). Both sides speak only what the echo bootstrap and the load client
-send: Content-Length bodies, keep-alive, one invocation at a time (a second concurrent
-invoke queues behind the first).
+send: Content-Length bodies, keep-alive, one invocation per runtime at a time (an invoke
+that finds no runtime at ``/next`` queues until one comes back).
 
 On SIGTERM or SIGINT it kills the runtime and exits.
 """
@@ -36,40 +37,39 @@ _ACCEPTED = b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent
 
 
 class Relay:
-    """The one runtime's state: its parked ``/next`` and the invokers waiting their turn."""
+    """The runtimes' state: their parked ``/next`` calls and the invokers waiting their turn."""
 
     __slots__ = ("counter", "parked", "queued", "waiting")
 
     def __init__(self) -> None:
-        self.parked: asyncio.Transport | None = None  # the runtime's connection holding /next
+        self.parked: list[asyncio.Transport] = []  # the runtimes' connections holding /next
         self.queued: deque[tuple[asyncio.Transport, bytes]] = deque()  # invokes nobody took yet
-        self.waiting: deque[asyncio.Transport] = deque()  # invokers whose event the runtime has
+        self.waiting: dict[int, asyncio.Transport] = {}  # request id -> its invoker
         self.counter = 0
 
     def invoke(self, invoker: asyncio.Transport, body: bytes) -> None:
-        runtime = self.parked
-        if runtime is None:
+        if not self.parked:
             self.queued.append((invoker, body))
             return
-        self.parked = None
-        self._hand(runtime, invoker, body)
+        self._hand(self.parked.pop(), invoker, body)
 
     def next(self, runtime: asyncio.Transport) -> None:
         if self.queued:
             invoker, body = self.queued.popleft()
             self._hand(runtime, invoker, body)
         else:
-            self.parked = runtime
+            self.parked.append(runtime)
 
     def _hand(self, runtime: asyncio.Transport, invoker: asyncio.Transport, body: bytes) -> None:
         self.counter += 1
-        self.waiting.append(invoker)
+        self.waiting[self.counter] = invoker
         runtime.write(_NEXT_OK % (self.counter, len(body)) + body)
 
-    def response(self, runtime: asyncio.Transport, body: bytes) -> None:
+    def response(self, runtime: asyncio.Transport, line: bytes, body: bytes) -> None:
         runtime.write(_ACCEPTED)
-        if self.waiting:
-            invoker = self.waiting.popleft()
+        # POST /2018-06-01/runtime/invocation/<id>/response HTTP/1.1
+        invoker = self.waiting.pop(int(line.split(b"/", 5)[4]), None)
+        if invoker is not None:
             if len(body) < 16384:
                 invoker.write(_INVOKE_OK % len(body) + body)
             else:
@@ -131,16 +131,16 @@ class Conn(asyncio.Protocol):
         elif self.line.startswith(b"GET"):
             relay.next(transport)
         else:
-            relay.response(transport, body)
+            relay.response(transport, self.line, body)
 
 
-async def main(port: int, bootstrap: str) -> None:
+async def main(port: int, bootstrap: str, runtimes: int = 1) -> None:
     loop = asyncio.get_running_loop()
     relay = Relay()
     api = await loop.create_server(lambda: Conn(relay, True), "127.0.0.1", 0)
     api_port = api.sockets[0].getsockname()[1]
     env = {**os.environ, "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{api_port}"}
-    runtime = subprocess.Popen([bootstrap], env=env, stdin=subprocess.DEVNULL)
+    procs = [subprocess.Popen([bootstrap], env=env, stdin=subprocess.DEVNULL) for _ in range(runtimes)]
     invoke = await loop.create_server(lambda: Conn(relay, False), "127.0.0.1", port, backlog=1024)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -150,8 +150,9 @@ async def main(port: int, bootstrap: str) -> None:
     finally:
         invoke.close()
         api.close()
-        runtime.kill()
-        runtime.wait()
+        for runtime in procs:
+            runtime.kill()
+            runtime.wait()
 
 
 if __name__ == "__main__":
@@ -160,4 +161,4 @@ if __name__ == "__main__":
     except ImportError:
         from asyncio import new_event_loop
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        runner.run(main(int(sys.argv[1]), sys.argv[2]))
+        runner.run(main(int(sys.argv[1]), sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 1))

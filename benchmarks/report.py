@@ -272,7 +272,8 @@ def summary_table(entries: list[dict[str, Any]], targets: list[str]) -> str:
 # -- issue 10's budgets: ratios from one run ----------------------------------------------
 
 # label, scenario, row, figure, against (a target, or "rapid:SCENARIO:ROW:FIGURE" for rapid's
-# own figure), budget, higher is better
+# own figure; "relay:...": the same for the relay floor, over its own figure), budget, higher
+# is better
 RATIO_BUDGETS: tuple[tuple[str, str, str, str, str, float, bool], ...] = (
     ("sequential 100 B: daemon CPU, rapid / RIE", "sequential", "100 B", "daemon_cpu_us", "rie", 0.5, False),
     ("sequential 100 B: invokes/s, rapid / RIE", "sequential", "100 B", "invokes_per_s", "rie", 1.25, True),
@@ -281,6 +282,8 @@ RATIO_BUDGETS: tuple[tuple[str, str, str, str, str, float, bool], ...] = (
     ("1 MB: daemon CPU, rapid / RIE", "large", "1 MB", "daemon_cpu_ms", "rie", 0.15, False),
     ("8 clients / 4 instances: daemon CPU, over rapid's sequential", "scaling", "4 instances", "daemon_cpu_us",
      "rapid:sequential:100 B:daemon_cpu_us", 0.6, False),
+    ("  the same for the relay floor (4 runtimes), over its own sequential", "scaling", "4 instances",
+     "daemon_cpu_us", "relay:sequential:100 B:daemon_cpu_us", 0.6, False),
     ("cold: first invoke after a daemon start, rapid / RIE", "cold", "fresh function", "first_ms", "rie", 1.0,
      False),
     ("cold: the same, each over the bare start beside it, rapid / RIE", "cold", "fresh function", "over_bare_x",
@@ -305,14 +308,15 @@ def ratio_budgets(scenarios: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for label, name, row, fig, against, budget, higher in RATIO_BUDGETS:
         sc = scenarios.get(name)
-        if sc is None or "rapid" not in sc["results"]:
+        own = against.partition(":")[0] if ":" in against else "rapid"  # whose figures these are
+        if sc is None or own not in sc["results"]:
             continue
-        rapid = sc["results"]["rapid"]
+        rapid = sc["results"][own]
         if against == "ms":
             values = [r["rows"][row][fig] for r in rapid.get("rounds", []) if fig in r.get("rows", {}).get(row, {})]
-        elif against.startswith("rapid:"):
+        elif ":" in against:
             _, other_sc, other_row, other_fig = against.split(":")
-            base = scenarios.get(other_sc, {}).get("results", {}).get("rapid")
+            base = scenarios.get(other_sc, {}).get("results", {}).get(own)
             if base is None:
                 continue
             values = []

@@ -125,8 +125,9 @@ class Context:
                     self.isolation = line.split("isolation:", 1)[1].strip()
         return server
 
-    def dropin(self, target: str, what: str) -> Server:
-        """The target serving the echo bootstrap as ``function``, the way RIE does."""
+    def dropin(self, target: str, what: str, runtimes: int = 1) -> Server:
+        """The target serving the echo bootstrap as ``function``, the way RIE does (the relay
+        floor with ``runtimes`` runtimes)."""
         spec = self.targets[target]
         if spec.kind == "rapid":
             return self.rapid(target, ["--", self.bootstrap], what)
@@ -138,7 +139,7 @@ class Context:
                               tag=self.tag(f"{target}-{what}"))
         if spec.kind == "relay":
             return launch_relay(self.bootstrap, cwd=self.function_dir, logs=self.logs,
-                                tag=self.tag(f"{target}-{what}"))
+                                tag=self.tag(f"{target}-{what}"), runtimes=runtimes)
         return launch_floor(cwd=self.function_dir, logs=self.logs, tag=self.tag(f"{target}-{what}"))
 
 
@@ -330,12 +331,16 @@ class Scaling(Scenario):
         payload = echo_event(100)
         out = Round()
         rapid = ctx.kind(target) == "rapid"
-        pools = self.pools if rapid else (0,)
+        relay = ctx.kind(target) == "relay"  # the floor of the row the budget reads: 4 runtimes
+        pools = self.pools if rapid else (4,) if relay else (0,)
         for k, n_inst in enumerate(pools):
             if rapid:
                 args = ["--function", f"echo={ctx.function_dir}", "--concurrency", str(n_inst), "--overflow", "queue"]
                 server = ctx.rapid(target, args, f"scaling{n_inst}", function="echo")
                 row = f"{n_inst} instance" + ("s" if n_inst > 1 else "")
+            elif relay:
+                server = ctx.dropin(target, self.name, runtimes=n_inst)
+                row = f"{n_inst} instances"
             else:
                 server = ctx.dropin(target, self.name)
                 row = "no host"
@@ -344,7 +349,7 @@ class Scaling(Scenario):
                 with ConcurrentClient(server.port, self.clients) as load:
                     req = request(server.path(), payload)
                     _check_load(load.run(req, s.scaling_warm))
-                    instances = len(server.runtimes()) if rapid else 0
+                    instances = len(server.runtimes()) if rapid else n_inst  # (the relay: its runtimes)
                     meter = Meter(server)
                     meter.start()
                     res = load.run(req, s.scaling,

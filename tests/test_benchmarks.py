@@ -140,6 +140,23 @@ def test_relay_floor_is_measured_beside_rapid_with_per_round_ratios(tmp_path):
     assert_no_leaks(home)
 
 
+def test_relay_floor_takes_the_concurrent_load_over_four_runtimes(tmp_path):
+    """The 8-client budget's row for the relay too (4 runtimes on one Runtime API port), and
+    the relay's own concurrent over sequential ratio beside rapid's."""
+    home = tempfile.mkdtemp(prefix="rapid-test-home-")
+    out = tmp_path / "results.json"
+    proc = _harness(["--quick", "--only", "sequential,scaling,relay", "-n", "30", "--rounds", "1", "--json",
+                     str(out)], home, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads(out.read_text())
+    row = data["scenarios"]["scaling"]["results"]["relay"]["rounds"][0]["rows"]["4 instances"]
+    assert row["invokes_per_s"] > 0 and row["daemon_cpu_us"] > 0
+    labels = [e["label"] for e in data["ratio_budgets"]]
+    assert "8 clients / 4 instances: daemon CPU, over rapid's sequential" in labels
+    assert "  the same for the relay floor (4 runtimes), over its own sequential" in labels
+    assert_no_leaks(home)
+
+
 def test_against_rie_names_a_missing_binary(tmp_path):
     proc = _harness(["--against-rie", str(tmp_path / "no-rie")], tempfile.mkdtemp(prefix="rapid-test-home-"),
                     timeout=30)

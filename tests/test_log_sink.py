@@ -75,3 +75,27 @@ def test_outside_a_loop_a_line_is_written_at_once() -> None:
     finally:
         os.close(r)
         os.close(w)
+
+
+async def test_one_timer_serves_lines_flushed_and_refilled() -> None:
+    """The lazy timer: a flush leaves it armed; lines that came after it are still written
+    within their wait when it fires (re-armed for the rest), and it stops once empty."""
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    try:
+        sink = LogSink(fd=w)
+        sink.line("first")
+        timer = sink._timer
+        assert timer is not None
+        sink.flush()  # an invocation settles: written now, the timer left as it is
+        assert _read_all(r) == b"first\n" and sink._timer is timer
+        sink.line("second")  # into the empty buffer again: no second timer
+        assert sink._timer is timer
+        got = bytearray()
+        await _until_lines(r, 1, got)
+        assert bytes(got) == b"second\n"
+        await asyncio.sleep(0.02)
+        assert sink._timer is None  # nothing left to write: no timer keeps running
+    finally:
+        os.close(r)
+        os.close(w)

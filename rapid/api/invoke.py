@@ -37,7 +37,7 @@ from rapid.events.api import EventsAPI
 from rapid.events.dispatcher import Dispatcher
 from rapid.host.function import Function
 from rapid.host.host import Host
-from rapid.http.message import Request, Response
+from rapid.http.message import JOINED_BODY, Request, Response
 from rapid.http.reply import Reply
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ _TAIL_BYTES = 4096
 _INVOCATION_TYPES = ("Event", "RequestResponse", "DryRun")  # in the order AWS lists them
 _LOG_TYPES = ("None", "Tail")
 _MAX_CLIENT_CONTEXT = 3583
+_FUNCTION_ERROR = "X-Amz-Function-Error: Unhandled\r\n"
 _KEPT_TARGETS = 4096  # function names parsed and kept (their validation passed); past it, start again
 
 
@@ -171,7 +172,16 @@ def _answer(inv: Invocation, version: str) -> Response:
     if inv.log_lines is not None:
         tail = ("\n".join(inv.log_lines) + "\n").encode("utf-8", "replace")[-_TAIL_BYTES:]
         headers.append(("X-Amz-Log-Result", base64.b64encode(tail).decode("ascii")))
-    return Response(200, outcome.body, headers)
+        return Response(200, outcome.body, headers)
+    resp = Response(200, outcome.body, headers)
+    body = outcome.body
+    if body.__class__ is bytes and len(body) < JOINED_BODY:  # its bytes from one template (= head(True) + body)
+        resp.wire = (
+            f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Amz-Executed-Version: {version}\r\n"
+            f"x-amzn-RequestId: {inv.request_id}\r\n{_FUNCTION_ERROR if outcome.function_error else ''}"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode("latin-1") + body
+    return resp
 
 
 def _client_context(raw: str) -> str:

@@ -58,6 +58,7 @@ class InstanceEvent(enum.Enum):
 S, I, D, B, R, X = (InstanceState.STARTING, InstanceState.INITIALIZING, InstanceState.IDLE, InstanceState.BUSY,
                     InstanceState.DRAINING, InstanceState.DEAD)
 E = InstanceEvent
+_INIT_DONE = E.INIT_DONE  # (read per advance: a module name costs less than an enum member)
 
 TRANSITIONS: dict[tuple[InstanceState, InstanceEvent], InstanceState] = {
     (S, E.SPAWN): I,
@@ -104,7 +105,7 @@ class InstanceMachine:
             self.state = TRANSITIONS[(self.state, event)]
         except KeyError:
             raise IllegalInstanceTransition(f"{self.state.value} --{event.value}-->") from None
-        if event is E.INIT_DONE:
+        if event is _INIT_DONE:
             self.initialized = True
         return self.state
 

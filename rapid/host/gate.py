@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from rapid.host.function import Function
     from rapid.host.host import Host
 
+_SYNC = Work.SYNC  # (read per invoke: see rapid.host.slots)
+
 
 class Gate:
     def __init__(self, host: Host) -> None:
@@ -96,7 +98,7 @@ class Gate:
             self.host.feed.throttle(fn.name, 1)
             inv.settle(InvocationEvent.FAIL, Outcome(b"", status="error", service_error=throttled(reason)))
             return False
-        self.bind(self.take(fn, Work.SYNC), inv)
+        self.bind(self.take(fn, _SYNC), inv)
         return True
 
     # -- waiting for room -----------------------------------------------------------------

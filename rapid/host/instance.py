@@ -65,6 +65,8 @@ from rapid.http.reply import Reply
 from rapid.supervisor.backend import RuntimeHandle
 from rapid.supervisor.peers import is_peer_of
 
+_INVOKE_DISPATCH, _DISPATCH = InvocationEvent.DISPATCH, InstanceEvent.DISPATCH  # (read per invoke: see slots)
+
 if TYPE_CHECKING:
     from rapid.host.function import Function
 
@@ -329,9 +331,9 @@ class Instance(InstanceRestore, InstanceEnd):
     def _dispatch(self, inv: Invocation, slot: RuntimeMachine) -> Response:
         if inv.started == 0.0:
             self._arm(inv)
-        inv.advance(InvocationEvent.DISPATCH)
+        inv.advance(_INVOKE_DISPATCH)
         self.slots.dispatch(inv, slot)
-        self.life.advance(InstanceEvent.DISPATCH)
+        self.life.advance(_DISPATCH)
         fn = self.function
         fn.log_platform(inv, fn.start_line(inv), self)
         if self.telemetry.listening:

@@ -52,6 +52,7 @@ else:
 
 _encode = msgspec.json.Encoder().encode
 _SETTLING = (InstanceState.BUSY, InstanceState.DRAINING)
+_RUNNING, _SETTLE = InvocationState.RUNNING, InstanceEvent.SETTLE  # (read per invoke: see rapid.host.slots)
 
 
 class InstanceEnd(_Base):
@@ -82,7 +83,7 @@ class InstanceEnd(_Base):
         self._deadlines.disarm(inv.request_id)
         if self.process is not None:
             self.process.drain()  # while ``inv`` runs, so its lines join its log tail
-        if inv.state is InvocationState.RUNNING and self.telemetry.listening:
+        if inv.state is _RUNNING and self.telemetry.listening:
             self.telemetry.runtime_done(inv, outcome)
         self.running.pop(inv.request_id, None)
         self.invokes += 1
@@ -98,7 +99,7 @@ class InstanceEnd(_Base):
     def _maybe_settled(self) -> None:
         """The last invocation is over (and no extension holds one): Busy -> Idle."""
         if not self.running and not self._after and self.life.state in _SETTLING:
-            self.life.advance(InstanceEvent.SETTLE)
+            self.life.advance(_SETTLE)
 
     def _report(self, inv: Invocation, outcome: Outcome, include_start: bool = False) -> None:
         """END and REPORT for ``inv`` (START too, if it never reached the runtime)."""

@@ -16,6 +16,10 @@ from rapid.core.runtime_state import RuntimeEvent, RuntimeMachine, RuntimeState
 from rapid.http.message import Response
 from rapid.http.reply import Reply
 
+# Enum members read once: on Python 3.11 ``RuntimeEvent.NEXT`` goes through
+# ``EnumType.__getattr__``'s slow attribute path (about 0.1 us a read, per invoke).
+_NEXT, _DISPATCH = RuntimeEvent.NEXT, RuntimeEvent.DISPATCH
+
 Parked = tuple[RuntimeMachine, Reply]
 
 
@@ -33,8 +37,8 @@ class Slots:
         if self.lost:
             return self.lost.pop()  # its /next connection dropped; it is polling again
         for slot in self.machines:
-            if slot.can(RuntimeEvent.NEXT):
-                slot.advance(RuntimeEvent.NEXT)
+            if slot.can(_NEXT):
+                slot.advance(_NEXT)
                 return slot
         self.machines[0].advance(RuntimeEvent.NEXT)  # raises: the machine words the 403
         raise AssertionError("unreachable")
@@ -61,7 +65,7 @@ class Slots:
                 fut.cancel()
 
     def dispatch(self, inv: Invocation, slot: RuntimeMachine) -> None:
-        slot.advance(RuntimeEvent.DISPATCH)
+        slot.advance(_DISPATCH)
         self.running[inv.request_id] = (inv, slot)
 
     def answering(self, request_id: str) -> tuple[Invocation, RuntimeMachine]:

@@ -8,17 +8,21 @@ import msgspec
 
 _REASONS = {s.value: s.phrase for s in HTTPStatus}
 _encode_json = msgspec.json.Encoder().encode
+# A body shorter than this goes out joined to its head in one bytes (one copy, one write);
+# a longer one beside it (``writelines``: no copy of the body).
+JOINED_BODY = 16384
 _STATUS_LINES = {s: f"HTTP/1.1 {s} {_REASONS[s]}\r\n" for s in (200, 202, 400, 403, 404, 413, 429, 500)}
 
 
 class Request:
     __slots__ = ("body", "headers", "keep_alive", "method", "path", "streamed", "target", "too_large", "trailers")
 
-    def __init__(self, method: str, target: str) -> None:
+    def __init__(self, method: str, target: str, headers: dict[str, str] | None = None) -> None:
         self.method = method
         self.target = target  # path and query, undecoded
         self.path = target.partition("?")[0]  # read by every router on the way: made once
-        self.headers: dict[str, str] = {}  # names lowercased; a repeated header's values joined by commas
+        # names lowercased; a repeated header's values joined by commas
+        self.headers: dict[str, str] = {} if headers is None else headers
         self.trailers: dict[str, str] = {}
         self.body: bytes | bytearray = b""
         self.too_large = False  # the body passed the protocol's limit and was dropped
@@ -42,7 +46,9 @@ class Response:
         self.status = status
         self.body = body
         self.headers = headers if headers is not None else []
-        self.wire: bytes | None = None  # a fixed answer's bytes on a keep-alive connection
+        # Its bytes on a keep-alive connection, when made ahead: a fixed answer's, or one
+        # rendered from a template (always ``head(True) + body``; the connection writes them).
+        self.wire: bytes | None = None
 
     @classmethod
     def fixed(cls, status: int, body: bytes, headers: list[tuple[str, str]] | None = None) -> Response:

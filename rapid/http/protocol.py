@@ -36,7 +36,7 @@ from typing import Union
 import httptools
 
 from rapid.http.limits import BAD_REQUEST, DEFAULT_LIMITS, Clock, Limits, refusal
-from rapid.http.message import Request, Response, StreamingResponse
+from rapid.http.message import JOINED_BODY, Request, Response, StreamingResponse
 from rapid.http.reply import Reply
 
 __all__ = ["App", "Clock", "DEFAULT_LIMITS", "HttpConnection", "Limits", "serve"]
@@ -53,6 +53,15 @@ _NAMES_KEPT = 1024
 
 _STOPPED = Clock()  # for connections nobody sweeps
 
+
+def _name(raw: bytes) -> str:
+    """A header name as ``on_header`` keys it (lowercased), kept for the next request."""
+    key = raw.decode("latin-1").lower()
+    if len(_NAMES) < _NAMES_KEPT:
+        _NAMES[raw] = key
+    return key
+
+
 class HttpConnection(asyncio.Protocol):
     __slots__ = (
         "_body",
@@ -62,6 +71,7 @@ class HttpConnection(asyncio.Protocol):
         "_closing",
         "_eof",
         "_fail_after",
+        "_fields",
         "_fail_status",
         "_head",
         "_in_headers",
@@ -103,6 +113,7 @@ class HttpConnection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self._req: Request | None = None
         self._url = b""
+        self._fields: dict[str, str] = {}  # where on_header puts a field: the headers, then the trailers
         self._body: list[bytes] = []
         self._size = 0
         self._in_headers = True
@@ -175,6 +186,7 @@ class HttpConnection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._url = b""
+        self._fields = {}  # the next request's headers (its Request is made when they are complete)
         self._body = []
         self._size = 0
         self._head = 0
@@ -186,26 +198,20 @@ class HttpConnection(asyncio.Protocol):
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        req = self._req
-        if req is None:
-            req = self._req = Request(self.parser.get_method().decode(), self._url.decode("latin-1"))
         # llhttp reports trailer fields through the same callback after the headers are
-        # complete: they belong to this request's trailers, never to the next request.
-        target = req.headers if self._in_headers else req.trailers
+        # complete: ``_fields`` is then this request's trailers, never the next request's.
+        fields = self._fields
         key = _NAMES.get(name)
         if key is None:
-            key = name.decode("latin-1").lower()
-            if len(_NAMES) < _NAMES_KEPT:
-                _NAMES[name] = key
-        if key in target:  # a repeated field is the list of its values (RFC 9110 5.3; cookies: RFC 6265 5.4)
-            target[key] += ("; " if key == "cookie" else ",") + value.decode("latin-1")
+            key = _name(name)
+        if key in fields:  # a repeated field is the list of its values (RFC 9110 5.3; cookies: RFC 6265 5.4)
+            fields[key] += ("; " if key == "cookie" else ",") + value.decode("latin-1")
         else:
-            target[key] = value.decode("latin-1")
+            fields[key] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
-        req = self._req
-        if req is None:
-            req = self._req = Request(self.parser.get_method().decode(), self._url.decode("latin-1"))
+        req = self._req = Request(self.parser.get_method().decode(), self._url.decode("latin-1"), self._fields)
+        self._fields = req.trailers
         self._in_headers = False
         # curl sends `Expect: 100-continue` with bodies over 1 MiB and waits a second for
         # the interim answer before sending the body: answer at once, as Go's server does.
@@ -321,7 +327,7 @@ class HttpConnection(asyncio.Protocol):
                 transport.close()
             return
         head = resp.head(keep_alive)
-        if len(resp.body) < 16384:
+        if len(resp.body) < JOINED_BODY:
             transport.write(head + resp.body)
         else:
             transport.writelines((head, resp.body))

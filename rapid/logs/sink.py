@@ -11,8 +11,12 @@ When the buffer is written:
 - a line that finds the buffer ``LINGER`` old (by the loop's clock, which costs no call)
   has it written on the next turn of the loop: while lines keep coming, that is the only
   flush, and it costs no timer wake-up;
-- a line into an empty buffer arms one timer for ``2 * LINGER``, for when no other line
-  follows (the last lines of a burst wait at most that long);
+- a line into an empty buffer makes sure one timer is armed, for when no other line
+  follows (the last lines of a burst wait at most ``2 * LINGER``). The timer is lazy, as
+  ``rapid.host.deadlines``'s is: a flush does not cancel it, and when it fires with the
+  buffer empty it stops, with younger lines it re-arms for the rest of their wait. So an
+  invocation's START (into an empty buffer) and its flush at settle cost no timer each:
+  one timer serves every invocation of a couple of milliseconds;
 - ``EAGER`` lines in the buffer, or ``flush``, write at once: an instance flushes when an
   invocation settles (so its END and REPORT, and the START that waited for them, are on
   stdout before the invoker has its answer: one write per invocation), the host when it
@@ -53,7 +57,7 @@ class LogSink:
         if len(buf) == 1:
             self._since = loop.time()
             if self._timer is None:
-                self._timer = loop.call_later(2 * LINGER, self.flush)
+                self._timer = loop.call_later(2 * LINGER, self._fire)
         elif not self._soon and (loop.time() - self._since >= LINGER or len(buf) >= EAGER):
             self._soon = True
             loop.call_soon(self.flush)
@@ -73,11 +77,21 @@ class LogSink:
             self._soon = True
             loop.call_soon(self.flush)
 
+    def _fire(self) -> None:
+        """The lazy timer: write what waited its ``2 * LINGER``; re-arm for lines younger
+        than that (the buffer was flushed and refilled since it was armed)."""
+        self._timer = None
+        if not self._buf:
+            return
+        loop = self._loop
+        left = self._since + 2 * LINGER - loop.time() if loop is not None else 0.0
+        if left > 0.0:
+            self._timer = loop.call_later(left, self._fire)  # type: ignore[union-attr]
+            return
+        self.flush()
+
     def flush(self) -> None:
         self._soon = False
-        timer, self._timer = self._timer, None
-        if timer is not None:
-            timer.cancel()  # (a no-op when it is the call that runs now)
         if not self._buf:
             return
         data = ("\n".join(self._buf) + "\n").encode("utf-8", "replace")
