@@ -347,6 +347,8 @@ def run(config: Config) -> int:
     # A crash in native code (the event loop, NATS's thread, SQLite) prints every thread's
     # Python stack on stderr before the process dies, so it can be told where it was.
     faulthandler.enable(all_threads=True)
+    # SIGUSR2 prints the same stacks and goes on: how a test tells where a daemon hangs.
+    faulthandler.register(signal.SIGUSR2, all_threads=True, chain=False)
     split_if_pid1()  # in a container: PID 1 stays a reaper of orphans, the daemon runs as its child
     tune_malloc()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

@@ -102,9 +102,13 @@ class Daemon:
         try:
             code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGUSR2)  # rapid.daemon: every thread's stack on stderr
+            time.sleep(1)
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError("daemon did not stop in time") from None
+            time.sleep(0.2)  # the stderr pump reads what is left
+            stacks = "\n".join(self.stderr[-200:])
+            raise AssertionError(f"daemon did not stop in time; its stacks:\n{stacks}") from None
         return code
 
     def runtime_pids(self) -> list[int]:

@@ -40,11 +40,8 @@ def run(ns: argparse.Namespace) -> int:
 
 
 async def _read(url: str) -> dict[str, Any]:
-    import msgspec
     import nats
 
-    from rapid.cluster.membership import BUCKET, STALE
-    from rapid.cluster.status import NodeStatus
     from rapid.events.jetstream_store import BACKLOG, STREAM
 
     async def quiet(exc: Exception) -> None:  # nats-py would print each failed attempt's traceback
@@ -55,20 +52,10 @@ async def _read(url: str) -> dict[str, Any]:
                                              error_cb=quiet), 10)
     try:
         js = nc.jetstream(timeout=5)
-        nodes: list[dict[str, Any]] = []
         try:
-            kv = await js.key_value(BUCKET)
-            watcher = await kv.watchall()
-            while (entry := await watcher.updates(timeout=5)) is not None:
-                if entry.operation or not entry.value:
-                    continue
-                node = msgspec.json.decode(entry.value, type=NodeStatus)
-                age = time.time() - entry.created.timestamp() if entry.created else 0.0
-                nodes.append({**msgspec.to_builtins(node), "seen_seconds_ago": round(age, 1),
-                              "alive": age <= STALE + 1})
-            await watcher.stop()
+            nodes = await _nodes(js)
         except Exception:  # noqa: BLE001 - no node has joined yet
-            pass
+            nodes = []
         lag: dict[str, Any] = {"stream": STREAM, "backlog": None, "held": {}}
         try:
             info = await js.consumer_info(STREAM, BACKLOG)
@@ -99,6 +86,36 @@ async def _read(url: str) -> dict[str, Any]:
                 "control": control}
     finally:
         await nc.close()
+
+
+async def _nodes(js: Any) -> list[dict[str, Any]]:
+    """Every node's last heartbeat in ``rapid-nodes``, each key read once.
+
+    The bucket's stream is asked which keys it holds now, then each key's last message is
+    read by itself. (A KV watch read up to its "caught up" marker is no snapshot: while the
+    nodes rewrite their keys every second, JetStream's pending count can reach 0 early, so
+    such a read handed one node's key twice and missed another's.) A key deleted (a node
+    that stopped) or expired meanwhile is left out."""
+    import msgspec
+    from nats.js.errors import NotFoundError
+
+    from rapid.cluster.membership import BUCKET, STALE
+    from rapid.cluster.status import NodeStatus
+
+    stream, prefix = f"KV_{BUCKET}", f"$KV.{BUCKET}."
+    info = await js.stream_info(stream, subjects_filter=f"{prefix}>")
+    nodes = []
+    for subject in sorted(info.state.subjects or {}):
+        try:
+            msg = await js.get_msg(stream, subject=subject)
+        except NotFoundError:  # expired since
+            continue
+        if not msg.data or (msg.headers and ("KV-Operation" in msg.headers or "Nats-Marker-Reason" in msg.headers)):
+            continue  # a delete or purge marker
+        node = msgspec.json.decode(msg.data, type=NodeStatus)
+        age = time.time() - msg.time.timestamp() if msg.time else 0.0
+        nodes.append({**msgspec.to_builtins(node), "seen_seconds_ago": round(age, 1), "alive": age <= STALE + 1})
+    return nodes
 
 
 def _table(status: dict[str, Any]) -> str:

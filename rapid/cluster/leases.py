@@ -128,7 +128,7 @@ class Leases:
     # -- once a second --------------------------------------------------------------------
 
     async def _tending(self) -> None:
-        while True:
+        while not self.stopped:  # (as well as cancelled by stop: a round never outlives it)
             await asyncio.sleep(lease_rules.RENEW)
             try:
                 await self._tend()
@@ -141,8 +141,8 @@ class Leases:
             for lease in list(held.values()):
                 sent = time.monotonic()
                 try:
-                    revision = await asyncio.wait_for(self.link.run(self._renew(f"{name}.{lease.slot}", lease.revision)),
-                                                      lease_rules.RENEW)
+                    revision = await self.link.run(self._renew(f"{name}.{lease.slot}", lease.revision),
+                                                   lease_rules.RENEW)
                 except Exception:  # noqa: BLE001 - NATS away: the deadline decides
                     continue
                 if revision is None:  # expired and taken: lost
@@ -195,7 +195,7 @@ class Leases:
         for name, leases in held.items():
             for lease in list(leases.values()):
                 try:
-                    await asyncio.wait_for(self.link.run(self._release(f"{name}.{lease.slot}", lease.revision)), 2)
+                    await self.link.run(self._release(f"{name}.{lease.slot}", lease.revision), 2)
                 except Exception:  # noqa: BLE001 - it expires anyway
                     pass
 

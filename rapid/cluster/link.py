@@ -152,9 +152,19 @@ class Link:
         with contextlib.suppress(RuntimeError):
             self.loop.call_soon_threadsafe(task.cancel)
 
-    async def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the link's loop, awaited from another loop."""
-        return await asyncio.wrap_future(self.submit(coro))
+    async def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the link's loop, awaited from another loop; with ``timeout``,
+        TimeoutError after that many seconds (``coro`` is cancelled).
+
+        Bounded with ``asyncio.timeout``, never ``asyncio.wait_for``: on Python 3.11 a
+        ``wait_for`` cancelled after its result arrived (it arrives from the link's thread,
+        at any moment) returns that result and drops the cancellation, so a loop around it
+        went on as if never cancelled and its ``stop`` waited for it for ever (a node that
+        held a reserved-concurrency lease did not exit on SIGTERM)."""
+        if timeout is None:
+            return await asyncio.wrap_future(self.submit(coro))
+        async with asyncio.timeout(timeout):
+            return await asyncio.wrap_future(self.submit(coro))
 
     async def pull_own(self, stream: str, subject: str, durable: str, ack_wait: float) -> Any:
         """On the link's loop: a pull subscription on a node's own durable consumer of

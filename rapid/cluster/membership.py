@@ -97,7 +97,7 @@ class Membership:
         if self._beat is not None:
             self._beat.cancel()
         try:
-            await asyncio.wait_for(self.link.run(self._leave()), 3)
+            await self.link.run(self._leave(), 3)
         except Exception:  # noqa: BLE001 - the TTL removes the key anyway
             pass
 

@@ -74,8 +74,7 @@ class SoleLease:
         sent = time.monotonic()
         if self.revision is None:
             try:
-                rev = await asyncio.wait_for(self.link.run(self._kv.create(self.key, self.node_id.encode())),
-                                             lease_rules.RENEW)
+                rev = await self.link.run(self._kv.create(self.key, self.node_id.encode()), lease_rules.RENEW)
             except KeyWrongLastSequenceError:
                 return  # another node holds it
             except Exception:  # noqa: BLE001 - NATS away: next round
@@ -84,8 +83,8 @@ class SoleLease:
             await self._gained()
             return
         try:
-            rev = await asyncio.wait_for(self.link.run(self._kv.update(self.key, self.node_id.encode(),
-                                                                       last=self.revision)), lease_rules.RENEW)
+            rev = await self.link.run(self._kv.update(self.key, self.node_id.encode(), last=self.revision),
+                                      lease_rules.RENEW)
             self.revision, self.sent = int(rev), sent
         except KeyWrongLastSequenceError:
             await self.lose(f"{self.what} was taken by another node")
@@ -119,8 +118,7 @@ class SoleLease:
         if revision is not None:
             headers = {"KV-Operation": "DEL", "Nats-Expected-Last-Subject-Sequence": str(revision)}
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.link.run(self.link.js.publish(f"$KV.{BUCKET}.{self.key}", b"",
-                                                                          headers=headers)), 2)
+                await self.link.run(self.link.js.publish(f"$KV.{BUCKET}.{self.key}", b"", headers=headers), 2)
 
     async def stop(self) -> None:
         """Stopping: no more rounds, and the right goes back at once."""
