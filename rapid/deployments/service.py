@@ -51,6 +51,7 @@ from rapid.deployments.model import Deployment, DeploymentError, Step, decode, e
 from rapid.deployments.preferences import Preference, PreferenceError, preference_of, steps
 from rapid.host.host import Host
 from rapid.registry.registry import Registry
+from rapid.wake import wait_set
 
 KEPT = 100  # deployments kept, newest
 
@@ -229,10 +230,7 @@ class Deployments:
                 self._step(d, "AllowTraffic", weight=step.weight,
                            detail=f"{step.weight:.0%} of {d.function}:{d.alias} on version {d.to_version}")
                 if step.hold > 0:
-                    try:
-                        await asyncio.wait_for(live.wake.wait(), self.clock.real_seconds(step.hold))
-                    except asyncio.TimeoutError:
-                        pass
+                    await wait_set(live.wake, self.clock.real_seconds(step.hold))
                 if live.alarm is not None:
                     return self._alarmed(live)
                 self._advance(d, Event.STEP_DONE if i < len(plan) - 1 else Event.SHIFTED)

@@ -13,6 +13,7 @@ from rapid.events import destinations as dest
 from rapid.events import policy
 from rapid.events.say import say
 from rapid.events.store import Delivery, EventStore, call
+from rapid.wake import wait_set
 
 MAX_HTTP_DELIVERIES = 16  # concurrent POSTs to HTTP destinations
 
@@ -64,10 +65,7 @@ class Outbox:
             delay = self._deliveries[0].due_at - time.time()
             if delay > 0:
                 self._delivery_wake.clear()
-                try:
-                    await asyncio.wait_for(self._delivery_wake.wait(), delay)
-                except TimeoutError:
-                    pass
+                await wait_set(self._delivery_wake, delay)
                 continue
             d = heapq.heappop(self._deliveries)
             await limit.acquire()

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from rapid.core import report
 from rapid.core.errors import RuntimeAPIError
 from rapid.core.telemetry import DROPPED_REASON, Buffer, Subscription, http_body, subscription_line, tcp_body
+from rapid.wake import wait_set
 
 if TYPE_CHECKING:
     from rapid.core.invocation import Invocation, Outcome
@@ -213,8 +214,7 @@ class Telemetry:
                     wait = None
                     if sub.buffer.first_at is not None:
                         wait = max(0.0, sub.buffer.first_at + sub.sub.timeout_ms / 1000.0 - now)
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(sub.wake.wait(), wait)
+                    await wait_set(sub.wake, wait)
                     continue
                 batch = sub.buffer.batch(now)
                 notice = sub._notice()

@@ -32,6 +32,7 @@ from rapid.host.host import Host
 from rapid.host.instance import Instance
 from rapid.lab.tap import Tap
 from rapid.logs import LogSink
+from rapid.wake import wait_set
 
 HANDLERS = Path(__file__).resolve().parent / "handlers"
 
@@ -244,9 +245,7 @@ class Rig:
             if left <= 0:
                 return False
             self.tap.polled.clear()
-            try:
-                await asyncio.wait_for(self.tap.polled.wait(), left)
-            except (asyncio.TimeoutError, TimeoutError):
+            if not await wait_set(self.tap.polled, left):
                 return bool(fn.idle)
         return True
 

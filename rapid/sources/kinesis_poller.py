@@ -62,6 +62,7 @@ from rapid.sources.stats import Stats
 from rapid.sources.tumbling import Window
 from rapid.streams.kinesis import KinesisError, Record, Stream, hash_key
 from rapid.streams.kinesis_api import KinesisAPI
+from rapid.wake import wait_set
 
 POLL = 1.0
 _encode = msgspec.json.Encoder().encode
@@ -165,8 +166,7 @@ class StreamPoller:
             if got and len(got) < m.batch_size and m.window:
                 opened = loop.time()
                 while len(got) < m.batch_size and loop.time() < opened + m.window:
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(wakeup.wait(), opened + m.window - loop.time())
+                    await wait_set(wakeup, opened + m.window - loop.time())
                     wakeup.clear()
                     with contextlib.suppress(KinesisError):
                         got, behind = self.streams.read(self.stream, shard_id, after, m.batch_size)
@@ -174,8 +174,7 @@ class StreamPoller:
             if tw is not None and (tw.ended_by(got) or (not got and tw.due(time.time()))):
                 await self._final(shard_id, tw)
             if not got:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(wakeup.wait(), POLL)
+                await wait_set(wakeup, POLL)
                 continue
             if tw is not None:
                 got = tw.take(got)  # a batch never spans two windows
