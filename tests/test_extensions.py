@@ -54,8 +54,10 @@ while True:
                 import time; time.sleep(0.01)
             os.unlink(gate)
         try:  # the test's folder may be hidden or read-only under a private /tmp
-            with open(os.path.join(out, "invoke-" + event["requestId"]), "w") as f:
+            path = os.path.join(out, "invoke-" + event["requestId"])
+            with open(path + ".part", "w") as f:  # whole when it appears: the test reads it at once
                 json.dump(event, f)
+            os.replace(path + ".part", path)
         except OSError as e:
             print("agent cannot record the invoke:", e, flush=True)
     else:
@@ -83,7 +85,7 @@ while true; do
     *'"eventType":"INVOKE"'*)
       rid=$(printf '%s' "$event" | sed -E 's/.*"requestId":"([^"]+)".*/\1/')
       echo "$rid" >> "$buffer"
-      printf '%s' "$event" > "$OUT/bash-invoke-$rid"
+      printf '%s' "$event" > "$OUT/.bash-invoke-$rid" && mv "$OUT/.bash-invoke-$rid" "$OUT/bash-invoke-$rid"
       ;;
     *'"eventType":"SHUTDOWN"'*)
       mv "$buffer" "$OUT/$name.flushed"
