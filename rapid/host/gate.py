@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from rapid.core.admission import Decision, Ledger, Limits, Ticket, Work, admits_sync, decide, room
 from rapid.core.errors import throttled
 from rapid.core.invocation import Invocation, InvocationEvent, Outcome
+from rapid.wake import wait_set
 
 if TYPE_CHECKING:
     from rapid.host.function import Function
@@ -112,12 +113,9 @@ class Gate:
 
     async def wait(self, fn: Function, timeout: float) -> None:
         """Until a unit of ``fn``'s limit may have come free, or ``timeout`` seconds."""
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.watch(fn, lambda: None if fut.done() else fut.set_result(None))
-        try:
-            await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
-            pass
+        freed = asyncio.Event()
+        self.watch(fn, freed.set)
+        await wait_set(freed, timeout)  # (the pollers wait in a loop: a stop's cancel must hold)
 
     def changed(self, name: str) -> None:
         """A function's reservation changed: everyone waiting may look again."""
