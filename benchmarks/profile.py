@@ -5,7 +5,8 @@
 
 It starts ``rapid serve -- <echo bootstrap>`` (drop-in mode, as the sequential scenario
 does, every isolation feature as configured) with a profiler that is off until the daemon
-gets SIGUSR1 and dumps what it saw on SIGUSR2, so start-up and warm-up are not counted.
+gets SIGUSR1 and dumps what it saw on the next SIGUSR1 (the daemon keeps SIGUSR2 for its stack
+dump), so start-up and warm-up are not counted.
 Then it sends warm-up invokes, switches the profiler on, sends ``-n`` invokes on one
 keep-alive connection, switches it off and prints the top functions with their *calls per
 invoke* and *microseconds per invoke* (own time and cumulative). With ``--clients C
@@ -48,15 +49,18 @@ def _child(out: str, argv: list[str]) -> int:
     # charged with the peer's run (the preemption, not the daemon's work).
     prof = cProfile.Profile(time.thread_time_ns, 1e-9) if os.environ.get("PROFILE_CLOCK") != "wall" else cProfile.Profile()
 
-    def on(_s: int, _f: object) -> None:
-        prof.enable()
+    profiling = False
 
-    def off(_s: int, _f: object) -> None:
-        prof.disable()
-        prof.dump_stats(out)
+    def toggle(_s: int, _f: object) -> None:  # on, then off and dump
+        nonlocal profiling
+        profiling = not profiling
+        if profiling:
+            prof.enable()
+        else:
+            prof.disable()
+            prof.dump_stats(out)
 
-    signal.signal(signal.SIGUSR1, on)
-    signal.signal(signal.SIGUSR2, off)
+    signal.signal(signal.SIGUSR1, toggle)
     return main(argv)
 
 
@@ -153,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                               env={**procs.RAPID_ENV, **env, "PYTHONPATH": os.getcwd()}, function=function)
         try:
             profiled = drive(server, before=lambda: os.kill(server.pid, signal.SIGUSR1),
-                             after=lambda: os.kill(server.pid, signal.SIGUSR2))
+                             after=lambda: os.kill(server.pid, signal.SIGUSR1))
             _wait_file(stats_path)
         finally:
             server.stop()
