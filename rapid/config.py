@@ -7,32 +7,34 @@ error names the key it is about (``$.functions.hello.timeout``).
 
 Function settings given on the command line or in the environment (``--runtime``,
 ``--timeout``, ...) apply to the functions declared there (``--function``, ``-- CMD``); a
-function declared in the TOML file carries its own settings in its own table.
+function declared in the TOML file carries its own settings in its own table. Reading each
+source into its flat dict is ``rapid.config_sources``; this module holds the model and the
+checks that span keys.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta, Struct
 
+from rapid.config_sources import (
+    FUNCTION_KEYS,
+    SERVER_KEYS,
+    ConfigError,
+    dropin,
+    from_env,
+    pairs,
+    read_toml,
+    value_of,
+)
+from rapid.core.rules import MAX_ENV_BYTES, RESERVED_ENV
 
-class ConfigError(Exception):
-    """A configuration problem found at start-up: one clear line, exit status 2."""
+__all__ = ["Config", "ConfigError", "FunctionConfig", "load"]
 
-
-# AWS's reserved variables: a function may not set them (AWS refuses such a configuration).
-RESERVED_ENV = frozenset({
-    "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
-    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
-    "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
-    "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-    "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
-})
 
 Name = Annotated[str, Meta(pattern=r"^[a-zA-Z0-9_-]{1,64}$")]
 
@@ -117,103 +119,6 @@ class Config(Struct, forbid_unknown_fields=True, kw_only=True):
         return bool(self.dropin_function)
 
 
-# Which keys are server settings and which are function settings, for the flat CLI/env layer.
-SERVER_KEYS = (
-    "host", "port", "log_format", "data_dir", "region", "account_id", "init_timeout", "shutdown_timeout",
-    "max_concurrency", "idle_timeout", "max_lifetime", "freeze", "freeze_with", "private_tmp", "drop_privileges",
-    "user_range", "memory_limit", "verify_runtime_peer", "overflow", "async_time_scale", "async_concurrency",
-    "http_header_timeout", "http_idle_timeout", "credentials", "allow_unauthenticated",
-    "cluster", "cluster_replicas",
-    "scaling_time_scale",
-)
-FUNCTION_KEYS = ("runtime", "handler", "timeout", "memory", "concurrency", "extensions")
-_INTS = ("port", "timeout", "memory", "concurrency", "max_concurrency", "async_concurrency", "cluster_replicas")
-_FLOATS = (
-    "init_timeout", "shutdown_timeout", "idle_timeout", "max_lifetime", "async_time_scale", "http_header_timeout",
-    "http_idle_timeout", "scaling_time_scale",
-)
-_BOOLS = ("freeze", "verify_runtime_peer", "allow_unauthenticated")
-MAX_ENV_BYTES = 4096  # Lambda: 4 KB of environment variables in all
-
-# Every flag's environment variable. RIE's own variables apply to drop-in mode.
-ENV_VARS = {
-    "host": "RAPID_HOST",
-    "port": "RAPID_PORT",
-    "log_format": "RAPID_LOG_FORMAT",
-    "data_dir": "RAPID_DATA_DIR",
-    "region": "AWS_REGION",
-    "account_id": "RAPID_ACCOUNT_ID",
-    "init_timeout": "RAPID_INIT_TIMEOUT",
-    "shutdown_timeout": "RAPID_SHUTDOWN_TIMEOUT",
-    "max_concurrency": "RAPID_MAX_CONCURRENCY",
-    "idle_timeout": "RAPID_IDLE_TIMEOUT",
-    "max_lifetime": "RAPID_MAX_LIFETIME",
-    "freeze": "RAPID_FREEZE",
-    "freeze_with": "RAPID_FREEZE_WITH",
-    "private_tmp": "RAPID_PRIVATE_TMP",
-    "drop_privileges": "RAPID_DROP_PRIVILEGES",
-    "user_range": "RAPID_USER_RANGE",
-    "memory_limit": "RAPID_MEMORY_LIMIT",
-    "verify_runtime_peer": "RAPID_VERIFY_RUNTIME_PEER",
-    "async_time_scale": "RAPID_ASYNC_TIME_SCALE",
-    "async_concurrency": "RAPID_ASYNC_CONCURRENCY",
-    "scaling_time_scale": "RAPID_SCALING_TIME_SCALE",
-    "overflow": "RAPID_OVERFLOW",
-    "http_header_timeout": "RAPID_HTTP_HEADER_TIMEOUT",
-    "http_idle_timeout": "RAPID_HTTP_IDLE_TIMEOUT",
-    "credentials": "RAPID_CREDENTIALS",
-    "allow_unauthenticated": "RAPID_ALLOW_UNAUTHENTICATED",
-    "cluster": "RAPID_CLUSTER",
-    "cluster_replicas": "RAPID_CLUSTER_REPLICAS",
-    "config": "RAPID_CONFIG",
-    "function": "RAPID_FUNCTIONS",  # whitespace-separated NAME=PATH items
-    "env": "RAPID_ENV",  # newline-separated KEY=VALUE items
-    "runtime": "RAPID_RUNTIME",
-    "handler": "RAPID_HANDLER",
-    "timeout": "RAPID_TIMEOUT",
-    "memory": "RAPID_MEMORY",
-    "concurrency": "RAPID_CONCURRENCY",
-    "extensions": "RAPID_EXTENSIONS",
-}
-# Templates and logs (rapid.template, rapid.logs).
-SERVER_KEYS += ("template", "parameter_overrides", "watch", "api_port", "schedule_time_scale", "log_max_bytes")
-_INTS += ("api_port", "log_max_bytes")
-_FLOATS += ("schedule_time_scale",)
-_BOOLS += ("watch",)
-FUNCTION_KEYS += ("snap_start",)  # SnapStart (rapid.host.snap_template)
-_BOOLS += ("snap_start",)
-ENV_VARS["snap_start"] = "RAPID_SNAP_START"
-SERVER_KEYS += ("restore_timeout",)  # SnapStart's restore phase (rapid.host.instance_restore)
-_FLOATS += ("restore_timeout",)
-ENV_VARS["restore_timeout"] = "RAPID_RESTORE_TIMEOUT"
-ENV_VARS.update(template="RAPID_TEMPLATE", parameter_overrides="RAPID_PARAMETER_OVERRIDES", watch="RAPID_WATCH",
-                api_port="RAPID_API_PORT", schedule_time_scale="RAPID_SCHEDULE_TIME_SCALE",
-                log_max_bytes="RAPID_LOG_MAX_BYTES")
-RIE_VARS = {
-    "timeout": "AWS_LAMBDA_FUNCTION_TIMEOUT",
-    "memory": "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-    "handler": "_HANDLER",
-    "version": "AWS_LAMBDA_FUNCTION_VERSION",
-}
-DROPIN_DEFAULTS = {"timeout": 300, "memory": 3008}
-
-
-def from_env(environ: Mapping[str, str]) -> dict[str, Any]:
-    """The environment's layer, in the same flat shape the command line gives."""
-    out: dict[str, Any] = {}
-    for key, var in ENV_VARS.items():
-        value = environ.get(var)
-        if value is None or value == "":
-            continue
-        if key == "function":
-            out[key] = value.split()
-        elif key == "env":
-            out[key] = [line for line in value.splitlines() if line.strip()]
-        else:
-            out[key] = value
-    return out
-
-
 def load(
     cli: Mapping[str, Any], environ: Mapping[str, str] | None = None, cwd: str | None = None
 ) -> Config:
@@ -228,15 +133,15 @@ def load(
     functions: dict[str, dict[str, Any]] = {}
     config_file = flat.get("config")
     if config_file:
-        merged, functions = _read_toml(config_file, cwd)
+        merged, functions = read_toml(config_file, cwd)
     for key in SERVER_KEYS:
         if key in flat:
-            merged[key] = _number(key, flat[key])
+            merged[key] = value_of(key, flat[key])
 
-    shared = {k: _number(k, flat[k]) for k in FUNCTION_KEYS if k in flat}
+    shared = {k: value_of(k, flat[k]) for k in FUNCTION_KEYS if k in flat}
     if "concurrency" in shared:
         shared["reserved_concurrency"] = shared.pop("concurrency")
-    env_vars = _pairs("--env", flat.get("env", []))
+    env_vars = pairs("--env", flat.get("env", []))
     if env_vars:
         shared["environment"] = env_vars
     for item in flat.get("function", []):
@@ -252,17 +157,17 @@ def load(
     # come through the API. Without one, it looks for a bootstrap as the RIE does.
     service_only = command is None and not functions and bool(merged.get("data_dir") or merged.get("template"))
     if command is not None or (not functions and not service_only):
-        dropin = _dropin(command, environ, shared, cwd)
+        served = dropin(command, environ, shared, cwd)
         name = environ.get("AWS_LAMBDA_FUNCTION_NAME") or "function"
         if name in functions:
             raise ConfigError(f"function {name!r} is declared twice (once as the drop-in command)")
-        functions[name] = dropin
+        functions[name] = served
         merged["dropin_function"] = name
 
     converted = {}
-    for name, fn in functions.items():
+    for name, table in functions.items():
         try:
-            converted[name] = msgspec.convert(fn, FunctionConfig, strict=False)
+            converted[name] = msgspec.convert(table, FunctionConfig, strict=False)
         except msgspec.ValidationError as exc:
             # msgspec names dict keys "[...]": say which function, and where in it.
             raise ConfigError(f"functions.{name}: {str(exc).replace('`$', '`functions.' + name)}") from None
@@ -282,80 +187,6 @@ def load(
             "(100 stay unreserved, as on AWS)"
         )
     return config
-
-
-def _dropin(command: list[str] | None, environ: Mapping[str, str], shared: dict[str, Any], cwd: str) -> dict[str, Any]:
-    fn: dict[str, Any] = dict(DROPIN_DEFAULTS)
-    for key, var in RIE_VARS.items():
-        if environ.get(var):
-            fn[key] = environ[var]
-    if command and len(command) >= 2:
-        # As the RIE does: a command of two or more words ends with the handler
-        # (`rapid serve -- npx aws-lambda-ric index.handler`); --handler still wins.
-        fn["handler"] = command[-1]
-    fn.update(shared)
-    fn["path"] = cwd
-    fn["inherit_environment"] = True
-    if command:
-        fn["command"] = list(command)
-    return fn
-
-
-def _read_toml(path: str, cwd: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    import tomllib  # here, not at the top: most daemons start without a rapid.toml (some 8 ms)
-
-    file = Path(cwd, path)
-    try:
-        data = tomllib.loads(file.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    functions = data.pop("functions", {})
-    if not isinstance(functions, dict):
-        raise ConfigError(f"{path}: 'functions' must be a table of [functions.NAME] tables")
-    for name, fn in functions.items():
-        for key in ("path", "extensions"):
-            if isinstance(fn, dict) and isinstance(fn.get(key), str):
-                fn[key] = str(file.parent / fn[key])
-    if isinstance(data.get("data_dir"), str):
-        data["data_dir"] = str(file.parent / data["data_dir"])
-    if isinstance(data.get("template"), str):  # relative to this file, as data_dir is
-        data["template"] = str(file.parent / data["template"])
-    return data, functions
-
-
-def _number(key: str, value: Any) -> Any:
-    """CLI and env values arrive as strings; the Struct's types decide what they must be."""
-    if key == "parameter_overrides" and not isinstance(value, dict):
-        return _overrides(value)
-    if isinstance(value, str) and key in _INTS:
-        try:
-            return int(value)
-        except ValueError:
-            raise ConfigError(f"{key}: expected a whole number, got {value!r}") from None
-    if isinstance(value, str) and key in _FLOATS:
-        try:
-            return float(value)
-        except ValueError:
-            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
-    if isinstance(value, str) and key in _BOOLS:
-        if value.lower() in ("1", "true", "yes", "on"):
-            return True
-        if value.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
-    return value
-
-
-def _pairs(flag: str, items: list[str]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")  # the value may itself contain '='
-        if not sep or not key:
-            raise ConfigError(f"{flag} {item!r}: expected KEY=VALUE")
-        out[key] = value
-    return out
 
 
 def _check_function(name: str, fn: FunctionConfig) -> None:
@@ -403,21 +234,3 @@ def _check_async_targets(name: str, fn: FunctionConfig, config: Config) -> None:
                          functions=config.functions, owner=name)
         except TargetError as exc:
             raise ConfigError(f"functions.{name}.{key}: {exc}") from None
-
-
-def _overrides(value: Any) -> dict[str, str]:
-    """``--parameter-overrides``: ``Key=Value`` items, or the CLI's ``ParameterKey=K,ParameterValue=V``."""
-    items = value.split() if isinstance(value, str) else list(value)
-    out: dict[str, str] = {}
-    for item in items:
-        if item.startswith("ParameterKey="):
-            parts = dict(p.partition("=")[::2] for p in item.split(","))
-            if "ParameterValue" not in parts:
-                raise ConfigError(f"parameter_overrides {item!r}: expected ParameterKey=K,ParameterValue=V")
-            out[parts["ParameterKey"]] = parts["ParameterValue"]
-            continue
-        key, sep, val = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"parameter_overrides {item!r}: expected KEY=VALUE")
-        out[key] = val
-    return out
