@@ -31,7 +31,7 @@ from rapid.config_sources import (
     read_toml,
     value_of,
 )
-from rapid.core.rules import MAX_ENV_BYTES, RESERVED_ENV
+from rapid.core.reserved_env import MAX_ENV_BYTES, RESERVED_ENV
 
 __all__ = ["Config", "ConfigError", "FunctionConfig", "load"]
 

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from rapid.core.errors import ServiceError, invalid_parameter, validation
+from rapid.core.reserved_env import MAX_ENV_BYTES, RESERVED_ENV
 
 PYTHON_RUNTIMES = tuple(f"python3.{minor}" for minor in range(9, 15))
 NODE_RUNTIMES = tuple(f"nodejs{major}.x" for major in (18, 20, 22, 24))
@@ -25,7 +26,6 @@ _NODE_RUNTIME = re.compile(r"^nodejs(\d+)\.x$")
 MIN_MEMORY, MAX_MEMORY = 128, 10240
 MIN_TIMEOUT, MAX_TIMEOUT = 1, 900
 MIN_STORAGE, MAX_STORAGE = 512, 10240
-MAX_ENV_BYTES = 4096
 MAX_LAYERS = 5
 MIN_UNRESERVED = 100
 MAX_ZIP = 50 * 1024 * 1024  # a direct upload
@@ -37,15 +37,6 @@ _LAYER_VERSION_ARN = re.compile(
 )
 LAYER_NAME = re.compile(r"^[a-zA-Z0-9-_]{1,140}$")
 ALIAS_NAME = re.compile(r"^(?!^[0-9]+$)([a-zA-Z0-9-_]+)$")
-
-# AWS's reserved variables: a function may not set them.
-RESERVED_ENV = frozenset({
-    "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
-    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
-    "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
-    "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-    "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
-})
 
 
 def _one(message: str) -> ServiceError:
