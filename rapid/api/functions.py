@@ -27,7 +27,7 @@ from rapid.api.shapes import (
     Context, body_of, code_input, code_location, configuration, no_content, ok, page, query_of, typed,
 )
 from rapid.core import rules
-from rapid.core.errors import ServiceError, invalid_parameter, validation
+from rapid.core.errors import invalid_parameter, resource_not_found, validation
 from rapid.core.naming import NAME_RE, parse_function_name
 from rapid.http.message import Request, Response
 from rapid.http.router import Router
@@ -235,7 +235,7 @@ class FunctionsAPI:
         sha = params["file"].removesuffix(".zip")
         path = os.path.join(self.ctx.registry.code.objects, f"{sha}.zip")
         if len(sha) != 64 or not all(c in "0123456789abcdef" for c in sha) or not os.path.isfile(path):
-            raise ServiceError(404, "ResourceNotFoundException", "The resource you requested does not exist.")
+            raise resource_not_found()
         with open(path, "rb") as f:
             return Response(200, f.read(), [("Content-Type", "application/zip"), ("x-amzn-RequestId", rid)])
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from rapid.api.shapes import Context, body_of, code_location, layer_shape, no_content, ok, page, query_of
 from rapid.core import rules
-from rapid.core.errors import ServiceError, invalid_parameter, validation
+from rapid.core.errors import invalid_parameter, resource_not_found, validation
 from rapid.http.message import Request, Response
 from rapid.http.router import Router
 from rapid.registry.model import CodeRef, LayerVersion
@@ -141,7 +141,7 @@ class LayersAPI:
         arn = query.get("Arn", "")
         name, number = rules.layer_of(arn)
         if not arn.startswith(self.ctx.registry.layer_arn(name) + ":"):
-            raise ServiceError(404, "ResourceNotFoundException", "The resource you requested does not exist.")
+            raise resource_not_found()
         return ok(200, self._shape(req, self.ctx.registry.layer_versions.get(name, number)), rid)
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import msgspec
 
 from rapid.api.shapes import Context, body_of, ok, page, query_of
-from rapid.core.errors import ServiceError, invalid_parameter, validation
+from rapid.core.errors import ServiceError, invalid_parameter, resource_conflict, resource_not_found, validation
 from rapid.core.naming import parse_function_name
 from rapid.core.routing import LATEST
 from rapid.http.message import Request, Response
@@ -40,10 +40,6 @@ _SQS_ONLY = ("ScalingConfig",)
 _STREAM_ONLY = ("StartingPosition", "StartingPositionTimestamp", "BisectBatchOnFunctionError",
                 "MaximumRetryAttempts", "MaximumRecordAgeInSeconds", "ParallelizationFactor",
                 "TumblingWindowInSeconds", "DestinationConfig")
-
-
-def not_found() -> ServiceError:
-    return ServiceError(404, "ResourceNotFoundException", "The resource you requested does not exist.")
 
 
 def _int(body: dict[str, Any], key: str) -> int | None:
@@ -242,7 +238,7 @@ class MappingsAPI:
     def _find(self, params: dict[str, str]) -> Mapping:
         m = self.store.mappings.get(params["uuid"])
         if m is None:
-            raise not_found()
+            raise resource_not_found()
         return m
 
     # -- operations -----------------------------------------------------------------------
@@ -254,7 +250,7 @@ class MappingsAPI:
         arn = body["EventSourceArn"]
         for other in self.store.mappings.values():
             if other.source_arn == arn and other.function == name and other.qualifier == qualifier:
-                raise ServiceError(409, "ResourceConflictException",
+                raise resource_conflict(
                                    f"An event source mapping with {'SQS' if kind == 'sqs' else 'Kinesis'} arn (\" "
                                    f"{arn} \") and function (\" {name} \") already exists. Please update or delete "
                                    f"the existing mapping with UUID {other.uuid}")

@@ -21,7 +21,7 @@ import msgspec
 
 from rapid.api.errors import render
 from rapid.core import rules
-from rapid.core.errors import ServiceError, invalid_parameter, not_json, validation
+from rapid.core.errors import ServiceError, function_not_found, invalid_parameter, not_json, validation
 from rapid.core.naming import parse_function_name
 from rapid.core.routing import LATEST
 from rapid.host.deployment import Deployment
@@ -56,8 +56,7 @@ class Context:
         """``(name, qualifier)`` from a name, ``name:qualifier`` or an ARN; 404 if unknown."""
         t = parse_function_name(raw, qualifier, self.region, self.account)
         if t.name not in self.registry.latest and t.name not in self.host.functions:
-            raise ServiceError(404, "ResourceNotFoundException",
-                               f"Function not found: {self.registry.arn(t.name, t.qualifier)}")
+            raise function_not_found(self.registry.arn(t.name, t.qualifier))
         return t.name, t.qualifier
 
     def declared(self, name: str) -> VersionSpec | None:
@@ -96,8 +95,7 @@ class Context:
         declared = self.declared(name)
         if declared is not None:
             if qualifier not in (None, LATEST, declared.version):
-                raise ServiceError(404, "ResourceNotFoundException",
-                                   f"Function not found: {self.registry.arn(name, qualifier)}")
+                raise function_not_found(self.registry.arn(name, qualifier))
             return declared
         return self.registry.version(name, qualifier)
 

@@ -18,12 +18,11 @@ from __future__ import annotations
 from typing import Any
 
 from rapid.api.shapes import Context, body_of, no_content, ok, page, query_of
-from rapid.core.errors import ServiceError, invalid_parameter, validation
+from rapid.core.errors import invalid_parameter, resource_conflict, resource_not_found, validation
 from rapid.http.message import Request, Response
 from rapid.http.router import Router
 from rapid.core.url_event import Cors
 from rapid.registry.model import FunctionUrl
-from rapid.registry.registry import conflict, not_found
 
 _PREFIX = "/2021-10-31/functions/{name}"
 AUTH_TYPES = ("NONE", "AWS_IAM")
@@ -151,13 +150,13 @@ class FunctionUrlsAPI:
             raise validation(f"1 validation error detected: Value '{qualifier}' at 'qualifier' failed to satisfy "
                              f"constraint: Member must satisfy regular expression pattern: {_QUALIFIER_PATTERN}")
         if qualifier is not None and qualifier not in self.ctx.registry.aliases.get(name, {}):
-            raise not_found(f"Function not found: {self.ctx.registry.arn(name, qualifier)}")
+            raise resource_not_found(f"Function not found: {self.ctx.registry.arn(name, qualifier)}")
         return name, qualifier
 
     def _existing(self, name: str, qualifier: str | None) -> FunctionUrl:
         url = self.ctx.registry.urls.get(name, qualifier)
         if url is None:
-            raise ServiceError(404, "ResourceNotFoundException", "The resource you requested does not exist.")
+            raise resource_not_found()
         return url
 
     def create(self, req: Request, params: dict[str, str], rid: str) -> Response:
@@ -167,7 +166,7 @@ class FunctionUrlsAPI:
         mode = _enum(data, "InvokeMode", INVOKE_MODES, False) or "BUFFERED"
         cors = parse_cors(data.get("Cors"))
         arn = self.ctx.registry.arn(name, qualifier)
-        refused = conflict(f"Failed to create function url config for [functionArn = {arn}]. Error message:  "
+        refused = resource_conflict(f"Failed to create function url config for [functionArn = {arn}]. Error message:  "
                            "FunctionUrlConfig exists for this Lambda function")
         url = self.ctx.registry.urls.create(name, qualifier, str(auth), mode, cors, refused)
         return ok(201, self.shape(url, modified=False), rid)
@@ -192,7 +191,7 @@ class FunctionUrlsAPI:
     def delete(self, req: Request, params: dict[str, str], rid: str) -> Response:
         name, qualifier = self._target(req, params)
         if not self.ctx.registry.urls.delete(name, qualifier):
-            raise ServiceError(404, "ResourceNotFoundException", "The resource you requested does not exist.")
+            raise resource_not_found()
         return no_content(rid)
 
     def list(self, req: Request, params: dict[str, str], rid: str) -> Response:

@@ -41,8 +41,28 @@ class ServiceError(Exception):
         return out
 
 
+NO_SUCH_RESOURCE = "The resource you requested does not exist."
+
+
+def resource_not_found(message: str = NO_SUCH_RESOURCE) -> ServiceError:
+    return ServiceError(404, "ResourceNotFoundException", message)
+
+
 def function_not_found(arn: str) -> ServiceError:
-    return ServiceError(404, "ResourceNotFoundException", f"Function not found: {arn}")
+    return resource_not_found(f"Function not found: {arn}")
+
+
+def resource_conflict(message: str) -> ServiceError:
+    return ServiceError(409, "ResourceConflictException", message)
+
+
+def precondition_failed(arn: str) -> ServiceError:
+    """A RevisionId that is not the current one, as the control plane words it."""
+    return ServiceError(
+        412, "PreconditionFailedException",
+        "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API "
+        f"to retrieve the latest Revision Id for {arn}",
+    )
 
 
 def request_too_large(limit: int) -> ServiceError:

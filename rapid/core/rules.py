@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from rapid.core.errors import ServiceError, invalid_parameter, validation
+from rapid.core.errors import ServiceError, function_not_found, invalid_parameter, validation
 from rapid.core.reserved_env import MAX_ENV_BYTES, RESERVED_ENV
 
 PYTHON_RUNTIMES = tuple(f"python3.{minor}" for minor in range(9, 15))
@@ -187,4 +187,4 @@ def check_routing(primary: str, weights: Mapping[str, float], versions: Sequence
             raise invalid_parameter(f"Invalid function version {version}: the primary version of an alias "
                                     "cannot also be an additional version")
         if version not in versions:
-            raise ServiceError(404, "ResourceNotFoundException", f"Function not found: version {version}")
+            raise function_not_found(f"version {version}")

@@ -36,6 +36,7 @@ from rapid.core.errors import (
     ServiceError,
     invalid_parameter,
     not_json,
+    resource_not_found,
     unknown_operation,
     validation,
 )
@@ -57,7 +58,7 @@ MAX_LIST_ITEMS = 50
 
 
 def no_config(arn: str) -> ServiceError:
-    return ServiceError(404, "ResourceNotFoundException", f"The function {arn} doesn't have an EventInvokeConfig")
+    return resource_not_found(f"The function {arn} doesn't have an EventInvokeConfig")
 
 
 def nothing_to_set() -> ServiceError:

@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 from rapid.config import FunctionConfig
 from rapid.core import rules
-from rapid.core.errors import ServiceError, function_not_found
+from rapid.core.errors import ServiceError, function_not_found, resource_conflict
 from rapid.core.naming import Target
 from rapid.core.routing import LATEST, UnknownQualifier, resolve
 from rapid.host.code import Code, bundled, custom
@@ -107,7 +107,7 @@ class Deployment:
         fn = self.host.functions.get(name)
         if fn is None:  # its set-up failed (State Failed)
             state = self.registry.latest[name].state
-            raise ServiceError(409, "ResourceConflictException", "The operation cannot be performed at this time. "
+            raise resource_conflict("The operation cannot be performed at this time. "
                                f"The function is currently in the following state: {state}")
         return fn
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from rapid.core.errors import ServiceError
+from rapid.core.errors import resource_not_found
 from rapid.registry.code_store import CodeStore
 from rapid.registry.model import CodeRef, LayerVersion, encode, now_text
 from rapid.registry.store import RegistryStore
@@ -51,7 +51,7 @@ class Layers:
     def get(self, name: str, number: int) -> LayerVersion:
         found = self.versions.get(name, {}).get(number)
         if found is None:
-            raise ServiceError(404, "ResourceNotFoundException", "The resource you requested does not exist.")
+            raise resource_not_found()
         return found
 
     def delete(self, name: str, number: int) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 
 from rapid.core import rules
-from rapid.core.errors import ServiceError, invalid_parameter
+from rapid.core.errors import ServiceError, invalid_parameter, precondition_failed, resource_conflict, resource_not_found
 from rapid.core.routing import LATEST, Route
 from rapid.host.archive import MAX_UNZIPPED
 from rapid.registry.code_store import CodeStore
@@ -34,22 +34,6 @@ from rapid.registry.urls import FunctionUrls
 
 _NO_ROUTES: Mapping[str, Route] = {}
 Listener = Callable[[str, str, str | None], None]  # (event, function name, version)
-
-
-def not_found(what: str) -> ServiceError:
-    return ServiceError(404, "ResourceNotFoundException", what)
-
-
-def conflict(message: str) -> ServiceError:
-    return ServiceError(409, "ResourceConflictException", message)
-
-
-def precondition_failed(arn: str) -> ServiceError:
-    return ServiceError(
-        412, "PreconditionFailedException",
-        "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API "
-        f"to retrieve the latest Revision Id for {arn}",
-    )
 
 
 class Registry:
@@ -108,7 +92,7 @@ class Registry:
     def function(self, name: str) -> VersionSpec:
         spec = self.latest.get(name)
         if spec is None:
-            raise not_found(f"Function not found: {self.arn(name)}")
+            raise resource_not_found(f"Function not found: {self.arn(name)}")
         return spec
 
     def writable(self, name: str) -> VersionSpec:
@@ -127,13 +111,13 @@ class Registry:
         if not qualifier.isdigit():
             alias = self.aliases.get(name, {}).get(qualifier)
             if alias is None:
-                raise not_found(f"Function not found: {self.arn(name, qualifier)}")
+                raise resource_not_found(f"Function not found: {self.arn(name, qualifier)}")
             qualifier = alias.version
             if qualifier == LATEST:
                 return spec
         found = self.versions.get(name, {}).get(qualifier)
         if found is None:
-            raise not_found(f"Function not found: {self.arn(name, qualifier)}")
+            raise resource_not_found(f"Function not found: {self.arn(name, qualifier)}")
         return found
 
     def routes(self, name: str) -> Mapping[str, Route]:
@@ -175,7 +159,7 @@ class Registry:
 
     def check_new(self, name: str) -> None:
         if name in self.latest or name in self.declared:
-            raise conflict(f"Function already exist: {name}")
+            raise resource_conflict(f"Function already exist: {name}")
 
     def create(self, name: str, settings: Settings, code: CodeRef, tags: Mapping[str, str], publish: bool) -> VersionSpec:
         """A new function of ``code`` (already in the code store: ``CodeStore.put``)."""
@@ -220,7 +204,7 @@ class Registry:
         """A shared store refused a write: another node changed the record meanwhile."""
         if self._precondition is not None:
             return precondition_failed(self._precondition)
-        return conflict(f"The operation cannot be performed at this time. An update is in progress for resource: {arn}")
+        return resource_conflict(f"The operation cannot be performed at this time. An update is in progress for resource: {arn}")
 
     def update_code(self, name: str, code: CodeRef, revision_id: str | None, publish: bool) -> VersionSpec:
         spec = self.writable(name)
@@ -258,11 +242,11 @@ class Registry:
             if not qualifier.isdigit():
                 raise invalid_parameter("Deletion of aliases is not currently supported.")
             if qualifier not in self.versions.get(name, {}):
-                raise not_found(f"Function not found: {self.arn(name, qualifier)}")
+                raise resource_not_found(f"Function not found: {self.arn(name, qualifier)}")
             used = [a.name for a in self.aliases.get(name, {}).values()
                     if a.version == qualifier or qualifier in a.weights]
             if used:
-                raise conflict(f"Unable to delete version because the following aliases reference it: {used}")
+                raise resource_conflict(f"Unable to delete version because the following aliases reference it: {used}")
             self.store.delete("version", f"{name}/{qualifier}")
             del self.versions[name][qualifier]
             self._tell("delete-version", name, qualifier)
@@ -331,20 +315,20 @@ class Registry:
 
     def _alias_target(self, name: str, version: str, weights: Mapping[str, float]) -> None:
         if version != LATEST and version not in self.versions.get(name, {}):
-            raise not_found(f"Function not found: {self.arn(name, version)}")
+            raise resource_not_found(f"Function not found: {self.arn(name, version)}")
         rules.check_routing(version, weights, list(self.versions.get(name, {})))
 
     def alias(self, name: str, alias: str) -> Alias:
         self.function(name)
         found = self.aliases.get(name, {}).get(alias)
         if found is None:
-            raise not_found(f"Cannot find alias arn: {self.arn(name, alias)}")
+            raise resource_not_found(f"Cannot find alias arn: {self.arn(name, alias)}")
         return found
 
     def create_alias(self, name: str, alias: str, version: str, weights: Mapping[str, float], description: str) -> Alias:
         self.writable(name)
         if alias in self.aliases.get(name, {}):
-            raise conflict(f"Alias already exists: {self.arn(name, alias)}")
+            raise resource_conflict(f"Alias already exists: {self.arn(name, alias)}")
         self._alias_target(name, version, weights)
         record = Alias(function=name, name=alias, version=version, weights=dict(weights),
                        description=description, revision_id=revision())
