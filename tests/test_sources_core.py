@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from rapid.queues.sqs import Message
+from rapid.queues.sqs_model import Message
 from rapid.sources import batching, filters, records, responses, stream_retry
 from rapid.sources.filters import FilterError
 from rapid.sources.responses import Outcome

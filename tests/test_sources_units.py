@@ -4,7 +4,7 @@ after a partial failure, and the mappings' metrics page."""
 from __future__ import annotations
 
 from rapid.events import metrics as events_metrics
-from rapid.queues.sqs import Message
+from rapid.queues.sqs_model import Message
 from rapid.registry.mappings import Mapping
 from rapid.sources import metrics
 from rapid.sources.sqs_poller import _fifo_order

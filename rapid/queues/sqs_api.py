@@ -20,9 +20,9 @@ import msgspec
 from rapid.queues import md5
 from rapid.queues import sqs_checks as checks
 from rapid.queues import sqs_errors as err
-from rapid.queues.sqs import Message, Queue
 from rapid.queues.sqs_errors import SqsError
 from rapid.queues.sqs_live import LiveQueues, Waiter
+from rapid.queues.sqs_model import Message, Queue
 
 CONTENT_TYPE = "application/x-amz-json-1.0"
 _encode = msgspec.json.Encoder().encode

@@ -26,8 +26,9 @@ from typing import Any
 import msgspec
 
 from rapid.queues import sqs_rows
-from rapid.queues.sqs import Message, Queue, Service
+from rapid.queues.sqs import Service
 from rapid.queues.sqs_errors import SqsError
+from rapid.queues.sqs_model import Message, Queue
 from rapid.queues.store import Journal
 
 _decode = msgspec.json.Decoder().decode

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rapid.queues.sqs import Message, Queue, Sent, Service
+from rapid.queues.sqs import Service
+from rapid.queues.sqs_model import Message, Queue, Sent, receipt_handle
 from rapid.queues.store import Journal, Statement
 
 _dumps = json.dumps
@@ -66,8 +67,6 @@ def load(journal: Journal, service: Service, now: float) -> set[str]:
     for q in service.queues.values():
         for m in q.messages.values():
             if m.receive_count:
-                from rapid.queues.sqs import receipt_handle
-
                 m.receipt = receipt_handle(q.name, m)
     return {row[0] for row in journal.load("SELECT id FROM sqs_imported")}
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from rapid.core.report import iso_now
 from rapid.queues import md5
-from rapid.queues.sqs import Message
+from rapid.queues.sqs_model import Message
 from rapid.streams.kinesis import Record
 
 

@@ -42,8 +42,8 @@ from typing import Any
 
 import msgspec
 
-from rapid.queues.sqs import Message
 from rapid.queues.sqs_live import LiveQueues
+from rapid.queues.sqs_model import Message
 from rapid.registry.mappings import Mapping
 from rapid.sources import batching, filters, records, responses
 from rapid.sources.invoker import FUNCTION_GONE, Invoker
