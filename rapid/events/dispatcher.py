@@ -62,6 +62,7 @@ from rapid.core.invocation import Invocation, InvocationEvent, Outcome
 from rapid.core.naming import Target, function_arn, trace_id
 from rapid.events import policy
 from rapid.events.destinations import Response
+from rapid.events.lanes import Lane, Wakeup
 from rapid.events.outbox import Outbox
 from rapid.events.say import say
 from rapid.events.settings import Settings
@@ -73,23 +74,6 @@ if TYPE_CHECKING:
 
 BLOCKED_POLL = 1.0  # at the latest, a lane with no room looks again (the gate calls it back sooner)
 _encode = msgspec.json.Encoder().encode
-
-
-class Lane:
-    """One function's waiting events, and its async work in flight."""
-
-    __slots__ = ("heap", "inflight", "name", "paused_until", "streak", "watching")
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.heap: list[Entry] = []
-        self.inflight = 0  # async attempts submitted (or being marked) and not settled
-        self.paused_until = 0.0  # epoch: backing off after a throttle
-        self.streak = 0  # consecutive throttles of this function's async attempts
-        self.watching = False  # the gate calls back when the function has room again
-
-    def __repr__(self) -> str:
-        return f"<Lane {self.name} queued={len(self.heap)} inflight={self.inflight} streak={self.streak}>"
 
 
 class Dispatcher:
@@ -107,9 +91,7 @@ class Dispatcher:
         self._loop = asyncio.get_running_loop()
         self.settings = Settings(host, store, dict(recovery.configs), self._loop)
         self.outbox = Outbox(store, self._loop, self.scale)
-        self._pump_scheduled = False
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = float("inf")
+        self.wakeup = Wakeup(self._loop, self._pump)
         self._cut: dict[str, int] = {}  # attempts cut short by the shutdown, per function
         self.deleted: set[str] = set()  # functions deleted through the API while this daemon runs
 
@@ -137,19 +119,17 @@ class Dispatcher:
         if queued:
             say(f"{queued} queued event(s) recovered from {self.data_dir}")
         self.outbox.start(recovery.deliveries)
-        self._kick()
+        self.wakeup.soon()
 
     def stop_dispatching(self) -> None:
         """Start nothing new (the daemon is stopping); what runs may still finish."""
         self.stopping = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.wakeup.stop()
 
     async def close(self) -> None:
         """After the host has shut down: put every attempt that did not finish back in the
         queue, stop deliveries, commit everything, release the data dir."""
-        self.stopping = True
+        self.stop_dispatching()
         cut = dict(self._cut)
         await call(self._loop, self.store.release_running, cut)
         if cut:
@@ -206,7 +186,7 @@ class Dispatcher:
                     self.host.gate.give_back(ticket)
             else:
                 heapq.heappush(lane.heap, entry)
-                self._kick()
+                self.wakeup.soon()
 
         self.store.enqueue(entry, payload, fast, done)
         return fut
@@ -232,28 +212,9 @@ class Dispatcher:
 
     def _watched(self, lane: Lane) -> None:
         lane.watching = False
-        self._kick()
-
-    def _kick(self) -> None:
-        if not self._pump_scheduled and not self.stopping:
-            self._pump_scheduled = True
-            self._loop.call_soon(self._pump)
-
-    def _wake_at(self, at: float) -> None:
-        if at >= self._timer_at and self._timer is not None:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = at
-        self._timer = self._loop.call_later(max(0.0, at - time.time()), self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = float("inf")
-        self._kick()
+        self.wakeup.soon()
 
     def _pump(self) -> None:
-        self._pump_scheduled = False
         if self.stopping or self.host.stopping:
             return
         now = time.time()
@@ -293,7 +254,7 @@ class Dispatcher:
                 tickets = [self.host.gate.take(fn, Work.ASYNC) for _ in batch]
                 self.store.mark_started(batch, self._started_cb(fn, lane, batch, tickets))
         if wake < float("inf"):
-            self._wake_at(wake)
+            self.wakeup.at(wake)
 
     def _started_cb(self, fn: Function, lane: Lane, batch: list[Entry],
                     tickets: list[Ticket]) -> Callable[[Any, BaseException | None], None]:
@@ -309,7 +270,7 @@ class Dispatcher:
                 for entry in batch:
                     entry.due_at = retry_at
                     heapq.heappush(lane.heap, entry)
-                self._wake_at(retry_at)
+                self.wakeup.at(retry_at)
                 return
             for entry, payload, ticket in zip(batch, payloads, tickets):
                 if payload is None:  # gone from the store (cannot happen with one daemon)
@@ -389,13 +350,13 @@ class Dispatcher:
                 if error is not None:
                     say(f"could not reschedule {entry.request_id}: {error}")
                 heapq.heappush(lane.heap, entry)
-                self._kick()
+                self.wakeup.soon()
 
             self.store.reschedule(entry, decision.at, decision.reason, response, requeued)
         elif svc is None:  # Release of an attempt that ran and was cut short by the shutdown
             self._cut[entry.function] = self._cut.get(entry.function, 0) + 1
         # Release: close() puts the event back in the queue on disk.
-        self._kick()
+        self.wakeup.soon()
 
     def function_deleted(self, name: str) -> None:
         """A function deleted through the API: its queued events go to its on-failure
@@ -418,7 +379,7 @@ class Dispatcher:
         ``rapid.cluster.adoption``): queued in their lanes like recovered ones."""
         for entry in entries:
             heapq.heappush(self._lane(entry.function).heap, entry)
-        self._kick()
+        self.wakeup.soon()
 
     # -- finishing ------------------------------------------------------------------------
 
@@ -430,14 +391,14 @@ class Dispatcher:
                 say(f"could not complete {entry.request_id}: {error}; it is retried")
                 entry.due_at = time.time() + 1.0
                 heapq.heappush(self._lane(entry.function).heap, entry)
-                self._wake_at(entry.due_at)
+                self.wakeup.at(entry.due_at)
                 return
             for problem in result.problems:
                 say(f"destination failed: {problem}")
             for new in result.new_entries:
                 heapq.heappush(self._lane(new.function).heap, new)
             if result.new_entries:
-                self._kick()
+                self.wakeup.soon()
             if result.deliveries:
                 self.outbox.add(result.deliveries)
 
